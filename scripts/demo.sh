@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds berth, and runs the example stack in examples/compose.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+berth_deps "${BUILD_PKGS[@]}" "${RUN_PKGS[@]}"
+echo "==> cargo build --release"
+cargo build --release --locked
+berth="$PWD/target/release/berth"
+cd examples/compose
+echo "==> berth config (the resolved project, as Docker Compose prints it)"
+"$berth" config

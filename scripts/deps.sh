@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what berth needs to build and test on Debian, skipping what is already present.
+# Sourced by scripts/demo.sh and scripts/test.sh. Needs root for apt-get.
+set -euo pipefail
+
+berth_deps() {
+  local want=("$@") missing=() p
+  for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    echo "==> apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  if ! command -v cargo >/dev/null 2>&1; then
+    echo "berth needs Rust 1.85 or newer, and cargo is not on PATH." >&2
+    echo "Install it with rustup (see README.md, step 1), then run this script again." >&2
+    exit 1
+  fi
+}
+
+# What building needs: a C compiler and libseccomp for the seccomp filter.
+BUILD_PKGS=(gcc pkg-config libseccomp-dev)
+# What running needs: nft for the firewall, busybox-static for the offline example image.
+RUN_PKGS=(nftables busybox-static ca-certificates)
+# What the tests add: a real registry on loopback and htpasswd for its basic auth.
+TEST_PKGS=(docker-registry apache2-utils iproute2)

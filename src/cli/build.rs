@@ -1,0 +1,17 @@
+//! `berth build`: owned by src/engine/build/.
+use clap::Subcommand;
+
+use super::GlobalOpts;
+
+#[derive(Subcommand, Debug)]
+pub enum Commands {
+    /// Build or rebuild services
+    Build {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        rest: Vec<String>,
+    },
+}
+
+pub fn run(_g: &GlobalOpts, _c: Commands) -> anyhow::Result<i32> {
+    Err(super::not_yet("build"))
+}

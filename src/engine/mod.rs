@@ -1,0 +1,1 @@
+//! The embedded container engine: images, runtime, cgroups, supervisor and builder.

@@ -1,0 +1,15 @@
+//! berth: a daemonless, compose-compatible multi-container orchestrator with its own engine.
+//!
+//! Layout (see DEVELOPERS.md):
+//! - [`project`]: the compose loader, typed model, dependency graph, config hash and planner;
+//! - [`engine`]: images, runtime, cgroups, supervisor, builder;
+//! - [`net`]: bridges, veths, IPAM, firewall, published ports, DNS;
+//! - [`cli`]: thin clap commands; errors become a readable report only there.
+
+pub mod cli;
+pub mod engine;
+pub mod labels;
+pub mod net;
+pub mod project;
+pub mod state;
+pub mod util;
