@@ -12,4 +12,5 @@ pub mod labels;
 pub mod net;
 pub mod project;
 pub mod state;
+pub mod system;
 pub mod util;

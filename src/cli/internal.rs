@@ -1,12 +1,25 @@
-//! Hidden commands berth runs itself: the per-container supervisor and the DNS resolver. They are
-//! started by re-executing the berth binary and are not for users.
+//! Hidden commands berth runs itself: the per-container supervisor, the DNS resolver, and the
+//! teardown that test guards use. They are started by re-executing the berth binary and are not
+//! for users.
 use clap::Subcommand;
 
 use super::GlobalOpts;
 
 #[derive(Subcommand, Debug)]
-pub enum Commands {}
+pub enum Commands {
+    /// Remove everything the state root holds on this host, then the root (tests use it)
+    #[command(name = "__teardown", hide = true)]
+    Teardown,
+}
 
-pub fn run(_g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
-    match c {}
+pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
+    match c {
+        Commands::Teardown => {
+            let errors = crate::system::teardown(&g.state_root());
+            for e in &errors {
+                super::report::print(e);
+            }
+            Ok(if errors.is_empty() { 0 } else { 1 })
+        }
+    }
 }
