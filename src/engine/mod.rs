@@ -1,1 +1,5 @@
 //! The embedded container engine: images, runtime, cgroups, supervisor and builder.
+
+pub mod cgroups;
+pub mod runtime;
+pub mod supervisor;
