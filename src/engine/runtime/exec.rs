@@ -345,7 +345,7 @@ fn process_main(p: &Prepared, stdio: &ExecStdio, err_w: RawFd) -> ! {
         }
     }
     for (r, lim) in &p.rlimits {
-        unsafe { libc::setrlimit(*r, lim) };
+        let _ = super::init::set_rlimit(*r, lim.rlim_cur, lim.rlim_max);
     }
     if let Err(e) = become_user(&p.user, p.cap_set, p.nnp, p.seccomp.as_deref()) {
         report(err_w, 126, &e.msg);

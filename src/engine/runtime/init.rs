@@ -696,10 +696,40 @@ fn set_rlimits(cfg: &ContainerConfig) -> Result<(), ChildError> {
         limits.push((r, v(u.soft), v(u.hard)));
     }
     for (r, soft, hard) in limits {
-        let lim = libc::rlimit { rlim_cur: soft, rlim_max: hard };
-        cvt(unsafe { libc::setrlimit(r, &lim) }).ctx("cannot set a ulimit")?;
+        set_rlimit(r, soft, hard).ctx(format!("cannot set the ulimit {}", rlimit_name(r)))?;
     }
     Ok(())
+}
+
+/// Sets a limit; where raising the hard limit is not allowed (no CAP_SYS_RESOURCE, as in some
+/// sandboxes), the hard limit stays where it is and the soft one is clamped under it.
+pub fn set_rlimit(r: libc::__rlimit_resource_t, soft: u64, hard: u64) -> std::io::Result<()> {
+    let lim = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    if unsafe { libc::setrlimit(r, &lim) } == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::EPERM) {
+        return Err(e);
+    }
+    let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    cvt(unsafe { libc::getrlimit(r, &mut cur) })?;
+    if hard <= cur.rlim_max {
+        return Err(e);
+    }
+    let lim = libc::rlimit { rlim_cur: soft.min(cur.rlim_max), rlim_max: cur.rlim_max };
+    cvt(unsafe { libc::setrlimit(r, &lim) }).map(|_| ())
+}
+
+fn rlimit_name(r: libc::__rlimit_resource_t) -> &'static str {
+    match r {
+        libc::RLIMIT_NOFILE => "nofile",
+        libc::RLIMIT_NPROC => "nproc",
+        libc::RLIMIT_CORE => "core",
+        libc::RLIMIT_STACK => "stack",
+        libc::RLIMIT_MEMLOCK => "memlock",
+        _ => "(other)",
+    }
 }
 
 /// The environment: the config's, plus PATH, HOSTNAME, HOME and TERM where missing, as Docker.
@@ -835,9 +865,12 @@ fn run_init(exe: ExecTarget, sync: RawFd) -> Result<std::convert::Infallible, Ch
         sys::reset_signals();
         return Err(exe.exec());
     }
-    // The child's exec closes its copy of the sync channel; ours must go now.
+    // The child's exec closes its copy of the sync channel; ours must go now, with every other
+    // fd this process still holds from the setup (an init never execs, so close-on-exec does
+    // nothing for it).
+    let _ = sync;
     unsafe {
-        libc::close(sync);
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
     }
     let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
     unsafe {

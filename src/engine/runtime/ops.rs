@@ -169,12 +169,17 @@ fn high_fd(fd: &OwnedFd) -> Result<OwnedFd> {
 }
 
 fn spawn_supervisor(root: &StateRoot, cfg: &ContainerConfig, attach: Option<OwnedFd>) -> Result<Started> {
-    let (r, w) = sys::pipe().map_err(|e| RuntimeError::sys("pipe", e))?;
-    let w = high_fd(&w)?;
+    let (r, w0) = sys::pipe().map_err(|e| RuntimeError::sys("pipe", e))?;
+    let w = high_fd(&w0)?;
+    drop(w0);
     let a = attach.as_ref().map(high_fd).transpose()?;
     drop(attach);
     let (wfd, afd): (RawFd, Option<RawFd>) = (w.as_raw_fd(), a.as_ref().map(|a| a.as_raw_fd()));
     let mut cmd = Command::new("/proc/self/exe");
+    // What `ps` shows: the binary's real path rather than /proc/self/exe.
+    if let Ok(exe) = std::env::current_exe() {
+        cmd.arg0(exe);
+    }
     cmd.arg("--root").arg(root.path()).arg("__supervise").arg(&cfg.id);
     if afd.is_some() {
         cmd.arg("--attach-fd").arg("4");

@@ -1,6 +1,6 @@
 //! `user:` resolution from the image's /etc/passwd and /etc/group, with runc's rules: a name must
 //! exist, a number need not; the user's supplementary groups apply only when no group is given;
-//! `group_add` always applies. The files are read inside the container root (never through NSS),
+//! `group_add` always applies; the primary group is always among the supplementary ones. The files are read inside the container root (never through NSS),
 //! size-capped, and ids outside 0..2^31-1 are refused (CVE-2024-40635 class).
 
 use std::os::fd::RawFd;
@@ -123,6 +123,10 @@ pub fn resolve(spec: &str, group_add: &[String], passwd: &str, group: &str) -> R
             out.sgids.push(id);
         }
     }
+    // The primary group is a supplementary group too, as Docker sets it (`id` shows it).
+    if !out.sgids.contains(&out.gid) {
+        out.sgids.insert(0, out.gid);
+    }
     Ok(out)
 }
 
@@ -152,12 +156,12 @@ mod tests {
     fn names_ids_and_groups() {
         let u = resolve("bob", &[], PASSWD, GROUP).unwrap();
         assert_eq!((u.uid, u.gid, u.home.as_str()), (1000, 1000, "/home/bob"));
-        assert_eq!(u.sgids, vec![29, 44]);
+        assert_eq!(u.sgids, vec![1000, 29, 44]);
         // An explicit group drops the implicit supplementary groups.
         let u = resolve("bob:www", &[], PASSWD, GROUP).unwrap();
-        assert_eq!((u.gid, u.sgids.len()), (33, 0));
+        assert_eq!((u.gid, u.sgids.clone()), (33, vec![33]));
         let u = resolve("1234:5678", &["audio".into()], PASSWD, GROUP).unwrap();
-        assert_eq!((u.uid, u.gid, u.sgids.clone()), (1234, 5678, vec![29]));
+        assert_eq!((u.uid, u.gid, u.sgids.clone()), (1234, 5678, vec![5678, 29]));
         let u = resolve("", &[], PASSWD, GROUP).unwrap();
         assert_eq!((u.uid, u.home.as_str()), (0, "/root"));
         let u = resolve("33", &[], PASSWD, GROUP).unwrap();
