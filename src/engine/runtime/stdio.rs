@@ -156,7 +156,21 @@ pub fn pump_attach(sock: OwnedFd, interactive: bool, tty: bool, on_signal: &mut 
             match m[0] {
                 STDOUT => write_out(1, &m[1..]),
                 STDERR => write_out(2, &m[1..]),
-                EXIT if m.len() >= 5 => return Ok(Some(i32::from_le_bytes([m[1], m[2], m[3], m[4]]))),
+                EXIT if m.len() >= 5 => {
+                    let code = i32::from_le_bytes([m[1], m[2], m[3], m[4]]);
+                    // The supervisor closes the socket once the exit is recorded.
+                    let mut p = libc::pollfd { fd: s, events: libc::POLLIN, revents: 0 };
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    while Instant::now() < deadline {
+                        if unsafe { libc::poll(&mut p, 1, 100) } > 0 {
+                            let n = unsafe { libc::recv(s, buf.as_mut_ptr().cast(), buf.len(), 0) };
+                            if n <= 0 {
+                                break;
+                            }
+                        }
+                    }
+                    return Ok(Some(code));
+                }
                 _ => {}
             }
         }

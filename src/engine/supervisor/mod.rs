@@ -876,8 +876,9 @@ impl Supervisor {
             self.attach_bytes += m.len();
             self.attach_queue.push_back(m);
             self.flush_attach_blocking();
+            // The socket stays open until the supervisor is done with this exit (final state
+            // written, or the restart scheduled), so that the attached CLI returns only then.
             self.attach_done = true;
-            self.attach = None;
         }
         self.after_exit(code, ran);
     }
@@ -888,6 +889,9 @@ impl Supervisor {
                 self.state.status = Status::Restarting;
                 self.restart_at = Some(Instant::now() + delay);
                 self.save();
+                if self.attach_done {
+                    self.attach = None;
+                }
             }
             None => self.finish(),
         }
@@ -932,6 +936,7 @@ impl Supervisor {
         if self.cfg.auto_remove {
             let _ = ops::remove_files(&self.root, &self.cfg, &self.state, true);
         }
+        self.attach = None;
         self.done = true;
     }
 }
