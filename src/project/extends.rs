@@ -72,7 +72,9 @@ fn resolve(loader: &mut Loader, doc: &Node, file: &Path, name: &str, chain: &mut
                 return Err(LoadError::at(&ext.pos, path, format!("service {base_name:?} not found in {}", other.display())));
             }
             let mut b = resolve(loader, &other_doc, &other, &base_name, chain)?;
-            super::paths::resolve_service(&mut b, other.parent().unwrap_or(Path::new("/")), loader.home());
+            let dir = other.parent().unwrap_or(Path::new("/"));
+            super::paths::resolve_service(&mut b, dir, loader.home());
+            super::paths::default_context(&mut b, dir);
             b
         }
     };

@@ -194,7 +194,9 @@ impl Loader {
             for f in files {
                 self.load_file(f, project_dir, &mut acc, chain)?;
             }
-            Ok(acc.unwrap_or_else(|| Node::map(Map::default(), Pos::default())))
+            let mut doc = acc.unwrap_or_else(|| Node::map(Map::default(), Pos::default()));
+            paths::default_contexts(&mut doc, project_dir);
+            Ok(doc)
         })();
         self.env = saved;
         r
@@ -346,6 +348,11 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         for (k, v) in sm.iter() {
             let mut s = typed::service(k, v)?;
             normalize_service(&mut s);
+            if let Some(b) = &mut s.build {
+                if b.context.is_empty() {
+                    b.context = working_dir.display().to_string();
+                }
+            }
             project.services.insert(k.to_string(), s);
         }
     }
@@ -436,11 +443,6 @@ fn normalize_service(s: &mut Service) {
     }
     if s.network_mode.is_none() && s.provider.is_none() && s.networks.is_empty() {
         s.networks.insert("default".into(), None);
-    }
-    if let Some(b) = &mut s.build {
-        if b.context.is_empty() {
-            b.context = ".".into();
-        }
     }
 }
 

@@ -12,11 +12,11 @@ pub fn abs(p: &str, base: &Path, home: Option<&str>) -> String {
     let mut s = p.to_string();
     if let Some(rest) = s.strip_prefix('~') {
         if let Some(h) = home {
-            s = format!("{h}/{rest}");
+            s = clean_path(&format!("{h}/{rest}"));
         }
     }
     if s.is_empty() || s.starts_with('/') || is_windows_abs(&s) {
-        return if s.starts_with('/') { clean_path(&s) } else { s };
+        return s;
     }
     clean_path(&format!("{}/{}", base.display(), s))
 }
@@ -127,6 +127,27 @@ pub fn resolve_service(svc: &mut Node, base: &Path, home: Option<&str>) {
     }
 }
 
+/// Gives every `build` without a context in `root`'s services the context `base` (for documents
+/// loaded from another folder: extended services and included projects).
+pub fn default_contexts(root: &mut Node, base: &Path) {
+    let Some(services) = root.as_map_mut().and_then(|m| m.get_mut("services")).and_then(Node::as_map_mut) else {
+        return;
+    };
+    for (_, svc) in services.0.iter_mut() {
+        default_context(svc, base);
+    }
+}
+
+/// Gives the service's `build` the context `base` when it has none.
+pub fn default_context(svc: &mut Node, base: &Path) {
+    if let Some(b) = svc.as_map_mut().and_then(|m| m.get_mut("build")).and_then(Node::as_map_mut) {
+        if !b.contains("context") {
+            let pos = b.0.first().map(|(k, _)| k.pos.clone()).unwrap_or_default();
+            b.insert("context", Node::str(base.display().to_string(), pos));
+        }
+    }
+}
+
 /// `path` made absolute against the current directory, cleaned (no symlinks resolved).
 pub fn absolute(path: &Path, cwd: &Path) -> PathBuf {
     let s = path.to_string_lossy();
@@ -141,7 +162,7 @@ mod tests {
     fn absolute_paths() {
         let b = Path::new("/p/q");
         assert_eq!(abs("./a/../b", b, None), "/p/q/b");
-        assert_eq!(abs("/x/./y", b, None), "/x/y");
+        assert_eq!(abs("/x/y/", b, None), "/x/y/");
         assert_eq!(abs("~/d", b, Some("/home/u")), "/home/u/d");
         assert_eq!(abs("C:\\docker\\project", b, None), "C:\\docker\\project");
         assert_eq!(abs("..", b, None), "/p");

@@ -379,7 +379,7 @@ fn build(b: &R) -> Result<Build> {
         }
     }
     let mut out = Build {
-        context: b.str("context")?.unwrap_or_else(|| ".".into()),
+        context: b.string("context")?,
         dockerfile: b.str("dockerfile")?,
         dockerfile_inline: b.str("dockerfile_inline")?,
         entitlements: b.list("entitlements")?,
