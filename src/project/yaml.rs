@@ -572,7 +572,7 @@ mod tests {
         let web = n.as_map().unwrap().get("services").unwrap().as_map().unwrap().get("web").unwrap();
         let ports = web.as_map().unwrap().get("ports").unwrap();
         assert_eq!(ports.tag, Tag::Override);
-        assert_eq!((ports.pos.line, ports.pos.col), (3, 12));
+        assert_eq!((ports.pos.line, ports.pos.col), (3, 22));
         let cmd = web.as_map().unwrap().get("command").unwrap();
         assert_eq!(cmd.tag, Tag::Reset);
         assert!(cmd.is_null());
