@@ -18,6 +18,14 @@ pub fn apply(loader: &mut Loader, doc: &mut Node, ctx: &FileCtx) -> Result<()> {
     let file_dir = ctx.file.parent().map(Path::to_path_buf).unwrap_or_default();
     for (i, it) in items.into_iter().enumerate() {
         let key = format!("include[{i}]");
+        let it = match &it.v {
+            Value::Str(p) => {
+                let mut m = super::yaml::Map::default();
+                m.insert("path", Node::str(p.clone(), it.pos.clone()));
+                Node::map(m, it.pos.clone())
+            }
+            _ => it,
+        };
         let Some(im) = it.as_map() else {
             return Err(LoadError::at(&it.pos, key, "must be a path or a mapping with path"));
         };

@@ -378,11 +378,6 @@ pub fn check_project(p: &super::model::Project, root: &super::yaml::Map) -> Resu
                 return Err(at("networks", format!("refers to undefined network {n:?}: declare it under the top-level networks:")));
             }
         }
-        for (dep, d) in &s.depends_on {
-            if !p.services.contains_key(dep) && d.required {
-                return Err(at("depends_on", format!("depends on undefined service {dep:?}")));
-            }
-        }
         for l in &s.links {
             let t = l.split(':').next().unwrap_or(l);
             if !p.services.contains_key(t) {
@@ -403,6 +398,11 @@ pub fn check_project(p: &super::model::Project, root: &super::yaml::Map) -> Resu
                 if !p.services.contains_key(t) {
                     return Err(at(key, format!("refers to undefined service {t:?} in {key} service:{t}")));
                 }
+            }
+        }
+        for (dep, d) in &s.depends_on {
+            if !p.services.contains_key(dep) && d.required {
+                return Err(at("depends_on", format!("depends on undefined service {dep:?}")));
             }
         }
         for m in &s.volumes {
