@@ -21,7 +21,6 @@ pub enum GraphFormat {
 #[derive(Subcommand, Debug)]
 pub enum Commands {
     /// Parse, resolve and render compose file in canonical format
-    #[command(visible_alias = "convert")]
     Config {
         /// Format the output
         #[arg(long, value_enum, default_value = "yaml")]
