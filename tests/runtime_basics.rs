@@ -198,3 +198,49 @@ fn inspect_and_list_report_docker_fields() {
     rt.ctr_ok(["rm", "-f", "insp"]);
     assert!(!rt.ctr(["inspect", "insp"]).status.success());
 }
+
+#[test]
+fn tty_is_a_pty_of_the_containers_own_devpts() {
+    let rt = Rt::new();
+    let mut s = rt.spec("tty", "tty; echo TERM=$TERM; readlink /proc/self/fd/1; exec sleep 1000");
+    s["Tty"] = json!(true);
+    rt.run_d(&s);
+    rt.wait_for("output", Duration::from_secs(5), || rt.logs("tty", &[]).0.lines().count() >= 3);
+    let (o, _) = rt.logs("tty", &[]);
+    // A terminal: output lines end in \r\n, and stdout is the pty.
+    assert_eq!(o, "/dev/pts/0\r\nTERM=xterm\r\n/dev/pts/0\r\n");
+    // exec -t gets the next pty of the same devpts.
+    let (code, o, e) = rt.exec("tty", &["-t", "tty"]);
+    assert_eq!(code, 0, "{e}");
+    assert!(o.starts_with("/dev/pts/1"), "{o:?}");
+    // Without -t the process has pipes, not a terminal.
+    let (_, o, _) = rt.exec("tty", &["sh", "-c", "tty; true"]);
+    assert!(o.contains("not a tty"), "{o:?}");
+}
+
+#[test]
+fn compose_exec_finds_the_service_container_by_labels() {
+    let rt = Rt::new();
+    let dir = rt.t.scratch().join("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("compose.yaml"), "services:\n  web:\n    image: busybox\n  db:\n    image: busybox\n").unwrap();
+    let mut s = rt.spec("rtexec-web-1", "exec sleep 1000");
+    s["Labels"] = json!({
+        "com.docker.compose.project": "rtexec",
+        "com.docker.compose.service": "web",
+        "com.docker.compose.container-number": "1",
+        "com.docker.compose.oneoff": "False",
+    });
+    rt.run_d(&s);
+    let f = dir.join("compose.yaml");
+    let f = f.to_str().unwrap();
+    let o = rt.t.run(["-f", f, "-p", "rtexec", "exec", "-T", "web", "sh", "-c", "echo hi; exit 3"]);
+    assert_eq!(o.status.code(), Some(3), "{}", err(&o));
+    assert_eq!(out(&o), "hi\n");
+    let o = rt.t.run(["-f", f, "-p", "rtexec", "exec", "-T", "db", "true"]);
+    assert!(err(&o).contains("service \"db\" is not running"), "{}", err(&o));
+    let o = rt.t.run(["-f", f, "-p", "rtexec", "exec", "-T", "nope", "true"]);
+    assert!(err(&o).contains("no such service: nope"), "{}", err(&o));
+    let o = rt.t.run(["-f", f, "-p", "rtexec", "exec", "-T", "web", "nosuchcmd"]);
+    assert_eq!(o.status.code(), Some(127));
+}

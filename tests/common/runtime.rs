@@ -14,6 +14,8 @@ use super::{TestRoot, host_busybox, require_root};
 pub struct Rt {
     pub t: TestRoot,
     pub layer: PathBuf,
+    /// Extra environment for every berth command (e.g. forcing the cgroup v2 code).
+    pub env: Vec<(String, String)>,
 }
 
 impl Rt {
@@ -23,7 +25,35 @@ impl Rt {
         let layer = t.scratch().join("layers").join("busybox");
         std::fs::create_dir_all(&layer).unwrap();
         make_layer(&layer);
-        Rt { t, layer }
+        Rt { t, layer, env: Vec::new() }
+    }
+
+    /// `berth --root <root> ARGS...` with this test's extra environment.
+    pub fn cmd<I, S>(&self, args: I) -> std::process::Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut c = self.t.cmd(args);
+        c.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        c
+    }
+
+    fn run_args(&self, args: Vec<std::ffi::OsString>) -> Output {
+        self.cmd(args).output().expect("run berth")
+    }
+
+    fn ok_args(&self, args: Vec<std::ffi::OsString>) -> String {
+        let o = self.run_args(args.clone());
+        assert!(
+            o.status.success(),
+            "berth {:?} failed ({}):\nstdout: {}\nstderr: {}",
+            args,
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
     /// A spec running `sh -c SCRIPT` in the busybox layer.
@@ -44,18 +74,18 @@ impl Rt {
     /// `__ctr run` attached: the container's exit code, stdout and stderr.
     pub fn run(&self, spec: &Value) -> Output {
         let f = self.spec_file(spec);
-        self.t.run(["__ctr", "run"].iter().map(|s| s.to_string()).chain([f.display().to_string()]))
+        self.run_args(vec!["__ctr".into(), "run".into(), f.into_os_string()])
     }
 
     /// `__ctr run -d`: the container's id.
     pub fn run_d(&self, spec: &Value) -> String {
         let f = self.spec_file(spec);
-        self.t.ok(["__ctr".to_string(), "run".into(), "-d".into(), f.display().to_string()]).trim().to_string()
+        self.ok_args(vec!["__ctr".into(), "run".into(), "-d".into(), f.into_os_string()]).trim().to_string()
     }
 
     pub fn create(&self, spec: &Value) -> String {
         let f = self.spec_file(spec);
-        self.t.ok(["__ctr".to_string(), "create".into(), f.display().to_string()]).trim().to_string()
+        self.ok_args(vec!["__ctr".into(), "create".into(), f.into_os_string()]).trim().to_string()
     }
 
     /// `berth __ctr ARGS...`
@@ -66,7 +96,7 @@ impl Rt {
     {
         let mut v: Vec<std::ffi::OsString> = vec!["__ctr".into()];
         v.extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
-        self.t.run(v)
+        self.run_args(v)
     }
 
     pub fn ctr_ok<I, S>(&self, args: I) -> String
@@ -76,7 +106,7 @@ impl Rt {
     {
         let mut v: Vec<std::ffi::OsString> = vec!["__ctr".into()];
         v.extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
-        self.t.ok(v)
+        self.ok_args(v)
     }
 
     pub fn inspect(&self, name: &str) -> Value {
@@ -89,10 +119,14 @@ impl Rt {
         self.inspect(name)["State"]["Status"].as_str().unwrap_or_default().to_string()
     }
 
-    /// `__ctr exec NAME ARGS...`: (exit code, stdout, stderr).
+    /// `__ctr exec [FLAGS] NAME ARGS...` (leading `-x` arguments are exec's flags): (exit code,
+    /// stdout, stderr).
     pub fn exec(&self, name: &str, args: &[&str]) -> (i32, String, String) {
-        let mut v = vec!["exec", name];
-        v.extend_from_slice(args);
+        let flags: Vec<&str> = args.iter().take_while(|a| a.starts_with('-')).copied().collect();
+        let mut v = vec!["exec"];
+        v.extend_from_slice(&flags);
+        v.push(name);
+        v.extend_from_slice(&args[flags.len()..]);
         let o = self.ctr(v);
         (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
     }

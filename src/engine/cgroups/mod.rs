@@ -9,6 +9,7 @@
 //! Both implementations take their root as a path, so the v2 code is tested against a fake
 //! cgroupfs in a temp dir on hosts whose v2 mount has no controllers.
 
+pub mod devices;
 pub mod v1;
 pub mod v2;
 
@@ -144,10 +145,19 @@ const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 const TMPFS_MAGIC: i64 = 0x0102_1994;
 const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
 
+/// Forces the v2 code on a given cgroup2 mount (tests and benchmarks on hybrid hosts, whose
+/// `unified` mount has no controllers but does freezing, killing, clone-into and device filters).
+pub const V2_ROOT_ENV: &str = "BERTH_CGROUP_V2_ROOT";
+
 /// Detects the hierarchy at `/sys/fs/cgroup` (cached for the process).
 pub fn hierarchy() -> Result<&'static Hierarchy, CgroupError> {
     static H: OnceLock<Result<Hierarchy, String>> = OnceLock::new();
-    let h = H.get_or_init(|| detect(Path::new("/sys/fs/cgroup")).map_err(|e| e.to_string()));
+    let h = H.get_or_init(|| {
+        if let Some(root) = std::env::var_os(V2_ROOT_ENV).filter(|r| !r.is_empty()) {
+            return Ok(Hierarchy::V2(PathBuf::from(root)));
+        }
+        detect(Path::new("/sys/fs/cgroup")).map_err(|e| e.to_string())
+    });
     h.as_ref().map_err(|_| CgroupError::NotMounted)
 }
 
@@ -188,6 +198,17 @@ impl Cgroup {
         })
     }
 
+    /// Every cgroup a container may have on this host: its own, plus on a hybrid host the one a
+    /// run with [`V2_ROOT_ENV`] made in the `unified` mount (so that clean-up finds both).
+    pub fn all_for_container(id: &str) -> Vec<Cgroup> {
+        let mut out: Vec<Cgroup> = Cgroup::for_container(id).into_iter().collect();
+        let unified = Path::new("/sys/fs/cgroup/unified");
+        if !out.iter().any(|c| c.is_v2()) && unified.join(PARENT).join(id).is_dir() {
+            out.push(Cgroup::V2(v2::V2Cgroup::new(unified.to_path_buf(), id)));
+        }
+        out
+    }
+
     pub fn is_v2(&self) -> bool {
         matches!(self, Cgroup::V2(_))
     }
@@ -197,7 +218,7 @@ impl Cgroup {
         res.validate()?;
         match self {
             Cgroup::V1(c) => c.create(res, privileged),
-            Cgroup::V2(c) => c.create(res),
+            Cgroup::V2(c) => c.create(res, privileged),
         }
     }
 
@@ -310,6 +331,37 @@ impl Cgroup {
             Cgroup::V2(_) => Vec::new(),
         }
     }
+}
+
+/// Starts, in a background thread, the expensive part of moving a process between cgroups: the
+/// first move after a quiet spell waits for a full RCU grace period in the kernel (the cgroup
+/// threadgroup lock switching to its writer mode: about 13 ms on a 2-vCPU VM), and every move
+/// that starts during that wait shares it. The thread moves the calling process into the cgroup
+/// it is already in (a no-op) in one v1 hierarchy, or the v2 one; the container's own move, a few
+/// milliseconds later, then finds the grace period under way or over. Joining the handle is
+/// optional; failures are ignored (it is only an optimisation).
+pub fn prime() -> Option<std::thread::JoinHandle<()>> {
+    let h = hierarchy().ok()?;
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let file = match h {
+        Hierarchy::V2(root) => {
+            let path = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+            root.join(path.trim_start_matches('/')).join("cgroup.procs")
+        }
+        Hierarchy::V1(m) => {
+            let (mount, path) = own.lines().find_map(|l| {
+                let mut f = l.splitn(3, ':');
+                let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+                let c = ctrls.split(',').find(|c| m.get(c).is_some())?;
+                Some((m.get(c)?.to_path_buf(), path.to_string()))
+            })?;
+            mount.join(path.trim_start_matches('/')).join("cgroup.procs")
+        }
+    };
+    let pid = std::process::id().to_string();
+    std::thread::Builder::new().name("cgroup-prime".into()).spawn(move || {
+        let _ = write_file(&file, &pid);
+    }).ok()
 }
 
 /// Writes `value` to an existing cgroup file.

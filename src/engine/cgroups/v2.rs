@@ -40,7 +40,7 @@ impl V2Cgroup {
         v
     }
 
-    pub fn create(&self, res: &Resources) -> Result<(), CgroupError> {
+    pub fn create(&self, res: &Resources, privileged: bool) -> Result<(), CgroupError> {
         let parent = self.root.join(PARENT);
         mkdir(&parent)?;
         // Enable every available controller for the berth subtree (memory and pids always, so
@@ -64,6 +64,10 @@ impl V2Cgroup {
             }
         }
         mkdir(&self.dir)?;
+        if !privileged {
+            super::devices::attach(&self.dir, &super::devices::default_rules())
+                .map_err(|e| CgroupError::io("attach the device filter to", &self.dir, e))?;
+        }
         apply(&self.dir, res)
     }
 
@@ -176,7 +180,7 @@ mod tests {
             pids_limit: Some(10),
             ..Default::default()
         };
-        cg.create(&res).unwrap();
+        cg.create(&res, true).unwrap();
         let rd = |f: &str| std::fs::read_to_string(tmp.path().join(PARENT).join("c1").join(f)).unwrap();
         assert_eq!(rd("memory.max"), (64u64 << 20).to_string());
         assert_eq!(rd("memory.swap.max"), (32u64 << 20).to_string());
@@ -193,7 +197,7 @@ mod tests {
     fn unlimited_swap_freeze_oom_and_kill() {
         let tmp = fake("memory pids", "c2");
         let cg = V2Cgroup::new(tmp.path().to_path_buf(), "c2");
-        cg.create(&Resources { memory: Some(32 << 20), memory_swap: Some(-1), ..Default::default() }).unwrap();
+        cg.create(&Resources { memory: Some(32 << 20), memory_swap: Some(-1), ..Default::default() }, true).unwrap();
         let d = tmp.path().join(PARENT).join("c2");
         assert_eq!(std::fs::read_to_string(d.join("memory.swap.max")).unwrap(), "max");
         // The fake events file says "frozen 0": set_frozen(false) settles at once.
@@ -211,7 +215,7 @@ mod tests {
     fn missing_controller_is_a_clear_error() {
         let tmp = fake("pids", "c3");
         let cg = V2Cgroup::new(tmp.path().to_path_buf(), "c3");
-        let err = cg.create(&Resources { memory: Some(64 << 20), ..Default::default() }).unwrap_err();
+        let err = cg.create(&Resources { memory: Some(64 << 20), ..Default::default() }, true).unwrap_err();
         assert!(err.to_string().contains("memory cgroup controller is not available"), "{err}");
     }
 
@@ -233,7 +237,7 @@ mod tests {
         }
         let id = format!("test-{}", std::process::id());
         let cg = V2Cgroup::new(root.to_path_buf(), &id);
-        cg.create(&Resources::default()).unwrap();
+        cg.create(&Resources::default(), false).unwrap();
         let whole = Cgroup::V2(cg.clone());
         let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
         whole.add_pid(child.id() as i32).unwrap();

@@ -81,7 +81,10 @@ pub struct Spawned {
 struct Prepared {
     ns_fd: OwnedFd,
     ns_flags: libc::c_int,
+    cgroupns: bool,
     cgroup_procs: Vec<OwnedFd>,
+    /// cgroup v2: the directory the process is born in (clone3 CLONE_INTO_CGROUP).
+    cgroup_dir: Option<OwnedFd>,
     exe: ExecTarget,
     user: ExecUser,
     cap_set: u64,
@@ -125,8 +128,7 @@ pub fn spawn(
     }
     let pid = i32::from_le_bytes(pidbuf);
     if let Some(e) = decode_error(&out) {
-        let mut st = 0;
-        unsafe { libc::waitpid(pid, &mut st, 0) };
+        sys::wait_pid(pid, 0);
         return Err(e);
     }
     let pidfd = sys::pidfd_open(pid).map_err(ExecError::Spawn)?;
@@ -180,7 +182,13 @@ fn prepare(
         if cfg.working_dir.is_empty() { "/".into() } else { cfg.working_dir.clone() }
     });
     let mut cgroup_fds = Vec::new();
-    for f in cgroup_procs {
+    let mut cgroup_dir = None;
+    if let (true, Some(dir)) = (cgroup_v2, cgroup_procs.first().and_then(|f| f.parent())) {
+        let c = sys::cpath(dir).map_err(ExecError::Spawn)?;
+        let fd = cvt(unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) }).map_err(ExecError::Spawn)?;
+        cgroup_dir = Some(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    for f in cgroup_procs.iter().filter(|_| cgroup_dir.is_none()) {
         let c = sys::cpath(f).map_err(ExecError::Spawn)?;
         if let Ok(fd) = cvt(unsafe { libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) }) {
             cgroup_fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
@@ -188,10 +196,9 @@ fn prepare(
     }
     let privileged = spec.privileged || cfg.privileged;
     let cap_set = super::caps::compute(privileged, &cfg.cap_add, &cfg.cap_drop);
-    let mut ns_flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET;
-    if cgroup_v2 {
-        ns_flags |= libc::CLONE_NEWCGROUP;
-    }
+    // The cgroup namespace is entered by the process itself, once it is in the container's
+    // cgroup (the kernel refuses a clone into a cgroup outside the caller's cgroup namespace).
+    let ns_flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET;
     let mut rlimits = vec![(libc::RLIMIT_NOFILE, libc::rlimit { rlim_cur: 1024, rlim_max: 524_288 })];
     for u in &cfg.ulimits {
         if let Some(r) = super::init::rlimit_resource(&u.name) {
@@ -203,7 +210,9 @@ fn prepare(
     Ok(Prepared {
         ns_fd,
         ns_flags,
+        cgroupns: cgroup_v2,
         cgroup_procs: cgroup_fds,
+        cgroup_dir,
         exe,
         user,
         cap_set,
@@ -277,19 +286,10 @@ fn helper_main(p: &Prepared, stdio: &ExecStdio, err_w: RawFd, pid_w: RawFd) -> !
     if unsafe { libc::setns(p.ns_fd.as_raw_fd(), p.ns_flags) } != 0 {
         report(err_w, 126, &format!("cannot enter the container's namespaces: {}", std::io::Error::last_os_error()));
     }
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-        )
+    let pid = match sys::clone_process(libc::CLONE_PARENT, p.cgroup_dir.as_ref().map(|f| f.as_raw_fd())) {
+        Ok(pid) => pid,
+        Err(e) => report(err_w, 126, &format!("clone: {e}")),
     };
-    if pid < 0 {
-        report(err_w, 126, &format!("clone: {}", std::io::Error::last_os_error()));
-    }
     if pid == 0 {
         process_main(p, stdio, err_w);
     }
@@ -301,6 +301,9 @@ fn process_main(p: &Prepared, stdio: &ExecStdio, err_w: RawFd) -> ! {
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0);
         libc::setsid();
+    }
+    if p.cgroupns && unsafe { libc::setns(p.ns_fd.as_raw_fd(), libc::CLONE_NEWCGROUP) } != 0 {
+        report(err_w, 126, &format!("cannot enter the container's cgroup namespace: {}", std::io::Error::last_os_error()));
     }
     match stdio {
         ExecStdio::Fds { stdin, stdout, stderr } => {

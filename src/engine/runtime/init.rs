@@ -129,6 +129,7 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         libc::umask(0);
     }
+    sys::timing("child-start");
     let cfg = &plan.cfg;
     if let Some(ns) = &plan.join_netns {
         nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
@@ -207,8 +208,10 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
         user_mount(rfd, pm)?;
     }
 
+    sys::timing("child-mounted");
     // Wait for the supervisor: cgroup joined, network attached, /etc files written.
     wait_go(plan.sync)?;
+    sys::timing("child-woke");
 
     for (src, target) in &plan.etc_binds {
         if plan.mounts.iter().any(|pm| super::spec::normalize(&pm.target) == *target) {
@@ -223,6 +226,7 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
         m::attach(&bm, t.as_raw_fd()).ctx(format!("cannot bind {target}"))?;
     }
 
+    sys::timing("child-etc");
     // /sys/fs/cgroup, read-only.
     match &plan.cgroup {
         CgroupView::V2 => {
@@ -250,15 +254,18 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
         }
     }
 
+    sys::timing("child-cgroupfs");
     if plan.own_netns {
         loopback_up();
     }
 
+    sys::timing("child-go");
     // pivot_root into the rootfs and drop the old root entirely.
     cvt(unsafe { libc::fchdir(rfd) }).ctx("cannot enter the root filesystem")?;
     cvt(unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) as libc::c_int }).ctx("pivot_root")?;
     cvt(unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) }).ctx("cannot detach the old root")?;
     cvt(unsafe { libc::chdir(c"/".as_ptr()) }).ctx("chdir /")?;
+    sys::timing("child-pivoted");
 
     // Sysctls, before /proc/sys turns read-only.
     for (k, v) in &plan.sysctls {
@@ -272,6 +279,7 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
         m::set_attr(rfd, ATTR_RDONLY, 0, 0, false).ctx("cannot make the root filesystem read-only")?;
     }
 
+    sys::timing("child-masked");
     nix::unistd::sethostname(cfg.hostname()).map_err(|e| ChildError { code: 127, msg: format!("sethostname: {e}") })?;
     if !cfg.domainname.is_empty() {
         let d = CString::new(cfg.domainname.as_str()).unwrap_or_default();
@@ -314,6 +322,7 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
     }
     drop(tty_slave);
 
+    sys::timing("child-pre-user");
     let exe = ExecTarget::prepare(&argv, &env)?;
     let seccomp = plan.seccomp.as_deref();
     become_user(&user, plan.cap_set, cfg.no_new_privileges(), seccomp)?;
@@ -325,6 +334,7 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
     // Everything but the standard streams closes on exec (the sync channel too: its closing
     // tells the supervisor that exec succeeded).
     sys::cloexec_from(3).ctx("close_range")?;
+    sys::timing("child-exec");
 
     if cfg.init {
         run_init(exe, plan.sync)

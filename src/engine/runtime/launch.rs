@@ -201,12 +201,6 @@ pub fn launch(root: &StateRoot, cfg: &ContainerConfig, cgroup: &Cgroup, seccomp:
 
     let etc_binds: Vec<(PathBuf, &'static str)> =
         vec![(paths.hosts(), "/etc/hosts"), (paths.hostname(), "/etc/hostname"), (paths.resolv_conf(), "/etc/resolv.conf")];
-    // The mount points must exist for the child to bind them; their content comes before "go".
-    for (p, _) in &etc_binds {
-        if !p.exists() {
-            crate::util::fs::write_atomic(p, b"")?;
-        }
-    }
     let plan = InitPlan {
         cfg: cfg.clone(),
         rootfs_dir: paths.rootfs(),
@@ -232,19 +226,15 @@ pub fn launch(root: &StateRoot, cfg: &ContainerConfig, cgroup: &Cgroup, seccomp:
     if own_netns {
         flags |= libc::CLONE_NEWNET;
     }
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (flags | libc::SIGCHLD) as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-        )
+    // On cgroup v2 the child is born in its cgroup; on v1 it is moved there below.
+    let cgroup_dir = if cgroup.is_v2() {
+        let d = &cgroup.dirs()[0];
+        Some(std::fs::File::open(d).map_err(|e| RuntimeError::io("open", d, e))?)
+    } else {
+        None
     };
-    if pid < 0 {
-        return Err(RuntimeError::sys("clone the container process", std::io::Error::last_os_error()));
-    }
+    let pid = sys::clone_process(flags, cgroup_dir.as_ref().map(|f| std::os::fd::AsRawFd::as_raw_fd(f)))
+        .map_err(|e| RuntimeError::sys("clone the container process", e))?;
     if pid == 0 {
         drop(sync_parent);
         drop(out_r);
@@ -252,6 +242,7 @@ pub fn launch(root: &StateRoot, cfg: &ContainerConfig, cgroup: &Cgroup, seccomp:
         init::container_main(plan);
     }
     let pid = pid as i32;
+    sys::timing("cloned");
     drop(plan);
     drop(sync_child);
     drop(out_w);
@@ -262,8 +253,6 @@ pub fn launch(root: &StateRoot, cfg: &ContainerConfig, cgroup: &Cgroup, seccomp:
     });
     let mut guard = ChildGuard { pid, root: root.clone(), id: cfg.id.clone(), attached: false };
     let init = ProcId::of(pid).unwrap_or(ProcId { pid, start_time: 0 });
-
-    cgroup.add_pid(pid)?;
 
     // The network, then the files that depend on it.
     let mut attachment = Attachment::default();
@@ -286,6 +275,12 @@ pub fn launch(root: &StateRoot, cfg: &ContainerConfig, cgroup: &Cgroup, seccomp:
         reservations = res.reservations;
     }
     write_etc_files(root, cfg, &paths, &attachment)?;
+    sys::timing("etc-written");
+    // Last, as it may wait for the kernel (a grace period that `start` set going early).
+    if cgroup_dir.is_none() {
+        cgroup.add_pid(pid)?;
+    }
+    sys::timing("cgroup-joined");
 
     // Collect the pty master if asked, then release the child.
     let mut pty = None;
@@ -303,11 +298,13 @@ pub fn launch(root: &StateRoot, cfg: &ContainerConfig, cgroup: &Cgroup, seccomp:
         let (n, _) = sys::recv_msg(sync_parent.as_raw_fd(), &mut buf).unwrap_or((0, Vec::new()));
         return Err(child_error(&cfg.name, &buf[..n]));
     }
+    sys::timing("go-sent");
     // EOF means exec happened (the channel is close-on-exec); a message is a setup error.
     let (n, _) = sys::recv_msg(sync_parent.as_raw_fd(), &mut buf).map_err(|e| RuntimeError::sys("wait for the container", e))?;
     if n > 0 {
         return Err(child_error(&cfg.name, &buf[..n]));
     }
+    sys::timing("exec-done");
     guard.disarm();
     Ok(Launched {
         init,
@@ -366,17 +363,22 @@ pub fn write_etc_files(root: &StateRoot, cfg: &ContainerConfig, paths: &Paths, a
             let op = Paths::new(root, &o.id);
             for (src, dst) in [(op.hosts(), paths.hosts()), (op.resolv_conf(), paths.resolv_conf())] {
                 let data = std::fs::read(&src).unwrap_or_default();
-                crate::util::fs::write_atomic(&dst, &data)?;
+                super::state::write_ephemeral(&dst, &data)?;
             }
         }
-        crate::util::fs::write_atomic(&paths.hostname(), etc::hostname_file(cfg).as_bytes())?;
+        for p in [paths.hosts(), paths.resolv_conf()] {
+            if !p.exists() {
+                super::state::write_ephemeral(&p, b"")?;
+            }
+        }
+        super::state::write_ephemeral(&paths.hostname(), etc::hostname_file(cfg).as_bytes())?;
         return Ok(());
     }
     let host_hosts = if cfg.network_mode == NetworkMode::Host { std::fs::read_to_string("/etc/hosts").unwrap_or_default() } else { String::new() };
-    crate::util::fs::write_atomic(&paths.hosts(), etc::hosts_file(cfg, att, &host_hosts).as_bytes())?;
-    crate::util::fs::write_atomic(&paths.hostname(), etc::hostname_file(cfg).as_bytes())?;
+    super::state::write_ephemeral(&paths.hosts(), etc::hosts_file(cfg, att, &host_hosts).as_bytes())?;
+    super::state::write_ephemeral(&paths.hostname(), etc::hostname_file(cfg).as_bytes())?;
     let host_resolv = etc::host_resolv_conf();
-    crate::util::fs::write_atomic(&paths.resolv_conf(), etc::resolv_conf(cfg, att, &host_resolv).as_bytes())?;
+    super::state::write_ephemeral(&paths.resolv_conf(), etc::resolv_conf(cfg, att, &host_resolv).as_bytes())?;
     Ok(())
 }
 

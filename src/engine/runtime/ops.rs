@@ -130,7 +130,8 @@ pub fn create(root: &StateRoot, mut cfg: ContainerConfig) -> Result<ContainerCon
     write_json(&paths.config(), &cfg)?;
     let mut st = ContainerState::new();
     st.anonymous_volumes = anonymous;
-    write_json(&paths.state(), &st)?;
+    super::state::write_state(&paths.state(), &st)?;
+    super::sys::timing("created");
     Ok(cfg)
 }
 
@@ -150,9 +151,22 @@ pub fn start(root: &StateRoot, key: &str, attach: Option<OwnedFd>) -> Result<()>
     // A start clears an earlier explicit stop.
     let paths = Paths::new(root, &cfg.id);
     let mut st = read_json::<ContainerState>(&paths.state())?.unwrap_or_else(ContainerState::new);
-    st.manually_stopped = false;
-    write_json(&paths.state(), &st)?;
-    let started = spawn_supervisor(root, &cfg, attach)?;
+    if st.manually_stopped {
+        st.manually_stopped = false;
+        super::state::write_state(&paths.state(), &st)?;
+    }
+    // The cgroup now, and on v1 the kernel's grace period for moving a process into it set
+    // going in the background (see cgroups::prime), while the supervisor starts.
+    let cg = Cgroup::for_container(&cfg.id)?;
+    cg.create(&cfg.resources, cfg.privileged)?;
+    let _prime = if cg.is_v2() { None } else { crate::engine::cgroups::prime() };
+    let started = match spawn_supervisor(root, &cfg, attach) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = cg.remove();
+            return Err(e);
+        }
+    };
     if let Some(msg) = started.error {
         return Err(RuntimeError::Start { name: cfg.name, code: started.code, msg });
     }
@@ -209,7 +223,9 @@ fn spawn_supervisor(root: &StateRoot, cfg: &ContainerConfig, attach: Option<Owne
     drop(w);
     drop(a);
     let _ = child.wait();
+    sys::timing("spawned");
     let out = sys::read_to_end(r.as_raw_fd()).map_err(|e| RuntimeError::sys("read from the supervisor", e))?;
+    sys::timing("started");
     let line = String::from_utf8_lossy(&out);
     serde_json::from_str::<Started>(line.trim()).map_err(|_| RuntimeError::Supervisor {
         name: cfg.name.clone(),
@@ -223,7 +239,7 @@ pub fn cleanup_dead(root: &StateRoot, cfg: &ContainerConfig, mut st: ContainerSt
     if let Some(init) = st.init.filter(|i| i.alive()) {
         let _ = init.signal(libc::SIGKILL);
     }
-    if let Ok(cg) = Cgroup::for_container(&cfg.id) {
+    for cg in Cgroup::all_for_container(&cfg.id) {
         if cg.exists() {
             cg.kill_all();
             cg.remove()?;
@@ -242,7 +258,7 @@ pub fn cleanup_dead(root: &StateRoot, cfg: &ContainerConfig, mut st: ContainerSt
     }
     let paths = Paths::new(root, &cfg.id);
     let _ = std::fs::remove_file(paths.control_socket());
-    write_json(&paths.state(), &st)?;
+    super::state::write_state(&paths.state(), &st)?;
     Ok(())
 }
 
@@ -350,7 +366,7 @@ pub fn remove(root: &StateRoot, key: &str, force: bool, volumes: bool) -> Result
 /// Removes what a stopped container leaves: cgroup, network allocations, its directory, and
 /// (with `volumes`) its anonymous volumes.
 pub fn remove_files(root: &StateRoot, cfg: &ContainerConfig, st: &ContainerState, volumes: bool) -> Result<()> {
-    if let Ok(cg) = Cgroup::for_container(&cfg.id) {
+    for cg in Cgroup::all_for_container(&cfg.id) {
         if cg.exists() {
             cg.remove()?;
         }
@@ -765,6 +781,7 @@ pub fn exec(root: &StateRoot, key: &str, mut spec: ExecSpec, opts: ExecOptions) 
     let cg = Cgroup::for_container(&cfg.id)?;
     let seccomp = seccomp_for(root, &cfg, spec.privileged)?;
     spec.tty = opts.tty;
+    let _prime = if cg.is_v2() { None } else { crate::engine::cgroups::prime() };
     let procs = cg.procs_files();
     super::stdio::flush_std();
     if opts.detach {
@@ -808,8 +825,7 @@ pub fn exec(root: &StateRoot, key: &str, mut spec: ExecSpec, opts: ExecOptions) 
         super::stdio::pump_exec(pidfd.as_fd(), stdin_w, Some(out_r), Some(err_r), None, opts.interactive, &mut |s| fwd(pidfd, s))
             .map_err(|e| RuntimeError::sys("copy the process's output", e))?;
     }
-    let mut status = 0;
-    unsafe { libc::waitpid(sp.pid, &mut status, 0) };
+    let status = sys::wait_pid(sp.pid, 0).unwrap_or(255 << 8);
     Ok(sys::exit_code_of(status))
 }
 
@@ -891,7 +907,7 @@ pub fn teardown(root: &StateRoot) -> Vec<RuntimeError> {
         if let Some(i) = st.init.filter(|i| i.alive()) {
             let _ = i.signal(libc::SIGKILL);
         }
-        if let Ok(cg) = Cgroup::for_container(&id) {
+        for cg in Cgroup::all_for_container(&id) {
             if cg.exists() {
                 cg.kill_all();
                 if let Err(e) = cg.remove() {

@@ -160,6 +160,34 @@ impl Paths {
     }
 }
 
+/// Writes runtime state (`state.json`, the generated /etc files) atomically, by rename, but
+/// without fsync: these files describe processes that do not survive a crash of the machine
+/// anyway, are rewritten at every start, and an fsync costs a start several milliseconds on
+/// slow disks. A reader still sees the old content or the new one, never a torn file.
+pub fn write_ephemeral(path: &Path, data: &[u8]) -> Result<(), crate::util::fs::FsError> {
+    use crate::util::fs::FsError;
+    use std::io::Write;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let rnd: u32 = rand::random();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}-{rnd:08x}", std::process::id()));
+    let r = (|| {
+        let mut f = std::fs::File::create(&tmp).map_err(|e| FsError::io("create", &tmp, e))?;
+        f.write_all(data).map_err(|e| FsError::io("write", &tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| FsError::io("rename into place", path, e))
+    })();
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
+}
+
+/// [`write_ephemeral`] of a state as pretty JSON.
+pub fn write_state(path: &Path, st: &ContainerState) -> Result<(), crate::util::fs::FsError> {
+    let mut data = serde_json::to_vec_pretty(st).map_err(|e| crate::util::fs::FsError::Json { path: path.into(), source: e })?;
+    data.push(b'\n');
+    write_ephemeral(path, &data)
+}
+
 pub fn read_state(path: &Path) -> Result<Option<ContainerState>, crate::util::fs::FsError> {
     crate::util::fs::read_json(path)
 }

@@ -8,6 +8,19 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+/// Appends "`pid` `label` `µs since the epoch`" to the file named by `BERTH_TIMING`, when set:
+/// the start-up benchmark (bench/start.sh) reads it to break a start down into its steps.
+pub fn timing(label: &str) {
+    static PATH: std::sync::OnceLock<Option<std::ffi::OsString>> = std::sync::OnceLock::new();
+    if let Some(p) = PATH.get_or_init(|| std::env::var_os("BERTH_TIMING")) {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0);
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(p) {
+            let _ = writeln!(f, "{} {label} {now}", std::process::id());
+        }
+    }
+}
+
 /// Turns a -1 return into the errno as an `io::Error`.
 pub fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(ret) }
@@ -93,6 +106,45 @@ pub fn pidfd_send_signal(fd: &OwnedFd, sig: i32) -> io::Result<()> {
         libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0)
     })
     .map(|_| ())
+}
+
+/// A fork-like clone with `flags` (namespace flags; the exit signal is SIGCHLD). With `cgroup`
+/// (an fd of a cgroup v2 directory) the child is born in that cgroup (clone3 CLONE_INTO_CGROUP),
+/// which spares the kernel's cgroup-move grace period. Returns 0 in the child.
+pub fn clone_process(flags: libc::c_int, cgroup: Option<RawFd>) -> io::Result<i32> {
+    let r = match cgroup {
+        None => unsafe {
+            libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
+        },
+        Some(cg) => {
+            const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+            let mut args = [0u64; 11];
+            args[0] = (flags as u32 as u64) | CLONE_INTO_CGROUP;
+            // clone3 refuses an exit signal with CLONE_PARENT: such a child is then waited for
+            // with __WALL (and its exit seen through a pidfd).
+            args[4] = if flags & libc::CLONE_PARENT != 0 { 0 } else { libc::SIGCHLD as u64 };
+            args[10] = cg as u64;
+            unsafe { libc::syscall(libc::SYS_clone3, args.as_mut_ptr(), std::mem::size_of_val(&args)) }
+        }
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r as i32)
+}
+
+/// waitpid(2) that also finds children without an exit signal (see [`clone_process`]).
+pub fn wait_pid(pid: i32, flags: libc::c_int) -> Option<libc::c_int> {
+    let mut st = 0;
+    loop {
+        let r = unsafe { libc::waitpid(pid, &mut st, flags | libc::__WALL) };
+        if r > 0 {
+            return Some(st);
+        }
+        if r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return None;
+        }
+    }
 }
 
 /// Marks every fd from `from` up close-on-exec, so that nothing of ours reaches the container.

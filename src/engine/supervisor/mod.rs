@@ -28,7 +28,6 @@ use crate::engine::runtime::stdio as att;
 use crate::engine::runtime::sys::{self, ProcId};
 use crate::engine::runtime::{RuntimeError, ops};
 use crate::state::StateRoot;
-use crate::util::fs::write_json;
 
 use ctl::{Request, Response};
 use health::HealthMonitor;
@@ -53,6 +52,7 @@ const DRAIN: Duration = Duration::from_secs(2);
 
 /// The entry point of `berth __supervise`. Returns the process exit code.
 pub fn main(root: StateRoot, id: &str, notify: Option<OwnedFd>, attach: Option<OwnedFd>) -> i32 {
+    sys::timing("sup-main");
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
@@ -64,6 +64,7 @@ pub fn main(root: StateRoot, id: &str, notify: Option<OwnedFd>, attach: Option<O
         Ok(s) => s,
         Err(e) => return report_early(notify, &chain(&e)),
     };
+    sys::timing("sup-ready");
     // A start that fails is reported to the CLI, recorded, and ends the supervisor.
     if let Err(e) = sup.start_instance() {
         let code = e.exit_code().unwrap_or(127);
@@ -79,6 +80,7 @@ pub fn main(root: StateRoot, id: &str, notify: Option<OwnedFd>, attach: Option<O
         return 1;
     }
     let pid = sup.instance.as_ref().map(|i| i.init.pid).unwrap_or(0);
+    sys::timing("sup-notify");
     notify_cli(notify, &Started { error: None, code: 0, pid });
     sup.run();
     0
@@ -153,6 +155,8 @@ impl Instance {
 
 struct Probe {
     pid: i32,
+    /// Probes on cgroup v2 have no exit signal: their exit shows on this pidfd.
+    pidfd: OwnedFd,
     out: Option<OwnedFd>,
     buf: Vec<u8>,
     status: Option<i32>,
@@ -265,7 +269,7 @@ impl Supervisor {
 
     fn save(&self) {
         // A state write that fails is retried on the next change; the supervisor keeps going.
-        let _ = write_json(&self.paths.state(), &self.state);
+        let _ = crate::engine::runtime::state::write_state(&self.paths.state(), &self.state);
     }
 
     /// Launches one run of the container and records it as running.
@@ -349,6 +353,9 @@ impl Supervisor {
                 if let Some(fd) = &p.out {
                     add(fd.as_raw_fd(), libc::POLLIN, Role::Probe, &mut fds);
                 }
+                if p.status.is_none() {
+                    add(p.pidfd.as_raw_fd(), libc::POLLIN, Role::ProbeExit, &mut fds);
+                }
             }
             let timeout = self.next_timeout();
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
@@ -367,6 +374,7 @@ impl Supervisor {
                     Role::StdinOut => self.flush_stdin(),
                     Role::Attach => self.on_attach(pfd.revents),
                     Role::Probe => self.on_probe_output(&mut buf),
+                    Role::ProbeExit => self.reap(),
                 }
             }
             self.clients.retain(|c| !c.dead);
@@ -423,7 +431,7 @@ impl Supervisor {
     fn reap(&mut self) {
         loop {
             let mut status = 0;
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::__WALL) };
             if pid <= 0 {
                 break;
             }
@@ -825,7 +833,7 @@ impl Supervisor {
             Ok(sp) => {
                 drop(w);
                 let _ = sys::set_nonblock(r.as_raw_fd(), true);
-                self.probe = Some(Probe { pid: sp.pid, out: Some(r), buf: Vec::new(), status: None });
+                self.probe = Some(Probe { pid: sp.pid, pidfd: sp.pidfd, out: Some(r), buf: Vec::new(), status: None });
             }
             Err(e) => {
                 let code = e.exit_code();
@@ -956,6 +964,7 @@ enum Role {
     StdinOut,
     Attach,
     Probe,
+    ProbeExit,
 }
 
 fn reply(stream: &UnixStream, error: Option<String>) {
