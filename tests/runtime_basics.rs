@@ -244,3 +244,37 @@ fn compose_exec_finds_the_service_container_by_labels() {
     let o = rt.t.run(["-f", f, "-p", "rtexec", "exec", "-T", "web", "nosuchcmd"]);
     assert_eq!(o.status.code(), Some(127));
 }
+
+#[test]
+fn network_modes_none_host_and_another_containers() {
+    let rt = Rt::new();
+    let mut s = rt.spec("net-none", "echo $(ls /sys/class/net); readlink /proc/self/ns/net; exec sleep 1000");
+    s["NetworkMode"] = json!("none");
+    rt.run_d(&s);
+    rt.wait_for("output", Duration::from_secs(5), || rt.logs("net-none", &[]).0.lines().count() == 2);
+    let (o, _) = rt.logs("net-none", &[]);
+    let mut l = o.lines();
+    assert_eq!(l.next().unwrap().trim(), "lo", "only the loopback: {o}");
+    let none_ns = l.next().unwrap().to_string();
+    let host_ns = std::fs::read_link("/proc/self/ns/net").unwrap().display().to_string();
+    assert_ne!(none_ns, host_ns);
+    // Sharing another container's network namespace.
+    let mut s = rt.spec("net-join", "readlink /proc/self/ns/net");
+    s["NetworkMode"] = json!({"container": "net-none"});
+    assert_eq!(out(&rt.run(&s)).trim(), none_ns);
+    // The host's.
+    let mut s = rt.spec("net-host", "readlink /proc/self/ns/net; cat /proc/sys/net/ipv4/ip_unprivileged_port_start");
+    s["NetworkMode"] = json!("host");
+    let o = rt.run(&s);
+    let t = out(&o);
+    let mut l = t.lines();
+    assert_eq!(l.next().unwrap(), host_ns, "{}", err(&o));
+    // No namespaced defaults are written into the host's network namespace.
+    assert_eq!(l.next().unwrap(), std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap().trim());
+    // Joining a container that does not run is refused.
+    rt.ctr_ok(["stop", "-t", "0", "net-none"]);
+    let mut s = rt.spec("net-join2", "true");
+    s["NetworkMode"] = json!({"container": "net-none"});
+    let o = rt.run(&s);
+    assert!(err(&o).contains("is not running"), "{}", err(&o));
+}

@@ -57,6 +57,16 @@ pub fn lookup(root: &StateRoot, key: &str) -> Result<ContainerConfig> {
             return Ok(c);
         }
     }
+    // By name: the index first, then a scan (a root whose index was lost still works).
+    if valid_name(key) {
+        if let Ok(id) = std::fs::read_to_string(name_file(root, key)) {
+            if let Ok(Some(c)) = read_json::<ContainerConfig>(&Paths::new(root, id.trim()).config()) {
+                if c.name == key {
+                    return Ok(c);
+                }
+            }
+        }
+    }
     let all = list_configs(root);
     if let Some(c) = all.iter().find(|c| c.name == key) {
         return Ok(c.clone());
@@ -66,6 +76,12 @@ pub fn lookup(root: &StateRoot, key: &str) -> Result<ContainerConfig> {
         [one] => Ok((*one).clone()),
         _ => Err(RuntimeError::NoSuchContainer(key.to_string())),
     }
+}
+
+/// `containers/.names/<name>` holds the id of the container of that name: lookups by name and
+/// the uniqueness check at create do not scan every container.
+fn name_file(root: &StateRoot, name: &str) -> std::path::PathBuf {
+    root.containers_dir().join(".names").join(name)
 }
 
 /// The container's state as it really is (a dead supervisor shows as `dead`).
@@ -93,7 +109,7 @@ pub fn create(root: &StateRoot, mut cfg: ContainerConfig) -> Result<ContainerCon
     cfg.validate().map_err(|msg| RuntimeError::Invalid { name: cfg.name.clone(), msg })?;
     cfg.created = logfile::now_rfc3339();
     let _names = root.lock("containers")?;
-    if let Some(other) = list_configs(root).into_iter().find(|c| c.name == cfg.name) {
+    if let Ok(other) = lookup(root, &cfg.name) {
         return Err(RuntimeError::NameInUse { name: cfg.name, id: other.id });
     }
     // Volumes: named ones exist (created on demand), anonymous ones are made now, and every
@@ -131,6 +147,9 @@ pub fn create(root: &StateRoot, mut cfg: ContainerConfig) -> Result<ContainerCon
     let mut st = ContainerState::new();
     st.anonymous_volumes = anonymous;
     super::state::write_state(&paths.state(), &st)?;
+    let names = root.containers_dir().join(".names");
+    crate::util::fs::create_dir_all_mode(&names, 0o700)?;
+    super::state::write_ephemeral(&name_file(root, &cfg.name), cfg.id.as_bytes())?;
     super::sys::timing("created");
     Ok(cfg)
 }
@@ -374,6 +393,10 @@ pub fn remove_files(root: &StateRoot, cfg: &ContainerConfig, st: &ContainerState
     let _ = crate::net::detach(root, &cfg.id);
     let dir = Paths::new(root, &cfg.id).dir;
     crate::util::fs::remove_dir_all_if_exists(&dir)?;
+    let nf = name_file(root, &cfg.name);
+    if std::fs::read_to_string(&nf).is_ok_and(|id| id.trim() == cfg.id) {
+        let _ = std::fs::remove_file(&nf);
+    }
     if volumes {
         for v in &st.anonymous_volumes {
             if volumes::users(root, v).is_empty() {
