@@ -76,7 +76,7 @@ fn masked_and_readonly_paths() {
     let t = out(&o);
     // /proc/kcore is masked where the kernel has it (this one may not: then it stays absent).
     let kcore = if std::path::Path::new("/proc/kcore").exists() { "kcore=0" } else { "kcore=absent" };
-    assert!(std::fs::read_to_string("/proc/interrupts").unwrap().len() > 0);
+    assert!(!std::fs::read_to_string("/proc/interrupts").unwrap().is_empty());
     let mut wants = vec![kcore, "interrupts=0", "timer_list=0", "acpi=0", "procsys=ro", "sys=ro", "cgroup=ro", "pts=ok", "shm=64m"];
     if std::path::Path::new("/proc/sysrq-trigger").exists() {
         wants.push("sysrq=ro");

@@ -216,7 +216,7 @@ fn ctr(g: &GlobalOpts, c: Ctr) -> anyhow::Result<i32> {
                     println!("{}", crate::util::id::short(&s.id));
                 }
             } else {
-                println!("{:<14}{:<24}{:<30}{}", "CONTAINER ID", "NAMES", "STATUS", "COMMAND");
+                println!("{:<14}{:<24}{:<30}COMMAND", "CONTAINER ID", "NAMES", "STATUS");
                 for s in &list {
                     println!("{:<14}{:<24}{:<30}{:?}", crate::util::id::short(&s.id), s.name, s.status, s.command);
                 }

@@ -140,7 +140,7 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
             } else if let Some(f) = a.format.as_deref().filter(|f| *f != "table") {
                 anyhow::bail!("unsupported --format {f:?}: use table or json");
             } else {
-                println!("{:<10}{}", "DRIVER", "VOLUME NAME");
+                println!("{:<10}VOLUME NAME", "DRIVER");
                 for v in &keep {
                     println!("{:<10}{}", v.driver, v.name);
                 }

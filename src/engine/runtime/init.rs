@@ -489,7 +489,7 @@ fn user_mount(root: RawFd, pm: &PlannedMount) -> Result<(), ChildError> {
             }
             m::attach(&bm, t.as_raw_fd()).ctx(format!("cannot bind {} on {target}", source.display()))?;
             if let Some((flag, rec)) = pm.propagation.as_deref().and_then(m::propagation) {
-                if flag != libc::MS_PRIVATE as u64 {
+                if flag != libc::MS_PRIVATE {
                     m::set_attr(bm.as_raw_fd(), 0, 0, flag, rec).ctx(format!("cannot set the propagation of {target}"))?;
                 }
             }

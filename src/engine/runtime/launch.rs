@@ -233,7 +233,7 @@ pub fn launch(root: &StateRoot, cfg: &ContainerConfig, cgroup: &Cgroup, seccomp:
     } else {
         None
     };
-    let pid = sys::clone_process(flags, cgroup_dir.as_ref().map(|f| std::os::fd::AsRawFd::as_raw_fd(f)))
+    let pid = sys::clone_process(flags, cgroup_dir.as_ref().map(std::os::fd::AsRawFd::as_raw_fd))
         .map_err(|e| RuntimeError::sys("clone the container process", e))?;
     if pid == 0 {
         drop(sync_parent);

@@ -134,7 +134,7 @@ pub fn attach(mnt: &OwnedFd, target: RawFd) -> io::Result<()> {
 }
 
 /// Propagation flags by Docker's names.
-pub fn propagation(name: &str) -> Option<(u64, bool)> {
+pub fn propagation(name: &str) -> Option<(libc::c_ulong, bool)> {
     let (flag, rec) = match name {
         "private" => (libc::MS_PRIVATE, false),
         "rprivate" => (libc::MS_PRIVATE, true),
@@ -144,5 +144,5 @@ pub fn propagation(name: &str) -> Option<(u64, bool)> {
         "rslave" => (libc::MS_SLAVE, true),
         _ => return None,
     };
-    Some((flag as u64, rec))
+    Some((flag, rec))
 }

@@ -286,7 +286,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
         _ => (s, 1),
     };
     let v: f64 = num.trim().parse().ok()?;
-    (v >= 0.0).then(|| (v * mult as f64) as u64)
+    (v >= 0.0).then_some((v * mult as f64) as u64)
 }
 
 /// How seccomp is applied.
@@ -389,7 +389,7 @@ impl ContainerConfig {
             parse_extra_host(h)?;
         }
         for c in self.cap_add.iter().chain(self.cap_drop.iter()) {
-            if c.to_ascii_uppercase() != "ALL" && super::caps::cap_number(c).is_none() {
+            if !c.eq_ignore_ascii_case("ALL") && super::caps::cap_number(c).is_none() {
                 return Err(format!("unknown capability {c:?}"));
             }
         }

@@ -268,7 +268,7 @@ pub fn pump_exec(
                         }
                     }
                 }
-                3 | 4 | 5 => {
+                3..=5 => {
                     let src = match role {
                         3 => &mut out_r,
                         4 => &mut err_r,

@@ -700,13 +700,11 @@ impl Supervisor {
                 inst.stdin_queue.extend(&msg[1..]);
                 self.flush_stdin();
             }
-            att::STDIN_EOF => {
-                if inst.pty.is_none() {
-                    // Close once what is queued is written.
-                    inst.close_stdin = true;
-                    if inst.stdin_queue.is_empty() {
-                        inst.stdin = None;
-                    }
+            // Close once what is queued is written (a pty has no end of input to close).
+            att::STDIN_EOF if inst.pty.is_none() => {
+                inst.close_stdin = true;
+                if inst.stdin_queue.is_empty() {
+                    inst.stdin = None;
                 }
             }
             att::RESIZE if msg.len() >= 5 => {
