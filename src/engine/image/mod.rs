@@ -1,0 +1,5 @@
+pub mod digest;
+pub mod error;
+pub mod platform;
+pub mod reference;
+pub mod unpack;
