@@ -8,7 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::GlobalOpts;
 use crate::engine::image::store::{ImageStore, Removed, familiar_digest};
-use crate::engine::image::{Image, Reference};
+use crate::engine::image::{Image, Platform, Progress, ProgressMode, PullOptions, PushOptions, Reference};
 
 #[derive(Subcommand, Debug)]
 pub enum Commands {
@@ -692,28 +692,128 @@ fn history(g: &GlobalOpts, image: &str, no_trunc: bool, quiet: bool, human: bool
 
 // ---- registry and archives ----
 
-fn image_pull(_g: &GlobalOpts, _reference: &str, _platform: Option<&str>, _quiet: bool) -> anyhow::Result<i32> {
-    Err(super::not_yet("image pull"))
+/// A runtime for the network commands (the CLI is otherwise synchronous).
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
 }
 
-fn image_push(_g: &GlobalOpts, _reference: &str, _quiet: bool) -> anyhow::Result<i32> {
-    Err(super::not_yet("image push"))
+fn progress_mode(g: &GlobalOpts, quiet: bool) -> ProgressMode {
+    if quiet {
+        return ProgressMode::Quiet;
+    }
+    match g.progress {
+        Some(super::Progress::Quiet) => ProgressMode::Quiet,
+        Some(super::Progress::Plain) | Some(super::Progress::Json) => ProgressMode::Plain,
+        Some(super::Progress::Tty) => ProgressMode::Tty,
+        Some(super::Progress::Auto) | None => {
+            if std::io::stdout().is_terminal() { ProgressMode::Tty } else { ProgressMode::Plain }
+        }
+    }
+}
+
+fn image_pull(g: &GlobalOpts, reference: &str, platform: Option<&str>, quiet: bool) -> anyhow::Result<i32> {
+    let r = Reference::parse(reference)?;
+    let opts = PullOptions {
+        platform: platform.map(Platform::parse).transpose()?,
+        insecure_registries: g.insecure_registries.clone(),
+        ..PullOptions::default()
+    };
+    let store = open(g)?;
+    let progress = Progress::new(progress_mode(g, quiet));
+    runtime()?.block_on(crate::engine::image::pull(&store, &r, &opts, &progress))?;
+    println!("{r}");
+    Ok(0)
+}
+
+fn image_push(g: &GlobalOpts, reference: &str, quiet: bool) -> anyhow::Result<i32> {
+    let r = Reference::parse(reference)?;
+    let opts = PushOptions { insecure_registries: g.insecure_registries.clone() };
+    let store = open(g)?;
+    if store.resolve(&r.to_string())?.is_none() {
+        bail!("An image does not exist locally with the tag: {}", r.familiar_name());
+    }
+    let progress = Progress::new(progress_mode(g, quiet));
+    runtime()?.block_on(crate::engine::image::push(&store, &r, &opts, &progress))?;
+    Ok(0)
 }
 
 fn compose_pull(_g: &GlobalOpts, _a: ComposePullArgs) -> anyhow::Result<i32> {
-    Err(super::not_yet("pull"))
+    Err(super::not_yet("pull (of a compose project's services)"))
 }
 
 fn compose_push(_g: &GlobalOpts, _a: ComposePushArgs) -> anyhow::Result<i32> {
-    Err(super::not_yet("push"))
+    Err(super::not_yet("push (of a compose project's services)"))
 }
 
-fn login(_g: &GlobalOpts, _a: LoginArgs) -> anyhow::Result<i32> {
-    Err(super::not_yet("login"))
+/// `docker.io` for no server or Docker Hub's names, else the host[:port] given.
+fn registry_domain(server: Option<&str>) -> String {
+    let s = server.unwrap_or("docker.io");
+    let s = s.trim_start_matches("https://").trim_start_matches("http://");
+    let host = s.split('/').next().unwrap_or(s);
+    match host {
+        "" | "index.docker.io" | "registry-1.docker.io" => "docker.io".into(),
+        h => h.to_string(),
+    }
 }
 
-fn logout(_server: Option<String>) -> anyhow::Result<i32> {
-    Err(super::not_yet("logout"))
+fn login(g: &GlobalOpts, a: LoginArgs) -> anyhow::Result<i32> {
+    let domain = registry_domain(a.server.as_deref());
+    let username = match a.username {
+        Some(u) => u,
+        None => {
+            if !std::io::stdin().is_terminal() {
+                bail!("cannot perform an interactive login from a non TTY device: give --username");
+            }
+            eprint!("Username: ");
+            let mut u = String::new();
+            std::io::stdin().read_line(&mut u)?;
+            u.trim().to_string()
+        }
+    };
+    let password = if a.password_stdin {
+        if a.password.is_some() {
+            bail!("--password and --password-stdin are mutually exclusive");
+        }
+        let mut p = String::new();
+        std::io::stdin().read_to_string(&mut p)?;
+        p.trim_end_matches(['\n', '\r']).to_string()
+    } else if let Some(p) = a.password {
+        eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+        p
+    } else {
+        if !std::io::stdin().is_terminal() {
+            bail!("cannot perform an interactive login from a non TTY device: give --password-stdin");
+        }
+        eprint!("Password: ");
+        let mut p = String::new();
+        std::io::stdin().read_line(&mut p)?;
+        p.trim_end_matches(['\n', '\r']).to_string()
+    };
+    if username.is_empty() || password.is_empty() {
+        bail!("a username and a password are required to log in to {domain}");
+    }
+    let creds = crate::engine::image::auth::Credentials { username, password };
+    let probe = Reference::parse(&format!("{domain}/berth-login-check")).or_else(|_| Reference::parse(&format!("{domain}/x")))?;
+    let client = crate::engine::image::registry::Client::new(crate::engine::image::registry::ClientOptions {
+        insecure_registries: g.insecure_registries.clone(),
+        credentials: Some(creds.clone()),
+    })?;
+    runtime()?.block_on(client.ping(&probe)).with_context(|| format!("login to {domain} failed"))?;
+    let path = crate::engine::image::auth::store(&domain, &creds)?;
+    eprintln!("WARNING! Your password will be stored unencrypted in {}.", path.display());
+    println!("Login Succeeded");
+    Ok(0)
+}
+
+fn logout(server: Option<String>) -> anyhow::Result<i32> {
+    let domain = registry_domain(server.as_deref());
+    let key = crate::engine::image::auth::auth_key(&domain);
+    if crate::engine::image::auth::remove(&domain)? {
+        println!("Removing login credentials for {key}");
+    } else {
+        println!("Not logged in to {key}");
+    }
+    Ok(0)
 }
 
 fn load(_g: &GlobalOpts, _input: Option<PathBuf>, _quiet: bool) -> anyhow::Result<i32> {

@@ -103,6 +103,12 @@ impl LayerProgress {
             None => self.p.line(&format!("{}: {msg}", self.id)),
         }
     }
+    /// A status shown on the bar only (plain output skips it, as Docker's does).
+    pub fn bar_status(&self, msg: &str) {
+        if let Some(b) = &self.bar {
+            b.set_message(msg.to_string());
+        }
+    }
     pub fn inc(&self, n: u64) {
         if let Some(b) = &self.bar {
             b.inc(n);

@@ -239,7 +239,7 @@ async fn fetch_layer(client: Arc<Client>, store: ImageStore, r: Reference, job: 
     loop {
         attempt += 1;
         let resp = client.get_blob(&r, &job.blob).await?;
-        lp.status("Downloading");
+        lp.bar_status("Downloading");
         let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(64);
         let spec = IngestSpec {
             name: format!("blob {}", job.blob),
@@ -275,6 +275,7 @@ async fn fetch_layer(client: Arc<Client>, store: ImageStore, r: Reference, job: 
         let result = worker.await.map_err(|e| ImageError::Other(format!("a worker thread failed: {e}")))?;
         match (result, net_error) {
             (Ok(l), _) => {
+                lp.status("Download complete");
                 lp.finish("Pull complete");
                 return Ok(Layer { size: l.size, ..layer });
             }

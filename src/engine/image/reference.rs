@@ -117,6 +117,10 @@ impl Reference {
             self.name()
         }
     }
+    /// The name `docker push` prints: `docker.io/library/busybox`, `localhost:5000/app`.
+    pub fn name_for_push(&self) -> String {
+        self.name()
+    }
     /// What the registry API calls this reference in a manifest URL: the digest if any, else the tag.
     pub fn api_reference(&self) -> String {
         match (&self.digest, &self.tag) {
