@@ -529,16 +529,14 @@ fn import(
     };
     let mut config = serde_json::Map::new();
     crate::engine::image::change::apply(&mut config, changes)?;
-    if let Some(p) = platform {
-        crate::engine::image::Platform::parse(p)?;
-    }
+    let platform = platform.map(Platform::parse).transpose()?;
     let store = open(g)?;
     let image = if file == "-" {
-        store.import_rootfs(std::io::stdin(), "-", config.into(), message, &names)?
+        store.import_rootfs(std::io::stdin(), "-", config.into(), message, platform.as_ref(), &names)?
     } else {
         let f = std::fs::File::open(file).with_context(|| format!("cannot open {file}"))?;
         let r = std::io::BufReader::with_capacity(1 << 20, f);
-        store.import_rootfs(r, file, config.into(), message, &names)?
+        store.import_rootfs(r, file, config.into(), message, platform.as_ref(), &names)?
     };
     println!("{}", image.id);
     Ok(0)

@@ -307,9 +307,8 @@ pub async fn pull(store: &ImageStore, r: &Reference, opts: &PullOptions, progres
     let config_bytes = if store.has_blob(&config_digest) {
         store.read_blob(&config_digest)?
     } else {
-        let bytes = client.get_small_blob(r, &config_digest, MAX_CONFIG).await?;
-        store.write_blob(&bytes, Some(&config_digest), &format!("the config of {what}"))?;
-        bytes
+        // Stored with the image record, once every layer is in.
+        client.get_small_blob(r, &config_digest, MAX_CONFIG).await?
     };
     let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
         .map_err(|e| ImageError::BadManifest { what: format!("the config of {what}"), source: e })?;

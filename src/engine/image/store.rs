@@ -635,15 +635,24 @@ impl ImageStore {
 
     /// Imports a root filesystem tarball (tar, gzip or zstd) as a one-layer image, as
     /// `docker import` does: `config` is the container config (Cmd, Env...) to give it.
-    pub fn import_rootfs<R: Read + Send>(&self, tar: R, source: &str, config: serde_json::Value, message: Option<&str>, names: &[Reference]) -> Result<Image> {
+    /// `platform` sets the config's os/architecture/variant (default: the host's).
+    pub fn import_rootfs<R: Read + Send>(
+        &self,
+        tar: R,
+        source: &str,
+        config: serde_json::Value,
+        message: Option<&str>,
+        platform: Option<&super::platform::Platform>,
+        names: &[Reference],
+    ) -> Result<Image> {
         let _guard = self.writer_guard()?;
         let layer = self.add_layer(None, tar, source)?;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
         let comment = message.map(str::to_string).unwrap_or_else(|| format!("Imported from {source}"));
-        let host = super::platform::Platform::host();
+        let host = platform.cloned().unwrap_or_else(super::platform::Platform::host);
         let mut cfg = serde_json::json!({
             "architecture": host.architecture,
-            "os": "linux",
+            "os": host.os,
             "created": now,
             "comment": comment,
             "config": config,
@@ -909,7 +918,7 @@ mod tests {
         let store = ImageStore::open(&root).unwrap();
         let tar = tar_of(&[("bin/sh", b"#!")]);
         let name = Reference::parse("busybox").unwrap();
-        let img = store.import_rootfs(&tar[..], "-", serde_json::json!({"Cmd": ["sh"]}), None, &[name.clone()]).unwrap();
+        let img = store.import_rootfs(&tar[..], "-", serde_json::json!({"Cmd": ["sh"]}), None, None, &[name.clone()]).unwrap();
         assert_eq!(img.layers.len(), 1);
         assert_eq!(img.layers[0].diff_id, Digest::of(&tar));
         assert_eq!(img.names, vec![name.clone()]);
@@ -925,7 +934,7 @@ mod tests {
 
         // A layer shared by a second image is unpacked once.
         let other = Reference::parse("other:1").unwrap();
-        let img2 = store.import_rootfs(&tar[..], "-", serde_json::json!({"Cmd": ["ls"]}), None, &[other.clone()]).unwrap();
+        let img2 = store.import_rootfs(&tar[..], "-", serde_json::json!({"Cmd": ["ls"]}), None, None, &[other.clone()]).unwrap();
         assert_ne!(img2.id, img.id);
         assert_eq!(store.layer_dirs(&img2), dirs);
 
