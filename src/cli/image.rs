@@ -655,7 +655,7 @@ fn history(g: &GlobalOpts, image: &str, no_trunc: bool, quiet: bool, human: bool
     let mut entries = Vec::new();
     for h in &hist {
         let empty = h.get("empty_layer").and_then(|e| e.as_bool()).unwrap_or(false);
-        let size = if empty { 0 } else { layers.next().map(|l| l.size).unwrap_or(0) };
+        let size = if empty { 0 } else { layers.next().map(|l| store.layer_content_size(&l.chain_id).unwrap_or(l.size)).unwrap_or(0) };
         entries.push((h.clone(), size));
     }
     entries.reverse();
@@ -814,14 +814,68 @@ fn logout(server: Option<String>) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn load(_g: &GlobalOpts, _input: Option<PathBuf>, _quiet: bool) -> anyhow::Result<i32> {
-    let _ = std::io::stdin().is_terminal();
-    let _ = std::io::stdin().lock().bytes();
-    Err(super::not_yet("image load"))
+fn load(g: &GlobalOpts, input: Option<PathBuf>, quiet: bool) -> anyhow::Result<i32> {
+    use crate::engine::image::archive::{self, Loaded};
+    let store = open(g)?;
+    let loaded = match input {
+        Some(p) => {
+            let f = std::fs::File::open(&p).with_context(|| format!("cannot open {}", p.display()))?;
+            archive::load(&store, std::io::BufReader::with_capacity(1 << 20, f))?
+        }
+        None => {
+            if std::io::stdin().is_terminal() {
+                bail!("requested load from stdin, but stdin is empty: give -i FILE or pipe an archive in");
+            }
+            archive::load(&store, std::io::stdin())?
+        }
+    };
+    if !quiet {
+        for l in loaded {
+            match l {
+                Loaded::Name(n) => println!("Loaded image: {n}"),
+                Loaded::Id(d) => println!("Loaded image ID: {d}"),
+            }
+        }
+    }
+    Ok(0)
 }
 
-fn save(_g: &GlobalOpts, _images: &[String], _output: Option<PathBuf>) -> anyhow::Result<i32> {
-    Err(super::not_yet("image save"))
+fn save(g: &GlobalOpts, images: &[String], output: Option<PathBuf>) -> anyhow::Result<i32> {
+    let store = open(g)?;
+    let mut list = Vec::new();
+    for r in images {
+        let img = store.require(r)?;
+        let name = Reference::parse_name_only(r).ok().filter(|n| img.names.iter().any(|m| m.name() == n.name()));
+        let name = name.map(|n| if n.tag().is_none() && n.digest().is_none() { n } else { n.with_tag(n.tag().unwrap_or("latest")) });
+        list.push((img, name));
+    }
+    match output {
+        Some(path) => {
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            let tmp = dir.join(format!(".{}.berth-save-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("out"), std::process::id()));
+            let f = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+            let result = crate::engine::image::archive::save(&store, &list, std::io::BufWriter::with_capacity(1 << 20, f))
+                .map_err(anyhow::Error::from)
+                .and_then(|mut w| {
+                    w.flush()?;
+                    Ok(())
+                })
+                .and_then(|_| std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display())));
+            if result.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            result?;
+        }
+        None => {
+            if std::io::stdout().is_terminal() {
+                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+            }
+            let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+            let mut w = crate::engine::image::archive::save(&store, &list, out)?;
+            w.flush()?;
+        }
+    }
+    Ok(0)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! mount an image's layers from [`ImageStore::layer_dirs`] (or the short links of
 //! [`ImageStore::layer_links`], relative to [`ImageStore::dir`]).
 
+pub mod archive;
 pub mod auth;
 pub mod change;
 pub mod digest;

@@ -76,7 +76,7 @@ pub struct Image {
     pub layers: Vec<Layer>,
     /// The digest of the manifest stored with it (the one pulled, or one berth made).
     pub manifest: Digest,
-    /// The sum of the layers' uncompressed sizes.
+    /// The bytes of file content in its layers (what `docker images` shows as SIZE).
     pub size: u64,
     /// When this image was added to the store (RFC 3339).
     pub added: String,
@@ -108,6 +108,8 @@ struct LayerMeta {
     chain_id: Digest,
     diff_id: Digest,
     size: u64,
+    #[serde(default)]
+    content_size: u64,
 }
 
 /// What `remove` did, in Docker's words.
@@ -175,6 +177,10 @@ impl ImageStore {
     }
     pub fn has_layer(&self, chain: &Digest) -> bool {
         self.layer_root(chain).join("layer.json").is_file()
+    }
+    /// The bytes of file content in an unpacked layer (Docker's layer size).
+    pub fn layer_content_size(&self, chain: &Digest) -> Option<u64> {
+        read_json::<LayerMeta>(&self.layer_root(chain).join("layer.json")).ok().flatten().map(|m| if m.content_size > 0 { m.content_size } else { m.size })
     }
     /// The uncompressed size of an unpacked layer.
     pub fn layer_size(&self, chain: &Digest) -> Option<u64> {
@@ -298,7 +304,7 @@ impl ImageStore {
                 let mut h = super::digest::HashingReader::new(dec);
                 let r = io::copy(&mut h, &mut io::sink()).map(|_| h.finish());
                 let stats = match r {
-                    Ok(Ok((diff_id, tar_size, _))) => Ok(unpack::UnpackStats { diff_id, tar_size, entries: 0 }),
+                    Ok(Ok((diff_id, tar_size, _))) => Ok(unpack::UnpackStats { diff_id, tar_size, entries: 0, content_size: 0 }),
                     Ok(Err(e)) | Err(e) => Err(ImageError::BadArchive { layer: name.clone(), source: e }),
                 };
                 (compression, Some(stats))
@@ -357,7 +363,7 @@ impl ImageStore {
             self.commit_blob(blob_tmp, &blob)?;
         }
         if spec.unpack {
-            self.commit_layer_dir(layer_tmp, &chain_id, &stats.diff_id, stats.tar_size)?;
+            self.commit_layer_dir(layer_tmp, &chain_id, &stats.diff_id, stats.tar_size, stats.content_size)?;
         }
         let media_type = spec.media_type.clone().unwrap_or_else(|| {
             match compression {
@@ -372,11 +378,11 @@ impl ImageStore {
 
     /// Renames an unpacked temp layer into place (unless another writer got there first) and
     /// makes its short link.
-    fn commit_layer_dir(&self, tmp: &Path, chain: &Digest, diff_id: &Digest, size: u64) -> Result<()> {
+    fn commit_layer_dir(&self, tmp: &Path, chain: &Digest, diff_id: &Digest, size: u64, content_size: u64) -> Result<()> {
         let _lock = self.lock_layer(chain)?;
         let root = self.layer_root(chain);
         if !self.has_layer(chain) {
-            write_json(&tmp.join("layer.json"), &LayerMeta { chain_id: chain.clone(), diff_id: diff_id.clone(), size })?;
+            write_json(&tmp.join("layer.json"), &LayerMeta { chain_id: chain.clone(), diff_id: diff_id.clone(), size, content_size })?;
             if root.exists() {
                 // A half-removed layer from an interrupted prune.
                 crate::util::fs::remove_dir_all_if_exists(&root)?;
@@ -478,7 +484,14 @@ impl ImageStore {
             .filter_map(|(n, _)| Reference::parse(n).ok())
             .collect();
         names.sort_by_key(|r| r.to_string());
-        let size = rec.layers.iter().map(|l| l.size).sum();
+        let size = rec
+            .layers
+            .iter()
+            .map(|l| match read_json::<LayerMeta>(&self.layer_root(&l.chain_id).join("layer.json")) {
+                Ok(Some(m)) if m.content_size > 0 => m.content_size,
+                _ => l.size,
+            })
+            .sum();
         Ok(Image {
             id: rec.id,
             names,

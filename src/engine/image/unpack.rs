@@ -71,6 +71,8 @@ pub struct UnpackStats {
     /// The size of the uncompressed tar stream.
     pub tar_size: u64,
     pub entries: u64,
+    /// The bytes of file content written (what `docker images` counts as the size).
+    pub content_size: u64,
 }
 
 /// The compression of a layer stream, from its first bytes.
@@ -143,7 +145,7 @@ pub fn unpack_layer<R: Read>(layer: &str, tar: R, dest: &Path, limits: &Limits) 
     let capped = Capped { inner: tar, left: limits.max_bytes, flag: flag.clone() };
     let mut archive = tar::Archive::new(HashingReader::new(capped));
     let root = File::open(dest).map_err(|e| ImageError::Unpack { layer: layer.into(), entry: dest.into(), source: e })?;
-    let mut u = Unpacker { layer, root: root.into(), parent_cache: None, dir_times: Vec::new(), buf: vec![0u8; 1 << 20] };
+    let mut u = Unpacker { layer, root: root.into(), parent_cache: None, dir_times: Vec::new(), buf: vec![0u8; 1 << 20], content: 0 };
     let classify = |e: ImageError, flag: &AtomicU8| -> ImageError {
         match flag.load(Ordering::Relaxed) {
             TOO_BIG => ImageError::LimitExceeded {
@@ -186,7 +188,7 @@ pub fn unpack_layer<R: Read>(layer: &str, tar: R, dest: &Path, limits: &Limits) 
     let reader = archive.into_inner();
     let (diff_id, tar_size, _) =
         reader.finish().map_err(|e| classify(ImageError::BadArchive { layer: layer.into(), source: e }, &flag))?;
-    Ok(UnpackStats { diff_id, tar_size, entries })
+    Ok(UnpackStats { diff_id, tar_size, entries, content_size: u.content })
 }
 
 struct Unpacker<'a> {
@@ -197,6 +199,7 @@ struct Unpacker<'a> {
     /// Directories whose mtime is set at the end (writing into them changes it).
     dir_times: Vec<(Vec<u8>, i64)>,
     buf: Vec<u8>,
+    content: u64,
 }
 
 /// Splits an archive path into its components, dropping `/` and `.`; `..` is an escape.
@@ -368,7 +371,7 @@ impl Unpacker<'_> {
                     Err(e) => return Err(self.io_err(&raw, e)),
                 };
                 let mut file = File::from(fd);
-                copy_with(entry, &mut file, &mut self.buf).map_err(|e| self.io_err(&raw, e))?;
+                self.content += copy_with(entry, &mut file, &mut self.buf).map_err(|e| self.io_err(&raw, e))?;
                 let fd: OwnedFd = file.into();
                 self.set_meta_fd(&fd, uid, gid, mode, &xattrs, &raw)?;
                 set_times_fd(&fd, mtime).map_err(|e| self.io_err(&raw, e))?;
