@@ -265,3 +265,63 @@ fn a_pull_killed_mid_layer_completes_when_run_again() {
     assert_eq!(bb, std::fs::read(common::host_busybox()).unwrap(), "the layer is not complete");
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "leftovers of the killed pull remain");
 }
+
+#[test]
+fn two_pulls_of_the_same_image_at_once_are_both_correct() {
+    common::require_root();
+    let reg = Registry::start(Auth::None);
+    let cfg = tempfile::tempdir().unwrap();
+    let id = push_busybox(cfg.path(), &reg.host(), "same/busybox:1");
+    let root = TestRoot::new();
+    let reference = format!("{}/same/busybox:1", reg.host());
+    let spawn = || {
+        root.cmd(["image", "pull", &reference])
+            .env("DOCKER_CONFIG", cfg.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for c in [a, b] {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(root.ok(["images", "-q"]).trim(), &id[7..19]);
+    assert_eq!(std::fs::read_dir(root.root().join("images/layers")).unwrap().count(), 1);
+    let lower = layer_dir(&root, cfg.path(), &reference);
+    assert!(Path::new(&lower).join("bin/busybox").is_file());
+}
+
+#[test]
+fn compose_pull_pulls_service_images_and_reports_failures() {
+    common::require_root();
+    let reg = Registry::start(Auth::None);
+    let cfg = tempfile::tempdir().unwrap();
+    let id = push_busybox(cfg.path(), &reg.host(), "proj/busybox:1");
+    let root = TestRoot::new();
+    let dir = root.scratch().join("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    let host = reg.host();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        format!("services:\n  web:\n    image: {host}/proj/busybox:1\n  db:\n    image: {host}/proj/missing:1\n  local:\n    image: {host}/proj/busybox:1\n    pull_policy: never\n"),
+    )
+    .unwrap();
+    let compose = dir.join("compose.yaml");
+    let f = compose.to_str().unwrap();
+    let out = berth(&root, cfg.path(), &["-f", f, "pull"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("service db") && err.contains("proj/missing:1"), "{err}");
+    let out = berth(&root, cfg.path(), &["-f", f, "pull", "--ignore-pull-failures"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("web Pulled") && err.contains("WARNING") && !err.contains("local Pull"), "{err}");
+    assert_eq!(root.ok(["images", "-q"]).trim(), &id[7..19]);
+    let out = berth(&root, cfg.path(), &["-f", f, "pull", "-q", "web"]);
+    assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = berth(&root, cfg.path(), &["-f", f, "pull", "nosuch"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such service: nosuch"));
+}

@@ -735,12 +735,103 @@ fn image_push(g: &GlobalOpts, reference: &str, quiet: bool) -> anyhow::Result<i3
     Ok(0)
 }
 
-fn compose_pull(_g: &GlobalOpts, _a: ComposePullArgs) -> anyhow::Result<i32> {
-    Err(super::not_yet("pull (of a compose project's services)"))
+fn compose_pull(g: &GlobalOpts, a: ComposePullArgs) -> anyhow::Result<i32> {
+    use crate::engine::image::{PullItem, PullPolicy};
+    let project = crate::project::load(&crate::project::LoadOptions::from_global(g))?;
+    for s in &a.services {
+        if !project.services.contains_key(s) {
+            bail!("no such service: {s}");
+        }
+    }
+    let mut wanted: Vec<String> = if a.services.is_empty() { project.services.keys().cloned().collect() } else { a.services.clone() };
+    if a.include_deps && !a.services.is_empty() {
+        let graph = project.graph()?;
+        let mut i = 0;
+        while i < wanted.len() {
+            for d in graph.dependencies(&wanted[i]) {
+                if !wanted.iter().any(|w| w == d) {
+                    wanted.push(d.to_string());
+                }
+            }
+            i += 1;
+        }
+    }
+    let forced = a.policy.as_deref().map(PullPolicy::parse).transpose()?;
+    let store = open(g)?;
+    let mut items: Vec<PullItem> = Vec::new();
+    let mut buildable = std::collections::HashSet::new();
+    for name in &wanted {
+        let svc = &project.services[name];
+        let Some(image) = &svc.image else { continue };
+        // As Docker Compose: --policy, else the service's pull_policy; unset pulls.
+        let policy = match (forced, svc.pull_policy.as_deref()) {
+            (Some(p), _) => Some(p),
+            (None, Some(p)) => Some(PullPolicy::parse(&p.replace('-', "_")).with_context(|| format!("service {name}: pull_policy"))?),
+            (None, None) => None,
+        };
+        let reference = Reference::parse(image).with_context(|| format!("service {name}: image"))?;
+        match policy {
+            Some(PullPolicy::Never) | Some(PullPolicy::Build) => continue,
+            Some(PullPolicy::Missing) if store.resolve(&reference.to_string())?.is_some() => {
+                eprintln!(" {name} Skipped - Image is already present locally");
+                continue;
+            }
+            _ => {}
+        }
+        if svc.build.is_some() {
+            buildable.insert(name.clone());
+        }
+        let platform = svc.platform.as_deref().map(Platform::parse).transpose().with_context(|| format!("service {name}: platform"))?;
+        items.push(PullItem { label: name.clone(), reference, platform });
+    }
+    let mode = progress_mode(g, a.quiet);
+    let progress = Progress::stderr(if mode == ProgressMode::Tty { ProgressMode::Plain } else { mode });
+    let opts = PullOptions { insecure_registries: g.insecure_registries.clone(), ..PullOptions::default() };
+    let results = runtime()?.block_on(crate::engine::image::pull_many(&store, &items, &opts, &progress));
+    let mut failed = false;
+    for (item, r) in items.iter().zip(results) {
+        if let Err(e) = r {
+            if a.ignore_pull_failures || buildable.contains(&item.label) {
+                eprintln!("WARNING: service {} failed to pull {}: {e}", item.label, item.reference.familiar());
+            } else {
+                super::report::print(&anyhow::Error::from(e).context(format!("service {}: cannot pull {}", item.label, item.reference.familiar())));
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
 }
 
-fn compose_push(_g: &GlobalOpts, _a: ComposePushArgs) -> anyhow::Result<i32> {
-    Err(super::not_yet("push (of a compose project's services)"))
+fn compose_push(g: &GlobalOpts, a: ComposePushArgs) -> anyhow::Result<i32> {
+    let project = crate::project::load(&crate::project::LoadOptions::from_global(g))?;
+    for s in &a.services {
+        if !project.services.contains_key(s) {
+            bail!("no such service: {s}");
+        }
+    }
+    let store = open(g)?;
+    let rt = runtime()?;
+    let mode = progress_mode(g, a.quiet);
+    let progress = Progress::stderr(if mode == ProgressMode::Tty { ProgressMode::Plain } else { mode });
+    let opts = PushOptions { insecure_registries: g.insecure_registries.clone() };
+    let mut failed = false;
+    for (name, svc) in &project.services {
+        if !a.services.is_empty() && !a.services.contains(name) {
+            continue;
+        }
+        let Some(image) = &svc.image else { continue };
+        let r = Reference::parse(image).with_context(|| format!("service {name}: image"))?;
+        progress.line(&format!(" {name} Pushing"));
+        match rt.block_on(crate::engine::image::push(&store, &r, &opts, &Progress::new(ProgressMode::Quiet))) {
+            Ok(_) => progress.line(&format!(" {name} Pushed")),
+            Err(e) if a.ignore_push_failures => eprintln!("WARNING: service {name} failed to push {}: {e}", r.familiar()),
+            Err(e) => {
+                super::report::print(&anyhow::Error::from(e).context(format!("service {name}: cannot push {}", r.familiar())));
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
 }
 
 /// `docker.io` for no server or Docker Hub's names, else the host[:port] given.
