@@ -292,33 +292,68 @@ impl ImageStore {
         } else {
             None
         };
-        let mut tee = Tee { inner: src, file, hasher: Hasher::new(), write_error: None };
-        let (compression, stats) = {
-            let (compression, dec) = unpack::decompress(&mut tee).map_err(|e| ImageError::BadArchive { layer: name.clone(), source: e })?;
-            if spec.unpack {
+        let tee = Tee { inner: src, file, hasher: Hasher::new(), write_error: None };
+        // Two stages on two threads: reading, hashing, keeping the blob and decompressing on
+        // one; unpacking (file system calls) on the other.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(8);
+        let (tee, compression, stats) = std::thread::scope(|scope| -> Result<_> {
+            let producer = scope.spawn(move || {
+                let mut tee = tee;
+                let compression = match unpack::decompress(&mut tee) {
+                    Ok((compression, mut dec)) => {
+                        loop {
+                            let mut buf = vec![0u8; 1 << 20];
+                            match fill(&mut dec, &mut buf) {
+                                Ok(0) => break,
+                                Ok(n) => {
+                                    buf.truncate(n);
+                                    if tx.send(Ok(buf)).is_err() {
+                                        break; // the unpacker stopped; its error says why
+                                    }
+                                }
+                                Err(e) => {
+                                    let _ = tx.send(Err(e));
+                                    break;
+                                }
+                            }
+                        }
+                        Some(compression)
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        None
+                    }
+                };
+                drop(tx);
+                // The rest of the stream (bytes after the compressed end) counts for the blob
+                // digest, and explains a broken stream better than the stream error does.
+                let drained = io::copy(&mut tee, &mut io::sink());
+                (tee, compression, drained)
+            });
+            let input = ChannelReader { rx, cur: Vec::new(), pos: 0 };
+            let stats = if spec.unpack {
                 let diff = layer_tmp.join("diff");
                 create_dir_all_mode(&diff, 0o755)?;
-                let stats = unpack::unpack_layer(&name, dec, &diff, &Limits::from_env());
-                (compression, Some(stats))
+                unpack::unpack_layer(&name, input, &diff, &Limits::from_env())
             } else {
-                let mut h = super::digest::HashingReader::new(dec);
-                let r = io::copy(&mut h, &mut io::sink()).map(|_| h.finish());
-                let stats = match r {
-                    Ok(Ok((diff_id, tar_size, _))) => Ok(unpack::UnpackStats { diff_id, tar_size, entries: 0, content_size: 0 }),
-                    Ok(Err(e)) | Err(e) => Err(ImageError::BadArchive { layer: name.clone(), source: e }),
-                };
-                (compression, Some(stats))
-            }
-        };
+                let mut h = super::digest::HashingReader::new(input);
+                match io::copy(&mut h, &mut io::sink()).and_then(|_| h.finish()) {
+                    Ok((diff_id, tar_size, _)) => Ok(unpack::UnpackStats { diff_id, tar_size, entries: 0, content_size: 0 }),
+                    Err(e) => Err(ImageError::BadArchive { layer: name.clone(), source: e }),
+                }
+            };
+            let (tee, compression, drained) = producer.join().map_err(|_| ImageError::Other(format!("{name}: the decompressing thread failed")))?;
+            Ok((tee, (compression, drained), stats))
+        })?;
+        let mut tee = tee;
+        let (compression, drained) = compression;
         if let Some(e) = tee.write_error.take() {
             return Err(FsError::io("write", blob_tmp, e).into());
         }
-        let stats = match stats.expect("set above") {
+        let stats = match stats {
             Ok(s) => s,
             Err(e) => {
-                // A digest mismatch explains a broken stream better than the stream error does.
-                let _ = io::copy(&mut tee, &mut io::sink());
-                if let Some(exp) = &spec.expect_blob {
+                if let (Some(exp), Ok(_)) = (&spec.expect_blob, &drained) {
                     let got = std::mem::take(&mut tee.hasher).finish();
                     if &got != exp && !matches!(e, ImageError::UnsafeLayer { .. }) {
                         return Err(ImageError::DigestMismatch { what: name, expected: exp.to_string(), actual: got.to_string() });
@@ -327,11 +362,8 @@ impl ImageStore {
                 return Err(e);
             }
         };
-        // The bytes after the end of the compressed stream count for the blob digest.
-        io::copy(&mut tee, &mut io::sink()).map_err(|e| ImageError::BadArchive { layer: name.clone(), source: e })?;
-        if let Some(e) = tee.write_error.take() {
-            return Err(FsError::io("write", blob_tmp, e).into());
-        }
+        drained.map_err(|e| ImageError::BadArchive { layer: name.clone(), source: e })?;
+        let compression = compression.unwrap_or(Compression::None);
         let blob_size = tee.hasher.len();
         let blob = std::mem::take(&mut tee.hasher).finish();
         if let Some(exp) = &spec.expect_blob {
@@ -883,6 +915,46 @@ pub fn oci_manifest(config: &Digest, config_size: u64, layers: &[Layer]) -> Vec<
         "layers": layers,
     });
     serde_json::to_vec(&m).expect("JSON values serialize")
+}
+
+/// Reads until `buf` is full or the stream ends.
+fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The unpacking side of the two-stage pipeline.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos >= self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(b)) => {
+                    self.cur = b;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// Copies everything read into a file (if any) and a hasher; a write failure is kept aside so
