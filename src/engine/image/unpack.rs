@@ -195,7 +195,7 @@ struct Unpacker<'a> {
     layer: &'a str,
     root: OwnedFd,
     /// The last parent directory resolved (entries come grouped by directory).
-    parent_cache: Option<(Vec<u8>, OwnedFd)>,
+    parent_cache: Option<(Vec<u8>, std::rc::Rc<OwnedFd>)>,
     /// Directories whose mtime is set at the end (writing into them changes it).
     dir_times: Vec<(Vec<u8>, i64)>,
     buf: Vec<u8>,
@@ -274,17 +274,16 @@ impl Unpacker<'_> {
         }
     }
 
-    fn parent(&mut self, parts: &[&[u8]], entry: &[u8]) -> Result<OwnedFd> {
+    fn parent(&mut self, parts: &[&[u8]], entry: &[u8]) -> Result<std::rc::Rc<OwnedFd>> {
         let key = join(parts);
         if let Some((k, fd)) = &self.parent_cache {
             if *k == key {
-                return fd.try_clone().map_err(|e| self.io_err(entry, e));
+                return Ok(fd.clone());
             }
         }
-        let fd = self.open_dir(parts, true, entry)?;
-        let dup = fd.try_clone().map_err(|e| self.io_err(entry, e))?;
-        self.parent_cache = Some((key, fd));
-        Ok(dup)
+        let fd = std::rc::Rc::new(self.open_dir(parts, true, entry)?);
+        self.parent_cache = Some((key, fd.clone()));
+        Ok(fd)
     }
 
     /// Removes whatever `name` is in `dir` (a tree too), never following symlinks.
