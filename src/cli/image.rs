@@ -659,7 +659,7 @@ fn history(g: &GlobalOpts, image: &str, no_trunc: bool, quiet: bool, human: bool
         entries.push((h.clone(), size));
     }
     entries.reverse();
-    let mut table = vec![vec!["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"].iter().map(|s| s.to_string()).collect::<Vec<_>>()];
+    let mut table = vec![["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"].iter().map(|s| s.to_string()).collect::<Vec<_>>()];
     for (i, (h, size)) in entries.iter().enumerate() {
         let id = if i == 0 {
             if no_trunc { img.id.to_string() } else { img.id.short().to_string() }

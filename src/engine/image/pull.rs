@@ -63,11 +63,11 @@ impl PullPolicy {
     }
 }
 
-#[derive(Debug)]
 /// What a manifest document turned out to be.
+#[derive(Debug)]
 enum Doc {
-    Index(ImageIndex),
-    Manifest(ImageManifest),
+    Index(Box<ImageIndex>),
+    Manifest(Box<ImageManifest>),
 }
 
 /// Classifies a manifest body strictly: one kind only, its mediaType agreeing with the
@@ -99,9 +99,9 @@ fn classify(body: &[u8], ctype: &str, what: &str) -> Result<Doc> {
         return Err(ImageError::unsupported(what, format!("a document of type {kind} has the wrong fields")));
     }
     if index {
-        Ok(Doc::Index(serde_json::from_slice(body).map_err(|e| ImageError::BadManifest { what: what.into(), source: e })?))
+        Ok(Doc::Index(Box::new(serde_json::from_slice(body).map_err(|e| ImageError::BadManifest { what: what.into(), source: e })?)))
     } else {
-        Ok(Doc::Manifest(serde_json::from_slice(body).map_err(|e| ImageError::BadManifest { what: what.into(), source: e })?))
+        Ok(Doc::Manifest(Box::new(serde_json::from_slice(body).map_err(|e| ImageError::BadManifest { what: what.into(), source: e })?)))
     }
 }
 
@@ -150,7 +150,7 @@ pub async fn resolve_manifest(client: &Client, r: &Reference, platform: &Platfor
         }
     }
     match classify(&body, &ctype, &format!("the manifest of {what}"))? {
-        Doc::Manifest(manifest) => Ok(Resolved { manifest, body, digest }),
+        Doc::Manifest(manifest) => Ok(Resolved { manifest: *manifest, body, digest }),
         Doc::Index(index) => {
             let chosen = choose(&index, platform, &what)?;
             let (body, ctype, digest) = client.get_manifest(r, &chosen.to_string()).await?;
@@ -158,7 +158,7 @@ pub async fn resolve_manifest(client: &Client, r: &Reference, platform: &Platfor
                 return Err(ImageError::DigestMismatch { what: format!("the {platform} manifest of {what}"), expected: chosen.to_string(), actual: digest.to_string() });
             }
             match classify(&body, &ctype, &format!("the {platform} manifest of {what}"))? {
-                Doc::Manifest(manifest) => Ok(Resolved { manifest, body, digest }),
+                Doc::Manifest(manifest) => Ok(Resolved { manifest: *manifest, body, digest }),
                 Doc::Index(_) => Err(ImageError::unsupported(what, "an index points to another index")),
             }
         }

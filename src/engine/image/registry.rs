@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, WWW_AUTHENTICATE};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode, Url};
 
 use super::auth::{self, Credentials};
@@ -475,17 +475,6 @@ fn registry_errors(body: &[u8]) -> Option<String> {
 fn snippet(body: &[u8]) -> String {
     let s = String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_string();
     if s.is_empty() { "(no details)".into() } else { s }
-}
-
-/// A header map with one value, for tests and callers that need it.
-pub fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    for (k, v) in pairs {
-        if let Ok(v) = HeaderValue::from_str(v) {
-            h.insert(*k, v);
-        }
-    }
-    h
 }
 
 #[cfg(test)]

@@ -591,7 +591,8 @@ impl ImageStore {
                 let want = format!("{}@{}", r.name(), digest);
                 for id in self.record_ids()? {
                     if let Some(rec) = self.read_record(&id)? {
-                        if rec.repo_digests.iter().any(|d| *d == want) || rec.manifest == *digest && rec.repo_digests.iter().any(|d| d.starts_with(&format!("{}@", r.name()))) {
+                        let same_repo = rec.repo_digests.iter().any(|d| d.starts_with(&format!("{}@", r.name())));
+                        if rec.repo_digests.contains(&want) || (rec.manifest == *digest && same_repo) {
                             return Ok(Some(self.load(rec, &repos)?));
                         }
                     }
@@ -1003,7 +1004,7 @@ mod tests {
         let store = ImageStore::open(&root).unwrap();
         let tar = tar_of(&[("bin/sh", b"#!")]);
         let name = Reference::parse("busybox").unwrap();
-        let img = store.import_rootfs(&tar[..], "-", serde_json::json!({"Cmd": ["sh"]}), None, None, &[name.clone()]).unwrap();
+        let img = store.import_rootfs(&tar[..], "-", serde_json::json!({"Cmd": ["sh"]}), None, None, std::slice::from_ref(&name)).unwrap();
         assert_eq!(img.layers.len(), 1);
         assert_eq!(img.layers[0].diff_id, Digest::of(&tar));
         assert_eq!(img.names, vec![name.clone()]);
@@ -1019,7 +1020,7 @@ mod tests {
 
         // A layer shared by a second image is unpacked once.
         let other = Reference::parse("other:1").unwrap();
-        let img2 = store.import_rootfs(&tar[..], "-", serde_json::json!({"Cmd": ["ls"]}), None, None, &[other.clone()]).unwrap();
+        let img2 = store.import_rootfs(&tar[..], "-", serde_json::json!({"Cmd": ["ls"]}), None, None, std::slice::from_ref(&other)).unwrap();
         assert_ne!(img2.id, img.id);
         assert_eq!(store.layer_dirs(&img2), dirs);
 

@@ -108,6 +108,104 @@ pub fn decompress<'a, R: Read + Send + 'a>(mut r: R) -> io::Result<(Compression,
 
 const READ_FAILED: u8 = 1;
 const TOO_BIG: u8 = 2;
+const META_TOO_BIG: u8 = 3;
+/// The largest PAX, GNU long-name or long-link record accepted (the tar crate reads them whole).
+pub const MAX_META: u64 = 1 << 20;
+
+/// Follows the tar structure as the bytes pass, and fails on a metadata record (PAX `x`/`g`,
+/// GNU `L`/`K`) larger than [`MAX_META`], before the tar reader would read it into memory.
+struct HeaderGuard<R> {
+    inner: R,
+    /// Bytes of the current header block seen so far.
+    head: Vec<u8>,
+    /// Data (padded) left in the current entry.
+    data_left: u64,
+    /// GNU sparse extension blocks expected next.
+    ext_pending: bool,
+    /// The PAX record being read (its `size` overrides the next header's).
+    pax: Option<Vec<u8>>,
+    pax_size: Option<u64>,
+    flag: Arc<AtomicU8>,
+}
+
+/// The `size` record of PAX extended header data, if any.
+fn pax_size(data: &[u8]) -> Option<u64> {
+    let mut rest = data;
+    while !rest.is_empty() {
+        let sp = rest.iter().position(|b| *b == b' ')?;
+        let len: usize = std::str::from_utf8(&rest[..sp]).ok()?.parse().ok()?;
+        if len == 0 || len > rest.len() {
+            return None;
+        }
+        let rec = &rest[sp + 1..len];
+        if let Some(v) = rec.strip_prefix(b"size=") {
+            return std::str::from_utf8(v).ok()?.trim_end_matches('\n').parse().ok();
+        }
+        rest = &rest[len..];
+    }
+    None
+}
+
+impl<R: Read> HeaderGuard<R> {
+    fn observe(&mut self, mut b: &[u8]) -> io::Result<()> {
+        while !b.is_empty() {
+            if self.data_left > 0 {
+                let n = (self.data_left.min(b.len() as u64)) as usize;
+                if let Some(p) = &mut self.pax {
+                    p.extend_from_slice(&b[..n]);
+                }
+                self.data_left -= n as u64;
+                b = &b[n..];
+                if self.data_left == 0 {
+                    if let Some(p) = self.pax.take() {
+                        self.pax_size = pax_size(&p);
+                    }
+                }
+                continue;
+            }
+            let need = 512 - self.head.len();
+            let n = need.min(b.len());
+            self.head.extend_from_slice(&b[..n]);
+            b = &b[n..];
+            if self.head.len() < 512 {
+                continue;
+            }
+            let block = std::mem::take(&mut self.head);
+            if self.ext_pending {
+                self.ext_pending = block[504] == 1;
+                continue;
+            }
+            if block.iter().all(|x| *x == 0) {
+                continue;
+            }
+            let kind = block[156];
+            let mut size = tar::Header::from_byte_slice(&block).entry_size().unwrap_or(0);
+            if matches!(kind, b'x' | b'g' | b'L' | b'K') {
+                if size > MAX_META {
+                    self.flag.store(META_TOO_BIG, Ordering::Relaxed);
+                    return Err(io::Error::other("metadata record too large"));
+                }
+                if kind == b'x' && size > 0 {
+                    self.pax = Some(Vec::with_capacity(size as usize));
+                }
+            } else if let Some(ps) = self.pax_size.take() {
+                size = ps;
+            }
+            self.ext_pending = kind == b'S' && block[482] == 1;
+            // The data is padded to whole blocks; a PAX record is collected up to its size only.
+            self.data_left = size.div_ceil(512) * 512;
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for HeaderGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.observe(&buf[..n])?;
+        Ok(n)
+    }
+}
 
 /// Passes reads through, failing once `left` bytes have gone by, and remembering why it failed
 /// so that the caller can tell a bad stream from a bad disk.
@@ -130,7 +228,7 @@ impl<R: Read> Read for Capped<R> {
             }
             Err(e) => {
                 if e.kind() != io::ErrorKind::Interrupted {
-                    self.flag.store(READ_FAILED, Ordering::Relaxed);
+                    let _ = self.flag.compare_exchange(0, READ_FAILED, Ordering::Relaxed, Ordering::Relaxed);
                 }
                 Err(e)
             }
@@ -142,7 +240,8 @@ impl<R: Read> Read for Capped<R> {
 /// returns the digest and size of the stream. `layer` names the layer in errors.
 pub fn unpack_layer<R: Read>(layer: &str, tar: R, dest: &Path, limits: &Limits) -> Result<UnpackStats> {
     let flag = Arc::new(AtomicU8::new(0));
-    let capped = Capped { inner: tar, left: limits.max_bytes, flag: flag.clone() };
+    let guard = HeaderGuard { inner: tar, head: Vec::with_capacity(512), data_left: 0, ext_pending: false, pax: None, pax_size: None, flag: flag.clone() };
+    let capped = Capped { inner: guard, left: limits.max_bytes, flag: flag.clone() };
     let mut archive = tar::Archive::new(HashingReader::new(capped));
     let root = File::open(dest).map_err(|e| ImageError::Unpack { layer: layer.into(), entry: dest.into(), source: e })?;
     let mut u = Unpacker { layer, root: root.into(), parent_cache: None, dir_times: Vec::new(), buf: vec![0u8; 1 << 20], content: 0 };
@@ -153,6 +252,10 @@ pub fn unpack_layer<R: Read>(layer: &str, tar: R, dest: &Path, limits: &Limits) 
                 what: "its uncompressed size",
                 limit: limits.max_bytes,
                 var: ENV_MAX_BYTES,
+            },
+            META_TOO_BIG => ImageError::UnsafeLayer {
+                layer: layer.into(),
+                reason: format!("it has a PAX or long-name header larger than {MAX_META} bytes"),
             },
             READ_FAILED => match e {
                 ImageError::Unpack { source, .. } | ImageError::BadArchive { source, .. } => {

@@ -277,3 +277,62 @@ fn truncated_gzip_is_a_bad_archive() {
     assert_eq!(c, Compression::Zstd);
     assert_eq!(unpack_layer("t", r, &s.dest, &Limits::default()).unwrap().diff_id, Digest::of(&tar));
 }
+
+#[test]
+fn a_huge_pax_header_is_refused_before_it_is_read() {
+    let s = scene();
+    let mut b = tar::Builder::new(Vec::new());
+    let big = vec![b'a'; (MAX_META as usize) + 10];
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::XHeader);
+    h.set_size(big.len() as u64);
+    h.set_path("pax").unwrap();
+    h.set_cksum();
+    b.append(&h, &big[..]).unwrap();
+    file(&mut b, "after", b"x");
+    let err = s.unpack(b.into_inner().unwrap()).unwrap_err();
+    assert!(matches!(err, ImageError::UnsafeLayer { .. }), "{err}");
+    // Ordinary PAX records and GNU sparse files pass the guard.
+    let s = scene();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([("SCHILY.xattr.user.k", &b"v"[..])]).unwrap();
+    file(&mut b, "ok", b"fine");
+    s.unpack(b.into_inner().unwrap()).unwrap();
+    assert_eq!(std::fs::read(s.dest.join("ok")).unwrap(), b"fine");
+}
+
+#[test]
+fn the_guard_follows_a_pax_size_override() {
+    assert_eq!(pax_size(b"12 size=700\n19 path=a/long/name\n"), Some(700));
+    assert_eq!(pax_size(b"19 path=a/long/name\n"), None);
+    // A PAX size record larger than the header's size field: the guard must skip the whole
+    // data, which here looks like a huge PAX header, and not refuse the layer.
+    let mut data = vec![0u8; 2048];
+    let mut fake = tar::Header::new_ustar();
+    fake.set_entry_type(tar::EntryType::XHeader);
+    fake.set_size(10 << 20);
+    fake.set_cksum();
+    data[512..1024].copy_from_slice(fake.as_bytes());
+    let mut out = Vec::new();
+    let rec = format!("{} size={}\n", 6 + 1 + data.len().to_string().len() + 6, data.len());
+    let rec = if rec.len() != rec.split(' ').next().unwrap().parse::<usize>().unwrap() { format!("{} size={}\n", rec.len(), data.len()) } else { rec };
+    let mut x = tar::Header::new_ustar();
+    x.set_entry_type(tar::EntryType::XHeader);
+    x.set_size(rec.len() as u64);
+    x.set_path("pax").unwrap();
+    x.set_cksum();
+    out.extend_from_slice(x.as_bytes());
+    out.extend_from_slice(rec.as_bytes());
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    let mut h = tar::Header::new_ustar();
+    h.set_path("big").unwrap();
+    h.set_size(0);
+    h.set_mode(0o644);
+    h.set_cksum();
+    out.extend_from_slice(h.as_bytes());
+    out.extend_from_slice(&data);
+    out.resize(out.len() + 1024, 0);
+    let s = scene();
+    s.unpack(out).unwrap();
+    assert_eq!(std::fs::metadata(s.dest.join("big")).unwrap().len(), 2048);
+}
