@@ -545,13 +545,16 @@ impl ImageStore {
         }
     }
 
-    /// Every image, newest first.
+    /// Every image, newest first. A damaged image (its config blob gone) is left out; `resolve`
+    /// reports it, and `remove` and a new pull repair it.
     pub fn list(&self) -> Result<Vec<Image>> {
         let repos = self.repositories()?;
         let mut out = Vec::new();
         for id in self.record_ids()? {
-            if let Some(rec) = self.read_record(&id)? {
-                out.push(self.load(rec, &repos)?);
+            if let Ok(Some(rec)) = self.read_record(&id) {
+                if let Ok(img) = self.load(rec, &repos) {
+                    out.push(img);
+                }
             }
         }
         out.sort_by(|a, b| b.added.cmp(&a.added).then(a.id.cmp(&b.id)));
@@ -750,7 +753,11 @@ impl ImageStore {
     /// when no name is left and no container uses it. With `force`, an image named by id loses
     /// all its names, and an image in use is untagged but kept.
     pub fn remove(&self, reference: &str, force: bool) -> Result<Vec<Removed>> {
-        let image = self.require(reference)?;
+        let image = match self.require(reference) {
+            Ok(i) => i,
+            Err(ImageError::Corrupt { .. }) | Err(ImageError::BadManifest { .. }) => return self.remove_damaged(reference),
+            Err(e) => return Err(e),
+        };
         let used = self.containers_by_image()?;
         let users = used.get(&image.id).cloned().unwrap_or_default();
         let by_name = Reference::parse(reference)
@@ -791,6 +798,37 @@ impl ImageStore {
             fs::remove_file(&p).map_err(|e| FsError::io("remove", &p, e))?;
             out.push(Removed::Deleted(image.id.clone()));
         }
+        drop(lock);
+        self.collect_garbage(false)?;
+        Ok(out)
+    }
+
+    /// Removes an image whose config can no longer be read: its record and every name for it.
+    fn remove_damaged(&self, reference: &str) -> Result<Vec<Removed>> {
+        let lock = self.lock_images()?;
+        let mut repos = self.repositories()?;
+        let hexpart = reference.strip_prefix("sha256:").unwrap_or(reference);
+        let id = match Reference::parse(reference).ok().and_then(|r| repos.get(&r.to_string()).cloned()) {
+            Some(id) => id,
+            None => {
+                let m: Vec<Digest> = self.record_ids()?.into_iter().filter(|d| !hexpart.is_empty() && d.hex().starts_with(hexpart)).collect();
+                match m.as_slice() {
+                    [one] => one.clone(),
+                    _ => return Err(ImageError::NotFound(reference.to_string())),
+                }
+            }
+        };
+        let mut out = Vec::new();
+        for (name, _) in repos.iter().filter(|(_, v)| **v == id) {
+            if let Ok(r) = Reference::parse(name) {
+                out.push(Removed::Untagged(r.familiar()));
+            }
+        }
+        repos.retain(|_, v| *v != id);
+        self.write_repositories(&repos)?;
+        let p = self.record_path(&id);
+        let _ = fs::remove_file(&p);
+        out.push(Removed::Deleted(id));
         drop(lock);
         self.collect_garbage(false)?;
         Ok(out)
@@ -1045,6 +1083,21 @@ mod tests {
         assert!(!dirs[0].exists());
         assert_eq!(fs::read_dir(store.dir().join("blobs/sha256")).unwrap().count(), 0);
         assert_eq!(fs::read_dir(store.dir().join("l")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_damaged_image_is_reported_and_can_be_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(&StateRoot::new(tmp.path().join("r"))).unwrap();
+        let name = Reference::parse("dmg").unwrap();
+        let img = store.import_rootfs(&tar_of(&[("a", b"1")])[..], "-", serde_json::json!({}), None, None, std::slice::from_ref(&name)).unwrap();
+        fs::remove_file(store.blob_path(&img.id)).unwrap();
+        let err = store.resolve("dmg").unwrap_err();
+        assert!(matches!(err, ImageError::Corrupt { .. }), "{err}");
+        assert!(store.list().unwrap().is_empty());
+        let out = store.remove("dmg", false).unwrap();
+        assert_eq!(out.last(), Some(&Removed::Deleted(img.id.clone())));
+        assert!(store.resolve("dmg").unwrap().is_none());
     }
 
     #[test]
