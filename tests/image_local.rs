@@ -14,16 +14,16 @@ fn import_list_tag_inspect_history() {
     let root = TestRoot::new();
     let id = busybox_image(&root);
     assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
-    let table = root.ok(["images"]);
+    let table = root.ok(["image", "ls"]);
     let mut lines = table.lines();
     assert!(lines.next().unwrap().starts_with("REPOSITORY   TAG      IMAGE ID       CREATED"), "{table}");
     let row = lines.next().unwrap();
     assert!(row.starts_with("busybox      latest   ") && row.contains(&id[7..19]), "{table}");
 
     root.ok(["image", "tag", "busybox", "me/box:v1"]);
-    let q = root.ok(["images", "-q"]);
+    let q = root.ok(["image", "ls", "-q"]);
     assert_eq!(q.lines().collect::<Vec<_>>(), vec![&id[7..19]], "one image, listed once");
-    let json = root.ok(["images", "--format", "json"]);
+    let json = root.ok(["image", "ls", "--format", "json"]);
     let repos: Vec<String> = json.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["Repository"].as_str().unwrap().to_string()).collect();
     assert!(repos.contains(&"me/box".to_string()) && repos.contains(&"busybox".to_string()), "{json}");
 
@@ -70,7 +70,7 @@ fn rm_is_refused_while_a_container_uses_the_image_and_prune_keeps_its_layers() {
     let out = root.ok(["image", "prune", "-f"]);
     assert!(out.contains(&format!("deleted: {id}")) && out.contains("Total reclaimed space: "), "{out}");
     assert!(!Path::new(&lower).exists());
-    assert!(root.ok(["images", "-q"]).trim().is_empty());
+    assert!(root.ok(["image", "ls", "-q"]).trim().is_empty());
 
     let id = busybox_image(&root);
     let out = root.ok(["image", "rm", "busybox:latest"]);
@@ -139,7 +139,7 @@ fn hostile(name: &str, entries: &[(&str, tar::EntryType, &str, &[u8])], expect_o
     assert_eq!(names, vec![std::ffi::OsString::from("sentinel")], "{name}: something was written outside");
     assert_eq!(std::fs::read(out_dir.join("sentinel")).unwrap(), b"untouched", "{name}");
     if !expect_ok {
-        assert!(root.ok(["images", "-q"]).trim().is_empty(), "{name}: a refused layer left an image");
+        assert!(root.ok(["image", "ls", "-q"]).trim().is_empty(), "{name}: a refused layer left an image");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("refused"), "{name}: {err}");
     }
@@ -199,7 +199,7 @@ fn save_then_load_round_trips_and_oci_layouts_load() {
     let other = TestRoot::new();
     let out = other.ok(["image", "load", "-i", archive.to_str().unwrap()]);
     assert_eq!(out.trim(), "Loaded image: busybox:latest");
-    assert_eq!(other.ok(["images", "-q"]).trim(), &id[7..19]);
+    assert_eq!(other.ok(["image", "ls", "-q"]).trim(), &id[7..19]);
     let lower = other.ok(["image", "inspect", "-f", "{{.GraphDriver.Data.LowerDir}}", "busybox"]);
     assert!(Path::new(lower.trim()).join("bin/busybox").is_file());
 
@@ -255,4 +255,31 @@ fn save_then_load_round_trips_and_oci_layouts_load() {
     let out = other.run(["image", "load", "-i", ev.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(!root.scratch().join("manifest.json").exists());
+}
+
+#[test]
+fn compose_images_lists_the_images_of_the_project_containers() {
+    common::require_root();
+    let root = TestRoot::new();
+    let id = busybox_image(&root);
+    let dir = root.scratch().join("imgproj");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("compose.yaml"), "services:\n  web:\n    image: busybox\n").unwrap();
+    for (cid, project, name) in [("c1", "imgproj", "imgproj-web-1"), ("c2", "other", "other-web-1")] {
+        let cdir = root.root().join("containers").join(cid);
+        std::fs::create_dir_all(&cdir).unwrap();
+        let cfg = serde_json::json!({"Id": cid, "Name": name, "Image": id,
+            "Labels": {"com.docker.compose.project": project, "com.docker.compose.service": "web"}});
+        std::fs::write(cdir.join("config.json"), cfg.to_string()).unwrap();
+    }
+    let f = dir.join("compose.yaml");
+    let table = root.ok(["-f", f.to_str().unwrap(), "images"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2, "{table}");
+    assert!(lines[0].starts_with("CONTAINER           REPOSITORY          TAG                 PLATFORM            IMAGE ID"), "{table}");
+    assert!(lines[1].starts_with("imgproj-web-1") && lines[1].contains("busybox") && lines[1].contains(&id[7..19]), "{table}");
+    let json: serde_json::Value = serde_json::from_str(&root.ok(["-f", f.to_str().unwrap(), "images", "--format", "json"])).unwrap();
+    assert_eq!(json[0]["ContainerName"], "imgproj-web-1");
+    assert_eq!(json[0]["ID"], id);
+    assert_eq!(root.ok(["-f", f.to_str().unwrap(), "images", "-q"]).trim(), &id[7..]);
 }

@@ -79,7 +79,7 @@ fn htpasswd_registry_pull_by_tag_and_digest_and_a_second_pull_downloads_nothing(
     let reference = format!("{host}/test/busybox:1");
     let out = ok(&root, cfg, &["--progress", "plain", "image", "pull", &reference]);
     assert!(out.contains("Pull complete") && out.contains("Downloaded newer image"), "{out}");
-    let images = ok(&root, cfg, &["images"]);
+    let images = ok(&root, cfg, &["image", "ls"]);
     assert!(images.contains(&format!("{host}/test/busybox")) && images.contains(&id.trim_start_matches("sha256:")[..12]), "{images}");
     let lower = layer_dir(&root, cfg, &reference);
     assert!(Path::new(&lower).join("bin/busybox").is_file(), "{lower}");
@@ -115,7 +115,7 @@ fn token_server_registry_bearer_challenge_with_scope() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let id = push_busybox(cfg, &host, "team/app:v1");
     ok(&root, cfg, &["image", "pull", &format!("{host}/team/app:v1")]);
-    assert!(ok(&root, cfg, &["images", "-q"]).contains(&id.trim_start_matches("sha256:")[..12]));
+    assert!(ok(&root, cfg, &["image", "ls", "-q"]).contains(&id.trim_start_matches("sha256:")[..12]));
 
     // Anonymous: the token grants nothing, and the error says to log in.
     let anon = tempfile::tempdir().unwrap();
@@ -255,7 +255,7 @@ fn a_pull_killed_mid_layer_completes_when_run_again() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(root.ok(["images", "-q"]).trim().is_empty(), "a killed pull left an image");
+    assert!(root.ok(["image", "ls", "-q"]).trim().is_empty(), "a killed pull left an image");
     assert_eq!(std::fs::read_dir(root.root().join("images/layers")).unwrap().count(), 0, "a killed pull left a layer");
 
     front.throttle.store(0, std::sync::atomic::Ordering::SeqCst);
@@ -287,7 +287,7 @@ fn two_pulls_of_the_same_image_at_once_are_both_correct() {
         let out = c.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
-    assert_eq!(root.ok(["images", "-q"]).trim(), &id[7..19]);
+    assert_eq!(root.ok(["image", "ls", "-q"]).trim(), &id[7..19]);
     assert_eq!(std::fs::read_dir(root.root().join("images/layers")).unwrap().count(), 1);
     let lower = layer_dir(&root, cfg.path(), &reference);
     assert!(Path::new(&lower).join("bin/busybox").is_file());
@@ -318,7 +318,7 @@ fn compose_pull_pulls_service_images_and_reports_failures() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("web Pulled") && err.contains("WARNING") && !err.contains("local Pull"), "{err}");
-    assert_eq!(root.ok(["images", "-q"]).trim(), &id[7..19]);
+    assert_eq!(root.ok(["image", "ls", "-q"]).trim(), &id[7..19]);
     let out = berth(&root, cfg.path(), &["-f", f, "pull", "-q", "web"]);
     assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = berth(&root, cfg.path(), &["-f", f, "pull", "nosuch"]);

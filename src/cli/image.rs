@@ -16,8 +16,8 @@ pub enum Commands {
     Pull(ComposePullArgs),
     /// Push service images
     Push(ComposePushArgs),
-    /// List images
-    Images(LsArgs),
+    /// List images used by the created containers
+    Images(ComposeImagesArgs),
     /// Manage images
     Image {
         #[command(subcommand)]
@@ -58,6 +58,18 @@ pub struct ComposePushArgs {
     #[arg(long)]
     pub ignore_push_failures: bool,
     /// Push without printing progress information
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeImagesArgs {
+    /// Services to list (default: all)
+    pub services: Vec<String>,
+    /// Format the output
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ListFormat,
+    /// Only display IDs
     #[arg(short, long)]
     pub quiet: bool,
 }
@@ -210,7 +222,7 @@ pub enum ImageCmd {
 
 pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
     match c {
-        Commands::Images(a) => ls(g, &a),
+        Commands::Images(a) => compose_images(g, &a),
         Commands::Image { cmd } => image(g, cmd),
         Commands::Pull(a) => compose_pull(g, a),
         Commands::Push(a) => compose_push(g, a),
@@ -436,6 +448,93 @@ fn ls(g: &GlobalOpts, a: &LsArgs) -> anyhow::Result<i32> {
                 table.push(row);
             }
             print_table(&mut out, &table)?;
+        }
+    }
+    Ok(0)
+}
+
+/// `berth images`: the images of the project's containers, as `docker compose images`.
+fn compose_images(g: &GlobalOpts, a: &ComposeImagesArgs) -> anyhow::Result<i32> {
+    let project = crate::project::load(&crate::project::LoadOptions::from_global(g))?;
+    let store = open(g)?;
+    let dir = g.state_root().containers_dir();
+    let mut rows: Vec<(String, Image)> = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(&dir) {
+        for e in rd.flatten() {
+            let Ok(Some(c)) = crate::util::fs::read_json::<serde_json::Value>(&e.path().join("config.json")) else { continue };
+            let label = |k: &str| c.pointer(&format!("/Labels/{}", k.replace('~', "~0").replace('/', "~1"))).and_then(|v| v.as_str()).map(str::to_string);
+            if label(crate::labels::PROJECT).as_deref() != Some(project.name.as_str()) {
+                continue;
+            }
+            if !a.services.is_empty() && !label(crate::labels::SERVICE).is_some_and(|s| a.services.contains(&s)) {
+                continue;
+            }
+            let Some(id) = c.get("Image").and_then(|i| i.as_str()) else { continue };
+            let Some(img) = store.resolve(id)? else { continue };
+            let name = c.get("Name").and_then(|n| n.as_str()).unwrap_or_default().trim_start_matches('/').to_string();
+            rows.push((name, img));
+        }
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = std::io::stdout().lock();
+    if a.quiet {
+        for (_, img) in &rows {
+            writeln!(out, "{}", img.id.hex())?;
+        }
+        return Ok(0);
+    }
+    let platform = |img: &Image| {
+        let raw = &img.raw_config;
+        let mut p = format!("{}/{}", raw["os"].as_str().unwrap_or("linux"), raw["architecture"].as_str().unwrap_or(""));
+        if let Some(v) = raw["variant"].as_str() {
+            p.push('/');
+            p.push_str(v);
+        }
+        p
+    };
+    match a.format {
+        ListFormat::Json => {
+            let docs: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|(c, img)| {
+                    let n = img.names.first();
+                    serde_json::json!({
+                        "ID": img.id.to_string(),
+                        "ContainerName": c,
+                        "Repository": n.map(|n| n.familiar_name()).unwrap_or_else(|| "<none>".into()),
+                        "Tag": n.and_then(|n| n.tag()).unwrap_or("<none>"),
+                        "Platform": platform(img),
+                        "Size": img.size,
+                        "LastTagTime": img.added,
+                    })
+                })
+                .collect();
+            writeln!(out, "{}", serde_json::Value::from(docs))?;
+        }
+        ListFormat::Table => {
+            let mut table = vec![["CONTAINER", "REPOSITORY", "TAG", "PLATFORM", "IMAGE ID", "SIZE", "CREATED"].map(String::from).to_vec()];
+            for (c, img) in &rows {
+                let n = img.names.first();
+                table.push(vec![
+                    c.clone(),
+                    n.map(|n| n.familiar_name()).unwrap_or_else(|| "<none>".into()),
+                    n.and_then(|n| n.tag()).unwrap_or("<none>").to_string(),
+                    platform(img),
+                    img.id.short().to_string(),
+                    human_size(img.size),
+                    since(img),
+                ]);
+            }
+            // Docker Compose's tabwriter: columns at least 20 wide, 3 spaces of padding.
+            let cols = table[0].len();
+            let widths: Vec<usize> = (0..cols).map(|i| table.iter().map(|r| r[i].chars().count() + 3).max().unwrap_or(0).max(20)).collect();
+            for r in &table {
+                let mut line = String::new();
+                for (i, c) in r.iter().enumerate() {
+                    line.push_str(&format!("{c:<w$}", w = widths[i]));
+                }
+                writeln!(out, "{}", line.trim_end())?;
+            }
         }
     }
     Ok(0)

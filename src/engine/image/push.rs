@@ -60,6 +60,7 @@ pub async fn push(store: &ImageStore, r: &Reference, opts: &PushOptions, progres
     let tag = r.tag().unwrap_or("latest").to_string();
     let size = manifest.len();
     client.put_manifest(r, &tag, &media_type, manifest).await?;
+    store.add_repo_digest(&image.id, &format!("{}@{}", r.name(), image.manifest))?;
     progress.line(&format!("{tag}: digest: {} size: {size}", image.manifest));
     Ok(image.manifest)
 }

@@ -713,6 +713,16 @@ impl ImageStore {
         self.create_image(cfg, &[layer], names)
     }
 
+    /// Records that image `id` is `repo@digest` in a registry (after a push).
+    pub fn add_repo_digest(&self, id: &Digest, repo_digest: &str) -> Result<()> {
+        let _lock = self.lock_images()?;
+        let Some(mut rec) = self.read_record(id)? else { return Err(ImageError::NotFound(id.to_string())) };
+        let repo = repo_digest.split('@').next().unwrap_or_default().to_string();
+        rec.repo_digests.retain(|d| !d.starts_with(&format!("{repo}@")));
+        rec.repo_digests.push(repo_digest.to_string());
+        Ok(write_json(&self.record_path(id), &rec)?)
+    }
+
     /// Tags image `id` as `name` (moving the tag if another image had it).
     pub fn tag(&self, id: &Digest, name: &Reference) -> Result<()> {
         if name.digest().is_some() {
