@@ -206,3 +206,14 @@ fn rand_suffix() -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
 }
+
+/// Writes the busybox layer of [`make_layer`] as an uncompressed tarball (for `image import`).
+pub fn make_layer_tar(path: &Path) {
+    let tmp = tempfile::tempdir().unwrap();
+    make_layer(tmp.path());
+    let f = std::fs::File::create(path).unwrap();
+    let mut b = tar::Builder::new(f);
+    b.follow_symlinks(false);
+    b.append_dir_all(".", tmp.path()).unwrap();
+    b.finish().unwrap();
+}
