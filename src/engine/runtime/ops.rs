@@ -187,6 +187,8 @@ pub fn start(root: &StateRoot, key: &str, attach: Option<OwnedFd>) -> Result<()>
         }
     };
     if let Some(msg) = started.error {
+        // The supervisor has exited; the cgroup made for it goes too.
+        let _ = cg.remove();
         return Err(RuntimeError::Start { name: cfg.name, code: started.code, msg });
     }
     Ok(())
