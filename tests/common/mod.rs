@@ -3,6 +3,8 @@
 //! Area-specific helpers live in their own files next to this one.
 #![allow(dead_code)]
 
+pub mod runtime;
+
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
