@@ -10,6 +10,9 @@ pub enum Commands {
     /// Remove everything the state root holds on this host, then the root (tests use it)
     #[command(name = "__teardown", hide = true)]
     Teardown,
+    /// The embedded DNS resolver of the state root (started by the network module)
+    #[command(name = "__dns", hide = true)]
+    Dns,
 }
 
 pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
@@ -20,6 +23,10 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
                 super::report::print(e);
             }
             Ok(if errors.is_empty() { 0 } else { 1 })
+        }
+        Commands::Dns => {
+            crate::net::dns::run(&g.state_root())?;
+            Ok(0)
         }
     }
 }

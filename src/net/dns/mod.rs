@@ -1,0 +1,254 @@
+//! The embedded resolver: one detached `berth __dns` per state root, serving every network of the
+//! root on its gateway addresses.
+//!
+//! Who runs it and why: berth has no daemon, and the per-container supervisors are
+//! single-threaded and come and go, so none of them can own a socket that serves other
+//! containers. One process per root, started by [`crate::net::attach`] when absent (a flock on
+//! `dns/dns.lock` says whether one runs), keeps the sockets open across container starts and
+//! stops. It runs in the host namespace, so forwarding reaches the host's own resolvers
+//! (127.0.0.53 included) without entering containers. It watches `networks/` (inotify) and swaps
+//! its records in place when an endpoints file changes, so queries are never dropped while
+//! containers start, stop and scale; it exits when the root has no network left.
+
+pub mod records;
+pub mod server;
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, OnceLock, mpsc};
+use std::time::{Duration, Instant, SystemTime};
+
+use notify::Watcher;
+
+use super::NetError;
+use super::network::{self, Endpoints, Network};
+use crate::state::StateRoot;
+use crate::util::lock::{FileLock, LockError};
+use records::Records;
+use server::{Listener, Shared};
+
+static EXE: OnceLock<PathBuf> = OnceLock::new();
+
+/// Sets the berth binary that [`ensure_running`] starts (tests link the library into another
+/// binary); by default it is the running executable.
+pub fn set_berth_exe(path: PathBuf) {
+    let _ = EXE.set(path);
+}
+
+fn berth_exe() -> Result<PathBuf, NetError> {
+    if let Some(p) = EXE.get() {
+        return Ok(p.clone());
+    }
+    std::env::current_exe().map_err(|e| NetError::io("find the berth executable", e))
+}
+
+fn lock_path(root: &StateRoot) -> PathBuf {
+    root.dns_dir().join("dns.lock")
+}
+fn pid_path(root: &StateRoot) -> PathBuf {
+    root.dns_dir().join("dns.pid")
+}
+
+/// Starts the root's resolver unless one runs.
+pub fn ensure_running(root: &StateRoot) -> Result<(), NetError> {
+    match FileLock::try_exclusive(&lock_path(root)) {
+        Ok(l) => drop(l),
+        Err(LockError::Busy { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    spawn(root)
+}
+
+fn spawn(root: &StateRoot) -> Result<(), NetError> {
+    let log_path = root.dns_dir().join("dns.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| crate::util::fs::FsError::io("open", &log_path, e))?;
+    let log2 = log.try_clone().map_err(|e| crate::util::fs::FsError::io("open", &log_path, e))?;
+    let mut cmd = Command::new(berth_exe()?);
+    cmd.arg("--root").arg(root.path()).arg("__dns");
+    cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            // Nothing of the caller's (a supervisor's pipes, reserved ports) may leak into the
+            // resolver: every inherited descriptor closes at exec.
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+            libc::setsid();
+            // Double fork: the resolver is nobody's child and outlives its starter.
+            match libc::fork() {
+                -1 => Err(std::io::Error::last_os_error()),
+                0 => Ok(()),
+                _ => libc::_exit(0),
+            }
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| NetError::io("start the DNS resolver (berth __dns)", e))?;
+    let _ = child.wait();
+    Ok(())
+}
+
+/// Stops the root's resolver, if it runs, and waits for it to exit.
+pub fn stop(root: &StateRoot) {
+    let Ok(text) = std::fs::read_to_string(pid_path(root)) else { return };
+    let mut w = text.split_whitespace();
+    let (Some(pid), Some(start)) = (w.next().and_then(|p| p.parse::<i32>().ok()), w.next()) else { return };
+    if start_time(pid).as_deref() != Some(start) {
+        return;
+    }
+    let pid = nix::unistd::Pid::from_raw(pid);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while start_time(pid.as_raw()).as_deref() == Some(start) {
+        if Instant::now() > deadline {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            std::thread::sleep(Duration::from_millis(50));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Field 22 of `/proc/<pid>/stat`: with the pid, it identifies a process.
+pub fn start_time(pid: i32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count from the closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let state = rest.split_whitespace().next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    rest.split_whitespace().nth(19).map(str::to_string)
+}
+
+/// The networks and their endpoints; a network half-created or half-removed is skipped.
+fn load(root: &StateRoot) -> Result<Vec<(Network, Endpoints)>, NetError> {
+    let mut out = Vec::new();
+    for n in network::list(root)? {
+        let eps = network::read_endpoints(root, &n.name).unwrap_or_default();
+        out.push((n, eps));
+    }
+    Ok(out)
+}
+
+fn log(msg: impl std::fmt::Display) {
+    eprintln!("{} berth-dns: {msg}", chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+}
+
+/// The resolver's main loop (`berth __dns`).
+pub fn run(root: &StateRoot) -> Result<(), NetError> {
+    std::fs::create_dir_all(root.dns_dir()).map_err(|e| crate::util::fs::FsError::io("create directory", &root.dns_dir(), e))?;
+    let mut lock = match FileLock::try_exclusive(&lock_path(root)) {
+        Ok(l) => Some(l),
+        Err(LockError::Busy { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let me = std::process::id() as i32;
+    let pid_line = format!("{me} {}\n", start_time(me).unwrap_or_default());
+    crate::util::fs::write_atomic(&pid_path(root), pid_line.as_bytes())?;
+
+    let (tx, rx) = mpsc::channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+        let _ = tx.send(());
+    })
+    .map_err(|e| NetError::Dns(format!("cannot watch {}: {e}", root.networks_dir().display())))?;
+    watcher
+        .watch(&root.networks_dir(), notify::RecursiveMode::Recursive)
+        .map_err(|e| NetError::Dns(format!("cannot watch {}: {e}", root.networks_dir().display())))?;
+
+    let shared = Shared::new(Records::default(), upstream::host_upstreams())
+        .map_err(|e| NetError::io("open the resolver's upstream sockets", e))?;
+    let mut listeners: HashMap<IpAddr, Listener> = HashMap::new();
+    let mut resolv_mtime = mtime(upstream::HOST_RESOLV_CONF);
+    log(format!("serving state root {}", root.path().display()));
+    loop {
+        let state = match load(root) {
+            Ok(s) => s,
+            Err(e) => {
+                log(format!("cannot read the network state: {e}"));
+                if !root.networks_dir().is_dir() {
+                    break;
+                }
+                Vec::new()
+            }
+        };
+        if state.is_empty() {
+            for (_, l) in listeners.drain() {
+                l.stop();
+            }
+            // Let a starter see no resolver before looking again, so that a network created
+            // meanwhile is never left without one.
+            let _ = std::fs::remove_file(pid_path(root));
+            drop(lock.take());
+            if load(root).map(|s| s.is_empty()).unwrap_or(true) {
+                break;
+            }
+            match FileLock::try_exclusive(&lock_path(root)) {
+                Ok(l) => {
+                    lock = Some(l);
+                    crate::util::fs::write_atomic(&pid_path(root), pid_line.as_bytes())?;
+                }
+                Err(_) => break,
+            }
+            continue;
+        }
+        let recs = Records::build(&state);
+        let want: Vec<IpAddr> = recs.listen_addrs().copied().collect();
+        *shared.records.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(recs);
+        let gone: Vec<IpAddr> = listeners.keys().filter(|ip| !want.contains(ip)).copied().collect();
+        for ip in gone {
+            if let Some(l) = listeners.remove(&ip) {
+                l.stop();
+            }
+        }
+        for ip in want {
+            if let std::collections::hash_map::Entry::Vacant(slot) = listeners.entry(ip) {
+                match Listener::start(&shared, ip) {
+                    Ok(l) => {
+                        slot.insert(l);
+                    }
+                    Err(e) => log(format!("cannot listen on {ip}:53: {e}")),
+                }
+            }
+        }
+        // Wait for a change; re-read the host's resolv.conf when it changes.
+        loop {
+            match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(()) => {
+                    while rx.try_recv().is_ok() {}
+                    break;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let m = mtime(upstream::HOST_RESOLV_CONF);
+                    if m != resolv_mtime {
+                        resolv_mtime = m;
+                        *shared.host_upstreams.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(upstream::host_upstreams());
+                    }
+                    if !root.networks_dir().is_dir() {
+                        break;
+                    }
+                    // Retry addresses that could not be bound.
+                    if shared.records.read().map(|r| r.listen_addrs().any(|ip| !listeners.contains_key(ip))).unwrap_or(false) {
+                        break;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+    }
+    log("no network left; exiting");
+    if lock.is_some() {
+        let _ = std::fs::remove_file(pid_path(root));
+    }
+    Ok(())
+}
+
+fn mtime(path: &str) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
