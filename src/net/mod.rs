@@ -259,7 +259,7 @@ fn attach_endpoint(
     if let Some(stale) = host.link_index(&host_if)? {
         host.delete_link(stale, &host_if)?;
     }
-    host.create_veth(&host_if, bridge, net.mtu, &ifname, mac, netns)?;
+    host.create_veth(&host_if, Some(bridge), net.mtu, &ifname, mac, netns)?;
     undo.links.push(host_if.clone());
     if !net.icc {
         if let Some(i) = host.link_index(&host_if)? {
@@ -270,6 +270,7 @@ fn attach_endpoint(
         what: format!("find {ifname} in the container's namespace after creating it"),
         source: io::ErrorKind::NotFound.into(),
     })?;
+    inner.set_up(inner_index, &ifname)?;
     if let (Some(a), Some(p)) = (v4, &net.ipv4) {
         inner.add_address(inner_index, IpAddr::V4(a), p.subnet.prefix(), &ifname)?;
     }

@@ -201,21 +201,21 @@ impl Netlink {
             .ok_or_else(|| nl_err(format!("find bridge {name} after creating it"), io::ErrorKind::NotFound.into()))
     }
 
-    /// Creates a veth pair: `host_name` on this socket's namespace, enslaved to `master` and up;
-    /// `peer_name` born directly in the namespace `peer_netns` (never moved), up, with `peer_mac`.
+    /// Creates a veth pair: `host_name` on this socket's namespace, enslaved to `master` (if any)
+    /// and up; `peer_name` born directly in the namespace `peer_netns` (never moved), down, with
+    /// `peer_mac`.
     #[allow(clippy::too_many_arguments)]
     pub fn create_veth(
         &mut self,
         host_name: &str,
-        master: u32,
+        master: Option<u32>,
         mtu: u32,
         peer_name: &str,
         peer_mac: [u8; 6],
         peer_netns: &impl AsRawFd,
     ) -> Result<(), NetError> {
+        // The peer cannot be created up (veth_open needs both ends): the caller brings it up.
         let mut peer = LinkMessage::default();
-        peer.header.flags = LinkFlags::Up;
-        peer.header.change_mask = LinkFlags::Up;
         peer.attributes.push(LinkAttribute::IfName(peer_name.to_string()));
         peer.attributes.push(LinkAttribute::Mtu(mtu));
         peer.attributes.push(LinkAttribute::Address(peer_mac.to_vec()));
@@ -225,7 +225,9 @@ impl Netlink {
         msg.header.change_mask = LinkFlags::Up;
         msg.attributes.push(LinkAttribute::IfName(host_name.to_string()));
         msg.attributes.push(LinkAttribute::Mtu(mtu));
-        msg.attributes.push(LinkAttribute::Controller(master));
+        if let Some(master) = master {
+            msg.attributes.push(LinkAttribute::Controller(master));
+        }
         msg.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Veth),
             LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
@@ -254,7 +256,8 @@ impl Netlink {
             LinkInfo::PortKind(InfoPortKind::Bridge),
             LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::Isolated(true)])),
         ]));
-        self.request(RouteNetlinkMessage::SetLink(msg), NLM_F_ACK)
+        // Port attributes go through RTM_NEWLINK on the existing link (RTM_SETLINK ignores them).
+        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_ACK)
             .map_err(|e| nl_err(format!("isolate bridge port {what}"), e))?;
         Ok(())
     }
