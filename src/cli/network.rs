@@ -386,11 +386,18 @@ fn parse_filters(filters: &[String]) -> anyhow::Result<Vec<(String, String)>> {
         .map(|f| {
             let (k, v) = f.split_once('=').with_context(|| format!("bad format of filter {f:?} (expected name=value)"))?;
             match k {
-                "driver" | "id" | "label" | "name" | "scope" | "type" | "dangling" => Ok((k.to_string(), v.to_string())),
+                "driver" | "id" | "label" | "label!" | "name" | "scope" | "type" | "dangling" => Ok((k.to_string(), v.to_string())),
                 _ => bail!("invalid filter {k:?}: use driver, id, label, name, scope, type or dangling"),
             }
         })
         .collect()
+}
+
+fn has_label(n: &network::Network, v: &str) -> bool {
+    match v.split_once('=') {
+        Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
+        None => n.labels.contains_key(v),
+    }
 }
 
 /// Docker's semantics: values of one key are alternatives, different keys must all match.
@@ -408,10 +415,8 @@ fn matches(info: &NetworkInfo, filters: &[(String, String)]) -> anyhow::Result<b
             "scope" => *v == "local",
             "type" => *v == "custom",
             "dangling" => (*v == "true" || *v == "1") == info.endpoints.is_empty(),
-            "label" => match v.split_once('=') {
-                Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
-                None => n.labels.contains_key(*v),
-            },
+            "label" => has_label(n, v),
+            "label!" => !has_label(n, v),
             _ => false,
         });
         if !ok {

@@ -201,6 +201,49 @@ pub fn pick_default(used: &[Subnet]) -> Option<Subnet> {
     default_pool().find(|c| !used.iter().any(|u| u.overlaps(c)))
 }
 
+/// The environment variable that replaces the default pools, as dockerd's
+/// `--default-address-pool`: `base=10.210.64.0/18,size=24`, several separated by `;`.
+pub const POOLS_ENV: &str = "BERTH_DEFAULT_ADDRESS_POOLS";
+
+/// Parses [`POOLS_ENV`] into (base, size) pairs.
+pub fn parse_pools(text: &str) -> Result<Vec<(Subnet, u8)>, String> {
+    let mut out = Vec::new();
+    for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        let mut base = None;
+        let mut size = None;
+        for kv in entry.split(',') {
+            match kv.trim().split_once('=') {
+                Some(("base", v)) => base = Some(v.parse::<Subnet>().map_err(|e| format!("{POOLS_ENV}: {e}"))?),
+                Some(("size", v)) => size = Some(v.parse::<u8>().map_err(|_| format!("{POOLS_ENV}: bad size {v:?}"))?),
+                _ => return Err(format!("{POOLS_ENV}: expected base=CIDR,size=N, got {kv:?}")),
+            }
+        }
+        let (Some(b), Some(sz)) = (base, size) else {
+            return Err(format!("{POOLS_ENV}: {entry:?} needs both base= and size="));
+        };
+        if !b.is_ipv4() || sz < b.prefix() || sz > 30 {
+            return Err(format!("{POOLS_ENV}: size {sz} must be between the base's prefix ({}) and 30", b.prefix()));
+        }
+        out.push((b, sz));
+    }
+    Ok(out)
+}
+
+/// The first subnet of the pools that overlaps none of `used`.
+pub fn pick_from(pools: &[(Subnet, u8)], used: &[Subnet]) -> Option<Subnet> {
+    for (base, size) in pools {
+        let step = 1u128 << (32 - size);
+        let count = 1u128 << (size - base.prefix());
+        for i in 0..count.min(1 << 16) {
+            let c = Subnet::new(from_u128(true, to_u128(base.addr()) + i * step), *size)?;
+            if !used.iter().any(|u| u.overlaps(&c)) {
+                return Some(c);
+            }
+        }
+    }
+    None
+}
+
 /// Allocates addresses inside one subnet (optionally restricted to an `ip_range`), skipping
 /// the network address, the IPv4 broadcast, the gateway, reserved and used addresses. It starts
 /// after the last address handed out and wraps, as Docker does, so that a released address is not
@@ -335,6 +378,16 @@ mod tests {
         assert_eq!(pick_default(&host_subnets(&routes, &addrs)), Some(s("172.19.0.0/16")));
         let wide = vec![RouteInfo { destination: "10.0.0.0".parse().unwrap(), prefix: 8, oif: None, via_gateway: true }];
         assert!(connected_subnets(&wide, &[]).is_empty());
+    }
+
+    #[test]
+    fn configured_pools() {
+        let p = parse_pools("base=10.210.64.0/18,size=24").unwrap();
+        assert_eq!(pick_from(&p, &[s("10.210.64.0/24")]), Some(s("10.210.65.0/24")));
+        assert!(parse_pools("base=10.210.64.0/18").is_err());
+        assert!(parse_pools("base=10.210.64.0/18,size=8").is_err());
+        let two = parse_pools("base=10.210.64.0/23,size=24; base=10.210.70.0/24,size=25").unwrap();
+        assert_eq!(pick_from(&two, &[s("10.210.64.0/23")]), Some(s("10.210.70.0/25")));
     }
 
     #[test]

@@ -86,8 +86,8 @@ pub enum NetError {
     #[error("network {network}: subnet {subnet} overlaps {other}, which is already in use on this host; choose another subnet")]
     SubnetOverlap { network: String, subnet: Subnet, other: Subnet },
     #[error(
-        "network {0}: no free subnet is left in the default pools (172.17.0.0/12, 192.168.0.0/16); \
-         set ipam.config subnet, or remove unused networks"
+        "network {0}: no free subnet is left in the default address pools (172.17.0.0/12 and \
+         192.168.0.0/16, or BERTH_DEFAULT_ADDRESS_POOLS); set an ipam.config subnet, or remove unused networks"
     )]
     PoolExhausted(String),
     #[error("network {network} has no free address left in {subnet}; remove containers or use a larger subnet")]

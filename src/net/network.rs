@@ -451,7 +451,14 @@ pub fn create(root: &StateRoot, spec: NetworkSpec) -> Result<Network, NetError> 
         None => {
             let mut used = ipam::host_subnets(&routes, &addrs);
             used.extend(mine.iter().copied());
-            let s = ipam::pick_default(&used).ok_or_else(|| NetError::PoolExhausted(spec.name.clone()))?;
+            let s = match std::env::var(ipam::POOLS_ENV) {
+                Ok(text) if !text.trim().is_empty() => {
+                    let pools = ipam::parse_pools(&text).map_err(NetError::Invalid)?;
+                    ipam::pick_from(&pools, &used)
+                }
+                _ => ipam::pick_default(&used),
+            }
+            .ok_or_else(|| NetError::PoolExhausted(spec.name.clone()))?;
             resolve_pool(&spec.name, &v4req, s, false)?
         }
     });
