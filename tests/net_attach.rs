@@ -305,8 +305,8 @@ fn nothing_is_left_after_detach_and_network_rm() {
     net::detach(&root, &c1.id).unwrap();
     net::detach(&root, &c2.id).unwrap();
     net::detach(&root, &c2.id).unwrap(); // idempotent
-    let mid = host_view(&t.root(), &names);
-    assert_eq!(mid.links.len(), 2, "only the bridges stay: {mid:?}");
+    // The veths go with their namespaces (the kernel cleans them up shortly after).
+    assert!(eventually(|| host_view(&t.root(), &names).links.len() == 2), "only the bridges stay: {:?}", host_view(&t.root(), &names));
     let table = berth::net::firewall::table_name(&root);
     let rules = String::from_utf8_lossy(&std::process::Command::new("nft").args(["list", "table", "inet", &table]).output().unwrap().stdout).to_string();
     assert!(!rules.contains("42050"), "the DNAT element is gone:\n{rules}");
@@ -405,4 +405,29 @@ fn network_mode_none_brings_up_loopback_only() {
     assert!(res.attachment.endpoints.is_empty());
     let out = String::from_utf8_lossy(&c.ns.busybox(&["ip", "-o", "link"]).stdout).to_string();
     assert!(out.contains("lo:") && out.contains("UP") && !out.contains("eth0"), "{out}");
+}
+
+#[test]
+fn an_address_stays_taken_while_its_namespace_outlives_the_container() {
+    let (t, root) = setup();
+    t.ok(["network", "create", "--subnet", "10.210.55.0/24", "--ip-range", "10.210.55.0/30", "tiny"]);
+    let a1 = container("tiny-1");
+    let a2 = container("tiny-2");
+    let r1 = net::attach(&root, &request(&a1, Some("a"), &[("tiny", &[])])).unwrap();
+    net::attach(&root, &request(&a2, Some("a"), &[("tiny", &[])])).unwrap();
+    assert_eq!(ip4(&r1).to_string(), "10.210.55.2");
+    // tiny-1 stops, but its namespace lives on (another container shares it).
+    net::detach(&root, &a1.id).unwrap();
+    let c = container("tiny-3");
+    let e = net::attach(&root, &request(&c, Some("a"), &[("tiny", &[])])).unwrap_err();
+    assert!(e.to_string().contains("no free address"), "{e}");
+    let mut want = request(&c, Some("a"), &[("tiny", &[])]);
+    want.endpoints[0].ipv4_address = Some("10.210.55.2".parse().unwrap());
+    assert!(net::attach(&root, &want).unwrap_err().to_string().contains("outlived"));
+    // Once the namespace is gone, the address is given again.
+    drop(a1.ns);
+    assert!(eventually(|| net::attach(&root, &request(&c, Some("a"), &[("tiny", &[])])).is_ok()));
+    let eps = net::network::read_endpoints(&root, "tiny").unwrap();
+    assert_eq!(eps.endpoints[&c.id].ipv4.unwrap().to_string(), "10.210.55.2");
+    assert!(eps.released.is_empty());
 }

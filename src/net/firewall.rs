@@ -369,21 +369,52 @@ pub(crate) fn ensure_current_locked(root: &StateRoot) -> Result<(), NetError> {
     Ok(())
 }
 
-/// Adds (`add`) or deletes (`delete`) the DNAT elements of published ports. The caller holds the
-/// firewall lock and has already recorded the ports in state, so a missing table is rebuilt from
-/// it.
+/// The kernel's form of a port rule: two map elements (address and port), keyed as nft lays
+/// out concatenations (each field in a 4-byte register).
+fn kernel_elems(rule: &PortRule) -> Vec<super::nftnl::Elem> {
+    let Some((amap, pmap, _)) = port_keys(rule) else { return Vec::new() };
+    let proto: u8 = match rule.protocol {
+        Protocol::Tcp => libc::IPPROTO_TCP as u8,
+        Protocol::Udp => libc::IPPROTO_UDP as u8,
+    };
+    let mut key = Vec::new();
+    match rule.host_ip {
+        Some(IpAddr::V4(a)) => key.extend_from_slice(&a.octets()),
+        Some(IpAddr::V6(a)) => key.extend_from_slice(&a.octets()),
+        None => {}
+    }
+    key.extend_from_slice(&[proto, 0, 0, 0]);
+    key.extend_from_slice(&rule.host_port.to_be_bytes());
+    key.extend_from_slice(&[0, 0]);
+    let addr = match rule.target {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    vec![
+        super::nftnl::Elem { map: amap, key: key.clone(), data: addr },
+        super::nftnl::Elem { map: pmap, key, data: rule.target_port.to_be_bytes().to_vec() },
+    ]
+}
+
+/// Adds (`add`) or deletes (`delete`) the DNAT elements of published ports, over netlink. The
+/// caller holds the firewall lock and has already recorded the change in state, so when the
+/// kernel refuses (the table was flushed, say) the table is rebuilt from state instead.
 pub(crate) fn update_ports_locked(root: &StateRoot, op: &str, rules: &[PortRule]) -> Result<(), NetError> {
     if rules.is_empty() {
         return Ok(());
     }
     let table = table_name(root);
-    let batch = port_elements(&Ctx { table: &table }, op, rules);
-    match apply(&batch, &format!("{op} published ports in nftables table inet {table}")) {
+    let elems: Vec<super::nftnl::Elem> = rules.iter().flat_map(kernel_elems).collect();
+    match super::nftnl::apply(&table, op == "add", &elems) {
         Ok(()) => Ok(()),
-        // The table or an element is gone (flushed ruleset): state has the truth, rebuild from it.
-        Err(NetError::Nft { .. }) => rebuild_locked(root),
-        Err(e) => Err(e),
+        Err(_) => rebuild_locked(root),
     }
+}
+
+/// The same change through `nft` (kept for tests that compare both paths).
+#[cfg(test)]
+fn nft_port_batch(table: &str, op: &str, rules: &[PortRule]) -> Vec<Value> {
+    port_elements(&Ctx { table }, op, rules)
 }
 
 /// Deletes the root's table and DOCKER-USER rules whatever the state says (teardown).
@@ -407,6 +438,39 @@ mod tests {
         assert_eq!(table_name(&StateRoot::new(crate::state::DEFAULT_ROOT)), "berth");
         let t = table_name(&StateRoot::new("/tmp/some/root"));
         assert!(t.starts_with("berth-") && t.len() == 14, "{t}");
+    }
+
+    /// Elements written over netlink read back through nft as the JSON path would write them.
+    #[test]
+    fn netlink_elements_match_nft() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let table = format!("berth-ut{:06x}", rand::random::<u32>() & 0xffffff);
+        let rules = vec![
+            PortRule { host_ip: None, host_port: 42070, protocol: Protocol::Tcp, target: "10.210.70.2".parse().unwrap(), target_port: 80 },
+            PortRule { host_ip: Some("127.0.0.1".parse().unwrap()), host_port: 42071, protocol: Protocol::Udp, target: "10.210.70.3".parse().unwrap(), target_port: 5353 },
+            PortRule { host_ip: Some("fd00::1".parse().unwrap()), host_port: 42072, protocol: Protocol::Tcp, target: "fd00:70::2".parse().unwrap(), target_port: 8080 },
+        ];
+        apply(&table_batch(&table, &[], &[]), "create a test table").unwrap();
+        let listed = || {
+            let out = Command::new("nft").args(["list", "table", "inet", &table]).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).to_string()
+        };
+        let elems: Vec<_> = rules.iter().flat_map(kernel_elems).collect();
+        let r = super::super::nftnl::apply(&table, true, &elems);
+        let via_netlink = listed();
+        apply(&[json!({"delete": {"table": {"family": "inet", "name": table}}})], "drop").unwrap();
+        r.unwrap();
+        apply(&table_batch(&table, &[], &rules), "create a test table").unwrap();
+        let via_nft = listed();
+        apply(&nft_port_batch(&table, "delete", &rules), "delete").unwrap();
+        let emptied = listed();
+        apply(&[json!({"delete": {"table": {"family": "inet", "name": table}}})], "drop").unwrap();
+        assert_eq!(via_netlink, via_nft);
+        assert!(via_nft.contains("tcp . 42070 : 10.210.70.2"), "{via_nft}");
+        assert!(via_nft.contains("127.0.0.1 . udp . 42071 : 5353"), "{via_nft}");
+        assert!(!emptied.contains("42070"));
     }
 
     #[test]

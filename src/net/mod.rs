@@ -12,6 +12,7 @@ pub mod firewall;
 pub mod ipam;
 pub mod netlink;
 pub mod network;
+pub mod nftnl;
 pub mod ports;
 pub mod types;
 
@@ -174,6 +175,75 @@ struct Attached {
     inner_index: u32,
 }
 
+/// Picks the container's address in one pool: the requested static one, else the one it had
+/// before (a restart), else the next free one. Released addresses whose veth still lives (a
+/// namespace that outlived its container) stay out of use until the veth is gone.
+fn allocate(
+    host: &mut Netlink,
+    req: &AttachRequest,
+    net: &Network,
+    pool: &network::Pool,
+    eps: &mut network::Endpoints,
+    want: Option<IpAddr>,
+    prev: Option<IpAddr>,
+) -> Result<IpAddr, NetError> {
+    let reserved: std::collections::BTreeSet<IpAddr> =
+        std::iter::once(pool.gateway).chain(pool.aux_addresses.values().copied()).collect();
+    let mut used: std::collections::BTreeSet<IpAddr> = eps
+        .endpoints
+        .values()
+        .flat_map(|e| e.ipv4.map(IpAddr::V4).into_iter().chain(e.ipv6.map(IpAddr::V6)))
+        .collect();
+    let unavailable = |ip: IpAddr, why: String| NetError::AddressUnavailable {
+        container: req.container_name.clone(),
+        network: net.name.clone(),
+        ip,
+        why,
+    };
+    // Whether a released address may be given again (its veth is gone); forgets it if so.
+    let mut free_again = |eps: &mut network::Endpoints, ip: IpAddr| -> Result<bool, NetError> {
+        let Some(link) = eps.released.get(&ip) else { return Ok(true) };
+        if host.link_index(link)?.is_some() {
+            return Ok(false);
+        }
+        eps.released.remove(&ip);
+        Ok(true)
+    };
+    let last = if pool.subnet.is_ipv4() { eps.last_ipv4 } else { eps.last_ipv6 };
+    if let Some(ip) = want {
+        let a = Allocator { subnet: pool.subnet, range: pool.ip_range, reserved: &reserved, used: &used, last };
+        if let Err(why) = a.check_static(ip) {
+            let holder = eps
+                .endpoints
+                .values()
+                .find(|e| e.ipv4.map(IpAddr::V4) == Some(ip) || e.ipv6.map(IpAddr::V6) == Some(ip))
+                .map(|e| e.container_name.clone());
+            return Err(unavailable(ip, match holder {
+                Some(h) if why == "is already in use" => format!("is already in use by container {h}"),
+                _ => why.to_string(),
+            }));
+        }
+        if !free_again(eps, ip)? {
+            return Err(unavailable(ip, "is still held by a network namespace that outlived its container".into()));
+        }
+        return Ok(ip);
+    }
+    if let Some(ip) = prev {
+        let a = Allocator { subnet: pool.subnet, range: pool.ip_range, reserved: &reserved, used: &used, last };
+        if a.check_static(ip).is_ok() && free_again(eps, ip)? {
+            return Ok(ip);
+        }
+    }
+    loop {
+        let a = Allocator { subnet: pool.subnet, range: pool.ip_range, reserved: &reserved, used: &used, last };
+        let ip = a.next().ok_or_else(|| NetError::PoolFull { network: net.name.clone(), subnet: pool.subnet })?;
+        if free_again(eps, ip)? {
+            return Ok(ip);
+        }
+        used.insert(ip);
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn attach_endpoint(
     root: &StateRoot,
@@ -194,49 +264,24 @@ fn attach_endpoint(
     let mut eps = network::read_endpoints(root, &net.name)?;
     // A container attached again (restarted in a new namespace) keeps its addresses.
     let previous = eps.endpoints.remove(&req.container_id);
-    let holder_of = |eps: &network::Endpoints, ip: IpAddr| {
-        eps.endpoints
-            .values()
-            .find(|e| e.ipv4.map(IpAddr::V4) == Some(ip) || e.ipv6.map(IpAddr::V6) == Some(ip))
-            .map(|e| e.container_name.clone())
-    };
-    let pick = |pool: &network::Pool, want: Option<IpAddr>, prev: Option<IpAddr>, last: Option<IpAddr>| {
-        let reserved: std::collections::BTreeSet<IpAddr> =
-            std::iter::once(pool.gateway).chain(pool.aux_addresses.values().copied()).collect();
-        let used: std::collections::BTreeSet<IpAddr> = eps
-            .endpoints
-            .values()
-            .flat_map(|e| e.ipv4.map(IpAddr::V4).into_iter().chain(e.ipv6.map(IpAddr::V6)))
-            .collect();
-        let a = Allocator { subnet: pool.subnet, range: pool.ip_range, reserved: &reserved, used: &used, last };
-        if let Some(ip) = want {
-            return a.check_static(ip).map(|()| ip).map_err(|why| NetError::AddressUnavailable {
-                container: req.container_name.clone(),
-                network: net.name.clone(),
-                ip,
-                why: match holder_of(&eps, ip) {
-                    Some(h) if why == "is already in use" => format!("is already in use by container {h}"),
-                    _ => why.to_string(),
-                },
-            });
-        }
-        if let Some(ip) = prev.filter(|ip| a.check_static(*ip).is_ok()) {
-            return Ok(ip);
-        }
-        a.next().ok_or_else(|| NetError::PoolFull { network: net.name.clone(), subnet: pool.subnet })
-    };
     let v4 = match &net.ipv4 {
-        Some(p) => match pick(p, epr.ipv4_address.map(IpAddr::V4), previous.as_ref().and_then(|e| e.ipv4).map(IpAddr::V4), eps.last_ipv4)? {
-            IpAddr::V4(a) => Some(a),
-            IpAddr::V6(_) => None,
-        },
+        Some(p) => {
+            let prev = previous.as_ref().and_then(|e| e.ipv4).map(IpAddr::V4);
+            match allocate(host, req, &net, p, &mut eps, epr.ipv4_address.map(IpAddr::V4), prev)? {
+                IpAddr::V4(a) => Some(a),
+                IpAddr::V6(_) => None,
+            }
+        }
         None => None,
     };
     let v6 = match &net.ipv6 {
-        Some(p) => match pick(p, epr.ipv6_address.map(IpAddr::V6), previous.as_ref().and_then(|e| e.ipv6).map(IpAddr::V6), eps.last_ipv6)? {
-            IpAddr::V6(a) => Some(a),
-            IpAddr::V4(_) => None,
-        },
+        Some(p) => {
+            let prev = previous.as_ref().and_then(|e| e.ipv6).map(IpAddr::V6);
+            match allocate(host, req, &net, p, &mut eps, epr.ipv6_address.map(IpAddr::V6), prev)? {
+                IpAddr::V6(a) => Some(a),
+                IpAddr::V4(_) => None,
+            }
+        }
         None => {
             if let Some(a) = epr.ipv6_address {
                 return Err(NetError::AddressUnavailable {
@@ -399,6 +444,8 @@ pub fn attach(root: &StateRoot, req: &AttachRequest) -> Result<AttachResult, Net
             },
         )?;
         undo.ports = true;
+        let stale = ports::evict_stale(root, &req.container_id, &rules)?;
+        firewall::update_ports_locked(root, "delete", &stale)?;
         firewall::update_ports_locked(root, "add", &rules)?;
     }
     dns::ensure_running(root)?;
@@ -424,22 +471,27 @@ fn with_container(e: NetError, req: &AttachRequest) -> NetError {
 }
 
 /// Undoes [`attach`] for a container: port rules, DNS records, address allocations. Idempotent;
-/// the veths die with the namespace (one that outlives it, shared by another container, is
-/// deleted so that its address can be given again).
+/// the veths die with the namespace.
 pub fn detach(root: &StateRoot, container_id: &str) -> Result<(), NetError> {
     let mut host: Option<Netlink> = None;
     for n in network::list(root)? {
         let _lock = network::lock_network(root, &n.name)?;
         let mut eps = network::read_endpoints(root, &n.name)?;
         let Some(ep) = eps.endpoints.remove(container_id) else { continue };
-        network::write_endpoints(root, &n.name, &eps)?;
         if host.is_none() {
             host = Some(Netlink::open()?);
         }
         let nl = host.as_mut().expect("opened above");
-        if let Some(i) = nl.link_index(&ep.host_interface)? {
-            nl.delete_link(i, &ep.host_interface)?;
+        // The namespace usually dies with the container, taking the veth along, but the kernel
+        // does so a little later, and a namespace shared with another container lives on. Rather
+        // than delete the veth here (a costly RCU wait), its addresses are kept out of use until
+        // it is gone.
+        if nl.link_index(&ep.host_interface)?.is_some() {
+            for ip in ep.ipv4.map(IpAddr::V4).into_iter().chain(ep.ipv6.map(IpAddr::V6)) {
+                eps.released.insert(ip, ep.host_interface.clone());
+            }
         }
+        network::write_endpoints(root, &n.name, &eps)?;
     }
     ports::unpublish(root, container_id)
 }
@@ -459,9 +511,10 @@ pub fn teardown(root: &StateRoot) -> Vec<NetError> {
     if let Ok(mut nl) = Netlink::open() {
         for n in &networks {
             let eps = network::read_endpoints(root, &n.name).unwrap_or_default();
-            for ep in eps.endpoints.values() {
-                if let Ok(Some(i)) = nl.link_index(&ep.host_interface) {
-                    if let Err(e) = nl.delete_link(i, &ep.host_interface) {
+            let links = eps.endpoints.values().map(|e| &e.host_interface).chain(eps.released.values());
+            for link in links {
+                if let Ok(Some(i)) = nl.link_index(link) {
+                    if let Err(e) = nl.delete_link(i, link) {
                         errors.push(e);
                     }
                 }

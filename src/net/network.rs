@@ -175,6 +175,10 @@ pub struct Endpoints {
     /// By container id.
     #[serde(default)]
     pub endpoints: BTreeMap<String, Endpoint>,
+    /// Addresses of departed containers whose host veth (named here) still existed when they
+    /// left; they are given again once it is gone.
+    #[serde(default)]
+    pub released: BTreeMap<IpAddr, String>,
 }
 
 /// A network with the containers on it, for `inspect`.
@@ -600,7 +604,25 @@ pub fn read_endpoints(root: &StateRoot, name: &str) -> Result<Endpoints, NetErro
 }
 
 pub(crate) fn write_endpoints(root: &StateRoot, name: &str, e: &Endpoints) -> Result<(), NetError> {
-    Ok(write_json(&network_dir(root, name).join(ENDPOINTS_FILE), e)?)
+    write_volatile_json(&network_dir(root, name).join(ENDPOINTS_FILE), e)
+}
+
+/// Writes state that only describes running containers (endpoints, published ports): atomically
+/// (temp file and rename), but without fsync, since a crash of the host that could lose the write
+/// also ends every container the file describes. This keeps a container start off the disk's
+/// flush latency.
+pub(crate) fn write_volatile_json<T: Serialize>(path: &Path, value: &T) -> Result<(), NetError> {
+    let mut data = serde_json::to_vec_pretty(value).map_err(|e| FsError::Json { path: path.into(), source: e })?;
+    data.push(b'\n');
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}-{:08x}", std::process::id(), rand::random::<u32>()));
+    let result = std::fs::write(&tmp, &data)
+        .map_err(|e| FsError::io("write", &tmp, e))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| FsError::io("rename into place", path, e)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(result?)
 }
 
 /// Every network of the root, by name.

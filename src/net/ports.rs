@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::NetError;
 use super::types::{PortRequest, Protocol, PublishedPort};
 use crate::state::StateRoot;
-use crate::util::fs::{FsError, create_dir_all_mode, read_json, write_json};
+use crate::util::fs::{FsError, create_dir_all_mode, read_json};
 
 /// One DNAT: traffic to `host_ip:host_port` (any local address when `None`) goes to
 /// `target:target_port`.
@@ -73,7 +73,7 @@ pub(crate) fn read(root: &StateRoot, id: &str) -> Result<Option<PortRecord>, Net
 
 pub(crate) fn write(root: &StateRoot, rec: &PortRecord) -> Result<(), NetError> {
     create_dir_all_mode(&ports_dir(root), 0o700)?;
-    Ok(write_json(&record_path(root, &rec.container_id), rec)?)
+    super::network::write_volatile_json(&record_path(root, &rec.container_id), rec)
 }
 
 pub(crate) fn delete(root: &StateRoot, id: &str) -> Result<(), NetError> {
@@ -102,6 +102,37 @@ pub(crate) fn unpublish(root: &StateRoot, id: &str) -> Result<(), NetError> {
     let Some(rec) = read(root, id)? else { return Ok(()) };
     delete(root, id)?;
     super::firewall::update_ports_locked(root, "delete", &rec.ports)
+}
+
+/// Drops, from other containers' records, rules for the same host address, port and protocol as
+/// `rules`: their holders are gone (the ports could be bound again), so their map elements are
+/// stale. Returns the dropped rules. The caller holds the firewall lock.
+pub(crate) fn evict_stale(root: &StateRoot, id: &str, rules: &[PortRule]) -> Result<Vec<PortRule>, NetError> {
+    let same = |a: &PortRule, b: &PortRule| {
+        a.host_ip == b.host_ip && a.host_port == b.host_port && a.protocol == b.protocol && a.target.is_ipv4() == b.target.is_ipv4()
+    };
+    let mut dropped = Vec::new();
+    for mut rec in read_all(root)? {
+        if rec.container_id == id {
+            continue;
+        }
+        let before = rec.ports.len();
+        rec.ports.retain(|p| {
+            let stale = rules.iter().any(|r| same(r, p));
+            if stale {
+                dropped.push(p.clone());
+            }
+            !stale
+        });
+        if rec.ports.len() != before {
+            if rec.ports.is_empty() {
+                delete(root, &rec.container_id)?;
+            } else {
+                write(root, &rec)?;
+            }
+        }
+    }
+    Ok(dropped)
 }
 
 /// Who in this root holds `port/proto` on an address overlapping `ip` (for the error message).

@@ -53,14 +53,46 @@ fn pid_path(root: &StateRoot) -> PathBuf {
     root.dns_dir().join("dns.pid")
 }
 
-/// Starts the root's resolver unless one runs.
-pub fn ensure_running(root: &StateRoot) -> Result<(), NetError> {
-    match FileLock::try_exclusive(&lock_path(root)) {
-        Ok(l) => drop(l),
-        Err(LockError::Busy { .. }) => return Ok(()),
-        Err(e) => return Err(e.into()),
+/// Whether the resolver whose pid file is in `root` runs and is serving.
+fn serving(root: &StateRoot) -> bool {
+    let Ok(text) = std::fs::read_to_string(pid_path(root)) else { return false };
+    let mut w = text.split_whitespace();
+    match (w.next().and_then(|p| p.parse::<i32>().ok()), w.next()) {
+        (Some(pid), Some(start)) => start_time(pid).as_deref() == Some(start),
+        _ => false,
     }
-    spawn(root)
+}
+
+/// Starts the root's resolver unless one runs, and waits until it serves (its pid file is
+/// written once its sockets are bound), so that a container never asks before it listens.
+pub fn ensure_running(root: &StateRoot) -> Result<(), NetError> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut spawned = false;
+    loop {
+        if serving(root) {
+            return Ok(());
+        }
+        if !spawned {
+            match FileLock::try_exclusive(&lock_path(root)) {
+                Ok(l) => {
+                    drop(l);
+                    spawn(root)?;
+                    spawned = true;
+                }
+                // One is starting, or leaving and about to look at the networks again.
+                Err(LockError::Busy { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(NetError::Dns(format!(
+                "the DNS resolver of {} did not start; see {}",
+                root.path().display(),
+                root.dns_dir().join("dns.log").display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 fn spawn(root: &StateRoot) -> Result<(), NetError> {
@@ -151,7 +183,7 @@ pub fn run(root: &StateRoot) -> Result<(), NetError> {
     };
     let me = std::process::id() as i32;
     let pid_line = format!("{me} {}\n", start_time(me).unwrap_or_default());
-    crate::util::fs::write_atomic(&pid_path(root), pid_line.as_bytes())?;
+    let mut announced = false;
 
     let (tx, rx) = mpsc::channel::<()>();
     let mut watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
@@ -192,7 +224,7 @@ pub fn run(root: &StateRoot) -> Result<(), NetError> {
             match FileLock::try_exclusive(&lock_path(root)) {
                 Ok(l) => {
                     lock = Some(l);
-                    crate::util::fs::write_atomic(&pid_path(root), pid_line.as_bytes())?;
+                    announced = false;
                 }
                 Err(_) => break,
             }
@@ -216,6 +248,11 @@ pub fn run(root: &StateRoot) -> Result<(), NetError> {
                     Err(e) => log(format!("cannot listen on {ip}:53: {e}")),
                 }
             }
+        }
+        // Serving now: say so (starters wait for this file).
+        if !announced {
+            crate::util::fs::write_atomic(&pid_path(root), pid_line.as_bytes())?;
+            announced = true;
         }
         // Wait for a change; re-read the host's resolv.conf when it changes.
         loop {
