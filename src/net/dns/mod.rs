@@ -186,8 +186,10 @@ pub fn run(root: &StateRoot) -> Result<(), NetError> {
     let mut announced = false;
 
     let (tx, rx) = mpsc::channel::<()>();
-    let mut watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
-        let _ = tx.send(());
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if res.map(|e| relevant(&e)).unwrap_or(true) {
+            let _ = tx.send(());
+        }
     })
     .map_err(|e| NetError::Dns(format!("cannot watch {}: {e}", root.networks_dir().display())))?;
     watcher
@@ -284,6 +286,23 @@ pub fn run(root: &StateRoot) -> Result<(), NetError> {
         let _ = std::fs::remove_file(pid_path(root));
     }
     Ok(())
+}
+
+/// Whether a change under `networks/` may change the records: files being written (dot
+/// names), published ports, and mere reads (our own) do not.
+fn relevant(e: &notify::Event) -> bool {
+    use notify::EventKind;
+    use notify::event::ModifyKind;
+    let kind = matches!(
+        e.kind,
+        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_) | ModifyKind::Data(_) | ModifyKind::Any) | EventKind::Any
+    );
+    let interesting = |p: &std::path::Path| {
+        let hidden = p.file_name().is_some_and(|n| n.as_encoded_bytes().starts_with(b"."));
+        let ports = p.components().any(|c| c.as_os_str() == ".ports");
+        !hidden && !ports
+    };
+    kind && (e.paths.is_empty() || e.paths.iter().any(|p| interesting(p)))
 }
 
 fn mtime(path: &str) -> Option<SystemTime> {
