@@ -152,7 +152,7 @@ impl Drop for Undo<'_> {
         }
         for n in &self.networks {
             if let Ok(_l) = network::lock_network(self.root, n) {
-                if let Ok(mut eps) = network::read_endpoints(self.root, n) {
+                if let Ok(mut eps) = network::read_endpoints_locked(self.root, n) {
                     if eps.endpoints.remove(self.id).is_some() {
                         let _ = network::write_endpoints(self.root, n, &eps);
                     }
@@ -261,7 +261,14 @@ fn attach_endpoint(
     let _lock = network::lock_network(root, &epr.network)?;
     let net = network::read_network(root, &epr.network)?.ok_or_else(|| NetError::NetworkNotFound(epr.network.clone()))?;
     let bridge = network::ensure_bridge(root, host, &net)?;
-    let mut eps = network::read_endpoints(root, &net.name)?;
+    let mut eps = network::read_endpoints_locked(root, &net.name)?;
+    // Forget a few released addresses whose veth is gone, so that the list stays short.
+    let check: Vec<(IpAddr, String)> = eps.released.iter().take(2).map(|(ip, l)| (*ip, l.clone())).collect();
+    for (ip, link) in check {
+        if host.link_index(&link)?.is_none() {
+            eps.released.remove(&ip);
+        }
+    }
     // A container attached again (restarted in a new namespace) keeps its addresses.
     let previous = eps.endpoints.remove(&req.container_id);
     let v4 = match &net.ipv4 {
@@ -473,23 +480,16 @@ fn with_container(e: NetError, req: &AttachRequest) -> NetError {
 /// Undoes [`attach`] for a container: port rules, DNS records, address allocations. Idempotent;
 /// the veths die with the namespace.
 pub fn detach(root: &StateRoot, container_id: &str) -> Result<(), NetError> {
-    let mut host: Option<Netlink> = None;
     for n in network::list(root)? {
         let _lock = network::lock_network(root, &n.name)?;
-        let mut eps = network::read_endpoints(root, &n.name)?;
+        let mut eps = network::read_endpoints_locked(root, &n.name)?;
         let Some(ep) = eps.endpoints.remove(container_id) else { continue };
-        if host.is_none() {
-            host = Some(Netlink::open()?);
-        }
-        let nl = host.as_mut().expect("opened above");
-        // The namespace usually dies with the container, taking the veth along, but the kernel
-        // does so a little later, and a namespace shared with another container lives on. Rather
-        // than delete the veth here (a costly RCU wait), its addresses are kept out of use until
-        // it is gone.
-        if nl.link_index(&ep.host_interface)?.is_some() {
-            for ip in ep.ipv4.map(IpAddr::V4).into_iter().chain(ep.ipv6.map(IpAddr::V6)) {
-                eps.released.insert(ip, ep.host_interface.clone());
-            }
+        // The namespace usually dies with the container and takes the veth along, but the
+        // kernel does so a little later, and a namespace shared with another container lives
+        // on. Rather than wait for it or delete the veth here (a costly RCU wait), the addresses
+        // stay out of use until the veth is gone (checked when they come up again).
+        for ip in ep.ipv4.map(IpAddr::V4).into_iter().chain(ep.ipv6.map(IpAddr::V6)) {
+            eps.released.insert(ip, ep.host_interface.clone());
         }
         network::write_endpoints(root, &n.name, &eps)?;
     }

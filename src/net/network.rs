@@ -599,12 +599,41 @@ pub fn read_network(root: &StateRoot, name: &str) -> Result<Option<Network>, Net
     Ok(read_json(&network_dir(root, name).join(NETWORK_FILE))?)
 }
 
+/// Reads the endpoints of a network, under a shared lock (writers rewrite the file in place).
 pub fn read_endpoints(root: &StateRoot, name: &str) -> Result<Endpoints, NetError> {
+    let _shared = FileLock::shared(&root.path().join("locks").join(format!("network-{name}.lock")))?;
+    read_endpoints_locked(root, name)
+}
+
+/// Reads the endpoints of a network whose lock the caller holds.
+pub(crate) fn read_endpoints_locked(root: &StateRoot, name: &str) -> Result<Endpoints, NetError> {
     Ok(read_json(&network_dir(root, name).join(ENDPOINTS_FILE))?.unwrap_or_default())
 }
 
+/// Rewrites the endpoints of a network whose lock the caller holds.
+///
+/// The file is overwritten in place with one `pwrite`, padded with spaces to its old length (JSON
+/// ignores trailing white space), rather than replaced through a temp file and a rename: it only
+/// describes running containers, readers take the shared lock, and creating and renaming inodes
+/// costs a container start milliseconds whenever the filesystem journal is busy.
 pub(crate) fn write_endpoints(root: &StateRoot, name: &str, e: &Endpoints) -> Result<(), NetError> {
-    write_volatile_json(&network_dir(root, name).join(ENDPOINTS_FILE), e)
+    use std::os::unix::fs::FileExt;
+    let path = network_dir(root, name).join(ENDPOINTS_FILE);
+    let mut data = serde_json::to_vec_pretty(e).map_err(|err| FsError::Json { path: path.clone(), source: err })?;
+    data.push(b'\n');
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|err| FsError::io("open", &path, err))?;
+    let old = file.metadata().map_err(|err| FsError::io("stat", &path, err))?.len() as usize;
+    if data.len() < old {
+        data.resize(old - 1, b' ');
+        data.push(b'\n');
+    }
+    file.write_all_at(&data, 0).map_err(|err| FsError::io("write", &path, err))?;
+    Ok(())
 }
 
 /// Writes state that only describes running containers (endpoints, published ports): atomically
@@ -675,7 +704,7 @@ pub fn inspect(root: &StateRoot, name_or_id: &str) -> Result<NetworkInfo, NetErr
 /// Drops endpoints whose container is gone: its host veth died with its network namespace.
 /// Returns the ids of the containers dropped.
 pub(crate) fn prune_stale(root: &StateRoot, nl: &mut Netlink, name: &str) -> Result<Vec<String>, NetError> {
-    let mut eps = read_endpoints(root, name)?;
+    let mut eps = read_endpoints_locked(root, name)?;
     let mut gone = Vec::new();
     for (id, ep) in &eps.endpoints {
         if nl.link_index(&ep.host_interface)?.is_none() {
@@ -699,9 +728,9 @@ pub fn remove(root: &StateRoot, name_or_id: &str) -> Result<Network, NetError> {
     let mut nl = Netlink::open()?;
     let gone = prune_stale(root, &mut nl, &network.name)?;
     for id in &gone {
-        super::ports::forget_if_unattached(root, id)?;
+        super::ports::forget_if_unattached(root, id, &network.name)?;
     }
-    let eps = read_endpoints(root, &network.name)?;
+    let eps = read_endpoints_locked(root, &network.name)?;
     if !eps.endpoints.is_empty() {
         let names: BTreeSet<&str> = eps.endpoints.values().map(|e| e.container_name.as_str()).collect();
         return Err(NetError::NetworkInUse {

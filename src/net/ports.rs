@@ -87,8 +87,12 @@ pub(crate) fn delete(root: &StateRoot, id: &str) -> Result<(), NetError> {
 
 /// Withdraws the ports of a container that is no longer on any network (its supervisor died
 /// without detaching).
-pub(crate) fn forget_if_unattached(root: &StateRoot, id: &str) -> Result<(), NetError> {
+pub(crate) fn forget_if_unattached(root: &StateRoot, id: &str, held: &str) -> Result<(), NetError> {
     for n in super::network::list(root)? {
+        // The caller holds the lock of `held`, where the container is known to be gone.
+        if n.name == held {
+            continue;
+        }
         if super::network::read_endpoints(root, &n.name)?.endpoints.contains_key(id) {
             return Ok(());
         }
