@@ -431,3 +431,34 @@ fn an_address_stays_taken_while_its_namespace_outlives_the_container() {
     assert_eq!(eps.endpoints[&c.id].ipv4.unwrap().to_string(), "10.210.55.2");
     assert!(eps.released.is_empty());
 }
+
+#[test]
+fn ipv6_networks_give_addresses_names_and_ports() {
+    let (t, root) = setup();
+    t.ok(["network", "create", "--ipv6", "--subnet", "10.210.56.0/24", "--subnet", "fd00:210:56::/64", "six"]);
+    let web = container("six-web-1");
+    let cli = container("six-cli-1");
+    let mut req = request(&web, Some("web"), &[("six", &[])]);
+    req.ports = vec![PortRequest { host_port: Some(42056), container_port: 80, ..Default::default() }];
+    let res = net::attach(&root, &req).unwrap();
+    let e = &res.attachment.endpoints[0];
+    let v6 = e.ipv6.expect("an IPv6 address");
+    assert!(v6.to_string().starts_with("fd00:210:56::"), "{v6}");
+    assert_eq!(e.ipv6_gateway, Some("fd00:210:56::1".parse().unwrap()));
+    // Both families are published on every address.
+    assert!(res.attachment.ports.iter().any(|p| p.host_ip.is_ipv6()), "{:?}", res.attachment.ports);
+    net::attach(&root, &request(&cli, Some("cli"), &[("six", &[])])).unwrap();
+    let aaaa = dns_udp(Some(&cli.ns.path()), a("fd00:210:56::1"), "web", RecordType::AAAA).unwrap();
+    assert_eq!(aaaa.addrs, vec![IpAddr::V6(v6)]);
+    let _p = TcpProbe::start(Some(&web.ns.path()), SocketAddr::new(IpAddr::V6(v6), 80), "web6");
+    assert!(tcp_fetch(Some(&cli.ns.path()), SocketAddr::new(IpAddr::V6(v6), 80)).unwrap().starts_with("web6 "));
+    let route = String::from_utf8_lossy(&web.ns.busybox(&["ip", "-6", "route"]).stdout).to_string();
+    assert!(route.contains("default via fd00:210:56::1"), "{route}");
+    // From another host through this host's IPv6 address (kernel DNAT), the source preserved.
+    let outside = Outside::new(236);
+    let _p4 = TcpProbe::start(Some(&web.ns.path()), SocketAddr::new(IpAddr::V4(e.ipv4.unwrap()), 80), "web4");
+    let got = tcp_fetch(Some(&outside.ns.path()), SocketAddr::new(outside.host_ip6(), 42056)).unwrap();
+    assert_eq!(got, format!("web6 {}", outside.ip6()));
+    // IPv4 keeps working on the same port.
+    assert!(tcp_fetch(None, SocketAddr::new(a("127.0.0.1"), 42056)).unwrap().starts_with("web4 "));
+}

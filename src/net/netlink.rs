@@ -186,11 +186,9 @@ impl Netlink {
             .collect())
     }
 
-    /// Creates a bridge, up, with a fixed MAC (so that it does not change as ports come and go).
+    /// Creates a bridge, down, with a fixed MAC (so that it does not change as ports come and go).
     pub fn create_bridge(&mut self, name: &str, mtu: u32, mac: [u8; 6]) -> Result<u32, NetError> {
         let mut msg = LinkMessage::default();
-        msg.header.flags = LinkFlags::Up;
-        msg.header.change_mask = LinkFlags::Up;
         msg.attributes.push(LinkAttribute::IfName(name.to_string()));
         msg.attributes.push(LinkAttribute::Mtu(mtu));
         msg.attributes.push(LinkAttribute::Address(mac.to_vec()));

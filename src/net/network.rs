@@ -554,7 +554,12 @@ fn bring_up_bridge(nl: &mut Netlink, network: &Network) -> Result<u32, NetError>
     let result = (|| {
         if network.ipv6.is_some() {
             write_sysctl(&format!("/proc/sys/net/ipv6/conf/{br}/accept_ra"), "0")?;
+            // Before the link comes up, so that its link-local address is usable at once: the
+            // kernel sends no neighbour solicitation for forwarded packets (published ports) until
+            // it is, and drops them meanwhile.
+            write_sysctl(&format!("/proc/sys/net/ipv6/conf/{br}/accept_dad"), "0")?;
         }
+        nl.set_up(index, br)?;
         for p in network.pools() {
             nl.add_address(index, p.gateway, p.subnet.prefix(), br)?;
         }

@@ -124,7 +124,23 @@ impl Outside {
         inner.set_up(e, "eth0").unwrap();
         inner.add_address(e, IpAddr::V4(ip), 30, "eth0").unwrap();
         inner.add_default_route(IpAddr::V4(host_ip), e).unwrap();
+        // IPv6 too: fd00:210:<subnet>::1/64 on the host end, ::2 outside.
+        nl.add_address(idx, out.host_ip6(), 64, &out.host_if).unwrap();
+        inner.add_address(e, out.ip6(), 64, "eth0").unwrap();
+        inner.add_default_route(out.host_ip6(), e).unwrap();
+        // Resolve each other's link addresses now: forwarded packets wait for the host end's
+        // link-local address to finish duplicate address detection otherwise.
+        let _ = Command::new(super::host_busybox())
+            .args(["ping", "-c", "1", "-W", "1", &out.ip6().to_string()])
+            .stdout(Stdio::null())
+            .status();
         out
+    }
+    pub fn host_ip6(&self) -> IpAddr {
+        format!("fd00:210:{}::1", self.host_ip.octets()[2]).parse().unwrap()
+    }
+    pub fn ip6(&self) -> IpAddr {
+        format!("fd00:210:{}::2", self.host_ip.octets()[2]).parse().unwrap()
     }
 }
 
