@@ -459,6 +459,15 @@ fn ipv6_networks_give_addresses_names_and_ports() {
     let _p4 = TcpProbe::start(Some(&web.ns.path()), SocketAddr::new(IpAddr::V4(e.ipv4.unwrap()), 80), "web4");
     let got = tcp_fetch(Some(&outside.ns.path()), SocketAddr::new(outside.host_ip6(), 42056)).unwrap();
     assert_eq!(got, format!("web6 {}", outside.ip6()));
+    // From the host itself, through its own global IPv6 address if it has one.
+    let mut nl = berth::net::netlink::Netlink::open().unwrap();
+    let host6 = nl.addresses().unwrap().into_iter().find_map(|a| match a.address {
+        IpAddr::V6(v) if !v.is_loopback() && v.segments()[0] & 0xffc0 != 0xfe80 && !v.to_string().starts_with("fd00:210:") => Some(v),
+        _ => None,
+    });
+    if let Some(h) = host6 {
+        assert!(tcp_fetch(None, SocketAddr::new(IpAddr::V6(h), 42056)).unwrap().starts_with("web6 "));
+    }
     // IPv4 keeps working on the same port.
     assert!(tcp_fetch(None, SocketAddr::new(a("127.0.0.1"), 42056)).unwrap().starts_with("web4 "));
 }

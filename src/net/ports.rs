@@ -210,6 +210,14 @@ pub(crate) fn reserve(
             let t = v4.ok_or_else(|| NetError::PortFamily { port: describe(req), family: "IPv4" })?;
             binds.push((ip, Some(ip), IpAddr::V4(t)));
         }
+        Some(IpAddr::V6(l)) if l.is_loopback() => {
+            // The kernel never routes packets from ::1 out of the host, so DNAT cannot serve it.
+            return Err(NetError::invalid(format!(
+                "cannot publish port {} on [::1]: berth publishes ports with kernel NAT, which IPv6 loopback \
+                 does not allow; publish on 127.0.0.1 (\"localhost\" falls back to it) or on all addresses",
+                describe(req)
+            )));
+        }
         Some(ip @ IpAddr::V6(_)) => {
             let t = v6.ok_or_else(|| NetError::PortFamily { port: describe(req), family: "IPv6" })?;
             binds.push((ip, Some(ip), IpAddr::V6(t)));
