@@ -15,7 +15,7 @@ pub enum Commands {
     /// Manage networks
     Network {
         #[command(subcommand)]
-        cmd: NetworkCmd,
+        cmd: Box<NetworkCmd>,
     },
 }
 
@@ -121,7 +121,7 @@ pub struct InspectArgs {
 pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
     let Commands::Network { cmd } = c;
     let root = g.state_root();
-    match cmd {
+    match *cmd {
         NetworkCmd::Ls(a) => ls(&root, a),
         NetworkCmd::Create(a) => create(&root, a),
         NetworkCmd::Inspect(a) => inspect(&root, a),
