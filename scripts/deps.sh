@@ -25,5 +25,6 @@ berth_deps() {
 BUILD_PKGS=(gcc pkg-config libseccomp-dev)
 # What running needs: nft for the firewall, busybox-static for the offline example image.
 RUN_PKGS=(nftables busybox-static ca-certificates)
-# What the tests add: a real registry on loopback and htpasswd for its basic auth.
-TEST_PKGS=(docker-registry apache2-utils iproute2)
+# What the tests add: a real registry on loopback, htpasswd for its basic auth, openssl for the
+# test token server's signing key.
+TEST_PKGS=(docker-registry apache2-utils openssl iproute2)

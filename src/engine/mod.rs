@@ -1,1 +1,2 @@
 //! The embedded container engine: images, runtime, cgroups, supervisor and builder.
+pub mod image;

@@ -136,3 +136,4 @@ pub fn make_busybox_tar(path: &Path) {
     b.append_dir_all(".", tmp.path()).unwrap();
     b.finish().unwrap();
 }
+pub mod registry;

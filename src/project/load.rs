@@ -1,0 +1,540 @@
+//! The loader: finds the files, the environment and the project name, runs the passes over
+//! each file (parse, interpolate, include, extends, merge, validate, canonical) and builds the
+//! typed [`Project`], then resolves environments, profiles and unused resources as Docker
+//! Compose does before `config` prints.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::error::{LoadError, Pos, Result};
+use super::model::*;
+use super::yaml::{Map, Node, Value};
+use super::{canonical, dotenv, extends, include, interpolate, merge, paths, typed, validate, yaml};
+use crate::util::fs::FsError;
+
+/// What to load, as the global options of the CLI say it.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// `-f` files, in order; empty: `COMPOSE_FILE`, else discovery.
+    pub files: Vec<PathBuf>,
+    /// `-p`.
+    pub project_name: Option<String>,
+    /// `--project-directory`.
+    pub project_directory: Option<PathBuf>,
+    /// `--env-file` (repeatable); empty: the project directory's `.env`.
+    pub env_files: Vec<PathBuf>,
+    /// `--profile` (repeatable); `COMPOSE_PROFILES` is added.
+    pub profiles: Vec<String>,
+    /// `false` for `--no-interpolate`.
+    pub interpolate: bool,
+    /// The environment (the CLI passes the process environment; tests pass their own).
+    pub environment: HashMap<String, String>,
+    /// The directory relative paths on the command line start from (default: the current one).
+    pub cwd: Option<PathBuf>,
+}
+
+impl LoadOptions {
+    /// Options from the CLI's global flags and the process environment.
+    pub fn from_global(g: &crate::cli::GlobalOpts) -> LoadOptions {
+        LoadOptions {
+            files: g.files.iter().map(PathBuf::from).collect(),
+            project_name: g.project_name.clone(),
+            project_directory: g.project_directory.clone(),
+            env_files: g.env_files.clone(),
+            profiles: g.profiles.clone(),
+            interpolate: true,
+            environment: std::env::vars().collect(),
+            cwd: None,
+        }
+    }
+}
+
+/// Where a document comes from, for includes.
+pub struct FileCtx {
+    pub file: PathBuf,
+    /// The include chain down to this file (for cycle detection).
+    pub chain: Vec<PathBuf>,
+}
+
+/// The state of one load: the environment used for interpolation and the warnings.
+pub struct Loader {
+    env: HashMap<String, String>,
+    interpolate: bool,
+    pub warnings: Vec<String>,
+    /// Compose files read so far (extends of the same file are read once).
+    cache: HashMap<PathBuf, Vec<Node>>,
+}
+
+impl Loader {
+    pub fn home(&self) -> Option<&str> {
+        self.env.get("HOME").map(String::as_str)
+    }
+
+    fn read_docs(&mut self, file: &Path) -> Result<Vec<Node>> {
+        if let Some(d) = self.cache.get(file) {
+            return Ok(d.clone());
+        }
+        let text = if file == Path::new("-") {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                .map_err(|e| LoadError::Fs(FsError::io("read compose file from", Path::new("standard input"), e)))?;
+            s
+        } else {
+            match std::fs::metadata(file) {
+                Ok(md) if md.is_dir() => {
+                    return Err(LoadError::file(file, "is a directory; give a compose file (such as compose.yaml) with -f"));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(LoadError::file(file, "no such file: check the path given with -f or COMPOSE_FILE"));
+                }
+                _ => {}
+            }
+            let bytes = std::fs::read(file).map_err(|e| LoadError::Fs(FsError::io("read compose file", file, e)))?;
+            String::from_utf8(bytes).map_err(|_| LoadError::file(file, "is not UTF-8 text"))?
+        };
+        let docs = yaml::parse(&text, &Arc::new(file.to_path_buf()))?;
+        self.cache.insert(file.to_path_buf(), docs.clone());
+        Ok(docs)
+    }
+
+    fn interpolate_doc(&mut self, doc: &mut Node) -> Result<()> {
+        if !self.interpolate {
+            return Ok(());
+        }
+        let mut e = interpolate::Env::new(&self.env);
+        interpolate::interpolate(doc, "", &mut e)?;
+        for v in e.unset {
+            let w = format!("The {v:?} variable is not set. Defaulting to a blank string.");
+            if !self.warnings.contains(&w) {
+                self.warnings.push(w);
+            }
+        }
+        Ok(())
+    }
+
+    /// Passes 1-7 for one file: its documents, merged into `acc`.
+    fn load_file(&mut self, file: &Path, base: &Path, acc: &mut Option<Node>, chain: &[PathBuf]) -> Result<()> {
+        let docs = self.read_docs(file)?;
+        for mut doc in docs {
+            if doc.is_null() {
+                continue;
+            }
+            if doc.as_map().is_none() {
+                return Err(LoadError::at(&doc.pos, "", format!("the top level must be a mapping, not {}", doc.kind())));
+            }
+            self.interpolate_doc(&mut doc)?;
+            let mut ch = chain.to_vec();
+            ch.push(file.to_path_buf());
+            let ctx = FileCtx { file: file.to_path_buf(), chain: ch };
+            validate::validate_document(&doc)?;
+            include::apply(self, &mut doc, &ctx)?;
+            if let Some(m) = doc.as_map_mut() {
+                if m.remove("version").is_some() {
+                    let w = format!("{}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion", file.display());
+                    if !self.warnings.contains(&w) {
+                        self.warnings.push(w);
+                    }
+                }
+            }
+            canonical::canonical(&mut doc)?;
+            merge::enforce_unicity(&mut doc);
+            extends::apply(self, &mut doc, file)?;
+            paths::resolve(&mut doc, base, self.home());
+            match acc {
+                None => {
+                    merge::strip_tags(&mut doc);
+                    *acc = Some(doc);
+                }
+                Some(a) => merge::merge(a, doc, &mut Vec::new())?,
+            }
+        }
+        Ok(())
+    }
+
+    /// A file named by `extends.file`: parsed, interpolated and made canonical (not merged).
+    pub fn load_for_extends(&mut self, file: &Path, pos: &Pos, key: &str) -> Result<Node> {
+        let docs = self.read_docs(file).map_err(|e| match e {
+            LoadError::Invalid(d) if d.pos.line == 0 => LoadError::at(pos, key, format!("cannot read {}: {}", file.display(), d.msg)),
+            other => other,
+        })?;
+        let mut out: Option<Node> = None;
+        for mut doc in docs {
+            if doc.is_null() {
+                continue;
+            }
+            self.interpolate_doc(&mut doc)?;
+            validate::validate_document(&doc)?;
+            canonical::canonical(&mut doc)?;
+            match &mut out {
+                None => out = Some(doc),
+                Some(a) => merge::merge(a, doc, &mut Vec::new())?,
+            }
+        }
+        out.ok_or_else(|| LoadError::at(pos, key, format!("{} is empty", file.display())))
+    }
+
+    /// An included project: its files loaded against its own project directory, with its own
+    /// env files added to the environment.
+    pub fn load_included(&mut self, files: &[PathBuf], project_dir: &Path, env_files: &[PathBuf], chain: &[PathBuf]) -> Result<Node> {
+        let saved = self.env.clone();
+        let env_files: Vec<PathBuf> = if env_files.is_empty() {
+            let d = project_dir.join(".env");
+            if d.is_file() { vec![d] } else { vec![] }
+        } else {
+            env_files.to_vec()
+        };
+        for f in &env_files {
+            for (k, v) in dotenv::read(f, &self.env)? {
+                self.env.entry(k).or_insert(v);
+            }
+        }
+        let mut acc = None;
+        let r = (|| {
+            for f in files {
+                self.load_file(f, project_dir, &mut acc, chain)?;
+            }
+            let mut doc = acc.unwrap_or_else(|| Node::map(Map::default(), Pos::default()));
+            paths::default_contexts(&mut doc, project_dir);
+            Ok(doc)
+        })();
+        self.env = saved;
+        r
+    }
+}
+
+/// The compose file names looked for, in order, and their override files.
+pub const DEFAULT_FILES: [&str; 4] = ["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
+pub const OVERRIDE_FILES: [&str; 4] =
+    ["compose.override.yaml", "compose.override.yml", "docker-compose.override.yaml", "docker-compose.override.yml"];
+
+/// Finds the compose file (and its override) in `dir` or the nearest parent that has one.
+pub fn discover(dir: &Path) -> Option<Vec<PathBuf>> {
+    let mut d = Some(dir);
+    while let Some(cur) = d {
+        if let Some(f) = DEFAULT_FILES.iter().map(|n| cur.join(n)).find(|p| p.is_file()) {
+            let mut out = vec![f];
+            if let Some(o) = OVERRIDE_FILES.iter().map(|n| cur.join(n)).find(|p| p.is_file()) {
+                out.push(o);
+            }
+            return Some(out);
+        }
+        d = cur.parent();
+    }
+    None
+}
+
+/// Normalizes a project name as compose does: lowercase, only `a-z0-9_-`, starting with a
+/// letter or digit.
+pub fn normalize_project_name(s: &str) -> String {
+    let lower: String = s.to_lowercase().chars().filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-').collect();
+    lower.trim_start_matches(['_', '-']).to_string()
+}
+
+fn check_project_name(name: &str, from: &str) -> Result<()> {
+    if name.is_empty() || normalize_project_name(name) != name {
+        return Err(LoadError::project(format!(
+            "invalid project name {name:?} ({from}): it must contain only lowercase letters, decimal digits, dashes, and underscores, and must begin with a lowercase letter or decimal digit"
+        )));
+    }
+    Ok(())
+}
+
+/// Loads the project.
+pub fn load(opts: &LoadOptions) -> Result<Project> {
+    let cwd = match &opts.cwd {
+        Some(c) => c.clone(),
+        None => std::env::current_dir().map_err(|e| LoadError::Fs(FsError::io("read the current directory", Path::new("."), e)))?,
+    };
+    let mut env = opts.environment.clone();
+
+    // The project directory for finding `.env`: --project-directory, else the first file's.
+    let early_files: Vec<PathBuf> = opts.files.iter().map(|f| if f == Path::new("-") { f.clone() } else { paths::absolute(f, &cwd) }).collect();
+    let env_dir = match &opts.project_directory {
+        Some(d) => paths::absolute(d, &cwd),
+        None => early_files.iter().find(|f| *f != Path::new("-")).and_then(|f| f.parent().map(Path::to_path_buf)).unwrap_or_else(|| cwd.clone()),
+    };
+    let env_files: Vec<PathBuf> = if !opts.env_files.is_empty() {
+        opts.env_files.iter().map(|f| paths::absolute(f, &cwd)).collect()
+    } else {
+        let disabled = env.get("COMPOSE_DISABLE_ENV_FILE").is_some_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "True"));
+        let d = env_dir.join(".env");
+        if !disabled && d.is_file() { vec![d] } else { vec![] }
+    };
+    let mut from_files: Vec<(String, String)> = Vec::new();
+    for f in &env_files {
+        if f.is_dir() {
+            return Err(LoadError::file(f, "is a directory; --env-file needs a file"));
+        }
+        let mut lookup = env.clone();
+        for (k, v) in &from_files {
+            lookup.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        for (k, v) in dotenv::read(f, &lookup)? {
+            match from_files.iter_mut().find(|(n, _)| *n == k) {
+                Some(slot) => slot.1 = v,
+                None => from_files.push((k, v)),
+            }
+        }
+    }
+    for (k, v) in from_files {
+        env.entry(k).or_insert(v);
+    }
+
+    // The files: -f, then COMPOSE_FILE, then discovery.
+    let files: Vec<PathBuf> = if !early_files.is_empty() {
+        early_files
+    } else if let Some(cf) = env.get("COMPOSE_FILE").filter(|v| !v.is_empty()) {
+        let sep = env.get("COMPOSE_PATH_SEPARATOR").filter(|s| !s.is_empty()).cloned().unwrap_or_else(|| ":".into());
+        cf.split(sep.as_str()).filter(|s| !s.is_empty()).map(|f| paths::absolute(Path::new(f), &env_dir)).collect()
+    } else {
+        let start = opts.project_directory.as_ref().map(|d| paths::absolute(d, &cwd)).unwrap_or_else(|| cwd.clone());
+        discover(&start).ok_or(LoadError::NoConfigFile(start))?
+    };
+    let working_dir = match &opts.project_directory {
+        Some(d) => paths::absolute(d, &cwd),
+        None => files.iter().find(|f| *f != Path::new("-")).and_then(|f| f.parent().map(Path::to_path_buf)).unwrap_or_else(|| cwd.clone()),
+    };
+
+    let mut loader = Loader { env, interpolate: opts.interpolate, warnings: Vec::new(), cache: HashMap::new() };
+    let mut acc: Option<Node> = None;
+    for f in &files {
+        loader.load_file(f, &working_dir, &mut acc, &[])?;
+    }
+    let doc = match acc {
+        Some(d) if d.as_map().is_some_and(|m| !m.is_empty()) => d,
+        _ => return Err(LoadError::file(&files[0], "empty compose file: define at least one service")),
+    };
+    let root = doc.as_map().cloned().unwrap_or_default();
+
+    // The project name: -p, COMPOSE_PROJECT_NAME, `name:`, the directory's name.
+    let name = if let Some(p) = &opts.project_name {
+        check_project_name(p, "given with -p")?;
+        p.clone()
+    } else if let Some(p) = loader.env.get("COMPOSE_PROJECT_NAME").filter(|p| !p.is_empty()) {
+        let n = normalize_project_name(p);
+        check_project_name(&n, "from COMPOSE_PROJECT_NAME")?;
+        n
+    } else if let Some(n) = root.get("name").and_then(Node::scalar_string).filter(|n| !n.is_empty()) {
+        let n2 = normalize_project_name(&n);
+        check_project_name(&n2, "from the top-level name")?;
+        n2
+    } else {
+        let base = working_dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let n = normalize_project_name(&base);
+        if n.is_empty() {
+            return Err(LoadError::project(format!(
+                "cannot derive a project name from the folder {}: give one with -p or a top-level name:",
+                working_dir.display()
+            )));
+        }
+        n
+    };
+
+    let mut project = Project {
+        name: name.clone(),
+        working_dir: working_dir.clone(),
+        config_files: files.clone(),
+        env_files,
+        environment: loader.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        ..Default::default()
+    };
+
+    // Typed model.
+    if let Some(svcs) = root.get("services") {
+        let Some(sm) = svcs.as_map() else {
+            return Err(LoadError::at(&svcs.pos, "services", "must be a mapping"));
+        };
+        for (k, v) in sm.iter() {
+            let mut s = typed::service(k, v)?;
+            normalize_service(&mut s);
+            if let Some(b) = &mut s.build {
+                if b.context.is_empty() {
+                    b.context = working_dir.display().to_string();
+                }
+            }
+            project.services.insert(k.to_string(), s);
+        }
+    }
+    let uses_default = project.services.values().any(|s| s.networks.contains_key("default"));
+    if let Some(n) = root.get("networks").and_then(Node::as_map) {
+        for (k, v) in n.iter() {
+            project.networks.insert(k.to_string(), typed::network(k, v, &name)?);
+        }
+    }
+    if uses_default && !project.networks.contains_key("default") {
+        project.networks.insert("default".into(), typed::network("default", &Node::null(Pos::default()), &name)?);
+    }
+    if let Some(n) = root.get("volumes").and_then(Node::as_map) {
+        for (k, v) in n.iter() {
+            project.volumes.insert(k.to_string(), typed::volume(k, v, &name)?);
+        }
+    }
+    for (top, dest) in [("secrets", &mut project.secrets), ("configs", &mut project.configs)] {
+        if let Some(n) = root.get(top).and_then(Node::as_map) {
+            for (k, v) in n.iter() {
+                dest.insert(k.to_string(), typed::file_object(top, k, v, &name)?);
+            }
+        }
+    }
+    if let Some(n) = root.get("models").and_then(Node::as_map) {
+        for (k, v) in n.iter() {
+            project.models.insert(k.to_string(), typed::to_json(v));
+        }
+    }
+    for (k, v) in root.iter() {
+        if k.starts_with("x-") {
+            project.extensions.insert(k.to_string(), typed::to_json(v));
+        }
+    }
+
+    validate::check_project(&project, &root)?;
+
+    // Profiles.
+    let mut profiles = opts.profiles.clone();
+    if profiles.is_empty() {
+        if let Some(p) = project.environment.get("COMPOSE_PROFILES") {
+            profiles.extend(p.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string));
+        }
+    }
+    let all = profiles.iter().any(|p| p == "*");
+    let names: Vec<String> = project.services.keys().cloned().collect();
+    for n in names {
+        let enabled = {
+            let s = &project.services[&n];
+            s.profiles.is_empty() || all || s.profiles.iter().any(|p| profiles.contains(p))
+        };
+        if !enabled {
+            if let Some(s) = project.services.remove(&n) {
+                project.disabled_services.insert(n, s);
+            }
+        }
+    }
+    project.profiles = profiles;
+
+    // Environment: env_file contents, then `environment`, unset values looked up.
+    let env = loader.env.clone();
+    for s in project.services.values_mut() {
+        resolve_environment(s, &root, &env)?;
+    }
+    drop_unused_resources(&mut project);
+    super::graph::Graph::new(&project)?.check_cycles()?;
+    project.warnings = loader.warnings;
+    Ok(project)
+}
+
+/// Implicit dependencies (links, `service:` namespaces, volumes_from) and default network.
+fn normalize_service(s: &mut Service) {
+    for l in &s.links {
+        let target = l.split(':').next().unwrap_or(l).to_string();
+        s.depends_on.entry(target).or_insert(Dependency { condition: CONDITION_STARTED.into(), restart: true, required: true });
+    }
+    let namespaces = [&s.network_mode, &s.ipc, &s.pid, &s.uts, &s.cgroup];
+    let shared: Vec<String> = namespaces.iter().filter_map(|n| n.as_deref()?.strip_prefix("service:").map(str::to_string)).collect();
+    for t in shared {
+        s.depends_on.entry(t).or_insert(Dependency { condition: CONDITION_STARTED.into(), restart: true, required: true });
+    }
+    for v in &s.volumes_from {
+        if v.starts_with("container:") {
+            continue;
+        }
+        let t = v.split(':').next().unwrap_or(v).to_string();
+        s.depends_on.entry(t).or_insert(Dependency { condition: CONDITION_STARTED.into(), restart: false, required: true });
+    }
+    if s.network_mode.is_none() && s.provider.is_none() && s.networks.is_empty() {
+        s.networks.insert("default".into(), None);
+    }
+}
+
+fn resolve_environment(s: &mut Service, root: &Map, env: &HashMap<String, String>) -> Result<()> {
+    let svc_node = root.get("services").and_then(Node::as_map).and_then(|m| m.get(&s.name));
+    let env_files = svc_node.and_then(Node::as_map).and_then(|m| m.get("env_file")).and_then(Node::as_seq).cloned().unwrap_or_default();
+    let mut resolved: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for (i, ef) in env_files.iter().enumerate() {
+        let Some(m) = ef.as_map() else { continue };
+        let r = typed::R::new(m, format!("services.{}.env_file[{i}]", s.name));
+        let Some(path) = r.str("path")? else { continue };
+        let required = r.bool("required")?.unwrap_or(true);
+        let p = PathBuf::from(&path);
+        if !p.exists() {
+            if required {
+                return Err(LoadError::at(
+                    &ef.pos,
+                    format!("services.{}.env_file", s.name),
+                    format!("env file {path} not found: stat {path}: no such file or directory"),
+                ));
+            }
+            continue;
+        }
+        let mut lookup = env.clone();
+        for (k, v) in &resolved {
+            if let Some(v) = v {
+                lookup.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        for (k, v) in dotenv::read(&p, &lookup)? {
+            resolved.insert(k, Some(v));
+        }
+    }
+    for (k, v) in std::mem::take(&mut s.environment) {
+        match v {
+            Some(v) => {
+                resolved.insert(k, Some(v));
+            }
+            None => match env.get(&k) {
+                Some(ev) => {
+                    resolved.insert(k, Some(ev.clone()));
+                }
+                None => {
+                    resolved.entry(k).or_insert(None);
+                }
+            },
+        }
+    }
+    s.environment = resolved;
+    if let Some(b) = &mut s.build {
+        let args = std::mem::take(&mut b.args);
+        for (k, v) in args {
+            match v {
+                Some(v) => {
+                    b.args.insert(k, Some(v));
+                }
+                None => {
+                    if let Some(ev) = env.get(&k) {
+                        b.args.insert(k, Some(ev.clone()));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn drop_unused_resources(p: &mut Project) {
+    let mut nets = std::collections::BTreeSet::new();
+    let mut vols = std::collections::BTreeSet::new();
+    let mut secrets = std::collections::BTreeSet::new();
+    let mut configs = std::collections::BTreeSet::new();
+    for s in p.services.values() {
+        nets.extend(s.networks.keys().cloned());
+        for v in &s.volumes {
+            if v.kind == "volume" {
+                if let Some(src) = &v.source {
+                    vols.insert(src.clone());
+                }
+            }
+        }
+        secrets.extend(s.secrets.iter().map(|x| x.source.clone()));
+        if let Some(b) = &s.build {
+            secrets.extend(b.secrets.iter().map(|x| x.source.clone()));
+        }
+        configs.extend(s.configs.iter().map(|x| x.source.clone()));
+    }
+    p.networks.retain(|k, _| nets.contains(k));
+    p.volumes.retain(|k, _| vols.contains(k));
+    p.secrets.retain(|k, _| secrets.contains(k));
+    p.configs.retain(|k, _| configs.contains(k));
+}
+
+#[allow(dead_code)]
+fn _unused(_: Value) {}
