@@ -7,7 +7,6 @@
 //! and removed by [`network::create`] and [`network::remove`].
 
 pub mod dns;
-pub mod files;
 pub mod firewall;
 pub mod ipam;
 pub mod netlink;
