@@ -191,6 +191,9 @@ fn internal_networks_have_no_way_out_and_others_are_masqueraded() {
     let both = container("nat-both-1");
     net::attach(&root, &request(&both, Some("both"), &[("nat_int", &[]), ("nat_out", &[])])).unwrap();
     assert_eq!(tcp_fetch(Some(&both.ns.path()), target).unwrap(), format!("outside {}", outside.host_ip));
+    // Another host reaching the gateway gets no answer: the resolver is not an open one.
+    let q = dns_udp_within(Some(&outside.ns.path()), a("10.210.30.1"), "out", RecordType::A, Duration::from_millis(800));
+    assert!(q.is_err(), "{q:?}");
     // The outside cannot open connections to containers that publish nothing.
     let out_ip = net::network::read_endpoints(&root, "nat_out").unwrap().endpoints[&out.id].ipv4.unwrap();
     let _p2 = TcpProbe::start(Some(&out.ns.path()), SocketAddr::new(IpAddr::V4(out_ip), 42021), "out");

@@ -296,11 +296,16 @@ fn query_bytes(name: &str, qtype: RecordType) -> Vec<u8> {
 
 /// Asks `server` over UDP from the namespace at `ns` (or here); `Err` on timeout.
 pub fn dns_udp(ns: Option<&Path>, server: IpAddr, name: &str, qtype: RecordType) -> Result<DnsAnswer, String> {
+    dns_udp_within(ns, server, name, qtype, Duration::from_secs(6))
+}
+
+/// [`dns_udp`] with a given timeout.
+pub fn dns_udp_within(ns: Option<&Path>, server: IpAddr, name: &str, qtype: RecordType, timeout: Duration) -> Result<DnsAnswer, String> {
     let q = query_bytes(name, qtype);
     let go = move || -> Result<DnsAnswer, String> {
         let bind: SocketAddr = if server.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };
         let s = UdpSocket::bind(bind).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+        s.set_read_timeout(Some(timeout)).unwrap();
         s.send_to(&q, SocketAddr::new(server, 53)).map_err(|e| e.to_string())?;
         let mut buf = [0u8; 4096];
         let (n, _) = s.recv_from(&mut buf).map_err(|e| e.to_string())?;

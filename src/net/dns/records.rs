@@ -20,6 +20,7 @@ pub struct Addrs {
 #[derive(Debug, Clone)]
 struct NetView {
     internal: bool,
+    subnets: Vec<crate::net::ipam::Subnet>,
 }
 
 #[derive(Debug, Clone)]
@@ -30,10 +31,10 @@ struct Requester {
 
 /// Who is asking, resolved once per query.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Scope {
-    pub networks: Vec<usize>,
+pub struct Scope<'a> {
+    pub networks: &'a [usize],
     /// The requester's own upstreams (compose `dns:`), if it set any.
-    pub dns_servers: Vec<IpAddr>,
+    pub dns_servers: &'a [IpAddr],
     /// False when every network of the requester is internal: nothing is forwarded.
     pub forward: bool,
 }
@@ -46,7 +47,10 @@ pub struct Records {
     /// Container addresses to the requester they belong to.
     source: HashMap<IpAddr, usize>,
     requesters: Vec<Requester>,
-    names: HashMap<(usize, String), Addrs>,
+    /// By name: the addresses it has on each network.
+    names: HashMap<String, Vec<(usize, Addrs)>>,
+    /// One single-network list per network, for strangers' scopes.
+    single: Vec<[usize; 1]>,
     ptr: HashMap<IpAddr, Vec<(usize, String)>>,
 }
 
@@ -60,7 +64,8 @@ impl Records {
         let mut r = Records::default();
         let mut by_container: HashMap<&str, usize> = HashMap::new();
         for (ni, (net, eps)) in state.iter().enumerate() {
-            r.nets.push(NetView { internal: net.internal });
+            r.nets.push(NetView { internal: net.internal, subnets: net.pools().map(|p| p.subnet).collect() });
+            r.single.push([ni]);
             for gw in net.gateways() {
                 r.listen.insert(gw, ni);
             }
@@ -88,7 +93,14 @@ impl Records {
                     if n.is_empty() || seen.contains(&n) {
                         continue;
                     }
-                    let entry = r.names.entry((ni, n.clone())).or_default();
+                    let per_net = r.names.entry(n.clone()).or_default();
+                    let entry = match per_net.iter().position(|(x, _)| *x == ni) {
+                        Some(i) => &mut per_net[i].1,
+                        None => {
+                            per_net.push((ni, Addrs::default()));
+                            &mut per_net.last_mut().expect("just pushed").1
+                        }
+                    };
                     if let Some(a) = ep.ipv4 {
                         entry.v4.push(a);
                     }
@@ -116,38 +128,42 @@ impl Records {
         self.nets.is_empty()
     }
 
-    /// Who is asking: `src` wrote to the resolver on `local`.
-    pub fn scope(&self, local: IpAddr, src: IpAddr) -> Scope {
+    /// Who is asking: `src` wrote to the resolver on `local`. `None` for a stranger the resolver
+    /// must not serve: someone outside the network (another host routing to the gateway) would
+    /// otherwise have an open resolver.
+    pub fn scope(&self, local: IpAddr, src: IpAddr) -> Option<Scope<'_>> {
         if let Some(&ri) = self.source.get(&src) {
             let req = &self.requesters[ri];
-            return Scope {
-                networks: req.networks.clone(),
-                dns_servers: req.dns_servers.clone(),
+            return Some(Scope {
+                networks: &req.networks,
+                dns_servers: &req.dns_servers,
                 forward: req.networks.iter().any(|n| !self.nets[*n].internal),
-            };
+            });
         }
-        match self.listen.get(&local) {
-            Some(&ni) => Scope { networks: vec![ni], dns_servers: Vec::new(), forward: !self.nets[ni].internal },
-            None => Scope { networks: Vec::new(), dns_servers: Vec::new(), forward: true },
-        }
+        let &ni = self.listen.get(&local)?;
+        // The host itself (which asks from a gateway address) or an address of the network.
+        let allowed = self.listen.contains_key(&src) || self.nets[ni].subnets.iter().any(|s| s.contains(src));
+        allowed.then(|| Scope { networks: &self.single[ni], dns_servers: &[], forward: !self.nets[ni].internal })
     }
 
-    /// The addresses of `name` as the scope sees it; `None` when no network of the scope knows it.
+    /// The addresses of `name` (already normalized) as the scope sees it; `None` when no network
+    /// of the scope knows it.
     pub fn lookup(&self, scope: &Scope, name: &str) -> Option<Addrs> {
-        let name = normalize(name);
+        let per_net = self.names.get(name)?;
         let mut out: Option<Addrs> = None;
-        for &n in &scope.networks {
-            if let Some(a) = self.names.get(&(n, name.clone())) {
-                let o = out.get_or_insert_with(Addrs::default);
-                for x in &a.v4 {
-                    if !o.v4.contains(x) {
-                        o.v4.push(*x);
-                    }
+        for (n, a) in per_net {
+            if !scope.networks.contains(n) {
+                continue;
+            }
+            let o = out.get_or_insert_with(Addrs::default);
+            for x in &a.v4 {
+                if !o.v4.contains(x) {
+                    o.v4.push(*x);
                 }
-                for x in &a.v6 {
-                    if !o.v6.contains(x) {
-                        o.v6.push(*x);
-                    }
+            }
+            for x in &a.v6 {
+                if !o.v6.contains(x) {
+                    o.v6.push(*x);
                 }
             }
         }
@@ -228,8 +244,8 @@ mod tests {
     #[test]
     fn service_names_resolve_to_every_replica_in_scope() {
         let r = Records::build(&state());
-        let web1 = r.scope("10.210.1.1".parse().unwrap(), "10.210.1.2".parse().unwrap());
-        let web = r.lookup(&web1, "WEB.").unwrap();
+        let web1 = r.scope("10.210.1.1".parse().unwrap(), "10.210.1.2".parse().unwrap()).unwrap();
+        let web = r.lookup(&web1, &normalize("WEB.")).unwrap();
         assert_eq!(web.v4.len(), 2);
         assert!(r.lookup(&web1, "www").is_some());
         assert!(r.lookup(&web1, "demo-web-2").is_some());
@@ -243,13 +259,13 @@ mod tests {
     #[test]
     fn a_container_on_two_networks_sees_both() {
         let r = Records::build(&state());
-        let api = r.scope("10.210.1.1".parse().unwrap(), "10.210.1.4".parse().unwrap());
+        let api = r.scope("10.210.1.1".parse().unwrap(), "10.210.1.4".parse().unwrap()).unwrap();
         assert_eq!(api.networks.len(), 2);
         assert_eq!(r.lookup(&api, "db").unwrap().v4, vec!["10.210.2.3".parse::<Ipv4Addr>().unwrap()]);
         assert_eq!(r.lookup(&api, "api").unwrap().v4.len(), 2);
         assert_eq!(api.dns_servers.len(), 1);
         assert!(api.forward, "front is not internal");
-        let db = r.scope("10.210.2.1".parse().unwrap(), "10.210.2.3".parse().unwrap());
+        let db = r.scope("10.210.2.1".parse().unwrap(), "10.210.2.3".parse().unwrap()).unwrap();
         assert!(!db.forward, "db is only on an internal network");
         assert_eq!(r.reverse(&db, "10.210.2.2".parse().unwrap()), Some("demo-api-1.demo_back"));
         assert_eq!(r.reverse(&db, "10.210.1.2".parse().unwrap()), None);
@@ -258,11 +274,14 @@ mod tests {
     #[test]
     fn strangers_see_the_network_they_asked_and_others_see_nothing() {
         let r = Records::build(&state());
-        let host = r.scope("10.210.1.1".parse().unwrap(), "10.210.1.1".parse().unwrap());
+        // The host asks from a gateway address.
+        let host = r.scope("10.210.1.1".parse().unwrap(), "10.210.1.1".parse().unwrap()).unwrap();
         assert!(r.lookup(&host, "web").is_some());
-        let other = r.scope("10.210.3.1".parse().unwrap(), "10.210.3.9".parse().unwrap());
+        let other = r.scope("10.210.3.1".parse().unwrap(), "10.210.3.9".parse().unwrap()).unwrap();
         assert!(r.lookup(&other, "web").is_none());
         assert!(r.lookup(&other, "demo-web-1").is_none());
         assert_eq!(r.listen_addrs().count(), 3);
+        // Another host reaching a gateway is not served at all.
+        assert!(r.scope("10.210.1.1".parse().unwrap(), "192.0.2.77".parse().unwrap()).is_none());
     }
 }

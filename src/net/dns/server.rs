@@ -110,8 +110,8 @@ pub fn answer(shared: &Shared, local: IpAddr, src: IpAddr, packet: &[u8], udp: b
     }
     let q = &req.queries[0];
     let records = shared.records();
-    let scope = records.scope(local, src);
-    let qname = q.name().to_ascii();
+    let Some(scope) = records.scope(local, src) else { return Reply::Ignore };
+    let qname = super::records::normalize(&q.name().to_ascii());
     let mut answers: Option<Vec<Record>> = None;
     if q.query_type() == RecordType::PTR {
         if let Ok(net) = q.name().parse_arpa_name() {
