@@ -477,32 +477,25 @@ pub fn create(root: &StateRoot, spec: NetworkSpec) -> Result<Network, NetError> 
 
     // State first, so that a crash leaves a network that attach repairs rather than a lost bridge.
     write_new_network_dir(root, &network)?;
-    let guard = CreateGuard { root, name: &network.name, bridge: None };
-    let mut guard = guard;
-    let index = bring_up_bridge(&mut nl, &network)?;
-    guard.bridge = Some(index);
+    let mut guard = CreateGuard { root, name: network.name.clone(), bridge: None, armed: true };
+    guard.bridge = Some(bring_up_bridge(&mut nl, &network)?);
     drop(host_lock);
     super::firewall::rebuild(root)?;
-    guard.disarm();
+    guard.armed = false;
     Ok(network)
 }
 
 /// Undoes a half-made network on failure.
 struct CreateGuard<'a> {
     root: &'a StateRoot,
-    name: &'a str,
+    name: String,
     bridge: Option<u32>,
-}
-
-impl CreateGuard<'_> {
-    fn disarm(mut self) {
-        self.name = "";
-    }
+    armed: bool,
 }
 
 impl Drop for CreateGuard<'_> {
     fn drop(&mut self) {
-        if self.name.is_empty() {
+        if !self.armed {
             return;
         }
         if let Some(index) = self.bridge {
@@ -510,7 +503,7 @@ impl Drop for CreateGuard<'_> {
                 let _ = nl.delete_link(index, "bridge");
             }
         }
-        let _ = remove_network_dir(self.root, self.name);
+        let _ = remove_network_dir(self.root, &self.name);
     }
 }
 
