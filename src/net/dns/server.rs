@@ -1,9 +1,10 @@
 //! The resolver's sockets: UDP and TCP on port 53 of every gateway, local answers from
 //! [`Records`], and forwarding of everything else to the upstreams with timeouts.
 //!
-//! Plain threads and blocking sockets: a few listeners, each answered by two UDP workers and a
-//! TCP acceptor; one forwarding socket per family whose replies a receiver thread routes back by
-//! query id; a sweeper that retries the next upstream or answers SERVFAIL when one times out.
+//! Plain threads and blocking sockets: a few listeners, each with one UDP socket and worker
+//! thread per CPU (queries are steered to the CPU they arrived on) and a TCP acceptor; one
+//! forwarding socket per family whose replies a receiver thread routes back by query id; a
+//! sweeper that retries the next upstream or answers SERVFAIL when one times out.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -28,7 +29,6 @@ const UPSTREAM_TIMEOUT: Duration = Duration::from_millis(2000);
 const MAX_PENDING: usize = 4096;
 /// TCP connections served at once.
 const MAX_TCP: usize = 64;
-const UDP_WORKERS: usize = 2;
 
 pub struct Shared {
     pub records: RwLock<Arc<Records>>,
@@ -363,18 +363,21 @@ fn serve_tcp(shared: &Shared, mut s: TcpStream, local: IpAddr, peer: IpAddr) {
 
 /// UDP and TCP sockets on one gateway address, with their threads.
 pub struct Listener {
-    udp: Arc<UdpSocket>,
+    udp: Vec<Arc<UdpSocket>>,
     tcp: Arc<TcpListener>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
-fn bound_socket(ip: IpAddr, tcp: bool) -> io::Result<std::os::fd::OwnedFd> {
+fn bound_socket(ip: IpAddr, tcp: bool, reuseport: bool) -> io::Result<std::os::fd::OwnedFd> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage, bind, setsockopt, socket, sockopt};
     let fam = if ip.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
     let ty = if tcp { SockType::Stream } else { SockType::Datagram };
     let fd = socket(fam, ty, SockFlag::SOCK_CLOEXEC, None)?;
     setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    if reuseport {
+        setsockopt(&fd, sockopt::ReusePort, &true)?;
+    }
     // The gateway address may be on its way (a bridge being re-created): bind anyway.
     if ip.is_ipv4() {
         setsockopt(&fd, sockopt::IpFreebind, &true)?;
@@ -389,32 +392,86 @@ fn bound_socket(ip: IpAddr, tcp: bool) -> io::Result<std::os::fd::OwnedFd> {
     Ok(fd)
 }
 
+/// Steers each datagram to the socket of the CPU that received it (the asking container's CPU,
+/// since veths deliver on the sender's CPU): a classic BPF program returning the CPU number as
+/// the index in the SO_REUSEPORT group.
+fn steer_by_cpu(fd: &impl AsRawFd) -> io::Result<()> {
+    const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
+    let code = [
+        // A = the current CPU (ancillary load); return A.
+        libc::sock_filter { code: 0x20, jt: 0, jf: 0, k: (libc::SKF_AD_OFF + libc::SKF_AD_CPU) as u32 },
+        libc::sock_filter { code: 0x16, jt: 0, jf: 0, k: 0 },
+    ];
+    let prog = libc::sock_fprog { len: code.len() as u16, filter: code.as_ptr() as *mut libc::sock_filter };
+    // SAFETY: a valid fd and a program that lives through the call.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_ATTACH_REUSEPORT_CBPF,
+            (&prog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// The CPUs this process may run on.
+fn cpus() -> Vec<usize> {
+    let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok();
+    let cpus: Vec<usize> = (0..nix::sched::CpuSet::count().min(256))
+        .filter(|c| set.as_ref().is_none_or(|s| s.is_set(*c).unwrap_or(false)))
+        .collect();
+    if cpus.is_empty() { vec![0] } else { cpus }
+}
+
+fn udp_worker(sh: Arc<Shared>, sock: Arc<UdpSocket>, st: Arc<AtomicBool>, ip: IpAddr, cpu: Option<usize>) {
+    if let Some(c) = cpu {
+        let mut set = nix::sched::CpuSet::new();
+        if set.set(c).is_ok() {
+            let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
+        }
+    }
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let r = sock.recv_from(&mut buf);
+        if st.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok((n, src)) = r else { continue };
+        match answer(&sh, ip, src.ip(), &buf[..n], true) {
+            Reply::Answer(b) => {
+                let _ = sock.send_to(&b, src);
+            }
+            Reply::Forward { query, upstreams } => sh.fwd.forward(query, src, sock.clone(), upstreams),
+            Reply::Ignore => {}
+        }
+    }
+}
+
 impl Listener {
+    /// Binds UDP and TCP port 53 on `ip`. UDP gets one socket per CPU in an SO_REUSEPORT group,
+    /// each served by a thread pinned to its CPU, so that a query is answered on the CPU it
+    /// arrived on, without waking another.
     pub fn start(shared: &Arc<Shared>, ip: IpAddr) -> io::Result<Listener> {
-        // SAFETY: both fds are fresh sockets of the right type, owned here.
-        let udp = Arc::new(unsafe { UdpSocket::from_raw_fd(bound_socket(ip, false)?.into_raw_fd()) });
-        let tcp = Arc::new(unsafe { TcpListener::from_raw_fd(bound_socket(ip, true)?.into_raw_fd()) });
+        let cpus = cpus();
+        let n = cpus.iter().max().map(|m| m + 1).unwrap_or(1).clamp(1, 64);
+        let mut udp = Vec::with_capacity(n);
+        for _ in 0..n {
+            // SAFETY: a fresh UDP socket, owned here.
+            udp.push(Arc::new(unsafe { UdpSocket::from_raw_fd(bound_socket(ip, false, n > 1)?.into_raw_fd()) }));
+        }
+        if n > 1 {
+            steer_by_cpu(&*udp[0])?;
+        }
+        // SAFETY: a fresh listening TCP socket, owned here.
+        let tcp = Arc::new(unsafe { TcpListener::from_raw_fd(bound_socket(ip, true, false)?.into_raw_fd()) });
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
-        for _ in 0..UDP_WORKERS {
-            let (sh, sock, st) = (shared.clone(), udp.clone(), stop.clone());
-            threads.push(std::thread::Builder::new().name(format!("dns-udp-{ip}")).spawn(move || {
-                let mut buf = vec![0u8; 65536];
-                loop {
-                    let r = sock.recv_from(&mut buf);
-                    if st.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let Ok((n, src)) = r else { continue };
-                    match answer(&sh, ip, src.ip(), &buf[..n], true) {
-                        Reply::Answer(b) => {
-                            let _ = sock.send_to(&b, src);
-                        }
-                        Reply::Forward { query, upstreams } => sh.fwd.forward(query, src, sock.clone(), upstreams),
-                        Reply::Ignore => {}
-                    }
-                }
-            })?);
+        for (i, sock) in udp.iter().enumerate() {
+            let (sh, sock, st) = (shared.clone(), sock.clone(), stop.clone());
+            let cpu = cpus.contains(&i).then_some(i);
+            threads.push(std::thread::Builder::new().name(format!("dns-udp-{ip}-{i}")).spawn(move || udp_worker(sh, sock, st, ip, cpu))?);
         }
         let (sh, lis, st) = (shared.clone(), tcp.clone(), stop.clone());
         threads.push(std::thread::Builder::new().name(format!("dns-tcp-{ip}")).spawn(move || {
@@ -445,7 +502,9 @@ impl Listener {
     pub fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
         // shutdown wakes threads blocked in recvfrom/accept, even on unconnected sockets.
-        let _ = nix::sys::socket::shutdown(self.udp.as_fd().as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        for u in &self.udp {
+            let _ = nix::sys::socket::shutdown(u.as_fd().as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        }
         let _ = nix::sys::socket::shutdown(self.tcp.as_fd().as_raw_fd(), nix::sys::socket::Shutdown::Both);
         for t in self.threads {
             let _ = t.join();
