@@ -35,6 +35,8 @@ impl Netns {
         cmd.args(["sleep", "100000"]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         unsafe {
             cmd.pre_exec(|| {
+                // Dies with the test (even a killed one); create it on the test's own thread.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
                 Ok(())
             });
