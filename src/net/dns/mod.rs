@@ -65,12 +65,13 @@ fn serving(root: &StateRoot) -> bool {
 
 /// Starts the root's resolver unless one runs, and waits until it serves (its pid file is
 /// written once its sockets are bound), so that a container never asks before it listens.
-pub fn ensure_running(root: &StateRoot) -> Result<(), NetError> {
+/// Returns true when it started it (it then serves the current state already).
+pub fn ensure_running(root: &StateRoot) -> Result<bool, NetError> {
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut spawned = false;
     loop {
         if serving(root) {
-            return Ok(());
+            return Ok(spawned);
         }
         if !spawned {
             match FileLock::try_exclusive(&lock_path(root)) {
@@ -185,10 +186,11 @@ pub fn run(root: &StateRoot) -> Result<(), NetError> {
     let pid_line = format!("{me} {}\n", start_time(me).unwrap_or_default());
     let mut announced = false;
 
-    let (tx, rx) = mpsc::channel::<()>();
+    let (tx, rx) = mpsc::channel::<Wake>();
+    let ctl_tx = tx.clone();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if res.map(|e| relevant(&e)).unwrap_or(true) {
-            let _ = tx.send(());
+            let _ = tx.send(Wake::Changed);
         }
     })
     .map_err(|e| NetError::Dns(format!("cannot watch {}: {e}", root.networks_dir().display())))?;
@@ -198,6 +200,8 @@ pub fn run(root: &StateRoot) -> Result<(), NetError> {
 
     let shared = Shared::new(Records::default(), upstream::host_upstreams())
         .map_err(|e| NetError::io("open the resolver's upstream sockets", e))?;
+    serve_control(root, ctl_tx);
+    let mut acks: Vec<mpsc::Sender<()>> = Vec::new();
     let mut listeners: HashMap<IpAddr, Listener> = HashMap::new();
     let mut resolv_mtime = mtime(upstream::HOST_RESOLV_CONF);
     log(format!("serving state root {}", root.path().display()));
@@ -213,6 +217,9 @@ pub fn run(root: &StateRoot) -> Result<(), NetError> {
             }
         };
         if state.is_empty() {
+            for a in acks.drain(..) {
+                let _ = a.send(());
+            }
             for (_, l) in listeners.drain() {
                 l.stop();
             }
@@ -251,6 +258,9 @@ pub fn run(root: &StateRoot) -> Result<(), NetError> {
                 }
             }
         }
+        for a in acks.drain(..) {
+            let _ = a.send(());
+        }
         // Serving now: say so (starters wait for this file).
         if !announced {
             crate::util::fs::write_atomic(&pid_path(root), pid_line.as_bytes())?;
@@ -259,8 +269,12 @@ pub fn run(root: &StateRoot) -> Result<(), NetError> {
         // Wait for a change; re-read the host's resolv.conf when it changes.
         loop {
             match rx.recv_timeout(Duration::from_secs(1)) {
-                Ok(()) => {
-                    while rx.try_recv().is_ok() {}
+                Ok(w) => {
+                    for w in std::iter::once(w).chain(rx.try_iter()) {
+                        if let Wake::Sync(a) = w {
+                            acks.push(a);
+                        }
+                    }
                     break;
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -284,8 +298,65 @@ pub fn run(root: &StateRoot) -> Result<(), NetError> {
     log("no network left; exiting");
     if lock.is_some() {
         let _ = std::fs::remove_file(pid_path(root));
+        let _ = std::fs::remove_file(ctl_path(root));
     }
     Ok(())
+}
+
+/// Why the main loop wakes up.
+enum Wake {
+    /// Something under `networks/` changed.
+    Changed,
+    /// A starter asks to be told once the records are current.
+    Sync(mpsc::Sender<()>),
+}
+
+fn ctl_path(root: &StateRoot) -> PathBuf {
+    root.dns_dir().join("ctl.sock")
+}
+
+/// Answers `sync` requests on `dns/ctl.sock`: reload now and say `ok` once the new records
+/// serve. inotify would get there within milliseconds; this closes even that window.
+fn serve_control(root: &StateRoot, tx: mpsc::Sender<Wake>) {
+    let path = ctl_path(root);
+    let _ = std::fs::remove_file(&path);
+    let listener = match std::os::unix::net::UnixListener::bind(&path) {
+        Ok(l) => l,
+        Err(e) => {
+            log(format!("cannot listen on {}: {e}; updates rely on inotify alone", path.display()));
+            return;
+        }
+    };
+    let _ = std::thread::Builder::new().name("dns-ctl".into()).spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
+            let mut buf = [0u8; 16];
+            let n = std::io::Read::read(&mut conn, &mut buf).unwrap_or(0);
+            if &buf[..n] != b"sync\n" {
+                continue;
+            }
+            let (ack_tx, ack_rx) = mpsc::channel();
+            if tx.send(Wake::Sync(ack_tx)).is_err() {
+                return;
+            }
+            if ack_rx.recv_timeout(Duration::from_secs(1)).is_ok() {
+                let _ = std::io::Write::write_all(&mut conn, b"ok\n");
+            }
+        }
+    });
+}
+
+/// Asks the root's resolver to load the current state and waits until it serves it (at most
+/// a second). Best effort: without an answer, inotify brings the change a moment later.
+pub fn sync(root: &StateRoot) {
+    let Ok(mut conn) = std::os::unix::net::UnixStream::connect(ctl_path(root)) else { return };
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
+    let _ = conn.set_write_timeout(Some(Duration::from_secs(1)));
+    if std::io::Write::write_all(&mut conn, b"sync\n").is_ok() {
+        let mut buf = [0u8; 4];
+        let _ = std::io::Read::read(&mut conn, &mut buf);
+    }
 }
 
 /// Whether a change under `networks/` may change the records: files being written (dot
