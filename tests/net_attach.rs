@@ -106,6 +106,8 @@ fn services_resolve_by_name_alias_and_container_name_only_on_shared_networks() {
     let mut want = vec![web1_ip, web2_ip];
     want.sort();
     assert_eq!(got, want);
+    // Clients ask AAAA beside A for each name: A answers still rotate.
+    dns_udp(Some(&api_ns), gw, "web", RecordType::AAAA).unwrap();
     let second = dns_udp(Some(&api_ns), gw, "web", RecordType::A).unwrap();
     assert_ne!(first.addrs, second.addrs, "answers rotate");
     // Alias, container name, hostname, short id; over TCP too.

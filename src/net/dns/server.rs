@@ -33,7 +33,8 @@ const MAX_TCP: usize = 64;
 pub struct Shared {
     pub records: RwLock<Arc<Records>>,
     pub host_upstreams: RwLock<Arc<Vec<SocketAddr>>>,
-    rotate: AtomicUsize,
+    /// Rotation counters for A and AAAA answers (separate: clients ask both for each name).
+    rotate: [AtomicUsize; 2],
     tcp_conns: AtomicUsize,
     fwd: Forwarder,
 }
@@ -43,7 +44,7 @@ impl Shared {
         let shared = Arc::new(Shared {
             records: RwLock::new(Arc::new(records)),
             host_upstreams: RwLock::new(Arc::new(host_upstreams)),
-            rotate: AtomicUsize::new(0),
+            rotate: [AtomicUsize::new(0), AtomicUsize::new(0)],
             tcp_conns: AtomicUsize::new(0),
             fwd: Forwarder::new()?,
         });
@@ -124,13 +125,17 @@ pub fn answer(shared: &Shared, local: IpAddr, src: IpAddr, packet: &[u8], udp: b
             }
         }
     } else if let Some(addrs) = records.lookup(&scope, &qname) {
-        let k = shared.rotate.fetch_add(1, Ordering::Relaxed);
         let name = q.name().clone();
+        let turn = |family: usize, n: usize| if n > 1 { shared.rotate[family].fetch_add(1, Ordering::Relaxed) } else { 0 };
         answers = Some(match q.query_type() {
-            RecordType::A => rotated(&addrs.v4, k).into_iter().map(|a| Record::from_rdata(name.clone(), TTL, RData::A(A(a)))).collect(),
-            RecordType::AAAA => {
-                rotated(&addrs.v6, k).into_iter().map(|a| Record::from_rdata(name.clone(), TTL, RData::AAAA(AAAA(a)))).collect()
-            }
+            RecordType::A => rotated(&addrs.v4, turn(0, addrs.v4.len()))
+                .into_iter()
+                .map(|a| Record::from_rdata(name.clone(), TTL, RData::A(A(a))))
+                .collect(),
+            RecordType::AAAA => rotated(&addrs.v6, turn(1, addrs.v6.len()))
+                .into_iter()
+                .map(|a| Record::from_rdata(name.clone(), TTL, RData::AAAA(AAAA(a))))
+                .collect(),
             // The name exists here, with no record of that type.
             _ => Vec::new(),
         });
