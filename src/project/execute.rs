@@ -318,12 +318,10 @@ fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
             ev(State::Done, "Killed");
         }
         Op::Pause { name, .. } => {
-            ev(State::Working, "Pausing");
             ops::pause(root, name)?;
             ev(State::Done, "Paused");
         }
         Op::Unpause { name, .. } => {
-            ev(State::Working, "Unpausing");
             ops::unpause(root, name)?;
             ev(State::Done, "Unpaused");
         }

@@ -199,6 +199,11 @@ impl Plan {
     }
 }
 
+/// Adds a step to a plan (for commands that build their own, like `rm -s`).
+pub fn push(plan: &mut Plan, op: Op, after: Vec<usize>) -> usize {
+    plan.add(op, "", after)
+}
+
 /// One `depends_on` entry of a desired service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dep {

@@ -166,6 +166,11 @@ fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
         }
         None => anyhow::bail!("service {:?} has no image yet: build it with `berth build {}`", a.service, a.service),
     };
+    for m in service.volumes.iter().filter(|m| m.kind == "volume") {
+        if let Some(key) = m.source.as_deref().filter(|k| project.volumes.contains_key(*k)) {
+            crate::project::convert::ensure_volume(&root, &project, key)?;
+        }
+    }
     let mut cfg = container_config(&root, &project, service, &image, &store)?;
     // One-off containers: never restarted, named after the project and service, no ports.
     cfg.restart_policy = rspec::RestartPolicy::default();

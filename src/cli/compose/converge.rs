@@ -1,0 +1,347 @@
+//! What the commands that change a project share: finding the project (from the file, or from
+//! labels with `-p` and no file), its lock, its images, Ctrl-C, running a plan with progress, and
+//! reporting every error with what to do next.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+
+use crate::cli::GlobalOpts;
+use crate::cli::progress::{self, Progress};
+use crate::engine::image::reference::Reference;
+use crate::engine::image::{Image, ImageStore, PullItem, PullOptions, PullPolicy};
+use crate::project::execute::{self, Context, ExecError, Report};
+use crate::project::observe::{self, Observed};
+use crate::project::plan::{Condition, Desired, Plan};
+use crate::project::{LoadError, Project};
+use crate::state::StateRoot;
+use crate::util::lock::FileLock;
+
+/// The project a command works on.
+pub struct Target {
+    pub root: StateRoot,
+    /// The loaded project, or None when it is known only by `-p` and its containers' labels.
+    pub project: Option<Project>,
+    pub name: String,
+}
+
+impl Target {
+    /// Loads the project; with `labels_ok`, a missing compose file is fine when `-p` names the
+    /// project (compose's `down`, `stop`, ... work from any folder).
+    pub fn find(g: &GlobalOpts, labels_ok: bool) -> anyhow::Result<Target> {
+        let root = g.state_root();
+        match crate::project::load(&crate::project::LoadOptions::from_global(g)) {
+            Ok(p) => {
+                for w in &p.warnings {
+                    eprintln!("WARN[0000] {w}");
+                }
+                Ok(Target { root, name: p.name.clone(), project: Some(p) })
+            }
+            Err(LoadError::NoConfigFile(_)) if labels_ok && g.project_name.is_some() && g.files.is_empty() => {
+                let name = g.project_name.clone().unwrap_or_default();
+                Ok(Target { root, project: None, name })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Takes the project's lock: one command changes a project at a time.
+    pub fn lock(&self) -> anyhow::Result<FileLock> {
+        self.root.ensure()?;
+        Ok(self.root.lock_project(&self.name)?)
+    }
+
+    pub fn observe(&self) -> anyhow::Result<Observed> {
+        Ok(observe::observe(&self.root, &self.name)?)
+    }
+
+    /// The project as the planner sees it (when loaded).
+    pub fn desired(&self, images: &BTreeMap<String, String>, scale: &BTreeMap<String, u32>) -> anyhow::Result<Option<Desired>> {
+        self.project.as_ref().map(|p| Desired::from_project(p, images, scale)).transpose().map_err(Into::into)
+    }
+
+    /// Fails on a service the project does not have (from the file, else from the labels).
+    pub fn check_services(&self, o: &Observed, services: &[String]) -> anyhow::Result<()> {
+        for s in services {
+            let known = match &self.project {
+                Some(p) => p.services.contains_key(s),
+                None => o.containers.iter().any(|c| &c.service == s),
+            };
+            if !known {
+                bail!("no such service: {s}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Service -> (dependency, condition, restart), from the file or the labels.
+pub fn conditions(t: &Target, o: &Observed) -> BTreeMap<String, Vec<(String, Condition, bool)>> {
+    match &t.project {
+        Some(p) => p
+            .services
+            .iter()
+            .map(|(k, s)| {
+                let v = s
+                    .depends_on
+                    .iter()
+                    .filter(|(d, _)| p.services.contains_key(*d))
+                    .map(|(d, x)| (d.clone(), Condition::parse(&x.condition), x.restart))
+                    .collect();
+                (k.clone(), v)
+            })
+            .collect(),
+        None => o
+            .label_dependencies()
+            .into_iter()
+            .map(|(k, v)| (k, v.into_iter().map(|(s, c, r)| (s, Condition::parse(&c), r)).collect()))
+            .collect(),
+    }
+}
+
+/// `--parallel` / `COMPOSE_PARALLEL_LIMIT`: 0 is unlimited (compose's default, -1).
+pub fn parallel(g: &GlobalOpts) -> usize {
+    match g.parallel {
+        Some(n) if n > 0 => n as usize,
+        _ => 0,
+    }
+}
+
+static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+static EXIT_ON_SECOND: AtomicBool = AtomicBool::new(true);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    let n = SIGNALS.fetch_add(1, Ordering::SeqCst) + 1;
+    if n >= 2 && EXIT_ON_SECOND.load(Ordering::SeqCst) {
+        // A second Ctrl-C ends the command at once; the project stays consistent because every
+        // container's supervisor is detached and each step is atomic on disk.
+        unsafe { libc::_exit(130) };
+    }
+}
+
+/// Catches SIGINT and SIGTERM: the first asks the command to stop cleanly, the second (while
+/// `exit_on_second`) ends it.
+pub fn catch_signals(exit_on_second: bool) {
+    EXIT_ON_SECOND.store(exit_on_second, Ordering::SeqCst);
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as *const () as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut());
+        libc::sigaction(libc::SIGTERM, &sa, std::ptr::null_mut());
+    }
+}
+
+/// How many SIGINT/SIGTERM arrived since [`catch_signals`].
+pub fn signals() -> usize {
+    SIGNALS.load(Ordering::SeqCst)
+}
+
+/// A flag the executor checks, set by the first Ctrl-C (a watcher thread copies it over).
+pub struct Cancel {
+    pub flag: &'static AtomicBool,
+}
+
+static CANCEL: AtomicBool = AtomicBool::new(false);
+
+impl Cancel {
+    pub fn new() -> Cancel {
+        catch_signals(true);
+        std::thread::spawn(|| {
+            loop {
+                if signals() > 0 {
+                    CANCEL.store(true, Ordering::SeqCst);
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        });
+        Cancel { flag: &CANCEL }
+    }
+}
+
+/// Everything [`run_plan`] needs besides the plan.
+pub struct Run<'a> {
+    pub g: &'a GlobalOpts,
+    pub target: &'a Target,
+    pub images: &'a BTreeMap<String, Image>,
+    pub store: Option<&'a ImageStore>,
+    /// The header verb on a terminal (`Running`, `Stopping`, ...).
+    pub title: &'a str,
+    pub deadline: Option<Instant>,
+}
+
+/// `--dry-run`: the plan, each line marked as compose marks its dry-run output.
+pub fn print_dry_run(plan: &Plan) {
+    for line in plan.render().lines() {
+        println!("DRY-RUN MODE - {line}");
+    }
+}
+
+/// Runs a plan with progress and returns its report.
+pub fn run_plan(r: &Run, plan: &Plan) -> Report {
+    let cancel = Cancel::new();
+    let progress = Progress::new(progress::kind(r.g), r.title);
+    let ctx = Context {
+        root: &r.target.root,
+        project: r.target.project.as_ref(),
+        images: r.images,
+        store: r.store,
+        parallel: parallel(r.g),
+        deadline: r.deadline,
+        cancel: cancel.flag,
+        sink: &progress,
+    };
+    let report = execute::execute(&ctx, plan);
+    progress.finish();
+    report
+}
+
+/// Prints every error of a run with what to do next, and returns the exit code (0 when none).
+pub fn report(t: &Target, report: &Report, wait_timeout: Option<u64>) -> i32 {
+    if report.canceled && report.errors.is_empty() {
+        eprintln!("Canceled: the project is left as it is; run `berth up` again to finish, or `berth down` to remove it.");
+        return 130;
+    }
+    if report.errors.is_empty() {
+        return 0;
+    }
+    let p = if t.project.is_some() { String::new() } else { format!("-p {} ", t.name) };
+    for (name, e) in &report.errors {
+        let err = match (e, wait_timeout) {
+            (ExecError::Timeout(what), Some(secs)) if what.starts_with("service") => {
+                anyhow::anyhow!("application not healthy after {secs}s")
+            }
+            _ => anyhow::Error::new(clone_error(e)),
+        };
+        crate::cli::report::print(&err);
+        if let Some(h) = hint(e, name, &p) {
+            eprintln!("  {h}");
+        }
+    }
+    1
+}
+
+/// ExecError is not Clone; the report needs an owned error for anyhow, with the same text.
+fn clone_error(e: &ExecError) -> TextError {
+    TextError(execute::error_text(e))
+}
+
+#[derive(Debug)]
+struct TextError(String);
+impl std::fmt::Display for TextError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for TextError {}
+
+/// What the user can do next about an error of `name`.
+fn hint(e: &ExecError, name: &str, p: &str) -> Option<String> {
+    use crate::engine::runtime::RuntimeError as R;
+    Some(match e {
+        ExecError::Unhealthy(c) | ExecError::Exited { name: c, .. } | ExecError::NoHealthcheck(c) => {
+            format!("see why with `berth {p}logs {c}`, fix the service, then run `berth up` again")
+        }
+        ExecError::NotCompleted { service, .. } => format!("see why with `berth {p}logs {service}`, fix it, then run `berth up` again"),
+        ExecError::Timeout(_) => "check the services with `berth ps` and their logs; raise --wait-timeout if they need longer".into(),
+        ExecError::Runtime(R::Start { .. }) => format!("see the container's log with `berth {p}logs`, fix the service, then run `berth up` again"),
+        ExecError::Runtime(R::NameInUse { name: n, .. }) => format!("remove the other container with `berth rm -f {n}`, or set another container_name"),
+        ExecError::Net(_) => format!("check the network settings of {name}, or free the port, then run `berth up` again"),
+        ExecError::MissingDependency { .. } => "start the dependency too: run `berth up` without --no-deps".into(),
+        _ => return None,
+    })
+}
+
+/// `--pull`: `always`, `missing`, `never`, or each service's `pull_policy` (`policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Pull {
+    Always,
+    Missing,
+    Never,
+    Build,
+    #[default]
+    Policy,
+}
+
+/// The images of `services`, pulled as the pull policy says. A service that must be built
+/// fails with what to do, as berth's builder has not landed in this build.
+pub fn images(g: &GlobalOpts, p: &Project, services: &[String], pull: Pull, build: bool, quiet: bool) -> anyhow::Result<(ImageStore, BTreeMap<String, Image>)> {
+    let root = g.state_root();
+    root.ensure()?;
+    let store = ImageStore::open(&root)?;
+    let mut out = BTreeMap::new();
+    let mut to_pull: Vec<(String, Reference)> = Vec::new();
+    for name in services {
+        let s = &p.services[name];
+        let image_name = crate::project::convert::service_image_name(p, s);
+        let policy = match pull {
+            Pull::Always => PullPolicy::Always,
+            Pull::Missing => PullPolicy::Missing,
+            Pull::Never => PullPolicy::Never,
+            Pull::Build => PullPolicy::Build,
+            Pull::Policy => match s.pull_policy.as_deref() {
+                Some(x) => PullPolicy::parse(&x.replace('-', "_")).with_context(|| format!("service {name}: pull_policy"))?,
+                None => PullPolicy::Missing,
+            },
+        };
+        if (build && s.build.is_some()) || (policy == PullPolicy::Build) || (s.image.is_none() && s.build.is_some() && store.resolve(&image_name)?.is_none()) {
+            if s.build.is_none() {
+                bail!("service {name:?} has pull_policy build but no build section: add one, or set another pull_policy");
+            }
+            bail!(
+                "service {name:?} must be built, and this build of berth has no image builder yet: build and tag \
+                 {image_name:?} with another tool and `berth image load` it, then run `berth up` again without --build"
+            );
+        }
+        let present = store.resolve(&image_name)?;
+        match (policy, present) {
+            (PullPolicy::Always, _) | (PullPolicy::Missing, None) => {
+                let r = Reference::parse(&image_name).with_context(|| format!("service {name}: image"))?;
+                to_pull.push((name.clone(), r));
+            }
+            (PullPolicy::Never | PullPolicy::Build, None) => bail!(
+                "service {name:?}: image {image_name} is not present and its pull policy is never: pull it with `berth pull {name}`"
+            ),
+            (_, Some(i)) => {
+                out.insert(name.clone(), i);
+            }
+        }
+    }
+    if !to_pull.is_empty() {
+        let kind = progress::kind(g);
+        let mode = if quiet || kind == progress::Kind::Quiet {
+            crate::engine::image::progress::ProgressMode::Quiet
+        } else {
+            crate::engine::image::progress::ProgressMode::Plain
+        };
+        let prog = crate::engine::image::progress::Progress::stderr(mode);
+        let items: Vec<PullItem> = to_pull.iter().map(|(n, r)| PullItem { label: n.clone(), reference: r.clone(), platform: None }).collect();
+        let opts = PullOptions { insecure_registries: g.insecure_registries.clone(), ..PullOptions::default() };
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let results = rt.block_on(crate::engine::image::pull_many(&store, &items, &opts, &prog));
+        for ((name, r), res) in to_pull.into_iter().zip(results) {
+            match res {
+                Ok(i) => {
+                    out.insert(name, i);
+                }
+                Err(e) => {
+                    // A pull that fails while an older copy is present keeps the copy, as compose does.
+                    if let Some(i) = store.resolve(&r.to_string())? {
+                        eprintln!("WARN[0000] service {name} failed to pull {}: {e}; using the local image", r.familiar());
+                        out.insert(name, i);
+                    } else {
+                        return Err(anyhow::Error::new(e).context(format!(
+                            "service {name}: cannot pull {}: check the name and the registry, or import the image with `berth image load`",
+                            r.familiar()
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    Ok((store, out))
+}
