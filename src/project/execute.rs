@@ -40,6 +40,8 @@ pub enum ExecError {
     Exited { name: String, code: i32 },
     #[error("service {service:?} didn't complete successfully: exit {code}")]
     NotCompleted { service: String, code: i32 },
+    #[error("container {name} did not start: {reason}")]
+    NotStarted { name: String, reason: String },
     #[error("{dependent} is missing dependency {service}")]
     MissingDependency { dependent: String, service: String },
     #[error("timeout waiting for {0}")]
@@ -296,6 +298,7 @@ fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
         }
         Op::Start { name, .. } => {
             ev(State::Working, "Starting");
+            settle_starting(root, name);
             ops::start(root, name, None)?;
             ev(State::Done, "Started");
         }
@@ -379,6 +382,32 @@ fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
     Ok(())
 }
 
+/// A CLI killed while it started a container leaves that container's supervisor starting it
+/// (detached, as always). Starting it again now would race that supervisor, so wait until it is
+/// done: its control socket answers while it lives.
+fn settle_starting(root: &StateRoot, name: &str) {
+    let Ok(c) = ops::lookup(root, name) else { return };
+    let paths = runtime::state::Paths::new(root, &c.id);
+    if !paths.control_socket().exists() {
+        return;
+    }
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(10) {
+        match ops::state_of(root, &c.id) {
+            Ok(st) if st.status == Status::Created => {}
+            _ => return,
+        }
+        let alive = match crate::engine::supervisor::ctl::request(&paths.dir, &crate::engine::supervisor::ctl::Request::Ping, Duration::from_millis(500)) {
+            Ok(_) => true,
+            Err(e) => matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock),
+        };
+        if !alive {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Polls the containers of `service` until they meet `condition`.
 fn wait(ctx: &Context, service: &str, dependent: &str, condition: Condition, required: bool, containers: &[String]) -> Result<(), ExecError> {
     let root = ctx.root;
@@ -402,6 +431,7 @@ fn wait(ctx: &Context, service: &str, dependent: &str, condition: Condition, req
         emit(ctx, "Container", name, State::Working, "Waiting");
     }
     let mut pending: Vec<(String, String, bool)> = ids;
+    let created_since = Instant::now();
     let mut delay = Duration::from_millis(5);
     let result = loop {
         let mut failed = None;
@@ -411,6 +441,10 @@ fn wait(ctx: &Context, service: &str, dependent: &str, condition: Condition, req
             let health = st.health.as_ref().map(|h| h.status.as_str()).unwrap_or("");
             let r: Option<Result<&str, ExecError>> = match condition {
                 Condition::Started => Some(Ok("Started")),
+                _ if st.status == Status::Created && (!st.error.is_empty() || created_since.elapsed() > Duration::from_secs(3)) => {
+                    let reason = if st.error.is_empty() { "it is still created, not running".to_string() } else { st.error.clone() };
+                    Some(Err(ExecError::NotStarted { name: name.clone(), reason }))
+                }
                 Condition::Healthy | Condition::RunningOrHealthy => {
                     if !st.status.is_active() && st.status != Status::Created {
                         Some(Err(ExecError::Exited { name: name.clone(), code: st.exit_code }))

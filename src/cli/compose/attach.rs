@@ -70,7 +70,12 @@ struct Exit {
 
 /// Follows one container's log until it stops for good (restarts are followed through).
 fn follow(root: crate::state::StateRoot, id: String, name: String, service: String, color: String, p: Arc<Printer>, tx: mpsc::Sender<Exit>) {
-    let mut since: Option<chrono::DateTime<chrono::Utc>> = None;
+    // This run's output only (an earlier run of the same container is in the log too).
+    let mut since: Option<chrono::DateTime<chrono::Utc>> = ops::state_of(&root, &id)
+        .ok()
+        .and_then(|st| chrono::DateTime::parse_from_rfc3339(&st.started_at).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .filter(|t| t.timestamp() > 0);
     loop {
         let opts = ReadOptions { tail: None, since, until: None, follow: true };
         let mut last = since;
@@ -144,7 +149,8 @@ pub fn attached(g: &GlobalOpts, t: &Target, desired: &Desired, selected: &[Strin
     };
     let o = t.observe()?;
     let mut names = Vec::new();
-    let initial: Vec<&observe::Container> = o.containers.iter().filter(|c| !c.oneoff && services.contains(&c.service)).collect();
+    let mut initial: Vec<&observe::Container> = o.containers.iter().filter(|c| !c.oneoff && services.contains(&c.service)).collect();
+    initial.sort_by(|x, y| x.service.cmp(&y.service).then(x.number.cmp(&y.number)));
     // The width first, so that the first lines align.
     for c in &initial {
         let w = printer.width.load(Ordering::Relaxed).max(short(&c.name).chars().count() + 1);

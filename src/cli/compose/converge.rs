@@ -140,26 +140,36 @@ pub fn signals() -> usize {
     SIGNALS.load(Ordering::SeqCst)
 }
 
-/// A flag the executor checks, set by the first Ctrl-C (a watcher thread copies it over).
+/// A flag the executor checks, set by a Ctrl-C that arrives after its creation (a watcher thread
+/// copies it over until the run ends).
 pub struct Cancel {
-    pub flag: &'static AtomicBool,
+    pub flag: std::sync::Arc<AtomicBool>,
+    done: std::sync::Arc<AtomicBool>,
 }
-
-static CANCEL: AtomicBool = AtomicBool::new(false);
 
 impl Cancel {
     pub fn new() -> Cancel {
-        catch_signals(true);
-        std::thread::spawn(|| {
-            loop {
-                if signals() > 0 {
-                    CANCEL.store(true, Ordering::SeqCst);
+        catch_signals(EXIT_ON_SECOND.load(Ordering::SeqCst));
+        let base = signals();
+        let flag = std::sync::Arc::new(AtomicBool::new(false));
+        let done = std::sync::Arc::new(AtomicBool::new(false));
+        let (f, d) = (flag.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !d.load(Ordering::SeqCst) {
+                if signals() > base {
+                    f.store(true, Ordering::SeqCst);
                     return;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
         });
-        Cancel { flag: &CANCEL }
+        Cancel { flag, done }
+    }
+}
+
+impl Drop for Cancel {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::SeqCst);
     }
 }
 
@@ -192,7 +202,7 @@ pub fn run_plan(r: &Run, plan: &Plan) -> Report {
         store: r.store,
         parallel: parallel(r.g),
         deadline: r.deadline,
-        cancel: cancel.flag,
+        cancel: &cancel.flag,
         sink: &progress,
     };
     let report = execute::execute(&ctx, plan);
@@ -243,7 +253,7 @@ impl std::error::Error for TextError {}
 fn hint(e: &ExecError, name: &str, p: &str) -> Option<String> {
     use crate::engine::runtime::RuntimeError as R;
     Some(match e {
-        ExecError::Unhealthy(c) | ExecError::Exited { name: c, .. } | ExecError::NoHealthcheck(c) => {
+        ExecError::Unhealthy(c) | ExecError::Exited { name: c, .. } | ExecError::NoHealthcheck(c) | ExecError::NotStarted { name: c, .. } => {
             format!("see why with `berth {p}logs {c}`, fix the service, then run `berth up` again")
         }
         ExecError::NotCompleted { service, .. } => format!("see why with `berth {p}logs {service}`, fix it, then run `berth up` again"),
