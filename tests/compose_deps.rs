@@ -83,7 +83,7 @@ fn failing_dependencies_and_wait_timeout() {
     // Every error is reported, with what to do next.
     assert!(err.contains("Error: dependency failed to start: container cfailing-sick-1 is unhealthy"), "{err}");
     assert!(err.contains("Error: service \"job\" didn't complete successfully: exit 3"), "{err}");
-    assert!(err.contains("berth logs job"), "{err}");
+    assert!(err.contains("berth logs job") && err.contains("berth logs sick"), "{err}");
     assert!(err.contains("optional dependency"), "{err}");
     assert_eq!(s.status("cfailing-needs-sick-1"), "created");
     assert_eq!(s.status("cfailing-needs-job-1"), "created");

@@ -66,6 +66,7 @@ fn example_stack_up_stop_start_rm_down() {
     let (out, _) = s.ok(["rm", "-f"]);
     assert_eq!(out, "Going to remove cexample-content-1\n");
     assert_eq!(s.status("cexample-content-1"), "missing");
+    s.ok(["stop", "-t", "1", "client"]);
     let (out, _) = s.ok(["rm", "-f", "-s", "client"]);
     assert_eq!(out, "Going to remove cexample-client-1\n");
     assert_eq!(s.containers(), ["cexample-web-1"]);

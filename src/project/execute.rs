@@ -100,6 +100,9 @@ pub struct Context<'a> {
     pub parallel: usize,
     /// Waits fail after this instant (`--wait-timeout`).
     pub deadline: Option<Instant>,
+    /// The grace period for containers stopped to be replaced or removed (`-t`); None: each
+    /// container's own.
+    pub timeout: Option<Duration>,
     /// Set by Ctrl-C: start nothing new.
     pub cancel: &'a AtomicBool,
     pub sink: &'a dyn Sink,
@@ -109,6 +112,7 @@ pub struct Context<'a> {
 /// whether the run was cancelled.
 #[derive(Debug, Default)]
 pub struct Report {
+    /// (the service of the step, or the network's or volume's name; the error).
     pub errors: Vec<(String, ExecError)>,
     pub canceled: bool,
     /// Steps not run because a step they needed failed (or the run was cancelled).
@@ -204,8 +208,9 @@ pub fn execute(ctx: &Context, plan: &Plan) -> Report {
                 Ok(()) => st[i] = St::Done,
                 Err(e) => {
                     st[i] = St::Failed;
-                    let (_, name) = plan.steps[i].op.resource();
-                    report.errors.push((name.to_string(), e));
+                    let op = &plan.steps[i].op;
+                    let who = op.service().unwrap_or(op.resource().1);
+                    report.errors.push((who.to_string(), e));
                 }
             }
         }
@@ -279,7 +284,7 @@ fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
                     let st = ops::state_of(root, &c.id)?;
                     // Anonymous volumes go to the new container, as compose does.
                     inherited = c.mounts.iter().filter(|m| m.kind == MountType::Volume && st.anonymous_volumes.contains(&m.source)).cloned().collect();
-                    ops::stop(root, &c.id, None)?;
+                    ops::stop(root, &c.id, ctx.timeout)?;
                     ops::remove(root, &c.id, true, false)?;
                 }
             } else {
@@ -337,7 +342,7 @@ fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
             let st = ops::state_of(root, &c.id)?;
             if st.status.is_active() {
                 ev(State::Working, "Stopping");
-                ops::stop(root, &c.id, None)?;
+                ops::stop(root, &c.id, ctx.timeout)?;
                 ev(State::Done, "Stopped");
             }
             ev(State::Working, "Removing");

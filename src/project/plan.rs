@@ -115,6 +115,23 @@ impl Op {
         }
     }
 
+    /// The service a step works for (None for networks and volumes).
+    pub fn service(&self) -> Option<&str> {
+        match self {
+            Op::CreateNetwork { .. } | Op::RemoveNetwork { .. } | Op::CreateVolume { .. } | Op::RemoveVolume { .. } => None,
+            Op::Wait { service, .. }
+            | Op::Create { service, .. }
+            | Op::Start { service, .. }
+            | Op::Running { service, .. }
+            | Op::Stop { service, .. }
+            | Op::Restart { service, .. }
+            | Op::Kill { service, .. }
+            | Op::Pause { service, .. }
+            | Op::Unpause { service, .. }
+            | Op::Remove { service, .. } => Some(service),
+        }
+    }
+
     fn describe(&self) -> String {
         let (kind, name) = self.resource();
         let kind = kind.to_lowercase();
@@ -775,11 +792,14 @@ pub fn start(o: &Observed, deps: &BTreeMap<String, Vec<(String, Condition, bool)
         started.insert(s.clone(), ids);
     }
     if wait {
+        let completed: BTreeSet<&str> =
+            deps.values().flatten().filter(|x| x.1 == Condition::CompletedSuccessfully).map(|x| x.0.as_str()).collect();
         for s in &order {
             if chosen.contains(s) {
                 let containers = o.service_containers(s).iter().map(|c| c.name.clone()).collect();
+                let condition = if completed.contains(s.as_str()) { Condition::CompletedSuccessfully } else { Condition::RunningOrHealthy };
                 plan.add(
-                    Op::Wait { service: s.clone(), dependent: String::new(), condition: Condition::RunningOrHealthy, required: true, containers },
+                    Op::Wait { service: s.clone(), dependent: String::new(), condition, required: true, containers },
                     "",
                     started.get(s).cloned().unwrap_or_default(),
                 );

@@ -182,6 +182,8 @@ pub struct Run<'a> {
     /// The header verb on a terminal (`Running`, `Stopping`, ...).
     pub title: &'a str,
     pub deadline: Option<Instant>,
+    /// `-t`: the grace period of containers stopped to be replaced or removed.
+    pub timeout: Option<u64>,
 }
 
 /// `--dry-run`: the plan, each line marked as compose marks its dry-run output.
@@ -202,6 +204,7 @@ pub fn run_plan(r: &Run, plan: &Plan) -> Report {
         store: r.store,
         parallel: parallel(r.g),
         deadline: r.deadline,
+        timeout: r.timeout.map(std::time::Duration::from_secs),
         cancel: &cancel.flag,
         sink: &progress,
     };
@@ -253,14 +256,14 @@ impl std::error::Error for TextError {}
 fn hint(e: &ExecError, name: &str, p: &str) -> Option<String> {
     use crate::engine::runtime::RuntimeError as R;
     Some(match e {
-        ExecError::Unhealthy(c) | ExecError::Exited { name: c, .. } | ExecError::NoHealthcheck(c) | ExecError::NotStarted { name: c, .. } => {
-            format!("see why with `berth {p}logs {c}`, fix the service, then run `berth up` again")
+        ExecError::Unhealthy(_) | ExecError::Exited { .. } | ExecError::NoHealthcheck(_) | ExecError::NotStarted { .. } => {
+            format!("see why with `berth {p}logs {name}`, fix the service, then run `berth up` again")
         }
         ExecError::NotCompleted { service, .. } => format!("see why with `berth {p}logs {service}`, fix it, then run `berth up` again"),
         ExecError::Timeout(_) => "check the services with `berth ps` and their logs; raise --wait-timeout if they need longer".into(),
-        ExecError::Runtime(R::Start { .. }) => format!("see the container's log with `berth {p}logs`, fix the service, then run `berth up` again"),
+        ExecError::Runtime(R::Start { .. }) => format!("see why with `berth {p}logs {name}`, fix the service, then run `berth up` again"),
         ExecError::Runtime(R::NameInUse { name: n, .. }) => format!("remove the other container with `berth rm -f {n}`, or set another container_name"),
-        ExecError::Net(_) => format!("check the network settings of {name}, or free the port, then run `berth up` again"),
+        ExecError::Net(_) | ExecError::Runtime(R::Net { .. }) => format!("check the networks and ports of {name} (is the port free?), then run `berth up` again"),
         ExecError::MissingDependency { .. } => "start the dependency too: run `berth up` without --no-deps".into(),
         _ => return None,
     })
