@@ -7,11 +7,18 @@
 //! - [`fstree`]: safe, read-only views of the build context and of images' layers;
 //! - [`copy`]: COPY and ADD as layers written straight from the sources.
 
+pub mod builder;
+pub mod cache;
+pub mod compose;
 pub mod copy;
 pub mod dockerfile;
 pub mod error;
 pub mod fstree;
 pub mod ignore;
+pub mod progress;
+pub mod run;
 pub mod shell;
 
+pub use builder::{BuildOutput, BuildRequest, DockerfileSource, build};
 pub use error::{BuildError, Result};
+pub use progress::{Mode as ProgressMode, Printer};
