@@ -783,9 +783,23 @@ impl Builder<'_> {
                 continue;
             }
             if from.is_none() {
-                // Context paths are relative to its root; one that climbs out is refused by resolve.
-                let clean = s.trim_start_matches('/');
-                sources.push(Source::Path { tree: 0, pattern: if clean.is_empty() { ".".into() } else { clean.to_string() } });
+                // Context paths are cleaned as Docker cleans them, relative to the context's root.
+                let mut parts: Vec<&str> = Vec::new();
+                for c in s.split('/') {
+                    match c {
+                        "" | "." => {}
+                        ".." => {
+                            if parts.pop().is_none() {
+                                let m = format!("{keyword} failed: {s} is outside the build context; the build context is never read outside its folder");
+                                self.out.error(v, &m);
+                                return Err(self.err(ins.line, m));
+                            }
+                        }
+                        c => parts.push(c),
+                    }
+                }
+                let clean = parts.join("/");
+                sources.push(Source::Path { tree: 0, pattern: if clean.is_empty() { ".".into() } else { clean } });
             } else {
                 sources.push(Source::Path { tree: 0, pattern: s });
             }

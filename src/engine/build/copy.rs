@@ -403,6 +403,12 @@ fn expand_source(st: &SourceTree, pattern: &str) -> Result<Vec<(PathBuf, Node)>,
         for dir in &current {
             if has_wildcard(c) {
                 let r = tree.resolve(&dir.to_string_lossy(), true).map_err(|e| e.to_string())?;
+                if r.outside_link {
+                    return Err(format!(
+                        "{pattern} leads outside the build context (through the symlink {}); the build context is never read outside its folder",
+                        r.path.display()
+                    ));
+                }
                 let Some(node) = r.node.filter(|n| n.is_dir()) else { continue };
                 for (name, _) in tree.list(&r.path, &node).map_err(|e| format!("cannot list {}: {e}", r.path.display()))? {
                     if glob_match(c, &name.to_string_lossy()) {
