@@ -1,3 +1,7 @@
 //! The embedded container engine: images, runtime, cgroups, supervisor and builder.
-pub mod image;
+
 pub mod build;
+pub mod cgroups;
+pub mod image;
+pub mod runtime;
+pub mod supervisor;
