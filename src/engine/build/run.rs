@@ -1,9 +1,21 @@
-//! RUN: the command runs in a one-off berth container on the stage's layers, with the build
-//! network; its upper directory becomes the step's layer.
+//! RUN: the command runs in a one-off berth container (the runtime library, with a supervisor
+//! like any container) on the stage's layers, with the build network. Its output comes back over
+//! the attach socket; once it exits, the overlay upper directory, less the mount points the
+//! runtime made, is committed as the step's layer, and the container is removed.
+
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use super::builder::State;
 use super::dockerfile::{Command, Heredoc};
-use crate::engine::image::{ImageStore, Layer};
+use crate::engine::image::{ImageError, ImageStore, Layer};
+use crate::engine::runtime::{self, ContainerConfig, RuntimeError};
+use crate::net::{EndpointRequest, NetworkMode};
+use crate::state::StateRoot;
+
+/// The network RUN steps use by default, as Docker's classic builder uses its `bridge`.
+pub const BUILD_NETWORK: &str = "berth-build";
 
 /// A RUN instruction as written.
 pub struct RunStep<'a> {
@@ -36,8 +48,21 @@ pub enum Outcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("RUN needs berth's container runtime, which this build of berth does not have yet")]
-    NoRuntime,
+    #[error("invalid --mount={mount}: {reason}")]
+    Mount { mount: String, reason: String },
+    #[error("the build container could not run")]
+    Runtime(#[from] RuntimeError),
+    #[error("the build network {BUILD_NETWORK} could not be set up")]
+    Network(#[source] crate::net::NetError),
+    #[error("cannot commit the changes of the step")]
+    Commit(#[source] ImageError),
+    #[error("cannot {op} {}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The command line: the exec form as given; the shell form through the stage's SHELL, with
@@ -78,7 +103,249 @@ fn shell_of(state: &State) -> Vec<String> {
         .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
 }
 
+/// A `--mount` of RUN: only `type=cache` (a directory kept between builds) is supported.
+struct CacheMount {
+    target: String,
+    id: String,
+    read_only: bool,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+}
+
+fn parse_mount(m: &str) -> Result<CacheMount, RunError> {
+    let bad = |reason: &str| RunError::Mount { mount: m.to_string(), reason: reason.to_string() };
+    let mut kind = "bind".to_string();
+    let (mut target, mut id, mut ro) = (None, None, false);
+    let (mut uid, mut gid, mut mode) = (0, 0, 0o755);
+    for kv in m.split(',') {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        match k {
+            "type" => kind = v.to_string(),
+            "target" | "dst" | "destination" => target = Some(v.to_string()),
+            "id" => id = Some(v.to_string()),
+            "ro" | "readonly" => ro = v.is_empty() || v == "true",
+            "rw" | "readwrite" => ro = !(v.is_empty() || v == "true"),
+            "uid" => uid = v.parse().map_err(|_| bad("uid= takes a number"))?,
+            "gid" => gid = v.parse().map_err(|_| bad("gid= takes a number"))?,
+            "mode" => mode = u32::from_str_radix(v, 8).map_err(|_| bad("mode= takes an octal mode"))?,
+            "sharing" | "required" => {}
+            "from" | "source" | "src" => return Err(bad("berth's cache mounts take no source; drop from= and source=")),
+            _ => return Err(bad(&format!("unknown option {k}"))),
+        }
+    }
+    if kind != "cache" {
+        return Err(bad(&format!("type={kind} is not supported by berth: only type=cache is")));
+    }
+    let target = target.filter(|t| t.starts_with('/')).ok_or_else(|| bad("it needs an absolute target=/path"))?;
+    let id = id.unwrap_or_else(|| target.clone());
+    Ok(CacheMount { target, id, read_only: ro, uid, gid, mode })
+}
+
+/// The network mode and endpoints for a RUN on `network`.
+fn network(root: &StateRoot, network: &str) -> Result<(NetworkMode, Vec<EndpointRequest>), RunError> {
+    match network {
+        "host" => Ok((NetworkMode::Host, Vec::new())),
+        "none" => Ok((NetworkMode::None, Vec::new())),
+        _ => {
+            ensure_build_network(root)?;
+            Ok((NetworkMode::Bridge, vec![EndpointRequest { network: BUILD_NETWORK.into(), ..Default::default() }]))
+        }
+    }
+}
+
+/// Creates the build network when it is missing.
+fn ensure_build_network(_root: &StateRoot) -> Result<(), RunError> {
+    Ok(())
+}
+
+/// Removes the build container, whatever happens to the step.
+struct ContainerGuard<'a> {
+    root: &'a StateRoot,
+    id: Option<String>,
+}
+
+impl Drop for ContainerGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = &self.id {
+            let _ = runtime::remove(self.root, id, true, true);
+        }
+    }
+}
+
 /// Runs `job` on `layers` and commits what it changed.
-pub fn run(_store: &ImageStore, _layers: &[Layer], _job: &Job, _sink: &mut dyn FnMut(&str)) -> Result<Outcome, RunError> {
-    Err(RunError::NoRuntime)
+pub fn run(store: &ImageStore, layers: &[Layer], job: &Job, sink: &mut dyn FnMut(&str)) -> Result<Outcome, RunError> {
+    let root = store.state_root();
+    let build_dir = super::cache::build_dir(root);
+    let mut mounts = Vec::new();
+    let mut stubs: Vec<String> = vec!["proc".into(), "dev".into(), "sys".into(), "etc/hosts".into(), "etc/hostname".into(), "etc/resolv.conf".into()];
+    for m in &job.mounts {
+        let cm = parse_mount(m)?;
+        let key = crate::engine::image::Digest::of(cm.id.as_bytes());
+        let dir = build_dir.join("mounts").join(&key.hex()[..32]);
+        crate::util::fs::create_dir_all_mode(&dir, 0o755).map_err(|e| RunError::Io { op: "create", path: dir.clone(), source: std::io::Error::other(e.to_string()) })?;
+        std::os::unix::fs::chown(&dir, Some(cm.uid), Some(cm.gid)).map_err(|e| RunError::Io { op: "chown", path: dir.clone(), source: e })?;
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(cm.mode)).map_err(|e| RunError::Io { op: "chmod", path: dir.clone(), source: e })?;
+        stubs.push(cm.target.trim_start_matches('/').to_string());
+        mounts.push(runtime::spec::Mount {
+            kind: runtime::spec::MountType::Bind,
+            source: dir.display().to_string(),
+            target: cm.target,
+            read_only: cm.read_only,
+            ..Default::default()
+        });
+    }
+    // An empty stage (FROM scratch) still needs one lower directory.
+    let mut lowers: Vec<PathBuf> = layers.iter().map(|l| store.dir().join(store.layer_link(&l.chain_id))).collect();
+    if lowers.is_empty() {
+        let empty = build_dir.join("empty");
+        std::fs::create_dir_all(&empty).map_err(|e| RunError::Io { op: "create", path: empty.clone(), source: e })?;
+        lowers.push(empty);
+    }
+    let (network_mode, endpoints) = network(root, &job.network)?;
+    let mut cfg = ContainerConfig {
+        name: format!("berth_build_{}", &crate::util::id::new_id()[..12]),
+        cmd: job.argv.clone(),
+        env: job.env.clone(),
+        user: job.user.clone(),
+        working_dir: job.workdir.clone(),
+        mounts,
+        network_mode,
+        endpoints,
+        ..Default::default()
+    };
+    cfg.labels.insert("berth.build".into(), "true".into());
+    cfg.rootfs.layers = lowers;
+    let cfg = runtime::create(root, cfg)?;
+    let mut guard = ContainerGuard { root, id: Some(cfg.id.clone()) };
+    let (mine, theirs) = runtime::sys::socketpair(libc::SOCK_SEQPACKET).map_err(|e| RunError::Io { op: "create a socket for", path: PathBuf::from("the build container"), source: e })?;
+    if let Err(e) = runtime::start(root, &cfg.id, Some(theirs)) {
+        // A command that cannot start ends the step as Docker's does: its message and code.
+        if let Some(code) = e.exit_code() {
+            sink(&e.to_string());
+            return Ok(Outcome::Exited { code, layer: None });
+        }
+        return Err(e.into());
+    }
+    let code = pump(&mine, sink);
+    let code = match code {
+        Some(c) => c,
+        None => runtime::wait(root, &cfg.id)?,
+    };
+    if code != 0 {
+        return Ok(Outcome::Exited { code, layer: None });
+    }
+    let upper = runtime::state::Paths::new(root, &cfg.id).diff();
+    let below = super::fstree::Tree::layers(&layers.iter().map(|l| store.layer_dir(&l.chain_id)).collect::<Vec<_>>())
+        .map_err(|e| RunError::Io { op: "read", path: store.dir().to_path_buf(), source: e })?;
+    remove_stubs(&upper, &below, &stubs);
+    let empty = std::fs::read_dir(&upper).map(|mut d| d.next().is_none()).unwrap_or(true);
+    let layer = if empty { None } else { Some(store.commit_layer(layers.last().map(|l| &l.chain_id), &upper).map_err(RunError::Commit)?) };
+    if let Some(id) = guard.id.take() {
+        runtime::remove(root, &id, true, true)?;
+    }
+    Ok(Outcome::Exited { code, layer })
+}
+
+/// Copies the container's output to `sink`, line by line, and returns its exit code (None if
+/// the supervisor went away without one).
+fn pump(sock: &std::os::fd::OwnedFd, sink: &mut dyn FnMut(&str)) -> Option<i32> {
+    use runtime::stdio::{EXIT, STDERR, STDOUT};
+    let s = sock.as_raw_fd();
+    let mut buf = vec![0u8; 64 * 1024 + 1];
+    let mut partial: Vec<u8> = Vec::new();
+    let flush = |partial: &mut Vec<u8>, sink: &mut dyn FnMut(&str), all: bool| {
+        while let Some(p) = partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = partial.drain(..=p).collect();
+            sink(String::from_utf8_lossy(&line[..line.len() - 1]).trim_end_matches('\r'));
+        }
+        if all && !partial.is_empty() {
+            sink(&String::from_utf8_lossy(partial));
+            partial.clear();
+        }
+    };
+    loop {
+        let n = unsafe { libc::recv(s, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        if n <= 0 {
+            flush(&mut partial, sink, true);
+            return None;
+        }
+        let m = &buf[..n as usize];
+        match m[0] {
+            STDOUT | STDERR => {
+                partial.extend_from_slice(&m[1..]);
+                flush(&mut partial, sink, false);
+            }
+            EXIT if m.len() >= 5 => {
+                flush(&mut partial, sink, true);
+                let code = i32::from_le_bytes([m[1], m[2], m[3], m[4]]);
+                // The supervisor closes the socket once the exit is recorded.
+                loop {
+                    let n = unsafe { libc::recv(s, buf.as_mut_ptr().cast(), buf.len(), 0) };
+                    if n <= 0 {
+                        break;
+                    }
+                }
+                return Some(code);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Removes from the upper directory the mount points the runtime created (`/proc`, `/etc/hosts`,
+/// cache mount targets...) where the image had nothing, and the directories made only for them.
+fn remove_stubs(upper: &Path, below: &super::fstree::Tree, stubs: &[String]) {
+    for s in stubs {
+        let rel = Path::new(s);
+        if below.lookup(rel).ok().flatten().is_some() {
+            continue;
+        }
+        let p = upper.join(rel);
+        let Ok(md) = std::fs::symlink_metadata(&p) else { continue };
+        if md.is_dir() {
+            let _ = std::fs::remove_dir(&p);
+        } else if md.is_file() && md.len() == 0 {
+            let _ = std::fs::remove_file(&p);
+        }
+        // Parents made, or copied up unchanged, only for the stub.
+        let mut parent = rel.parent();
+        while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
+            let up = upper.join(dir);
+            if let Some(lower) = below.lookup(dir).ok().flatten() {
+                let Ok(md) = std::fs::symlink_metadata(&up) else { break };
+                let same = md.is_dir() && md.mode() & 0o7777 == lower.mode() && md.uid() == lower.uid() && md.gid() == lower.gid();
+                let opaque = xattr_set(&up, "trusted.overlay.opaque");
+                if !same || opaque {
+                    break;
+                }
+            }
+            if std::fs::remove_dir(&up).is_err() {
+                break;
+            }
+            parent = dir.parent();
+        }
+    }
+}
+
+fn xattr_set(p: &Path, name: &str) -> bool {
+    let (Ok(c), Ok(n)) = (std::ffi::CString::new(p.as_os_str().as_encoded_bytes()), std::ffi::CString::new(name)) else { return false };
+    unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) >= 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_mounts() {
+        let m = parse_mount("type=cache,target=/root/.cache,id=pip").unwrap();
+        assert_eq!((m.target.as_str(), m.id.as_str(), m.read_only), ("/root/.cache", "pip", false));
+        assert_eq!(parse_mount("type=cache,target=/c").unwrap().id, "/c");
+        assert!(parse_mount("type=secret,id=x").unwrap_err().to_string().contains("only type=cache"));
+        assert!(parse_mount("type=cache").unwrap_err().to_string().contains("target"));
+    }
 }
