@@ -104,6 +104,7 @@ fn shell_of(state: &State) -> Vec<String> {
 }
 
 /// A `--mount` of RUN: only `type=cache` (a directory kept between builds) is supported.
+#[derive(Debug)]
 struct CacheMount {
     target: String,
     id: String,
