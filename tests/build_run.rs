@@ -1,0 +1,164 @@
+//! RUN steps in berth containers: FROM scratch with a copied busybox, WORKDIR and USER, failing
+//! steps, multi-stage builds, the cache, cache mounts, heredocs and `--network=none`.
+mod common;
+
+use common::build::{FileInfo, content, image_files, in_project, ok, root_with_busybox, stderr, stdout, write_files};
+
+/// True when a step printed `line` (`#N 0.123 line`).
+fn printed(out: &str, line: &str) -> bool {
+    out.lines().any(|l| {
+        let mut w = l.splitn(3, ' ');
+        let (n, t, rest) = (w.next().unwrap_or(""), w.next().unwrap_or(""), w.next().unwrap_or(""));
+        n.starts_with('#') && t.parse::<f64>().is_ok() && rest == line
+    })
+}
+
+fn compose(dir: &std::path::Path, service: &str) {
+    std::fs::write(dir.join("compose.yaml"), format!("services:\n  {service}:\n    build: .\n")).unwrap();
+}
+
+/// Nothing of a build is left running or mounted.
+fn assert_no_build_containers(t: &common::TestRoot) {
+    let dir = t.root().join("containers");
+    let left: Vec<_> = std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "build containers left behind: {left:?}");
+}
+
+#[test]
+fn scratch_with_the_busybox_binary_then_run_inside_it() {
+    let t = root_with_busybox();
+    let dir = t.scratch().join("runscratch");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(common::host_busybox(), dir.join("busybox")).unwrap();
+    write_files(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+             RUN mkdir -p /etc && echo \"built by $(whoami 2>/dev/null || id -u)\" > /etc/motd && rm /bin/vi\n\
+             CMD [\"sh\"]\n",
+        )],
+    );
+    compose(&dir, "app");
+    let out = ok(in_project(&t, &dir, &["build"]));
+    assert!(out.contains("[app 2/3] RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]"), "{out}");
+    let files = image_files(&t, "runscratch-app");
+    assert_eq!(files["bin/sh"], FileInfo::Symlink("/bin/busybox".into()));
+    assert_eq!(content(&files, "etc/motd"), "built by 0\n");
+    assert!(!files.contains_key("bin/vi"), "a file removed by RUN is gone from the image");
+    // The runtime's mount points are not part of the image.
+    for stub in ["proc", "sys", "dev", "etc/hosts", "etc/resolv.conf", "etc/hostname"] {
+        assert!(!files.contains_key(stub), "{stub} leaked into the image");
+    }
+    assert_no_build_containers(&t);
+}
+
+#[test]
+fn workdir_and_user_then_run() {
+    let t = root_with_busybox();
+    let dir = t.scratch().join("runuser");
+    write_files(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM busybox\nENV GREETING=hello\nARG WHO=builder\nUSER nobody\nWORKDIR /data/work\n\
+             RUN echo \"$GREETING $WHO\" > out.txt && id -u >> out.txt && pwd >> out.txt\n\
+             USER root\nRUN stat -c '%U %a' /data/work > /owner.txt\n",
+        )],
+    );
+    compose(&dir, "app");
+    ok(in_project(&t, &dir, &["build"]));
+    let files = image_files(&t, "runuser-app");
+    assert_eq!(content(&files, "data/work/out.txt"), "hello builder\n65534\n/data/work\n");
+    assert!(matches!(files["data/work/out.txt"], FileInfo::File { uid: 65534, .. }));
+    // The WORKDIR made after USER belongs to that user, as BuildKit makes it.
+    assert_eq!(content(&files, "owner.txt"), "nobody 755\n");
+    let hist = t.ok(["image", "history", "runuser-app", "--no-trunc"]);
+    assert!(hist.contains("RUN |1 WHO=builder /bin/sh -c echo"), "{hist}");
+}
+
+#[test]
+fn a_failing_run_shows_its_output_and_exit_code_and_tags_nothing() {
+    let t = root_with_busybox();
+    let dir = t.scratch().join("runfail");
+    write_files(&dir, &[("Dockerfile", "FROM busybox\nRUN echo fine\nRUN echo oops; echo to-stderr >&2; exit 3\nRUN echo never-runs\n")]);
+    compose(&dir, "bad");
+    let o = in_project(&t, &dir, &["build"]);
+    assert_eq!(o.status.code(), Some(1));
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(out.contains("ERROR: process \"/bin/sh -c echo oops; echo to-stderr >&2; exit 3\" did not complete successfully: exit code: 3"), "{out}");
+    assert!(out.contains(" > [bad 3/4] RUN echo oops; echo to-stderr >&2; exit 3:"), "{out}");
+    assert!(printed(&out, "oops") && printed(&out, "to-stderr"), "{out}");
+    assert!(!printed(&out, "never-runs"), "{out}");
+    assert!(err.contains("service bad: cannot build its image") && err.contains("Dockerfile:3: RUN echo oops; echo to-stderr >&2; exit 3 did not complete successfully: exit code 3"), "{err}");
+    assert!(!t.run(["image", "inspect", "runfail-bad"]).status.success(), "a failed build tags nothing");
+    // Quiet: the failure still shows, on stderr.
+    let o = in_project(&t, &dir, &["build", "-q"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+    assert!(stderr(&o).contains(" oops\n") && stderr(&o).contains("exit code 3"), "{}", stderr(&o));
+    // A command that does not exist: 127, as Docker says.
+    write_files(&dir, &[("Dockerfile", "FROM busybox\nRUN [\"/no/such/binary\"]\n")]);
+    let o = in_project(&t, &dir, &["build"]);
+    assert!(stderr(&o).contains("exit code 127"), "{}", stderr(&o));
+    assert_no_build_containers(&t);
+}
+
+#[test]
+fn multi_stage_with_run_and_the_cache() {
+    let t = root_with_busybox();
+    let dir = t.scratch().join("runstages");
+    write_files(
+        &dir,
+        &[
+            ("src/main.txt", "source"),
+            (
+                "Dockerfile",
+                "FROM busybox AS build\nWORKDIR /src\nCOPY src/ ./\nRUN tr a-z A-Z < main.txt > /artifact && echo compiled\n\
+                 FROM busybox\nCOPY --from=build /artifact /app/artifact\nRUN <<EOF\nset -e\ntest \"$(cat /app/artifact)\" = SOURCE\necho checked > /app/ok\nEOF\n",
+            ),
+        ],
+    );
+    compose(&dir, "app");
+    let first = ok(in_project(&t, &dir, &["build"]));
+    assert!(printed(&first, "compiled"), "{first}");
+    let files = image_files(&t, "runstages-app");
+    assert_eq!(content(&files, "app/artifact"), "SOURCE");
+    assert_eq!(content(&files, "app/ok"), "checked\n");
+    assert!(!files.contains_key("src/main.txt"), "the build stage's files stay there");
+    let id = t.ok(["image", "inspect", "runstages-app", "--format", "{{.Id}}"]);
+    // All cached: no RUN runs again and the image is the same.
+    let second = ok(in_project(&t, &dir, &["build"]));
+    assert_eq!(second.matches("CACHED").count(), 5, "{second}");
+    assert!(!printed(&second, "compiled"), "{second}");
+    assert_eq!(t.ok(["image", "inspect", "runstages-app", "--format", "{{.Id}}"]), id);
+    // A change in src/ reruns the build stage's COPY and RUN, and what follows.
+    std::fs::write(dir.join("src/main.txt"), "changed").unwrap();
+    let o = in_project(&t, &dir, &["build"]);
+    let third = stdout(&o);
+    assert!(!o.status.success(), "the check in the last RUN fails on new content");
+    assert!(printed(&third, "compiled"), "{third}");
+    assert_no_build_containers(&t);
+}
+
+#[test]
+fn cache_mounts_persist_and_network_none_isolates() {
+    let t = root_with_busybox();
+    let dir = t.scratch().join("runmounts");
+    write_files(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN --mount=type=cache,target=/var/cache/app echo run >> /var/cache/app/log && wc -l < /var/cache/app/log > /count\n\
+             RUN --network=none cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' > /ifaces\n",
+        )],
+    );
+    compose(&dir, "app");
+    ok(in_project(&t, &dir, &["build"]));
+    ok(in_project(&t, &dir, &["build", "--no-cache"]));
+    let files = image_files(&t, "runmounts-app");
+    assert_eq!(content(&files, "count").trim(), "2", "the cache directory is kept between builds");
+    assert!(!files.contains_key("var/cache/app/log"), "a cache mount's content is not in the image");
+    assert_eq!(content(&files, "ifaces"), "lo\n");
+    assert_no_build_containers(&t);
+}
