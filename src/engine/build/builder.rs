@@ -406,8 +406,17 @@ impl Builder<'_> {
 
     fn rt(&mut self) -> Result<&tokio::runtime::Runtime> {
         if self.runtime.is_none() {
+            // Its threads block the signals RUN steps take through a signalfd.
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
+                .on_thread_start(|| unsafe {
+                    let mut set: libc::sigset_t = std::mem::zeroed();
+                    libc::sigemptyset(&mut set);
+                    for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                        libc::sigaddset(&mut set, s);
+                    }
+                    libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                })
                 .enable_all()
                 .build()
                 .map_err(|e| BuildError::Service { service: "build".into(), msg: format!("cannot start the async runtime: {e}") })?;

@@ -54,6 +54,8 @@ pub enum RunError {
     Runtime(#[from] RuntimeError),
     #[error("the build network {BUILD_NETWORK} could not be set up")]
     Network(#[source] crate::net::NetError),
+    #[error("the build was interrupted ({0}); its container was removed")]
+    Interrupted(String),
     #[error("cannot commit the changes of the step")]
     Commit(#[source] ImageError),
     #[error("cannot {op} {}", path.display())]
@@ -228,10 +230,11 @@ pub fn run(store: &ImageStore, layers: &[Layer], job: &Job, sink: &mut dyn FnMut
         }
         return Err(e.into());
     }
-    let code = pump(&mine, sink);
-    let code = match code {
-        Some(c) => c,
-        None => runtime::wait(root, &cfg.id)?,
+    let code = match pump(&mine, sink) {
+        Pumped::Exit(c) => c,
+        Pumped::Gone => runtime::wait(root, &cfg.id)?,
+        // The guard kills and removes the container.
+        Pumped::Signal(sig) => return Err(RunError::Interrupted(runtime::sys::signal_name(sig))),
     };
     if code != 0 {
         return Ok(Outcome::Exited { code, layer: None });
@@ -248,11 +251,58 @@ pub fn run(store: &ImageStore, layers: &[Layer], job: &Job, sink: &mut dyn FnMut
     Ok(Outcome::Exited { code, layer })
 }
 
-/// Copies the container's output to `sink`, line by line, and returns its exit code (None if
-/// the supervisor went away without one).
-fn pump(sock: &std::os::fd::OwnedFd, sink: &mut dyn FnMut(&str)) -> Option<i32> {
+enum Pumped {
+    Exit(i32),
+    /// The supervisor went away without an exit code.
+    Gone,
+    /// SIGINT, SIGTERM or SIGHUP reached the build.
+    Signal(i32),
+}
+
+/// Blocks SIGINT, SIGTERM and SIGHUP in this thread (and the threads it starts) while alive and
+/// gives them through a signalfd, so that an interrupted build removes its container.
+struct Signals {
+    fd: std::os::fd::OwnedFd,
+    old: libc::sigset_t,
+}
+
+impl Signals {
+    fn block() -> Option<Signals> {
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::sigaddset(&mut set, s);
+            }
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+            let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+            if fd < 0 {
+                libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+                return None;
+            }
+            Some(Signals { fd: std::os::fd::FromRawFd::from_raw_fd(fd), old })
+        }
+    }
+    fn read(&self) -> Option<i32> {
+        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        let n = unsafe { libc::read(self.fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
+        (n == size as isize).then_some(info.ssi_signo as i32)
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+    }
+}
+
+/// Copies the container's output to `sink`, line by line, and returns how it ended.
+fn pump(sock: &std::os::fd::OwnedFd, sink: &mut dyn FnMut(&str)) -> Pumped {
     use runtime::stdio::{EXIT, STDERR, STDOUT};
     let s = sock.as_raw_fd();
+    let signals = Signals::block();
     let mut buf = vec![0u8; 64 * 1024 + 1];
     let mut partial: Vec<u8> = Vec::new();
     let flush = |partial: &mut Vec<u8>, sink: &mut dyn FnMut(&str), all: bool| {
@@ -266,13 +316,29 @@ fn pump(sock: &std::os::fd::OwnedFd, sink: &mut dyn FnMut(&str)) -> Option<i32> 
         }
     };
     loop {
+        let mut fds = [
+            libc::pollfd { fd: s, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: signals.as_ref().map(|x| x.fd.as_raw_fd()).unwrap_or(-1), events: libc::POLLIN, revents: 0 },
+        ];
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+            continue;
+        }
+        if fds[1].revents != 0 {
+            if let Some(sig) = signals.as_ref().and_then(|x| x.read()) {
+                flush(&mut partial, sink, true);
+                return Pumped::Signal(sig);
+            }
+        }
+        if fds[0].revents == 0 {
+            continue;
+        }
         let n = unsafe { libc::recv(s, buf.as_mut_ptr().cast(), buf.len(), 0) };
         if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
             continue;
         }
         if n <= 0 {
             flush(&mut partial, sink, true);
-            return None;
+            return Pumped::Gone;
         }
         let m = &buf[..n as usize];
         match m[0] {
@@ -290,7 +356,7 @@ fn pump(sock: &std::os::fd::OwnedFd, sink: &mut dyn FnMut(&str)) -> Option<i32> 
                         break;
                     }
                 }
-                return Some(code);
+                return Pumped::Exit(code);
             }
             _ => {}
         }
