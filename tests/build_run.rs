@@ -63,7 +63,8 @@ fn workdir_and_user_then_run() {
             "Dockerfile",
             "FROM busybox\nENV GREETING=hello\nARG WHO=builder\nUSER nobody\nWORKDIR /data/work\n\
              RUN echo \"$GREETING $WHO\" > out.txt && id -u >> out.txt && pwd >> out.txt\n\
-             USER root\nRUN stat -c '%U %a' /data/work > /owner.txt\n",
+             USER root\nRUN stat -c '%U %a' /data/work > /owner.txt\n\
+             RUN <<EOF\n#!/bin/awk -f\nBEGIN { print \"awk ran\" > \"/shebang.txt\" }\nEOF\n",
         )],
     );
     compose(&dir, "app");
@@ -73,6 +74,9 @@ fn workdir_and_user_then_run() {
     assert!(matches!(files["data/work/out.txt"], FileInfo::File { uid: 65534, .. }));
     // The WORKDIR made after USER belongs to that user, as BuildKit makes it.
     assert_eq!(content(&files, "owner.txt"), "nobody 755\n");
+    // A heredoc with a shebang runs with the interpreter it names.
+    assert_eq!(content(&files, "shebang.txt"), "awk ran\n");
+    assert!(!files.keys().any(|k| k.starts_with("dev/")), "nothing of /dev lands in the image");
     let hist = t.ok(["image", "history", "runuser-app", "--no-trunc"]);
     assert!(hist.contains("RUN |1 WHO=builder /bin/sh -c echo"), "{hist}");
 }

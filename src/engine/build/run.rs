@@ -76,7 +76,10 @@ pub(crate) fn argv(spec: &RunStep, state: &State) -> Vec<String> {
             let mut argv = shell_of(state);
             let trimmed = s.trim();
             let script = match spec.heredocs {
-                [h] if trimmed.strip_prefix("<<").map(|n| n.trim_start_matches('-').trim_matches(['"', '\''])) == Some(h.name.as_str()) => h.content.clone(),
+                // A script with a shebang runs as a file of its own (mounted at /dev/pipes/NAME,
+                // as BuildKit does), so that its interpreter is the one it names.
+                [h] if heredoc_only(trimmed, h) && h.content.starts_with("#!") => return vec![format!("{PIPES}/{}", h.name)],
+                [h] if heredoc_only(trimmed, h) => h.content.clone(),
                 [] => s.clone(),
                 hs => {
                     let mut t = s.clone();
@@ -93,6 +96,14 @@ pub(crate) fn argv(spec: &RunStep, state: &State) -> Vec<String> {
             argv
         }
     }
+}
+
+/// Where heredoc scripts with a shebang are mounted.
+const PIPES: &str = "/dev/pipes";
+
+/// True when the command is nothing but the heredoc (`RUN <<EOF`).
+fn heredoc_only(cmd: &str, h: &Heredoc) -> bool {
+    cmd.strip_prefix("<<").map(|n| n.trim_start_matches('-').trim_matches(['"', '\''])) == Some(h.name.as_str())
 }
 
 fn shell_of(state: &State) -> Vec<String> {
@@ -162,6 +173,17 @@ fn ensure_build_network(_root: &StateRoot) -> Result<(), RunError> {
     Ok(())
 }
 
+/// Removes temp files when the step ends.
+struct TempFiles(Vec<PathBuf>);
+
+impl Drop for TempFiles {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 /// Removes the build container, whatever happens to the step.
 struct ContainerGuard<'a> {
     root: &'a StateRoot,
@@ -195,6 +217,25 @@ pub fn run(store: &ImageStore, layers: &[Layer], job: &Job, sink: &mut dyn FnMut
             source: dir.display().to_string(),
             target: cm.target,
             read_only: cm.read_only,
+            ..Default::default()
+        });
+    }
+    // Heredoc scripts run as files.
+    let mut scripts = TempFiles(Vec::new());
+    for h in &job.heredocs {
+        let target = format!("{PIPES}/{}", h.name);
+        if job.argv.first() != Some(&target) {
+            continue;
+        }
+        let path = store.temp_path("script");
+        std::fs::write(&path, &h.content).map_err(|e| RunError::Io { op: "write", path: path.clone(), source: e })?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).map_err(|e| RunError::Io { op: "chmod", path: path.clone(), source: e })?;
+        scripts.0.push(path.clone());
+        mounts.push(runtime::spec::Mount {
+            kind: runtime::spec::MountType::Bind,
+            source: path.display().to_string(),
+            target,
+            read_only: true,
             ..Default::default()
         });
     }
