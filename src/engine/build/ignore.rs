@@ -122,20 +122,16 @@ fn glob_at(p: &[char], n: &[char]) -> bool {
                     continue;
                 }
                 '[' => {
-                    if let Some((ok, len)) = class(&p[pi..], n[ni]) {
-                        if ok {
-                            pi += len;
-                            ni += 1;
-                            continue;
-                        }
-                    }
-                }
-                '\\' if pi + 1 < p.len() => {
-                    if p[pi + 1] == n[ni] {
-                        pi += 2;
+                    if let Some((true, len)) = class(&p[pi..], n[ni]) {
+                        pi += len;
                         ni += 1;
                         continue;
                     }
+                }
+                '\\' if pi + 1 < p.len() && p[pi + 1] == n[ni] => {
+                    pi += 2;
+                    ni += 1;
+                    continue;
                 }
                 c if c == n[ni] => {
                     pi += 1;
