@@ -155,9 +155,9 @@ impl HashCache {
         Ok(sha)
     }
 
-    /// Saves the stamps used by this build (files no longer used are forgotten).
+    /// Saves the stamps when this build learned new ones.
     pub fn save(&mut self) {
-        if !self.dirty && self.used.len() == self.map.len() {
+        if !self.dirty {
             return;
         }
         if let Some(p) = &self.path {
