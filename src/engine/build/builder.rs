@@ -434,7 +434,7 @@ impl Builder<'_> {
             }
         }
         let prefix = self.req.label.clone().map(|l| format!("{l} ")).unwrap_or_default();
-        let v = self.out.begin(format!("[{prefix}internal] load metadata for {r}"));
+        let v = self.out.begin(format!("[{prefix}internal] load metadata for {}", display_ref(name)));
         let opts = PullOptions { insecure_registries: self.req.insecure_registries.clone(), ..PullOptions::default() };
         let quiet = crate::engine::image::Progress::new(crate::engine::image::ProgressMode::Quiet);
         let store = self.store.clone();
@@ -1017,16 +1017,23 @@ impl Builder<'_> {
         };
         self.out.info(&v, &format!("writing image {} done", image.id));
         for t in &self.req.tags {
-            self.out.info(&v, &format!("naming to {t} done"));
+            let shown = t.to_string();
+            self.out.info(&v, &format!("naming to {} done", shown.strip_suffix(":latest").unwrap_or(&shown)));
         }
         self.out.done(v);
         Ok(image)
     }
 }
 
-/// `docker.io/library/busybox:latest` for `busybox`.
+/// `docker.io/library/busybox` for `busybox`, `docker.io/library/busybox:1` for `busybox:1`, as
+/// BuildKit shows names: normalized, with a tag only if one was written.
 fn display_ref(name: &str) -> String {
-    Reference::parse(name).map(|r| r.to_string()).unwrap_or_else(|_| name.to_string())
+    let last = name.rsplit('/').next().unwrap_or(name);
+    match Reference::parse(name) {
+        Ok(r) if last.contains([':', '@']) => r.to_string(),
+        Ok(r) => r.name(),
+        Err(_) => name.to_string(),
+    }
 }
 
 /// The first line of an instruction, for step names.
