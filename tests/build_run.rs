@@ -20,7 +20,7 @@ fn compose(dir: &std::path::Path, service: &str) {
 /// Nothing of a build is left running or mounted.
 fn assert_no_build_containers(t: &common::TestRoot) {
     let dir = t.root().join("containers");
-    let left: Vec<_> = std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    let left: Vec<_> = std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.file_name()).filter(|n| !n.to_string_lossy().starts_with('.')).collect()).unwrap_or_default();
     assert!(left.is_empty(), "build containers left behind: {left:?}");
 }
 
