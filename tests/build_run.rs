@@ -166,3 +166,22 @@ fn cache_mounts_persist_and_network_none_isolates() {
     assert_eq!(content(&files, "ifaces"), "lo\n");
     assert_no_build_containers(&t);
 }
+
+#[test]
+fn compose_extra_hosts_and_memory_reach_run_steps() {
+    let t = root_with_busybox();
+    let dir = t.scratch().join("runhosts");
+    write_files(
+        &dir,
+        &[
+            ("Dockerfile", "FROM busybox\nRUN grep buildhost /etc/hosts > /hosts.txt\n"),
+            ("compose.yaml", "services:\n  app:\n    build:\n      context: .\n      extra_hosts: [\"buildhost=10.212.99.1\"]\n"),
+        ],
+    );
+    ok(in_project(&t, &dir, &["build", "--memory", "256m"]));
+    let files = image_files(&t, "runhosts-app");
+    assert!(content(&files, "hosts.txt").contains("10.212.99.1"), "{}", content(&files, "hosts.txt"));
+    assert!(!files.contains_key("etc/hosts"), "the generated /etc/hosts is not part of the image");
+    let o = in_project(&t, &dir, &["build", "--memory", "lots"]);
+    assert!(!o.status.success() && stderr(&o).contains("invalid --memory"), "{}", stderr(&o));
+}

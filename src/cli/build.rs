@@ -38,6 +38,9 @@ pub struct BuildArgs {
     /// Push service images
     #[arg(long)]
     pub push: bool,
+    /// Set memory limit for the build container
+    #[arg(short = 'm', long, value_name = "BYTES")]
+    pub memory: Option<String>,
 }
 
 pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
@@ -103,6 +106,7 @@ fn build(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<i32> {
         pull: a.pull,
         build_args: parse_build_args(&a.build_args)?,
         insecure_registries: g.insecure_registries.clone(),
+        memory: a.memory.as_deref().map(crate::project::units::parse_bytes).transpose().map_err(|e| anyhow::anyhow!("invalid --memory: {e}"))?,
     };
     let quiet = a.quiet || g.progress == Some(super::Progress::Quiet);
     let mut out = Printer::stdout(if quiet { ProgressMode::Quiet } else { ProgressMode::Plain });

@@ -55,6 +55,11 @@ pub struct BuildRequest {
     /// Shown in front of every step (the service name).
     pub label: Option<String>,
     pub insecure_registries: Vec<String>,
+    /// Limits and /etc/hosts entries for RUN containers (`--memory`, `build.shm_size`,
+    /// `build.extra_hosts`).
+    pub memory: Option<i64>,
+    pub shm_size: Option<u64>,
+    pub extra_hosts: Vec<String>,
 }
 
 impl BuildRequest {
@@ -71,6 +76,9 @@ impl BuildRequest {
             pull: false,
             label: None,
             insecure_registries: Vec::new(),
+            memory: None,
+            shm_size: None,
+            extra_hosts: Vec::new(),
         }
     }
 }
@@ -951,7 +959,18 @@ impl Builder<'_> {
             Ok(()) => return Ok(()),
             Err(v) => v,
         };
-        let job = super::run::Job { argv: argv.clone(), env, user: state.str("User"), workdir: state.str("WorkingDir"), mounts, network, heredocs: spec.heredocs.to_vec() };
+        let job = super::run::Job {
+            argv: argv.clone(),
+            env,
+            user: state.str("User"),
+            workdir: state.str("WorkingDir"),
+            mounts,
+            network,
+            heredocs: spec.heredocs.to_vec(),
+            memory: self.req.memory,
+            shm_size: self.req.shm_size,
+            extra_hosts: self.req.extra_hosts.clone(),
+        };
         let mut output: Vec<String> = Vec::new();
         let res = {
             let out = &mut *self.out;

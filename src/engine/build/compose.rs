@@ -21,6 +21,8 @@ pub struct ProjectBuildOptions {
     /// `--build-arg`s, over the services' `build.args`.
     pub build_args: BTreeMap<String, String>,
     pub insecure_registries: Vec<String>,
+    /// `--memory`: the memory limit of RUN containers, in bytes.
+    pub memory: Option<i64>,
 }
 
 /// The image name a service's build is tagged with.
@@ -86,6 +88,9 @@ pub fn request(project: &Project, svc: &Service, opts: &ProjectBuildOptions) -> 
     req.pull = opts.pull || b.pull;
     req.label = Some(svc.name.clone());
     req.insecure_registries = opts.insecure_registries.clone();
+    req.memory = opts.memory;
+    req.shm_size = (!b.shm_size.is_zero()).then_some(b.shm_size.0.max(0) as u64);
+    req.extra_hosts = b.extra_hosts.clone();
     Ok(req)
 }
 

@@ -37,6 +37,9 @@ pub struct Job {
     /// `default`, `host` or `none`.
     pub network: String,
     pub heredocs: Vec<Heredoc>,
+    pub memory: Option<i64>,
+    pub shm_size: Option<u64>,
+    pub extra_hosts: Vec<String>,
 }
 
 /// How a RUN ended.
@@ -256,8 +259,11 @@ pub fn run(store: &ImageStore, layers: &[Layer], job: &Job, sink: &mut dyn FnMut
         mounts,
         network_mode,
         endpoints,
+        shm_size: job.shm_size,
+        extra_hosts: job.extra_hosts.clone(),
         ..Default::default()
     };
+    cfg.resources.memory = job.memory;
     cfg.labels.insert("berth.build".into(), "true".into());
     cfg.rootfs.layers = lowers;
     let cfg = runtime::create(root, cfg)?;
