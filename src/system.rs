@@ -13,6 +13,7 @@ pub fn teardown(root: &StateRoot) -> Vec<anyhow::Error> {
     for e in crate::engine::runtime::ops::teardown(root) {
         errors.push(e.into());
     }
+    errors.extend(crate::net::teardown(root).into_iter().map(anyhow::Error::from));
     if let Err(e) = crate::util::fs::remove_dir_all_if_exists(root.path()) {
         errors.push(e.into());
     }

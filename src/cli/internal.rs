@@ -18,6 +18,9 @@ pub enum Commands {
     /// Remove everything the state root holds on this host, then the root (tests use it)
     #[command(name = "__teardown", hide = true)]
     Teardown,
+    /// The embedded DNS resolver of the state root (started by the network module)
+    #[command(name = "__dns", hide = true)]
+    Dns,
     /// Supervise one container (started by `start`; not for users)
     #[command(name = "__supervise", hide = true)]
     Supervise {
@@ -140,6 +143,10 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
             Ok(crate::engine::supervisor::main(g.state_root(), &id, notify, attach))
         }
         Commands::Ctr(c) => ctr(g, c),
+        Commands::Dns => {
+            crate::net::dns::run(&g.state_root())?;
+            Ok(0)
+        }
     }
 }
 

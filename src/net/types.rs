@@ -70,6 +70,9 @@ pub struct PortRequest {
     pub container_port: u16,
     #[serde(default)]
     pub protocol: Protocol,
+    /// With `host_port`, a host range (`8000-8010:80`): the first free port of the range is used.
+    #[serde(default)]
+    pub host_port_end: Option<u16>,
 }
 
 /// Everything [`crate::net::attach`] needs.
@@ -96,6 +99,10 @@ pub struct AttachRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct EndpointInfo {
     pub network: String,
+    #[serde(default)]
+    pub network_id: String,
+    #[serde(default)]
+    pub endpoint_id: String,
     /// The interface inside the container (`eth0`, `eth1`, ...).
     pub interface: String,
     /// The host end of the veth.

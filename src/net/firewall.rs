@@ -1,0 +1,491 @@
+//! The firewall: one nftables table per state root, driven through the `nft` binary with JSON, as
+//! netavark does.
+//!
+//! The table (`berth` for the default root, `berth-<8 hex>` for any other) is always rebuilt whole
+//! from state in one transaction when a network comes or goes, so it can be re-created at any time
+//! (after `nft flush ruleset` or a reboot). Published ports are elements of maps in that table,
+//! added and deleted by key as containers start and stop, so a port change never rewrites rules.
+//!
+//! Layout:
+//! - `prerouting`/`output` (nat, priority dstnat-1) jump to `ports` for local destinations, which
+//!   DNATs through the maps `p4any`/`p4ip` (and `p6any`/`p6ip`): `proto . port` or
+//!   `host ip . proto . port` to the container address and port (one map for each).
+//! - `postrouting` (nat, srcnat-1): masquerade for non-internal subnets, hairpin and localhost.
+//! - `forward` (filter, priority filter-1, before Docker's chains): internal networks stay inside
+//!   their bridge, and new connections into a bridge from elsewhere must be DNATed (published).
+//!
+//! Docker coexistence: Docker's `ip filter FORWARD` has policy drop, and an accept in our table
+//! cannot override it. When Docker's `DOCKER-USER` chain exists (Docker's documented place for
+//! user rules), berth inserts `iifname <bridge> accept` and `oifname <bridge> accept` there for its
+//! bridges, tagged with the comment `berth:<table>`, after its own chain has filtered; it never
+//! touches Docker's other rules, and removes its own with its last network.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::NetError;
+use super::network::{self, Network};
+use super::ports::{self, PortRule};
+use super::types::Protocol;
+use crate::state::StateRoot;
+use crate::util::fs::{read_json, write_json};
+use crate::util::lock::FileLock;
+
+/// The table for a state root.
+pub fn table_name(root: &StateRoot) -> String {
+    if root.path() == std::path::Path::new(crate::state::DEFAULT_ROOT) {
+        return "berth".into();
+    }
+    let mut h = Sha256::new();
+    h.update(root.path().as_os_str().as_encoded_bytes());
+    format!("berth-{}", &hex::encode(h.finalize())[..8])
+}
+
+/// The comment that marks berth's rules in Docker's `DOCKER-USER` chain.
+fn docker_user_tag(table: &str) -> String {
+    format!("berth:{table}")
+}
+
+pub(crate) fn lock(root: &StateRoot) -> Result<FileLock, NetError> {
+    Ok(root.lock("firewall")?)
+}
+
+/// Runs `nft -j -f -` with `batch` on stdin.
+fn apply(batch: &[Value], what: &str) -> Result<(), NetError> {
+    let body = serde_json::to_vec(&json!({ "nftables": batch })).expect("JSON values serialize");
+    let out = run_nft(&["-j", "-f", "-"], Some(&body))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(NetError::Nft { what: what.into(), stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() })
+}
+
+fn run_nft(args: &[&str], stdin: Option<&[u8]>) -> Result<std::process::Output, NetError> {
+    let mut child = Command::new("nft")
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                NetError::NftMissing
+            } else {
+                NetError::io("run nft", e)
+            }
+        })?;
+    if let Some(data) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        pipe.write_all(data).map_err(|e| NetError::io("write to nft", e))?;
+    }
+    child.wait_with_output().map_err(|e| NetError::io("wait for nft", e))
+}
+
+// JSON expression helpers, in the shapes nft 1.0 reads and prints.
+fn meta(key: &str) -> Value {
+    json!({"meta": {"key": key}})
+}
+fn payload(protocol: &str, field: &str) -> Value {
+    json!({"payload": {"protocol": protocol, "field": field}})
+}
+fn m(left: Value, op: &str, right: Value) -> Value {
+    json!({"match": {"op": op, "left": left, "right": right}})
+}
+fn prefix(s: &super::ipam::Subnet) -> Value {
+    json!({"prefix": {"addr": s.addr().to_string(), "len": s.prefix()}})
+}
+fn ct(key: &str) -> Value {
+    json!({"ct": {"key": key}})
+}
+fn verdict(v: &str) -> Value {
+    json!({ v: null })
+}
+
+struct Ctx<'a> {
+    table: &'a str,
+}
+
+impl Ctx<'_> {
+    fn add(&self, kind: &str, mut body: Value) -> Value {
+        body["family"] = json!("inet");
+        body["table"] = json!(self.table);
+        json!({"add": { kind: body }})
+    }
+    fn chain(&self, name: &str) -> Value {
+        self.add("chain", json!({"name": name}))
+    }
+    fn base_chain(&self, name: &str, ty: &str, hook: &str, prio: i32) -> Value {
+        self.add("chain", json!({"name": name, "type": ty, "hook": hook, "prio": prio, "policy": "accept"}))
+    }
+    fn rule(&self, chain: &str, expr: Vec<Value>) -> Value {
+        self.add("rule", json!({"chain": chain, "expr": expr}))
+    }
+    fn map(&self, name: &str, key: Value, data: &str) -> Value {
+        self.add("map", json!({"name": name, "type": key, "map": data}))
+    }
+    fn set(&self, name: &str, ty: &str) -> Value {
+        self.add("set", json!({"name": name, "type": ty}))
+    }
+    fn element(&self, op: &str, set: &str, elem: Vec<Value>) -> Value {
+        json!({ op: {"element": {"family": "inet", "table": self.table, "name": set, "elem": elem}}})
+    }
+}
+
+fn proto_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+    }
+}
+
+/// The map pair (address map, port map) a port rule goes into, and its key.
+fn port_keys(rule: &PortRule) -> Option<(&'static str, &'static str, Value)> {
+    let proto = proto_name(rule.protocol);
+    match (rule.host_ip, rule.target) {
+        (None, IpAddr::V4(_)) => Some(("p4any_a", "p4any_p", json!({"concat": [proto, rule.host_port]}))),
+        (None, IpAddr::V6(_)) => Some(("p6any_a", "p6any_p", json!({"concat": [proto, rule.host_port]}))),
+        (Some(h @ IpAddr::V4(_)), IpAddr::V4(_)) => {
+            Some(("p4ip_a", "p4ip_p", json!({"concat": [h.to_string(), proto, rule.host_port]})))
+        }
+        (Some(h @ IpAddr::V6(_)), IpAddr::V6(_)) => {
+            Some(("p6ip_a", "p6ip_p", json!({"concat": [h.to_string(), proto, rule.host_port]})))
+        }
+        _ => None,
+    }
+}
+
+fn port_elements(ctx: &Ctx, op: &str, rules: &[PortRule]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for r in rules {
+        let Some((amap, pmap, key)) = port_keys(r) else { continue };
+        if op == "add" {
+            out.push(ctx.element(op, amap, vec![json!([key.clone(), r.target.to_string()])]));
+            out.push(ctx.element(op, pmap, vec![json!([key, r.target_port])]));
+        } else {
+            out.push(ctx.element(op, amap, vec![key.clone()]));
+            out.push(ctx.element(op, pmap, vec![key]));
+        }
+    }
+    out
+}
+
+/// The whole table for these networks and ports, as one batch that replaces any previous one.
+fn table_batch(table: &str, networks: &[Network], rules: &[PortRule]) -> Vec<Value> {
+    let c = Ctx { table };
+    let mut b = vec![
+        json!({"add": {"table": {"family": "inet", "name": table}}}),
+        json!({"delete": {"table": {"family": "inet", "name": table}}}),
+        json!({"add": {"table": {"family": "inet", "name": table}}}),
+        c.set("gw4", "ipv4_addr"),
+        c.set("gw6", "ipv6_addr"),
+        c.map("p4any_a", json!(["inet_proto", "inet_service"]), "ipv4_addr"),
+        c.map("p4any_p", json!(["inet_proto", "inet_service"]), "inet_service"),
+        c.map("p4ip_a", json!(["ipv4_addr", "inet_proto", "inet_service"]), "ipv4_addr"),
+        c.map("p4ip_p", json!(["ipv4_addr", "inet_proto", "inet_service"]), "inet_service"),
+        c.map("p6any_a", json!(["inet_proto", "inet_service"]), "ipv6_addr"),
+        c.map("p6any_p", json!(["inet_proto", "inet_service"]), "inet_service"),
+        c.map("p6ip_a", json!(["ipv6_addr", "inet_proto", "inet_service"]), "ipv6_addr"),
+        c.map("p6ip_p", json!(["ipv6_addr", "inet_proto", "inet_service"]), "inet_service"),
+        c.base_chain("prerouting", "nat", "prerouting", -101),
+        c.base_chain("output", "nat", "output", -101),
+        c.chain("ports"),
+        c.base_chain("postrouting", "nat", "postrouting", 99),
+        c.base_chain("forward", "filter", "forward", -1),
+    ];
+    let local = m(json!({"fib": {"result": "type", "flags": ["daddr"]}}), "==", json!("local"));
+    b.push(c.rule("prerouting", vec![local.clone(), json!({"jump": {"target": "ports"}})]));
+    b.push(c.rule("output", vec![local, json!({"jump": {"target": "ports"}})]));
+    // The resolver on each gateway answers port 53 even if a container publishes 53.
+    b.push(c.rule("ports", vec![m(payload("ip", "daddr"), "==", json!("@gw4")), m(payload("th", "dport"), "==", json!(53)), verdict("return")]));
+    b.push(c.rule("ports", vec![m(payload("ip6", "daddr"), "==", json!("@gw6")), m(payload("th", "dport"), "==", json!(53)), verdict("return")]));
+    let key_any = json!({"concat": [meta("l4proto"), payload("th", "dport")]});
+    for (fam, daddr, any, ip) in [("ip", payload("ip", "daddr"), "p4any", "p4ip"), ("ip6", payload("ip6", "daddr"), "p6any", "p6ip")] {
+        let key_ip = json!({"concat": [daddr, meta("l4proto"), payload("th", "dport")]});
+        let nfproto = m(meta("nfproto"), "==", json!(if fam == "ip" { "ipv4" } else { "ipv6" }));
+        for (key, map) in [(key_ip, ip), (key_any.clone(), any)] {
+            b.push(c.rule(
+                "ports",
+                vec![
+                    nfproto.clone(),
+                    json!({"dnat": {
+                        "family": fam,
+                        "addr": {"map": {"key": key.clone(), "data": format!("@{map}_a")}},
+                        "port": {"map": {"key": key, "data": format!("@{map}_p")}},
+                    }}),
+                ],
+            ));
+        }
+    }
+    let mut gw4 = Vec::new();
+    let mut gw6 = Vec::new();
+    for n in networks {
+        let br = json!(n.bridge);
+        for p in n.pools() {
+            let (fam, list) = if p.subnet.is_ipv4() { ("ip", &mut gw4) } else { ("ip6", &mut gw6) };
+            list.push(json!(p.gateway.to_string()));
+            let saddr = payload(fam, "saddr");
+            if n.masquerade {
+                b.push(c.rule(
+                    "postrouting",
+                    vec![m(saddr.clone(), "==", prefix(&p.subnet)), m(meta("oifname"), "!=", br.clone()), verdict("masquerade")],
+                ));
+            }
+            // Hairpin: a container reaching a port published by its own network.
+            b.push(c.rule(
+                "postrouting",
+                vec![
+                    m(meta("oifname"), "==", br.clone()),
+                    m(ct("status"), "in", json!("dnat")),
+                    m(saddr.clone(), "==", prefix(&p.subnet)),
+                    verdict("masquerade"),
+                ],
+            ));
+        }
+        // The host reaching a published port on 127.0.0.1 (route_localnet is on for the bridge).
+        b.push(c.rule(
+            "postrouting",
+            vec![
+                m(meta("oifname"), "==", br.clone()),
+                m(ct("status"), "in", json!("dnat")),
+                m(payload("ip", "saddr"), "==", json!({"prefix": {"addr": "127.0.0.0", "len": 8}})),
+                verdict("masquerade"),
+            ],
+        ));
+        if n.internal {
+            b.push(c.rule("forward", vec![m(meta("iifname"), "==", br.clone()), m(meta("oifname"), "!=", br.clone()), verdict("drop")]));
+            b.push(c.rule("forward", vec![m(meta("oifname"), "==", br.clone()), m(meta("iifname"), "!=", br.clone()), verdict("drop")]));
+        } else {
+            b.push(c.rule("forward", vec![m(meta("oifname"), "==", br.clone()), m(ct("status"), "in", json!("dnat")), verdict("accept")]));
+            b.push(c.rule(
+                "forward",
+                vec![
+                    m(meta("oifname"), "==", br.clone()),
+                    m(meta("iifname"), "!=", br.clone()),
+                    m(ct("state"), "in", json!("new")),
+                    verdict("drop"),
+                ],
+            ));
+        }
+    }
+    if !gw4.is_empty() {
+        b.push(c.element("add", "gw4", gw4));
+    }
+    if !gw6.is_empty() {
+        b.push(c.element("add", "gw6", gw6));
+    }
+    b.extend(port_elements(&c, "add", rules));
+    b
+}
+
+/// The handles of berth's rules for `table` in Docker's DOCKER-USER chain, or `None` when Docker's
+/// chain does not exist (Docker is not installed or not running).
+fn docker_user_handles(table: &str) -> Result<Option<Vec<u64>>, NetError> {
+    let out = run_nft(&["-j", "list", "chain", "ip", "filter", "DOCKER-USER"], None)?;
+    if !out.status.success() {
+        return Ok(None);
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let tag = docker_user_tag(table);
+    let handles = v["nftables"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i.get("rule"))
+                .filter(|r| r["comment"].as_str() == Some(tag.as_str()))
+                .filter_map(|r| r["handle"].as_u64())
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Some(handles))
+}
+
+fn docker_user_batch(table: &str, old: &[u64], networks: &[Network]) -> Vec<Value> {
+    let tag = docker_user_tag(table);
+    let mut b: Vec<Value> = old
+        .iter()
+        .map(|h| json!({"delete": {"rule": {"family": "ip", "table": "filter", "chain": "DOCKER-USER", "handle": h}}}))
+        .collect();
+    for n in networks {
+        for dir in ["iifname", "oifname"] {
+            b.push(json!({"insert": {"rule": {
+                "family": "ip", "table": "filter", "chain": "DOCKER-USER", "comment": tag,
+                "expr": [m(meta(dir), "==", json!(n.bridge)), verdict("accept")],
+            }}}));
+        }
+    }
+    b
+}
+
+/// The boot this root's table was last built in: a rebuilt host has lost it.
+fn marker_path(root: &StateRoot) -> std::path::PathBuf {
+    root.networks_dir().join(".firewall.json")
+}
+
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// Rebuilds the root's table (and its DOCKER-USER rules) from state; removes both when the root
+/// has no network left.
+pub fn rebuild(root: &StateRoot) -> Result<(), NetError> {
+    let _lock = lock(root)?;
+    rebuild_locked(root)
+}
+
+pub(crate) fn rebuild_locked(root: &StateRoot) -> Result<(), NetError> {
+    let table = table_name(root);
+    let networks = network::list(root)?;
+    let rules: Vec<PortRule> = ports::read_all(root)?.into_iter().flat_map(|r| r.ports).collect();
+    let mut batch = match docker_user_handles(&table)? {
+        Some(old) => docker_user_batch(&table, &old, &networks),
+        None => Vec::new(),
+    };
+    if networks.is_empty() {
+        batch.push(json!({"add": {"table": {"family": "inet", "name": table}}}));
+        batch.push(json!({"delete": {"table": {"family": "inet", "name": table}}}));
+        apply(&batch, &format!("remove nftables table inet {table}"))?;
+        let _ = std::fs::remove_file(marker_path(root));
+        return Ok(());
+    }
+    batch.extend(table_batch(&table, &networks, &rules));
+    apply(&batch, &format!("write nftables table inet {table}"))?;
+    if root.networks_dir().is_dir() {
+        write_json(&marker_path(root), &json!({"boot_id": boot_id(), "table": table}))?;
+    }
+    Ok(())
+}
+
+/// Rebuilds the table if this boot has not built it yet (cheap: reads one small file).
+pub(crate) fn ensure_current_locked(root: &StateRoot) -> Result<(), NetError> {
+    let marker: Option<Value> = read_json(&marker_path(root)).ok().flatten();
+    if marker.as_ref().and_then(|m| m["boot_id"].as_str()) != Some(boot_id().as_str()) {
+        rebuild_locked(root)?;
+    }
+    Ok(())
+}
+
+/// The kernel's form of a port rule: two map elements (address and port), keyed as nft lays
+/// out concatenations (each field in a 4-byte register).
+fn kernel_elems(rule: &PortRule) -> Vec<super::nftnl::Elem> {
+    let Some((amap, pmap, _)) = port_keys(rule) else { return Vec::new() };
+    let proto: u8 = match rule.protocol {
+        Protocol::Tcp => libc::IPPROTO_TCP as u8,
+        Protocol::Udp => libc::IPPROTO_UDP as u8,
+    };
+    let mut key = Vec::new();
+    match rule.host_ip {
+        Some(IpAddr::V4(a)) => key.extend_from_slice(&a.octets()),
+        Some(IpAddr::V6(a)) => key.extend_from_slice(&a.octets()),
+        None => {}
+    }
+    key.extend_from_slice(&[proto, 0, 0, 0]);
+    key.extend_from_slice(&rule.host_port.to_be_bytes());
+    key.extend_from_slice(&[0, 0]);
+    let addr = match rule.target {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    vec![
+        super::nftnl::Elem { map: amap, key: key.clone(), data: addr },
+        super::nftnl::Elem { map: pmap, key, data: rule.target_port.to_be_bytes().to_vec() },
+    ]
+}
+
+/// Adds (`add`) or deletes (`delete`) the DNAT elements of published ports, over netlink. The
+/// caller holds the firewall lock and has already recorded the change in state, so when the
+/// kernel refuses (the table was flushed, say) the table is rebuilt from state instead.
+pub(crate) fn update_ports_locked(root: &StateRoot, op: &str, rules: &[PortRule]) -> Result<(), NetError> {
+    if rules.is_empty() {
+        return Ok(());
+    }
+    let table = table_name(root);
+    let elems: Vec<super::nftnl::Elem> = rules.iter().flat_map(kernel_elems).collect();
+    match super::nftnl::apply(&table, op == "add", &elems) {
+        Ok(()) => Ok(()),
+        Err(_) => rebuild_locked(root),
+    }
+}
+
+/// The same change through `nft` (kept for tests that compare both paths).
+#[cfg(test)]
+fn nft_port_batch(table: &str, op: &str, rules: &[PortRule]) -> Vec<Value> {
+    port_elements(&Ctx { table }, op, rules)
+}
+
+/// Deletes the root's table and DOCKER-USER rules whatever the state says (teardown).
+pub fn remove_all(root: &StateRoot) -> Result<(), NetError> {
+    let table = table_name(root);
+    let mut batch = match docker_user_handles(&table)? {
+        Some(old) => docker_user_batch(&table, &old, &[]),
+        None => Vec::new(),
+    };
+    batch.push(json!({"add": {"table": {"family": "inet", "name": table}}}));
+    batch.push(json!({"delete": {"table": {"family": "inet", "name": table}}}));
+    apply(&batch, &format!("remove nftables table inet {table}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names() {
+        assert_eq!(table_name(&StateRoot::new(crate::state::DEFAULT_ROOT)), "berth");
+        let t = table_name(&StateRoot::new("/tmp/some/root"));
+        assert!(t.starts_with("berth-") && t.len() == 14, "{t}");
+    }
+
+    /// Elements written over netlink read back through nft as the JSON path would write them.
+    #[test]
+    fn netlink_elements_match_nft() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let table = format!("berth-ut{:06x}", rand::random::<u32>() & 0xffffff);
+        let rules = vec![
+            PortRule { host_ip: None, host_port: 42070, protocol: Protocol::Tcp, target: "10.210.70.2".parse().unwrap(), target_port: 80 },
+            PortRule { host_ip: Some("127.0.0.1".parse().unwrap()), host_port: 42071, protocol: Protocol::Udp, target: "10.210.70.3".parse().unwrap(), target_port: 5353 },
+            PortRule { host_ip: Some("fd00::1".parse().unwrap()), host_port: 42072, protocol: Protocol::Tcp, target: "fd00:70::2".parse().unwrap(), target_port: 8080 },
+        ];
+        apply(&table_batch(&table, &[], &[]), "create a test table").unwrap();
+        let listed = || {
+            let out = Command::new("nft").args(["list", "table", "inet", &table]).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).to_string()
+        };
+        let elems: Vec<_> = rules.iter().flat_map(kernel_elems).collect();
+        let r = super::super::nftnl::apply(&table, true, &elems);
+        let via_netlink = listed();
+        apply(&[json!({"delete": {"table": {"family": "inet", "name": table}}})], "drop").unwrap();
+        r.unwrap();
+        apply(&table_batch(&table, &[], &rules), "create a test table").unwrap();
+        let via_nft = listed();
+        apply(&nft_port_batch(&table, "delete", &rules), "delete").unwrap();
+        let emptied = listed();
+        apply(&[json!({"delete": {"table": {"family": "inet", "name": table}}})], "drop").unwrap();
+        assert_eq!(via_netlink, via_nft);
+        assert!(via_nft.contains("tcp . 42070 : 10.210.70.2"), "{via_nft}");
+        assert!(via_nft.contains("127.0.0.1 . udp . 42071 : 5353"), "{via_nft}");
+        assert!(!emptied.contains("42070"));
+    }
+
+    #[test]
+    fn port_keys_pick_the_right_maps() {
+        let r = PortRule {
+            host_ip: None,
+            host_port: 8080,
+            protocol: Protocol::Tcp,
+            target: "10.210.0.2".parse().unwrap(),
+            target_port: 80,
+        };
+        assert_eq!(port_keys(&r).unwrap().0, "p4any_a");
+        let r6 = PortRule { host_ip: Some("::1".parse().unwrap()), target: "fd00::2".parse().unwrap(), ..r.clone() };
+        assert_eq!(port_keys(&r6).unwrap().0, "p6ip_a");
+        let mixed = PortRule { host_ip: Some("::1".parse().unwrap()), ..r };
+        assert!(port_keys(&mixed).is_none());
+    }
+}
