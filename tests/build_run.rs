@@ -2,7 +2,7 @@
 //! steps, multi-stage builds, the cache, cache mounts, heredocs and `--network=none`.
 mod common;
 
-use common::build::{FileInfo, content, image_files, in_project, ok, root_with_busybox, stderr, stdout, write_files};
+use common::build::{build_network, FileInfo, content, image_files, in_project, ok, root_with_busybox, stderr, stdout, write_files};
 
 /// True when a step printed `line` (`#N 0.123 line`).
 fn printed(out: &str, line: &str) -> bool {
@@ -27,6 +27,7 @@ fn assert_no_build_containers(t: &common::TestRoot) {
 #[test]
 fn scratch_with_the_busybox_binary_then_run_inside_it() {
     let t = root_with_busybox();
+    build_network(&t);
     let dir = t.scratch().join("runscratch");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(common::host_busybox(), dir.join("busybox")).unwrap();
@@ -56,6 +57,7 @@ fn scratch_with_the_busybox_binary_then_run_inside_it() {
 #[test]
 fn workdir_and_user_then_run() {
     let t = root_with_busybox();
+    build_network(&t);
     let dir = t.scratch().join("runuser");
     write_files(
         &dir,
@@ -84,6 +86,7 @@ fn workdir_and_user_then_run() {
 #[test]
 fn a_failing_run_shows_its_output_and_exit_code_and_tags_nothing() {
     let t = root_with_busybox();
+    build_network(&t);
     let dir = t.scratch().join("runfail");
     write_files(&dir, &[("Dockerfile", "FROM busybox\nRUN echo fine\nRUN echo oops; echo to-stderr >&2; exit 3\nRUN echo never-runs\n")]);
     compose(&dir, "bad");
@@ -111,6 +114,7 @@ fn a_failing_run_shows_its_output_and_exit_code_and_tags_nothing() {
 #[test]
 fn multi_stage_with_run_and_the_cache() {
     let t = root_with_busybox();
+    build_network(&t);
     let dir = t.scratch().join("runstages");
     write_files(
         &dir,
@@ -148,6 +152,7 @@ fn multi_stage_with_run_and_the_cache() {
 #[test]
 fn cache_mounts_persist_and_network_none_isolates() {
     let t = root_with_busybox();
+    build_network(&t);
     let dir = t.scratch().join("runmounts");
     write_files(
         &dir,
@@ -170,6 +175,7 @@ fn cache_mounts_persist_and_network_none_isolates() {
 #[test]
 fn compose_extra_hosts_and_memory_reach_run_steps() {
     let t = root_with_busybox();
+    build_network(&t);
     let dir = t.scratch().join("runhosts");
     write_files(
         &dir,
@@ -184,4 +190,39 @@ fn compose_extra_hosts_and_memory_reach_run_steps() {
     assert!(!files.contains_key("etc/hosts"), "the generated /etc/hosts is not part of the image");
     let o = in_project(&t, &dir, &["build", "--memory", "lots"]);
     assert!(!o.status.success() && stderr(&o).contains("invalid --memory"), "{}", stderr(&o));
+}
+
+#[test]
+fn run_steps_reach_the_network_through_the_build_bridge() {
+    let t = root_with_busybox();
+    let gateway = build_network(&t);
+    // A server on the bridge's gateway address: what a package mirror would be.
+    let listener = std::net::TcpListener::bind((gateway.as_str(), 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 8\r\n\r\npackages");
+    });
+    let dir = t.scratch().join("runnet");
+    write_files(
+        &dir,
+        &[
+            ("Dockerfile", &format!("FROM busybox\nRUN wget -q -O /fetched http://{gateway}:{port}/index && ip -4 addr show eth0 | grep -o 'inet [0-9.]*' > /addr\n")),
+            ("compose.yaml", "services:\n  app:\n    build: .\n"),
+        ],
+    );
+    ok(in_project(&t, &dir, &["build"]));
+    server.join().unwrap();
+    let files = image_files(&t, "runnet-app");
+    assert_eq!(content(&files, "fetched"), "packages");
+    assert!(content(&files, "addr").starts_with(&format!("inet {}", gateway.rsplit_once('.').unwrap().0)), "{}", content(&files, "addr"));
+    // build.network: host shares the host's network.
+    std::fs::write(dir.join("compose.yaml"), "services:\n  app:\n    build:\n      context: .\n      network: host\n").unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM busybox\nRUN ls /sys/class/net > /ifaces\n").unwrap();
+    ok(in_project(&t, &dir, &["build"]));
+    let files = image_files(&t, "runnet-app");
+    assert!(content(&files, "ifaces").lines().count() > 1, "{}", content(&files, "ifaces"));
 }

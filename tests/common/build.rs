@@ -18,6 +18,26 @@ pub fn root_with_busybox() -> TestRoot {
     t
 }
 
+/// Creates the build network of `t` (`berth-build`, which RUN steps join) on a subnet of the
+/// build tests' range, 10.212.0.0/16, one /24 per test, and returns its gateway address.
+pub fn build_network(t: &TestRoot) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let exe = std::env::current_exe().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+    let base = if exe.starts_with("build_run") {
+        0
+    } else if exe.starts_with("build_compose") {
+        60
+    } else if exe.starts_with("build_basic") {
+        120
+    } else {
+        180
+    };
+    let n = base + NEXT.fetch_add(1, Ordering::SeqCst) % 60;
+    t.ok(["network", "create", "--subnet", &format!("10.212.{n}.0/24"), "berth-build"]);
+    format!("10.212.{n}.1")
+}
+
 /// Writes the busybox rootfs tarball (as `make_busybox_tar` does) without ever executing a copy
 /// being written, which another test thread's fork could make fail with "text file busy".
 pub fn busybox_tar(path: &Path) {

@@ -171,9 +171,19 @@ fn network(root: &StateRoot, network: &str) -> Result<(NetworkMode, Vec<Endpoint
     }
 }
 
-/// Creates the build network when it is missing.
-fn ensure_build_network(_root: &StateRoot) -> Result<(), RunError> {
-    Ok(())
+/// Creates the build network when it is missing: a bridge with a subnet from the default pool,
+/// kept for later builds (as Docker keeps its `bridge`), removed with the state root.
+fn ensure_build_network(root: &StateRoot) -> Result<(), RunError> {
+    use crate::net::network;
+    if network::read_network(root, BUILD_NETWORK).map_err(RunError::Network)?.is_some() {
+        return Ok(());
+    }
+    let mut spec = crate::net::NetworkSpec { name: BUILD_NETWORK.into(), ..Default::default() };
+    spec.labels.insert("berth.build".into(), "true".into());
+    match network::create(root, spec) {
+        Ok(_) | Err(crate::net::NetError::NetworkExists(_)) => Ok(()),
+        Err(e) => Err(RunError::Network(e)),
+    }
 }
 
 /// Removes temp files when the step ends.
