@@ -168,16 +168,25 @@ impl Tree {
         n == 1 && buf[0] == b'y'
     }
 
-    /// The entry `name` in directory `parent` (at `parent_rel`).
-    pub fn child(&self, parent_rel: &Path, parent: &Node, name: &OsStr) -> io::Result<Option<Node>> {
-        let mut found: Option<Node> = None;
+    /// The directory fds of `parent` (at `parent_rel`) in each layer that holds it, top first.
+    fn dir_fds(&self, parent_rel: &Path, parent: &Node) -> io::Result<Vec<(usize, OwnedFd)>> {
+        let mut out = Vec::with_capacity(parent.dirs.len());
         for &l in &parent.dirs {
-            let dir = match self.open_dir(l, parent_rel) {
-                Ok(d) => d,
+            match self.open_dir(l, parent_rel) {
+                Ok(d) => out.push((l, d)),
                 Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => continue,
                 Err(e) => return Err(e),
-            };
-            let st = match fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            }
+        }
+        Ok(out)
+    }
+
+    /// The entry `name` in the directory whose layer fds are `fds` (top first).
+    fn child_in(&self, fds: &[(usize, OwnedFd)], name: &OsStr) -> io::Result<Option<Node>> {
+        let mut found: Option<Node> = None;
+        for (l, dir) in fds {
+            let l = *l;
+            let st = match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
                 Ok(st) => st,
                 Err(Errno::ENOENT) => continue,
                 Err(e) => return Err(e.into()),
@@ -192,24 +201,27 @@ impl Tree {
                 Some(f) if is_dir => f.dirs.push(l),
                 Some(_) => break,
             }
-            if self.opaque(&dir, name) {
+            if self.opaque(dir, name) {
                 break;
             }
         }
         Ok(found)
     }
 
+    /// The entry `name` in directory `parent` (at `parent_rel`).
+    pub fn child(&self, parent_rel: &Path, parent: &Node, name: &OsStr) -> io::Result<Option<Node>> {
+        let fds = self.dir_fds(parent_rel, parent)?;
+        self.child_in(&fds, name)
+    }
+
     /// The entries of directory `rel` (whose node is `dir`), sorted by name.
     pub fn list(&self, rel: &Path, dir: &Node) -> io::Result<Vec<(OsString, Node)>> {
+        let fds = self.dir_fds(rel, dir)?;
         let mut names: Vec<OsString> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for &l in &dir.dirs {
-            let fd = match self.open_dir(l, rel) {
-                Ok(d) => d,
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => continue,
-                Err(e) => return Err(e),
-            };
-            let mut d = nix::dir::Dir::from_fd(fd)?;
+        for (_, fd) in &fds {
+            let dup = fd.try_clone()?;
+            let mut d = nix::dir::Dir::from_fd(dup)?;
             for e in d.iter() {
                 let e = e?;
                 let n = e.file_name().to_bytes();
@@ -225,7 +237,7 @@ impl Tree {
         names.sort();
         let mut out = Vec::with_capacity(names.len());
         for n in names {
-            if let Some(node) = self.child(rel, dir, &n)? {
+            if let Some(node) = self.child_in(&fds, &n)? {
                 out.push((n, node));
             }
         }
