@@ -277,6 +277,26 @@ fn add_extracts_local_archives_and_downloads_urls() {
         b.append_data(&mut h, "www/index.html", &b"hello"[..]).unwrap();
         b.into_inner().unwrap().finish().unwrap();
     }
+    // The same kind of tarball, xz and bzip2 compressed (`ADD rootfs.tar.xz /` of Debian's images).
+    let plain = {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        b.append_data(&mut h, "etc/os-release", &b"xz\n"[..]).unwrap();
+        b.into_inner().unwrap()
+    };
+    {
+        use std::io::Write;
+        let mut xz = liblzma::write::XzEncoder::new(std::fs::File::create(dir.join("rootfs.tar.xz")).unwrap(), 6);
+        xz.write_all(&plain).unwrap();
+        xz.finish().unwrap();
+        let mut bz = bzip2::write::BzEncoder::new(std::fs::File::create(dir.join("more.tar.bz2")).unwrap(), bzip2::Compression::default());
+        bz.write_all(&plain).unwrap();
+        bz.finish().unwrap();
+    }
     // A file served on loopback.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -295,7 +315,7 @@ fn add_extracts_local_archives_and_downloads_urls() {
         &dir,
         &[(
             "Dockerfile",
-            &format!("FROM scratch\nADD site.tar.gz /srv/\nADD http://127.0.0.1:{port}/files/data.bin /dl/\nCOPY site.tar.gz /kept/\n"),
+            &format!("FROM scratch\nADD site.tar.gz /srv/\nADD http://127.0.0.1:{port}/files/data.bin /dl/\nCOPY site.tar.gz /kept/\nADD rootfs.tar.xz /\nADD more.tar.bz2 /bz/\n"),
         )],
     );
     compose(&dir, "services:\n  app:\n    build: .\n");
@@ -306,9 +326,11 @@ fn add_extracts_local_archives_and_downloads_urls() {
     assert!(matches!(&files["dl/data.bin"], FileInfo::File { mode: 0o600, uid: 0, .. }));
     assert_eq!(content(&files, "dl/data.bin"), "downloaded!");
     assert!(files.contains_key("kept/site.tar.gz"), "COPY does not extract");
+    assert_eq!(content(&files, "etc/os-release"), "xz\n");
+    assert_eq!(content(&files, "bz/etc/os-release"), "xz\n");
     // A second build downloads again and, the content being the same, is cached.
     let again = ok(in_project(&t, &dir, &["build"]));
-    assert_eq!(again.matches("CACHED").count(), 3, "{again}");
+    assert_eq!(again.matches("CACHED").count(), 5, "{again}");
     server.join().unwrap();
 }
 

@@ -436,10 +436,34 @@ fn expand_source(st: &SourceTree, pattern: &str) -> Result<Vec<(PathBuf, Node)>,
     Ok(out)
 }
 
-/// True when the context file is a tar archive (plain, gzip or zstd) that ADD extracts.
+/// Wraps `r` in the decompressor its first bytes call for: gzip, bzip2, xz or zstd (as Docker's
+/// ADD, plus zstd), or none.
+fn archive_reader<'a, R: Read + Send + 'a>(mut r: R) -> io::Result<Box<dyn Read + Send + 'a>> {
+    let mut head = [0u8; 6];
+    let mut n = 0;
+    while n < head.len() {
+        match r.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let joined = io::Cursor::new(head[..n].to_vec()).chain(r);
+    if n >= 3 && &head[..3] == b"BZh" {
+        Ok(Box::new(bzip2::read::MultiBzDecoder::new(joined)))
+    } else if n == 6 && head == [0xfd, b'7', b'z', b'X', b'Z', 0] {
+        Ok(Box::new(liblzma::read::XzDecoder::new_multi_decoder(joined)))
+    } else {
+        crate::engine::image::unpack::decompress(joined).map(|(_, r)| r)
+    }
+}
+
+/// True when the context file is a tar archive (plain, gzip, bzip2, xz or zstd) that ADD
+/// extracts.
 fn is_archive(tree: &Tree, rel: &Path, node: &Node) -> bool {
     let Ok(f) = tree.open_file(rel, node) else { return false };
-    let Ok((_, mut r)) = crate::engine::image::unpack::decompress(io::BufReader::new(f)) else { return false };
+    let Ok(mut r) = archive_reader(io::BufReader::new(f)) else { return false };
     let mut block = [0u8; 512];
     let mut n = 0;
     while n < block.len() {
@@ -670,7 +694,7 @@ pub fn write_tar<W: Write>(plan: &Plan, trees: &[&Tree], out: W) -> io::Result<W
 /// Re-writes the entries of a tar archive under `dest`. Entries with `..` are refused; names
 /// are cleaned of any leading `/`.
 fn extract_into<W: Write>(b: &mut tar::Builder<W>, src: Box<dyn Read + Send>, dest: &Path, owner: Option<(u32, u32)>) -> io::Result<()> {
-    let (_, r) = crate::engine::image::unpack::decompress(io::BufReader::with_capacity(256 << 10, src))?;
+    let r = archive_reader(io::BufReader::with_capacity(256 << 10, src))?;
     let mut ar = tar::Archive::new(r);
     for entry in ar.entries()? {
         let mut entry = entry?;
