@@ -226,3 +226,34 @@ fn run_steps_reach_the_network_through_the_build_bridge() {
     let files = image_files(&t, "runnet-app");
     assert!(content(&files, "ifaces").lines().count() > 1, "{}", content(&files, "ifaces"));
 }
+
+#[test]
+fn an_interrupted_build_removes_its_container() {
+    use std::io::{BufRead, BufReader};
+    let t = root_with_busybox();
+    build_network(&t);
+    let dir = t.scratch().join("runint");
+    write_files(
+        &dir,
+        &[("Dockerfile", "FROM busybox\nRUN echo started; sleep 300\n"), ("compose.yaml", "services:\n  app:\n    build: .\n")],
+    );
+    let mut child = t
+        .cmd(["-f", dir.join("compose.yaml").to_str().unwrap(), "build"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    loop {
+        let l = lines.next().expect("the build ended before its RUN started").unwrap();
+        if printed(&l, "started") {
+            break;
+        }
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the build was interrupted (SIGINT); its container was removed"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_no_build_containers(&t);
+    assert!(!t.run(["image", "inspect", "runint-app"]).status.success());
+}
