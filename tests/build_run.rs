@@ -257,3 +257,58 @@ fn an_interrupted_build_removes_its_container() {
     assert_no_build_containers(&t);
     assert!(!t.run(["image", "inspect", "runint-app"]).status.success());
 }
+
+#[test]
+fn bind_secret_and_tmpfs_mounts() {
+    let t = root_with_busybox();
+    build_network(&t);
+    let dir = t.scratch().join("runbind");
+    write_files(
+        &dir,
+        &[
+            ("package.json", "{\"name\": \"app\"}\n"),
+            ("secret.env", "PASSWORD=hunter2\n"),
+            (".dockerignore", "secret.env\n"),
+            ("token.txt", "TOKEN-CONTENT-42\n"),
+            (
+                "Dockerfile",
+                "FROM busybox AS tools\nRUN echo tool > /tool.txt\n\
+                 FROM busybox\nWORKDIR /app\n\
+                 RUN --mount=type=bind,source=package.json,target=package.json cat package.json > /from-bind.txt\n\
+                 RUN --mount=type=bind,target=/ctx ls -A /ctx > /ctx-list.txt\n\
+                 RUN --mount=type=bind,from=tools,source=/tool.txt,target=/t.txt cat /t.txt > /from-stage.txt\n\
+                 RUN --mount=type=secret,id=token grep -q TOKEN-CONTENT /run/secrets/token && stat -c '%a' /run/secrets/token > /secret.txt\n\
+                 RUN --mount=type=secret,id=absent echo fine > /absent.txt\n\
+                 RUN --mount=type=tmpfs,target=/scratch echo x > /scratch/y && grep -c ' /scratch tmpfs' /proc/mounts > /tmpfs.txt\n",
+            ),
+            ("compose.yaml", "services:\n  app:\n    build:\n      context: .\n      secrets: [token]\nsecrets:\n  token:\n    file: ./token.txt\n"),
+        ],
+    );
+    ok(in_project(&t, &dir, &["build"]));
+    let files = image_files(&t, "runbind-app");
+    assert_eq!(content(&files, "from-bind.txt"), "{\"name\": \"app\"}\n");
+    let listed = content(&files, "ctx-list.txt");
+    assert!(listed.contains("package.json") && !listed.contains("secret.env"), "a bind of the context honours .dockerignore: {listed}");
+    assert_eq!(content(&files, "from-stage.txt"), "tool\n");
+    assert_eq!(content(&files, "secret.txt"), "400\n");
+    assert_eq!(content(&files, "absent.txt"), "fine\n", "a secret that is not given and not required is skipped");
+    assert_eq!(content(&files, "tmpfs.txt"), "1\n");
+    for gone in ["app/package.json", "ctx", "t.txt", "run/secrets/token", "run/secrets", "scratch"] {
+        assert!(!files.contains_key(gone), "{gone} leaked into the image");
+    }
+    for (p, f) in &files {
+        if let FileInfo::File { content, .. } = f {
+            assert!(!String::from_utf8_lossy(content).contains("TOKEN-CONTENT-42"), "the secret is in {p}");
+        }
+    }
+    // What a bind mount shows is part of the step's inputs.
+    let again = ok(in_project(&t, &dir, &["build"]));
+    assert_eq!(again.matches("CACHED").count(), 8, "{again}");
+    std::fs::write(dir.join("package.json"), "{\"name\": \"changed\"}\n").unwrap();
+    let third = ok(in_project(&t, &dir, &["build"]));
+    assert_eq!(third.matches("CACHED").count(), 2, "the steps from the bind of package.json on run again: {third}");
+    let files = image_files(&t, "runbind-app");
+    assert_eq!(content(&files, "from-bind.txt"), "{\"name\": \"changed\"}\n");
+    assert_no_build_containers(&t);
+    assert!(std::fs::read_dir(t.root().join("images/tmp")).unwrap().next().is_none(), "temp folders are removed");
+}

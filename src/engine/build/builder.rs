@@ -3,7 +3,7 @@
 //! and the result recorded as an image in the store.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
@@ -60,6 +60,8 @@ pub struct BuildRequest {
     pub memory: Option<i64>,
     pub shm_size: Option<u64>,
     pub extra_hosts: Vec<String>,
+    /// Build secrets by id (`RUN --mount=type=secret,id=...`), their content.
+    pub secrets: BTreeMap<String, Vec<u8>>,
 }
 
 impl BuildRequest {
@@ -79,6 +81,7 @@ impl BuildRequest {
             memory: None,
             shm_size: None,
             extra_hosts: Vec::new(),
+            secrets: BTreeMap::new(),
         }
     }
 }
@@ -626,7 +629,7 @@ impl Builder<'_> {
                     step += 1;
                     let name = self.vertex_name(&stage, multi, step, total, &ins.text);
                     let spec = super::run::RunStep { cmd, mounts, network: network.as_deref(), heredocs };
-                    self.run_step(ins, &spec, &mut state, &args, name)?;
+                    self.run_step(ins, &spec, idx, &mut state, &args, name)?;
                 }
             }
         }
@@ -918,7 +921,8 @@ impl Builder<'_> {
         Ok((Source::Download { name, path: tmp.clone(), mtime, sha }, tmp))
     }
 
-    fn run_step(&mut self, ins: &Instruction, spec: &super::run::RunStep, state: &mut State, args: &[(String, Option<String>)], name: String) -> Result<()> {
+    #[allow(clippy::too_many_arguments)]
+    fn run_step(&mut self, ins: &Instruction, spec: &super::run::RunStep, stage_idx: usize, state: &mut State, args: &[(String, Option<String>)], name: String) -> Result<()> {
         let argv = super::run::argv(spec, state);
         // The environment: the image's, then the declared ARGs that ENV does not override, then
         // the proxy arguments given.
@@ -937,7 +941,19 @@ impl Builder<'_> {
                 env.push(format!("{p}={v}"));
             }
         }
-        let mounts = spec.mounts.iter().map(|m| self.expand(ins, m, state, args)).collect::<Result<Vec<_>>>()?;
+        let mut mounts = Vec::new();
+        for m in spec.mounts {
+            let m = self.expand(ins, m, state, args)?;
+            mounts.push(super::run::parse_mount(&m).map_err(|e| self.err(ins.line, e))?);
+        }
+        // Bind mounts: what they show is part of the step's inputs.
+        let mut binds = Vec::new();
+        for m in &mounts {
+            if let super::run::RunMount::Bind { source, from, .. } = m {
+                binds.push(self.bind_plan(ins, source, from.as_deref(), stage_idx)?);
+            }
+        }
+        let bind_digests: Vec<String> = binds.iter().map(|b| b.plan.digest().to_string()).collect();
         let network = spec.network.map(str::to_string).or_else(|| self.req.network.clone()).unwrap_or_else(|| "default".into());
         let created_by = if arg_pairs.is_empty() {
             format!("RUN {}", argv.join(" "))
@@ -952,12 +968,21 @@ impl Builder<'_> {
             "env": env,
             "user": state.str("User"),
             "workdir": state.str("WorkingDir"),
-            "mounts": mounts,
+            "mounts": mounts.iter().map(|m| format!("{m:?}")).collect::<Vec<_>>(),
+            "binds": bind_digests,
             "network": network,
         }));
         let v = match self.cached(&key, state, v) {
             Ok(()) => return Ok(()),
             Err(v) => v,
+        };
+        let mut temps = TempDirs(Vec::new());
+        let prepared = match self.prepare_mounts(ins, &mounts, binds, state, &mut temps) {
+            Ok(p) => p,
+            Err(e) => {
+                self.out.error(v, &e.to_string());
+                return Err(e);
+            }
         };
         let job = super::run::Job {
             argv: argv.clone(),
@@ -965,6 +990,7 @@ impl Builder<'_> {
             user: state.str("User"),
             workdir: state.str("WorkingDir"),
             mounts,
+            prepared,
             network,
             heredocs: spec.heredocs.to_vec(),
             memory: self.req.memory,
@@ -998,6 +1024,104 @@ impl Builder<'_> {
                 Err(self.failed(ins.line, format!("{} cannot run", one_line(&ins.text)), e))
             }
         }
+    }
+
+    /// Plans what a bind mount shows: `source` in the context (or in stage or image `from`).
+    fn bind_plan(&mut self, ins: &Instruction, source: &str, from: Option<&str>, stage_idx: usize) -> Result<BindPlan> {
+        let (tree, ids, what) = match from {
+            None => (None, Vec::new(), "the build context".to_string()),
+            Some(f) => {
+                let (layers, what) = match self.earlier_stage(f, stage_idx) {
+                    Some(j) => (self.results.get(&j).expect("dependencies are built first").layers.clone(), format!("stage {f}")),
+                    None => (self.image(f, ins.line)?.layers.clone(), format!("image {f}")),
+                };
+                let t = self.tree_of(&layers).map_err(|e| self.failed(ins.line, format!("cannot read the layers of {what}"), e))?;
+                (Some(t), layers.iter().map(|l| l.chain_id.to_string()).collect(), what)
+            }
+        };
+        let pattern = if from.is_none() {
+            let mut parts: Vec<&str> = Vec::new();
+            for c in source.split('/') {
+                match c {
+                    "" | "." => {}
+                    ".." if parts.pop().is_none() => {
+                        return Err(self.err(ins.line, format!("RUN --mount source {source} is outside the build context; the build context is never read outside its folder")));
+                    }
+                    ".." => {}
+                    c => parts.push(c),
+                }
+            }
+            if parts.is_empty() { ".".to_string() } else { parts.join("/") }
+        } else {
+            source.to_string()
+        };
+        let st = match &tree {
+            Some(t) => SourceTree { tree: t, layer_ids: ids, ignore: None, what: what.clone() },
+            None => SourceTree { tree: &self.context, layer_ids: Vec::new(), ignore: Some(&self.ignore), what: what.clone() },
+        };
+        let empty = Tree::layers(&[]).map_err(|e| self.failed(ins.line, "cannot plan a bind mount", e))?;
+        let req = copy::Request {
+            keyword: "RUN --mount",
+            sources: vec![Source::Path { tree: 0, pattern: pattern.clone() }],
+            dest: "/".into(),
+            workdir: "/",
+            chown: None,
+            chmod: None,
+            extract: false,
+            exclude: Vec::new(),
+        };
+        let plan = copy::plan(&req, std::slice::from_ref(&st), &empty, &mut self.hashes, self.now.timestamp()).map_err(|m| self.err(ins.line, format!("RUN --mount source: {m}")))?;
+        let node = st.tree.resolve(&pattern, true).ok().and_then(|r| r.node);
+        let file_name = match node {
+            Some(n) if !n.is_dir() => Path::new(&pattern).file_name().map(|n| n.to_os_string()),
+            _ => None,
+        };
+        Ok(BindPlan { plan, tree, file_name })
+    }
+
+    /// Writes bind sources and secrets to temp folders and gives the mounts to make.
+    fn prepare_mounts(&self, ins: &Instruction, mounts: &[super::run::RunMount], binds: Vec<BindPlan>, _state: &State, temps: &mut TempDirs) -> Result<Vec<super::run::Prepared>> {
+        use super::run::{Prepared, RunMount};
+        let mut out = Vec::new();
+        let mut binds = binds.into_iter();
+        let workdir = _state.str("WorkingDir");
+        let abs = |t: &str| if t.starts_with('/') { t.to_string() } else { clean_abs(&format!("{}/{t}", if workdir.is_empty() { "/" } else { &workdir })) };
+        for m in mounts {
+            match m {
+                RunMount::Cache { .. } => {}
+                RunMount::Tmpfs { target, size } => out.push(Prepared { source: None, target: target.clone(), read_only: false, tmpfs_size: *size }),
+                RunMount::Bind { target, rw, .. } => {
+                    let b = binds.next().expect("one plan per bind mount");
+                    let dir = self.store.temp_path("bind");
+                    std::fs::create_dir(&dir).map_err(|e| crate::util::fs::FsError::io("create", &dir, e))?;
+                    temps.0.push(dir.clone());
+                    let tree: &Tree = b.tree.as_ref().unwrap_or(&self.context);
+                    materialize(&b.plan, tree, &dir).map_err(|e| self.failed(ins.line, "cannot prepare a bind mount", e))?;
+                    let source = match &b.file_name {
+                        Some(n) => dir.join(n),
+                        None => dir,
+                    };
+                    out.push(Prepared { source: Some(source), target: abs(target), read_only: !rw, tmpfs_size: None });
+                }
+                RunMount::Secret { id, target, required, uid, gid, mode } => {
+                    let Some(secret) = self.req.secrets.get(id) else {
+                        if *required {
+                            return Err(self.err(ins.line, format!("secret {id} is required but was not given: add it to the service's build.secrets")));
+                        }
+                        continue;
+                    };
+                    let dir = self.store.temp_path("secret");
+                    std::fs::create_dir(&dir).map_err(|e| crate::util::fs::FsError::io("create", &dir, e))?;
+                    temps.0.push(dir.clone());
+                    let file = dir.join("secret");
+                    std::fs::write(&file, secret).map_err(|e| crate::util::fs::FsError::io("write", &file, e))?;
+                    std::os::unix::fs::chown(&file, Some(*uid), Some(*gid)).map_err(|e| crate::util::fs::FsError::io("chown", &file, e))?;
+                    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(*mode)).map_err(|e| crate::util::fs::FsError::io("chmod", &file, e))?;
+                    out.push(Prepared { source: Some(file), target: abs(target), read_only: true, tmpfs_size: None });
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Records the image, named as asked.
@@ -1042,6 +1166,38 @@ impl Builder<'_> {
         self.out.done(v);
         Ok(image)
     }
+}
+
+/// What a bind mount will show, planned like a COPY into an empty tree.
+struct BindPlan {
+    plan: copy::Plan,
+    /// The stage's or image's tree (`from=`); none for the context.
+    tree: Option<Tree>,
+    /// For a single file: its name in the prepared folder.
+    file_name: Option<std::ffi::OsString>,
+}
+
+/// Temp folders removed when a step ends.
+struct TempDirs(Vec<PathBuf>);
+
+impl Drop for TempDirs {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// Writes `plan` (from `tree`) into the empty folder `dir`, through the store's safe unpacker.
+fn materialize(plan: &copy::Plan, tree: &Tree, dir: &Path) -> std::result::Result<(), crate::engine::image::ImageError> {
+    let (r, w) = std::io::pipe().map_err(|e| crate::util::fs::FsError::io("create a pipe for", dir, e))?;
+    std::thread::scope(|s| {
+        let writer = s.spawn(move || copy::write_tar(plan, &[tree], w).map(|_| ()));
+        let res = crate::engine::image::unpack::unpack_layer("bind mount", std::io::BufReader::new(r), dir, &crate::engine::image::unpack::Limits::from_env());
+        let written = writer.join().unwrap_or_else(|_| Err(std::io::Error::other("the tar writer panicked")));
+        res?;
+        written.map_err(|e| crate::util::fs::FsError::io("write", dir, e).into())
+    })
 }
 
 /// `docker.io/library/busybox` for `busybox`, `docker.io/library/busybox:1` for `busybox:1`, as

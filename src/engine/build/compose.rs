@@ -91,6 +91,21 @@ pub fn request(project: &Project, svc: &Service, opts: &ProjectBuildOptions) -> 
     req.memory = opts.memory;
     req.shm_size = (!b.shm_size.is_zero()).then_some(b.shm_size.0.max(0) as u64);
     req.extra_hosts = b.extra_hosts.clone();
+    // Build secrets: the top-level secret named by `source`, exposed under `target` (or its name).
+    for m in &b.secrets {
+        let obj = project.secrets.get(&m.source).ok_or_else(|| bad(format!("build.secrets: secret {:?} is not defined in the top-level secrets", m.source)))?;
+        let value = if let Some(f) = &obj.file {
+            let path = if std::path::Path::new(f).is_absolute() { f.into() } else { project.working_dir.join(f) };
+            std::fs::read(&path).map_err(|e| bad(format!("build.secrets: cannot read {} for secret {}: {e}", path.display(), m.source)))?
+        } else if let Some(var) = &obj.environment {
+            project.environment.get(var).cloned().or_else(|| std::env::var(var).ok()).unwrap_or_default().into_bytes()
+        } else if let Some(c) = &obj.content {
+            c.clone().into_bytes()
+        } else {
+            return Err(bad(format!("build.secrets: secret {:?} has no file, environment or content berth can read", m.source)));
+        };
+        req.secrets.insert(m.target.clone().unwrap_or_else(|| m.source.clone()), value);
+    }
     Ok(req)
 }
 

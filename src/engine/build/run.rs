@@ -32,8 +32,10 @@ pub struct Job {
     pub env: Vec<String>,
     pub user: String,
     pub workdir: String,
-    /// `--mount` values, expanded.
-    pub mounts: Vec<String>,
+    /// The cache mounts.
+    pub mounts: Vec<RunMount>,
+    /// Bind, tmpfs and secret mounts, ready.
+    pub prepared: Vec<Prepared>,
     /// `default`, `host` or `none`.
     pub network: String,
     pub heredocs: Vec<Heredoc>,
@@ -51,8 +53,6 @@ pub enum Outcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("invalid --mount={mount}: {reason}")]
-    Mount { mount: String, reason: String },
     #[error("the build container could not run")]
     Runtime(#[from] RuntimeError),
     #[error("the build network {BUILD_NETWORK} could not be set up")]
@@ -119,44 +119,86 @@ fn shell_of(state: &State) -> Vec<String> {
         .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
 }
 
-/// A `--mount` of RUN: only `type=cache` (a directory kept between builds) is supported.
-#[derive(Debug)]
-struct CacheMount {
-    target: String,
-    id: String,
-    read_only: bool,
-    uid: u32,
-    gid: u32,
-    mode: u32,
+/// A `RUN --mount`, as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunMount {
+    /// A directory kept between builds (`<root>/build/mounts/`).
+    Cache { target: String, id: String, read_only: bool, uid: u32, gid: u32, mode: u32 },
+    /// Files of the build context, a stage or an image (`from=`), read-only unless `rw` (whose
+    /// writes are dropped after the step).
+    Bind { target: String, source: String, from: Option<String>, rw: bool },
+    Tmpfs { target: String, size: Option<u64> },
+    /// A compose build secret, as a file (default `/run/secrets/<id>`).
+    Secret { id: String, target: String, required: bool, uid: u32, gid: u32, mode: u32 },
 }
 
-fn parse_mount(m: &str) -> Result<CacheMount, RunError> {
-    let bad = |reason: &str| RunError::Mount { mount: m.to_string(), reason: reason.to_string() };
+impl RunMount {
+    pub fn target(&self) -> &str {
+        match self {
+            RunMount::Cache { target, .. } | RunMount::Bind { target, .. } | RunMount::Tmpfs { target, .. } | RunMount::Secret { target, .. } => target,
+        }
+    }
+}
+
+/// Parses a `--mount` value (`type=cache,target=/root/.cache`); the default type is `bind`.
+pub fn parse_mount(m: &str) -> Result<RunMount, String> {
+    let bad = |reason: &str| format!("invalid --mount={m}: {reason}");
     let mut kind = "bind".to_string();
-    let (mut target, mut id, mut ro) = (None, None, false);
-    let (mut uid, mut gid, mut mode) = (0, 0, 0o755);
+    let (mut target, mut id, mut ro, mut source, mut from, mut size, mut required) = (None, None, None::<bool>, None, None, None, false);
+    let (mut uid, mut gid, mut mode) = (0, 0, None);
     for kv in m.split(',') {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let flag = v.is_empty() || v == "true";
         match k {
             "type" => kind = v.to_string(),
             "target" | "dst" | "destination" => target = Some(v.to_string()),
+            "source" | "src" => source = Some(v.to_string()),
+            "from" => from = Some(v.to_string()),
             "id" => id = Some(v.to_string()),
-            "ro" | "readonly" => ro = v.is_empty() || v == "true",
-            "rw" | "readwrite" => ro = !(v.is_empty() || v == "true"),
+            "ro" | "readonly" => ro = Some(flag),
+            "rw" | "readwrite" => ro = Some(!flag),
             "uid" => uid = v.parse().map_err(|_| bad("uid= takes a number"))?,
             "gid" => gid = v.parse().map_err(|_| bad("gid= takes a number"))?,
-            "mode" => mode = u32::from_str_radix(v, 8).map_err(|_| bad("mode= takes an octal mode"))?,
-            "sharing" | "required" => {}
-            "from" | "source" | "src" => return Err(bad("berth's cache mounts take no source; drop from= and source=")),
+            "mode" => mode = Some(u32::from_str_radix(v, 8).map_err(|_| bad("mode= takes an octal mode"))?),
+            "size" => size = Some(crate::project::units::parse_bytes(v).map_err(|e| bad(&format!("size={v}: {e}")))?.max(0) as u64),
+            "required" => required = flag,
+            "sharing" => {}
             _ => return Err(bad(&format!("unknown option {k}"))),
         }
     }
-    if kind != "cache" {
-        return Err(bad(&format!("type={kind} is not supported by berth: only type=cache is")));
-    }
-    let target = target.filter(|t| t.starts_with('/')).ok_or_else(|| bad("it needs an absolute target=/path"))?;
-    let id = id.unwrap_or_else(|| target.clone());
-    Ok(CacheMount { target, id, read_only: ro, uid, gid, mode })
+    let abs = |t: Option<String>| t.filter(|t| t.starts_with('/'));
+    Ok(match kind.as_str() {
+        "cache" => {
+            let target = abs(target).ok_or_else(|| bad("it needs an absolute target=/path"))?;
+            if source.is_some() || from.is_some() {
+                return Err(bad("berth's cache mounts take no from= or source="));
+            }
+            let id = id.unwrap_or_else(|| target.clone());
+            RunMount::Cache { target, id, read_only: ro.unwrap_or(false), uid, gid, mode: mode.unwrap_or(0o755) }
+        }
+        "bind" => {
+            let target = target.ok_or_else(|| bad("it needs a target="))?;
+            RunMount::Bind { target, source: source.unwrap_or_else(|| ".".into()), from, rw: ro == Some(false) }
+        }
+        "tmpfs" => RunMount::Tmpfs { target: abs(target).ok_or_else(|| bad("it needs an absolute target=/path"))?, size },
+        "secret" => {
+            let id = id.or_else(|| target.as_ref().and_then(|t| t.rsplit('/').next().map(str::to_string))).ok_or_else(|| bad("it needs an id="))?;
+            let target = target.unwrap_or_else(|| format!("/run/secrets/{id}"));
+            RunMount::Secret { id, target, required, uid, gid, mode: mode.unwrap_or(0o400) }
+        }
+        "ssh" => return Err(bad("type=ssh is not supported by berth: SSH agent forwarding into builds is not available")),
+        other => return Err(bad(&format!("unknown type={other}: use bind, cache, tmpfs or secret"))),
+    })
+}
+
+/// A bind, tmpfs or secret mount the builder has prepared on the host.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The host path (none for tmpfs).
+    pub source: Option<PathBuf>,
+    pub target: String,
+    pub read_only: bool,
+    pub tmpfs_size: Option<u64>,
 }
 
 /// The network mode and endpoints for a RUN on `network`.
@@ -218,19 +260,37 @@ pub fn run(store: &ImageStore, layers: &[Layer], job: &Job, sink: &mut dyn FnMut
     let mut mounts = Vec::new();
     let mut stubs: Vec<String> = vec!["proc".into(), "dev".into(), "sys".into(), "etc/hosts".into(), "etc/hostname".into(), "etc/resolv.conf".into()];
     for m in &job.mounts {
-        let cm = parse_mount(m)?;
-        let key = crate::engine::image::Digest::of(cm.id.as_bytes());
+        let RunMount::Cache { target, id, read_only, uid, gid, mode } = m else { continue };
+        let key = crate::engine::image::Digest::of(id.as_bytes());
         let dir = build_dir.join("mounts").join(&key.hex()[..32]);
         crate::util::fs::create_dir_all_mode(&dir, 0o755).map_err(|e| RunError::Io { op: "create", path: dir.clone(), source: std::io::Error::other(e.to_string()) })?;
-        std::os::unix::fs::chown(&dir, Some(cm.uid), Some(cm.gid)).map_err(|e| RunError::Io { op: "chown", path: dir.clone(), source: e })?;
-        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(cm.mode)).map_err(|e| RunError::Io { op: "chmod", path: dir.clone(), source: e })?;
-        stubs.push(cm.target.trim_start_matches('/').to_string());
+        std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid)).map_err(|e| RunError::Io { op: "chown", path: dir.clone(), source: e })?;
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(*mode)).map_err(|e| RunError::Io { op: "chmod", path: dir.clone(), source: e })?;
+        stubs.push(target.trim_start_matches('/').to_string());
         mounts.push(runtime::spec::Mount {
             kind: runtime::spec::MountType::Bind,
             source: dir.display().to_string(),
-            target: cm.target,
-            read_only: cm.read_only,
+            target: target.clone(),
+            read_only: *read_only,
             ..Default::default()
+        });
+    }
+    for p in &job.prepared {
+        stubs.push(p.target.trim_start_matches('/').to_string());
+        mounts.push(match &p.source {
+            Some(src) => runtime::spec::Mount {
+                kind: runtime::spec::MountType::Bind,
+                source: src.display().to_string(),
+                target: p.target.clone(),
+                read_only: p.read_only,
+                ..Default::default()
+            },
+            None => runtime::spec::Mount {
+                kind: runtime::spec::MountType::Tmpfs,
+                target: p.target.clone(),
+                tmpfs_options: Some(runtime::spec::TmpfsOptions { size_bytes: p.tmpfs_size, mode: None }),
+                ..Default::default()
+            },
         });
     }
     // Heredoc scripts run as files.
@@ -465,11 +525,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cache_mounts() {
-        let m = parse_mount("type=cache,target=/root/.cache,id=pip").unwrap();
-        assert_eq!((m.target.as_str(), m.id.as_str(), m.read_only), ("/root/.cache", "pip", false));
-        assert_eq!(parse_mount("type=cache,target=/c").unwrap().id, "/c");
-        assert!(parse_mount("type=secret,id=x").unwrap_err().to_string().contains("only type=cache"));
-        assert!(parse_mount("type=cache").unwrap_err().to_string().contains("target"));
+    fn mounts() {
+        assert_eq!(
+            parse_mount("type=cache,target=/root/.cache,id=pip").unwrap(),
+            RunMount::Cache { target: "/root/.cache".into(), id: "pip".into(), read_only: false, uid: 0, gid: 0, mode: 0o755 }
+        );
+        assert!(matches!(parse_mount("type=cache,target=/c").unwrap(), RunMount::Cache { id, .. } if id == "/c"));
+        assert_eq!(
+            parse_mount("source=package.json,target=package.json").unwrap(),
+            RunMount::Bind { target: "package.json".into(), source: "package.json".into(), from: None, rw: false }
+        );
+        assert!(matches!(parse_mount("type=bind,target=.,from=build,rw").unwrap(), RunMount::Bind { rw: true, from: Some(f), .. } if f == "build"));
+        assert_eq!(
+            parse_mount("type=secret,id=npmrc").unwrap(),
+            RunMount::Secret { id: "npmrc".into(), target: "/run/secrets/npmrc".into(), required: false, uid: 0, gid: 0, mode: 0o400 }
+        );
+        assert!(matches!(parse_mount("type=tmpfs,target=/t,size=1m").unwrap(), RunMount::Tmpfs { size: Some(1048576), .. }));
+        assert!(parse_mount("type=ssh").unwrap_err().contains("not supported"));
+        assert!(parse_mount("type=cache").unwrap_err().contains("target"));
+        assert!(parse_mount("type=cache,target=/x,bogus=1").unwrap_err().contains("unknown option bogus"));
     }
 }
