@@ -1190,7 +1190,8 @@ impl Drop for TempDirs {
 
 /// Writes `plan` (from `tree`) into the empty folder `dir`, through the store's safe unpacker.
 fn materialize(plan: &copy::Plan, tree: &Tree, dir: &Path) -> std::result::Result<(), crate::engine::image::ImageError> {
-    let (r, w) = std::io::pipe().map_err(|e| crate::util::fs::FsError::io("create a pipe for", dir, e))?;
+    let (r, w) = nix::unistd::pipe().map_err(|e| crate::util::fs::FsError::io("create a pipe for", dir, e.into()))?;
+    let (r, w) = (std::fs::File::from(r), std::fs::File::from(w));
     std::thread::scope(|s| {
         let writer = s.spawn(move || copy::write_tar(plan, &[tree], w).map(|_| ()));
         let res = crate::engine::image::unpack::unpack_layer("bind mount", std::io::BufReader::new(r), dir, &crate::engine::image::unpack::Limits::from_env());
