@@ -1,2 +1,6 @@
 //! The embedded container engine: images, runtime, cgroups, supervisor and builder.
+
+pub mod cgroups;
 pub mod image;
+pub mod runtime;
+pub mod supervisor;

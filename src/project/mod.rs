@@ -15,6 +15,7 @@
 //! has them); [`load::load`] drives the passes and resolves paths, environments and profiles.
 
 pub mod canonical;
+pub mod convert;
 pub mod dotenv;
 pub mod error;
 pub mod extends;

@@ -3,6 +3,8 @@
 //! Area-specific helpers live in their own files next to this one.
 #![allow(dead_code)]
 
+pub mod runtime;
+
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -115,7 +117,7 @@ pub fn make_busybox_rootfs(dir: &Path) {
     }
     let bb = dir.join("bin/busybox");
     std::fs::copy(host_busybox(), &bb).unwrap();
-    let list = Command::new(&bb).arg("--list").output().expect("busybox --list");
+    let list = Command::new(host_busybox()).arg("--list").output().expect("busybox --list");
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         if applet != "busybox" && !applet.is_empty() {
             let _ = symlink("busybox", dir.join("bin").join(applet));

@@ -1,8 +1,7 @@
-//! The compose lifecycle: `up`, `down`, `ps`, `logs`, `run`, `exec` and the rest. Owned by the
-//! orchestration (src/project/ planner plus the engine).
+//! `up`, `down`, `create`, `start`, `stop`, `restart`, `kill`, `pause`, `unpause`, `rm`.
 use clap::Subcommand;
 
-use super::GlobalOpts;
+use crate::cli::GlobalOpts;
 
 #[derive(Subcommand, Debug)]
 pub enum Commands {
@@ -14,5 +13,5 @@ pub enum Commands {
 }
 
 pub fn run(_g: &GlobalOpts, _c: Commands) -> anyhow::Result<i32> {
-    Err(super::not_yet("up"))
+    Err(crate::cli::not_yet("up"))
 }

@@ -1,0 +1,431 @@
+//! cgroups v1 and v2 behind one interface.
+//!
+//! Each container gets `berth/<container id>` under every controller it uses (v1) or under the
+//! unified root (v2). The version is detected once with `statfs` on `/sys/fs/cgroup`, as youki
+//! does: `cgroup2` there means the unified hierarchy, a tmpfs means v1 (or the v1 half of a hybrid
+//! host, whose empty `unified` mount carries no controllers). The `berth` parent is removed when it
+//! empties.
+//!
+//! Both implementations take their root as a path, so the v2 code is tested against a fake
+//! cgroupfs in a temp dir on hosts whose v2 mount has no controllers.
+
+pub mod devices;
+pub mod v1;
+pub mod v2;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// The parent every container cgroup lives under.
+pub const PARENT: &str = "berth";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("cannot {op} {}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("no cgroup filesystem is mounted at /sys/fs/cgroup; mount cgroup2 (or the v1 controllers) there")]
+    NotMounted,
+    #[error(
+        "the {controller} cgroup controller is not available here, so `{setting}` cannot be applied; \
+         enable the controller or remove the setting"
+    )]
+    MissingController { controller: &'static str, setting: &'static str },
+    #[error("{} still holds processes after they were killed; remove it by hand once they exit", path.display())]
+    Busy { path: PathBuf },
+    #[error("invalid resource limit: {0}")]
+    Invalid(String),
+}
+
+impl CgroupError {
+    fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
+        CgroupError::Io { op, path: path.to_path_buf(), source }
+    }
+}
+
+/// Resource limits, with Docker's field names and units (bytes, nano-CPUs, shares).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Resources {
+    /// Memory limit in bytes (`mem_limit`, `deploy.resources.limits.memory`).
+    pub memory: Option<i64>,
+    /// Soft limit in bytes (`mem_reservation`).
+    pub memory_reservation: Option<i64>,
+    /// Memory plus swap in bytes (`memswap_limit`); -1 is unlimited swap. Unset with a memory
+    /// limit means twice the memory limit, as Docker does.
+    pub memory_swap: Option<i64>,
+    /// CPU quota in billionths of a CPU (`cpus: 1.5` is 1_500_000_000).
+    #[serde(rename = "NanoCpus")]
+    pub nano_cpus: Option<i64>,
+    /// Relative CPU weight (`cpu_shares`, default 1024).
+    pub cpu_shares: Option<u64>,
+    /// CFS period in microseconds (`cpu_period`).
+    pub cpu_period: Option<u64>,
+    /// CFS quota in microseconds (`cpu_quota`).
+    pub cpu_quota: Option<i64>,
+    /// Allowed CPUs (`cpuset`), e.g. "0-1".
+    pub cpuset_cpus: Option<String>,
+    /// Allowed memory nodes.
+    pub cpuset_mems: Option<String>,
+    /// Maximum number of processes (`pids_limit`); 0 or -1 is unlimited.
+    pub pids_limit: Option<i64>,
+}
+
+impl Resources {
+    /// The CFS (quota, period) in microseconds, if any CPU limit is set.
+    pub fn cfs(&self) -> Option<(i64, u64)> {
+        if let Some(n) = self.nano_cpus.filter(|n| *n > 0) {
+            let period = 100_000u64;
+            return Some(((n as i128 * period as i128 / 1_000_000_000) as i64, period));
+        }
+        match (self.cpu_quota, self.cpu_period) {
+            (Some(q), p) if q != 0 => Some((q, p.filter(|p| *p > 0).unwrap_or(100_000))),
+            (_, Some(p)) if p > 0 => Some((-1, p)),
+            _ => None,
+        }
+    }
+
+    /// The memory+swap limit to apply, following Docker's rule (twice the memory when unset).
+    pub fn effective_memory_swap(&self) -> Option<i64> {
+        match (self.memory.filter(|m| *m > 0), self.memory_swap) {
+            (_, Some(s)) if s != 0 => Some(s),
+            (Some(m), _) => Some(m.saturating_mul(2)),
+            _ => None,
+        }
+    }
+
+    /// Checks the values the kernel would reject, with Docker's messages.
+    pub fn validate(&self) -> Result<(), CgroupError> {
+        if let Some(m) = self.memory.filter(|m| *m > 0) {
+            if m < 6 * 1024 * 1024 {
+                return Err(CgroupError::Invalid("minimum memory limit allowed is 6MB".into()));
+            }
+            if let Some(s) = self.memory_swap.filter(|s| *s > 0) {
+                if s < m {
+                    return Err(CgroupError::Invalid(
+                        "minimum memoryswap limit should be larger than memory limit, see usage".into(),
+                    ));
+                }
+            }
+        } else if self.memory_swap.is_some_and(|s| s > 0) {
+            return Err(CgroupError::Invalid(
+                "you should always set the memory limit when using the memoryswap limit".into(),
+            ));
+        }
+        if self.nano_cpus.is_some_and(|n| n < 0) {
+            return Err(CgroupError::Invalid("the CPU count cannot be negative".into()));
+        }
+        if self.nano_cpus.is_some_and(|n| n > 0) && (self.cpu_quota.is_some_and(|q| q > 0)) {
+            return Err(CgroupError::Invalid(
+                "conflicting options: `cpus` and `cpu_quota` cannot both be set".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The cgroup version of this host, detected once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hierarchy {
+    /// v1: each controller's mount point (co-mounted controllers share one).
+    V1(v1::Mounts),
+    /// v2: the unified mount point.
+    V2(PathBuf),
+}
+
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
+
+/// Forces the v2 code on a given cgroup2 mount (tests and benchmarks on hybrid hosts, whose
+/// `unified` mount has no controllers but does freezing, killing, clone-into and device filters).
+pub const V2_ROOT_ENV: &str = "BERTH_CGROUP_V2_ROOT";
+
+/// Detects the hierarchy at `/sys/fs/cgroup` (cached for the process).
+pub fn hierarchy() -> Result<&'static Hierarchy, CgroupError> {
+    static H: OnceLock<Result<Hierarchy, String>> = OnceLock::new();
+    let h = H.get_or_init(|| {
+        if let Some(root) = std::env::var_os(V2_ROOT_ENV).filter(|r| !r.is_empty()) {
+            return Ok(Hierarchy::V2(PathBuf::from(root)));
+        }
+        detect(Path::new("/sys/fs/cgroup")).map_err(|e| e.to_string())
+    });
+    h.as_ref().map_err(|_| CgroupError::NotMounted)
+}
+
+fn detect(root: &Path) -> Result<Hierarchy, CgroupError> {
+    let c = std::ffi::CString::new(root.as_os_str().as_encoded_bytes()).unwrap_or_default();
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(CgroupError::io("statfs", root, io::Error::last_os_error()));
+    }
+    match st.f_type as i64 {
+        CGROUP2_SUPER_MAGIC => Ok(Hierarchy::V2(root.to_path_buf())),
+        TMPFS_MAGIC | CGROUP_SUPER_MAGIC => {
+            let info = std::fs::read_to_string("/proc/self/mountinfo")
+                .map_err(|e| CgroupError::io("read", Path::new("/proc/self/mountinfo"), e))?;
+            let mounts = v1::Mounts::parse(&info);
+            if mounts.is_empty() {
+                return Err(CgroupError::NotMounted);
+            }
+            Ok(Hierarchy::V1(mounts))
+        }
+        _ => Err(CgroupError::NotMounted),
+    }
+}
+
+/// One container's cgroup, on either version.
+#[derive(Debug, Clone)]
+pub enum Cgroup {
+    V1(v1::V1Cgroup),
+    V2(v2::V2Cgroup),
+}
+
+impl Cgroup {
+    /// The cgroup of container `id` on this host (nothing is created).
+    pub fn for_container(id: &str) -> Result<Cgroup, CgroupError> {
+        Ok(match hierarchy()? {
+            Hierarchy::V1(m) => Cgroup::V1(v1::V1Cgroup::new(m.clone(), id)),
+            Hierarchy::V2(root) => Cgroup::V2(v2::V2Cgroup::new(root.clone(), id)),
+        })
+    }
+
+    /// Every cgroup a container may have on this host: its own, plus on a hybrid host the one a
+    /// run with [`V2_ROOT_ENV`] made in the `unified` mount (so that clean-up finds both).
+    pub fn all_for_container(id: &str) -> Vec<Cgroup> {
+        let mut out: Vec<Cgroup> = Cgroup::for_container(id).into_iter().collect();
+        let unified = Path::new("/sys/fs/cgroup/unified");
+        if !out.iter().any(|c| c.is_v2()) && unified.join(PARENT).join(id).is_dir() {
+            out.push(Cgroup::V2(v2::V2Cgroup::new(unified.to_path_buf(), id)));
+        }
+        out
+    }
+
+    pub fn is_v2(&self) -> bool {
+        matches!(self, Cgroup::V2(_))
+    }
+
+    /// Creates the cgroup (and the `berth` parent) and applies the limits.
+    pub fn create(&self, res: &Resources, privileged: bool) -> Result<(), CgroupError> {
+        res.validate()?;
+        match self {
+            Cgroup::V1(c) => c.create(res, privileged),
+            Cgroup::V2(c) => c.create(res, privileged),
+        }
+    }
+
+    /// Moves `pid` (a whole process) into the cgroup.
+    pub fn add_pid(&self, pid: i32) -> Result<(), CgroupError> {
+        for f in self.procs_files() {
+            write_file(&f, &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The `cgroup.procs` files a process writes itself into to join (one per hierarchy).
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs().into_iter().map(|d| d.join("cgroup.procs")).collect()
+    }
+
+    /// Every directory this cgroup has (one per v1 controller mount, or one on v2).
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        match self {
+            Cgroup::V1(c) => c.dirs(),
+            Cgroup::V2(c) => vec![c.dir().to_path_buf()],
+        }
+    }
+
+    pub fn exists(&self) -> bool {
+        self.dirs().iter().any(|d| d.is_dir())
+    }
+
+    /// The processes in the cgroup (host pids).
+    pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
+        let f = match self {
+            Cgroup::V1(c) => c.main_dir().join("cgroup.procs"),
+            Cgroup::V2(c) => c.dir().join("cgroup.procs"),
+        };
+        read_pids(&f)
+    }
+
+    pub fn freeze(&self) -> Result<(), CgroupError> {
+        match self {
+            Cgroup::V1(c) => c.set_frozen(true),
+            Cgroup::V2(c) => c.set_frozen(true),
+        }
+    }
+
+    pub fn thaw(&self) -> Result<(), CgroupError> {
+        match self {
+            Cgroup::V1(c) => c.set_frozen(false),
+            Cgroup::V2(c) => c.set_frozen(false),
+        }
+    }
+
+    /// How many processes the kernel's OOM killer has killed in this cgroup.
+    pub fn oom_kills(&self) -> u64 {
+        match self {
+            Cgroup::V1(c) => c.oom_kills(),
+            Cgroup::V2(c) => c.oom_kills(),
+        }
+    }
+
+    /// Sends SIGKILL to every process in the cgroup (thawing it first so the kills land).
+    pub fn kill_all(&self) {
+        let _ = self.thaw();
+        if let Cgroup::V2(c) = self {
+            if c.kill().is_ok() {
+                return;
+            }
+        }
+        for pid in self.pids().unwrap_or_default() {
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+
+    /// Kills what is left, removes the cgroup, then the `berth` parent if it is empty.
+    pub fn remove(&self) -> Result<(), CgroupError> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut killed = false;
+        for dir in self.dirs() {
+            loop {
+                match std::fs::remove_dir(&dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                        if Instant::now() > deadline {
+                            return Err(CgroupError::Busy { path: dir });
+                        }
+                        if !killed {
+                            self.kill_all();
+                            killed = true;
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(e) => return Err(CgroupError::io("remove", &dir, e)),
+                }
+            }
+            if let Some(parent) = dir.parent() {
+                // Fails while other containers use it: that is fine.
+                let _ = std::fs::remove_dir(parent);
+            }
+        }
+        Ok(())
+    }
+
+    /// What to mount at `/sys/fs/cgroup` inside the container: v1 gives (controller mount name,
+    /// the container's directory) pairs to bind; v2 mounts a cgroup2 in its cgroup namespace.
+    pub fn container_view(&self) -> Vec<(String, PathBuf)> {
+        match self {
+            Cgroup::V1(c) => c.container_view(),
+            Cgroup::V2(_) => Vec::new(),
+        }
+    }
+}
+
+/// Starts, in a background thread, the expensive part of moving a process between cgroups: the
+/// first move after a quiet spell waits for a full RCU grace period in the kernel (the cgroup
+/// threadgroup lock switching to its writer mode: about 13 ms on a 2-vCPU VM), and every move
+/// that starts during that wait shares it. The thread moves the calling process into the cgroup
+/// it is already in (a no-op) in one v1 hierarchy, or the v2 one; the container's own move, a few
+/// milliseconds later, then finds the grace period under way or over. Joining the handle is
+/// optional; failures are ignored (it is only an optimisation).
+pub fn prime() -> Option<std::thread::JoinHandle<()>> {
+    let h = hierarchy().ok()?;
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let file = match h {
+        Hierarchy::V2(root) => {
+            let path = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+            root.join(path.trim_start_matches('/')).join("cgroup.procs")
+        }
+        Hierarchy::V1(m) => {
+            let (mount, path) = own.lines().find_map(|l| {
+                let mut f = l.splitn(3, ':');
+                let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+                let c = ctrls.split(',').find(|c| m.get(c).is_some())?;
+                Some((m.get(c)?.to_path_buf(), path.to_string()))
+            })?;
+            mount.join(path.trim_start_matches('/')).join("cgroup.procs")
+        }
+    };
+    let pid = std::process::id().to_string();
+    std::thread::Builder::new().name("cgroup-prime".into()).spawn(move || {
+        let _ = write_file(&file, &pid);
+    }).ok()
+}
+
+/// Writes `value` to an existing cgroup file.
+pub(crate) fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| CgroupError::io("open", path, e))?;
+    f.write_all(value.as_bytes()).map_err(|e| CgroupError::io("write", path, e))
+}
+
+pub(crate) fn read_pids(path: &Path) -> Result<Vec<i32>, CgroupError> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(s.lines().filter_map(|l| l.trim().parse().ok()).collect()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(CgroupError::io("read", path, e)),
+    }
+}
+
+/// Reads `key N` from a flat-keyed file such as `memory.events`.
+pub(crate) fn read_key(path: &Path, key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(path).ok()?;
+    s.lines().find_map(|l| {
+        let mut it = l.split_whitespace();
+        (it.next() == Some(key)).then(|| it.next()?.parse().ok()).flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpus_become_a_cfs_quota() {
+        let r = Resources { nano_cpus: Some(1_500_000_000), ..Default::default() };
+        assert_eq!(r.cfs(), Some((150_000, 100_000)));
+        let r = Resources { cpu_quota: Some(50_000), cpu_period: Some(200_000), ..Default::default() };
+        assert_eq!(r.cfs(), Some((50_000, 200_000)));
+        assert_eq!(Resources::default().cfs(), None);
+    }
+
+    #[test]
+    fn swap_defaults_to_twice_memory_and_is_validated() {
+        let r = Resources { memory: Some(64 << 20), ..Default::default() };
+        assert_eq!(r.effective_memory_swap(), Some(128 << 20));
+        let r = Resources { memory: Some(64 << 20), memory_swap: Some(-1), ..Default::default() };
+        assert_eq!(r.effective_memory_swap(), Some(-1));
+        let r = Resources { memory: Some(64 << 20), memory_swap: Some(32 << 20), ..Default::default() };
+        assert!(r.validate().unwrap_err().to_string().contains("larger than memory"));
+        let r = Resources { memory: Some(1 << 20), ..Default::default() };
+        assert!(r.validate().unwrap_err().to_string().contains("6MB"));
+        let r = Resources { memory_swap: Some(64 << 20), ..Default::default() };
+        assert!(r.validate().is_err());
+    }
+
+    #[test]
+    fn detects_this_host() {
+        // Whatever the host runs, detection must succeed on a Linux machine with cgroups.
+        let h = hierarchy().unwrap();
+        match h {
+            Hierarchy::V1(m) => assert!(m.get("memory").is_some() || m.get("pids").is_some()),
+            Hierarchy::V2(p) => assert!(p.join("cgroup.controllers").exists()),
+        }
+    }
+}

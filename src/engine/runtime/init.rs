@@ -1,0 +1,913 @@
+//! The container side: what the process cloned by the supervisor does, in its new namespaces,
+//! before it becomes the container's command (or berth's minimal init with the command as its
+//! child).
+//!
+//! Phase 1 (in parallel with the supervisor's cgroup and network work): the overlay rootfs,
+//! /proc, /dev, /sys and the user's mounts, all built detached and attached onto fds resolved
+//! inside the rootfs. Then it waits for the supervisor's "go". Phase 2: the generated /etc files,
+//! the cgroup view, pivot_root, masked and read-only paths, sysctls, hostname, rlimits, user,
+//! capabilities, no_new_privs, seccomp (last), and exec.
+//!
+//! The process is non-dumpable from its first instruction, so nothing in the container can open
+//! its /proc/<pid>/exe (the host's berth binary) or ptrace it (CVE-2019-5736, CVE-2016-9962).
+
+use std::ffi::{CString, OsStr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::fsroot::{self, Create};
+use super::mountapi::{self as m, ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY, ATTR_STRICTATIME};
+use super::spec::ContainerConfig;
+use super::sys::{self, cvt};
+
+/// Docker's masked paths (files get /dev/null, directories an empty read-only tmpfs).
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+/// Docker's read-only paths.
+pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What a mount becomes once volumes are resolved to host paths.
+#[derive(Debug, Clone)]
+pub enum PlannedKind {
+    Bind { source: PathBuf },
+    Tmpfs { size: Option<u64>, mode: Option<u32> },
+}
+
+#[derive(Debug, Clone)]
+pub struct PlannedMount {
+    pub target: String,
+    pub kind: PlannedKind,
+    pub read_only: bool,
+    pub propagation: Option<String>,
+    /// Fill the (empty) volume from the image's content at the target first.
+    pub copy_up: bool,
+}
+
+/// How the container sees cgroups at /sys/fs/cgroup.
+#[derive(Debug, Clone)]
+pub enum CgroupView {
+    /// v1: bind each controller's container directory.
+    V1(Vec<(String, PathBuf)>),
+    /// v2: a cgroup2 mount in a new cgroup namespace.
+    V2,
+}
+
+/// Everything the cloned process needs, prepared by the supervisor before clone.
+pub struct InitPlan {
+    pub cfg: ContainerConfig,
+    pub rootfs_dir: PathBuf,
+    /// Where to chdir for the overlay mount, and its options (relative layer paths).
+    pub overlay_cwd: PathBuf,
+    pub overlay_opts: String,
+    pub mounts: Vec<PlannedMount>,
+    /// Host files bound onto /etc/hosts, /etc/hostname, /etc/resolv.conf.
+    pub etc_binds: Vec<(PathBuf, &'static str)>,
+    pub cap_set: u64,
+    pub seccomp: Option<Vec<u8>>,
+    pub cgroup: CgroupView,
+    pub own_netns: bool,
+    pub join_netns: Option<OwnedFd>,
+    pub sysctls: Vec<(String, String)>,
+    pub stdin: Option<RawFd>,
+    pub stdout: RawFd,
+    pub stderr: RawFd,
+    /// The child's end of the SOCK_SEQPACKET sync channel.
+    pub sync: RawFd,
+}
+
+/// Messages on the sync channel (first byte).
+pub const MSG_ERROR: u8 = b'E';
+pub const MSG_TTY: u8 = b'T';
+pub const MSG_GO: u8 = b'G';
+
+/// A failure inside the container setup: the exit code the container gets, and the message.
+#[derive(Debug)]
+pub struct ChildError {
+    pub code: i32,
+    pub msg: String,
+}
+
+fn fail<T>(what: impl std::fmt::Display, e: std::io::Error) -> Result<T, ChildError> {
+    Err(ChildError { code: 127, msg: format!("{what}: {e}") })
+}
+
+trait Ctx<T> {
+    fn ctx(self, what: impl std::fmt::Display) -> Result<T, ChildError>;
+}
+impl<T> Ctx<T> for std::io::Result<T> {
+    fn ctx(self, what: impl std::fmt::Display) -> Result<T, ChildError> {
+        self.or_else(|e| fail(what, e))
+    }
+}
+
+/// The entry point of the cloned process. Never returns: it execs or exits.
+pub fn container_main(plan: InitPlan) -> ! {
+    let sync = plan.sync;
+    let err = match run(plan) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let mut msg = vec![MSG_ERROR];
+    msg.extend_from_slice(&err.code.to_le_bytes());
+    msg.extend_from_slice(err.msg.as_bytes());
+    unsafe {
+        libc::send(sync, msg.as_ptr().cast(), msg.len(), libc::MSG_NOSIGNAL);
+        libc::_exit(err.code);
+    }
+}
+
+fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
+    unsafe {
+        // Die with the supervisor; stay out of reach of everything in the container.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        libc::umask(0);
+    }
+    sys::timing("child-start");
+    let cfg = &plan.cfg;
+    if let Some(ns) = &plan.join_netns {
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| ChildError { code: 127, msg: format!("cannot join the network namespace: {e}") })?;
+    }
+    // Nothing we mount may propagate back to the host.
+    cvt(unsafe { libc::mount(c"".as_ptr(), c"/".as_ptr(), std::ptr::null(), libc::MS_SLAVE | libc::MS_REC, std::ptr::null()) })
+        .ctx("cannot make the mount namespace private")?;
+
+    // The overlay rootfs, mounted by path: the path is ours (under the state root), and the
+    // options use short relative layer paths so that deep images fit in one page.
+    let cwd = sys::cpath(&plan.overlay_cwd).ctx("bad layer directory")?;
+    cvt(unsafe { libc::chdir(cwd.as_ptr()) }).ctx(format!("cannot enter {}", plan.overlay_cwd.display()))?;
+    let target = sys::cpath(&plan.rootfs_dir).ctx("bad rootfs path")?;
+    let opts = CString::new(plan.overlay_opts.as_str()).unwrap_or_default();
+    cvt(unsafe { libc::mount(c"overlay".as_ptr(), target.as_ptr(), c"overlay".as_ptr(), 0, opts.as_ptr().cast()) })
+        .ctx(format!("cannot mount the overlay root filesystem ({})", plan.overlay_opts))?;
+    let root = open_dir_path(&plan.rootfs_dir).ctx("cannot open the root filesystem")?;
+    let rfd = root.as_raw_fd();
+
+    // /proc, from the new pid namespace.
+    let proc_dir = plain_dir(rfd, "proc")?;
+    let procm = m::new_fs("proc", "proc", &[], ATTR_NOSUID | ATTR_NOEXEC | ATTR_NODEV).ctx("cannot mount /proc")?;
+    m::attach(&procm, proc_dir.as_raw_fd()).ctx("cannot mount /proc")?;
+
+    // /dev: a tmpfs with the default nodes, devpts, shm and mqueue.
+    let dev_dir = plain_dir(rfd, "dev")?;
+    let devm = m::new_fs("tmpfs", "tmpfs", &[("mode", Some("755")), ("size", Some("65536k"))], ATTR_NOSUID | ATTR_STRICTATIME)
+        .ctx("cannot mount /dev")?;
+    m::attach(&devm, dev_dir.as_raw_fd()).ctx("cannot mount /dev")?;
+    let dev = devm.as_raw_fd();
+    make_dev_nodes(dev, cfg.privileged)?;
+    let pts = mkdir_at(dev, "pts")?;
+    let ptsm = m::new_fs(
+        "devpts",
+        "devpts",
+        &[("newinstance", None), ("ptmxmode", Some("0666")), ("mode", Some("0620")), ("gid", Some("5"))],
+        ATTR_NOSUID | ATTR_NOEXEC,
+    )
+    .ctx("cannot mount /dev/pts")?;
+    m::attach(&ptsm, pts.as_raw_fd()).ctx("cannot mount /dev/pts")?;
+    let shm = mkdir_at(dev, "shm")?;
+    let shm_size = format!("{}", cfg.shm_size());
+    let shmm = m::new_fs("tmpfs", "shm", &[("mode", Some("1777")), ("size", Some(&shm_size))], ATTR_NOSUID | ATTR_NOEXEC | ATTR_NODEV)
+        .ctx("cannot mount /dev/shm")?;
+    m::attach(&shmm, shm.as_raw_fd()).ctx("cannot mount /dev/shm")?;
+    let mq = mkdir_at(dev, "mqueue")?;
+    let mqm = m::new_fs("mqueue", "mqueue", &[], ATTR_NOSUID | ATTR_NOEXEC | ATTR_NODEV).ctx("cannot mount /dev/mqueue")?;
+    m::attach(&mqm, mq.as_raw_fd()).ctx("cannot mount /dev/mqueue")?;
+
+    // A pty from the container's own devpts: the master goes to the supervisor.
+    let mut tty_slave = None;
+    if cfg.tty {
+        let ptmx = openat(ptsm.as_raw_fd(), "ptmx", libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC).ctx("cannot open /dev/pts/ptmx")?;
+        let unlock: libc::c_int = 0;
+        cvt(unsafe { libc::ioctl(ptmx.as_raw_fd(), libc::TIOCSPTLCK, &unlock) }).ctx("cannot unlock the pty")?;
+        let slave = cvt(unsafe { libc::ioctl(ptmx.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })
+            .ctx("cannot open the pty")?;
+        let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+        sys::send_fds(plan.sync, MSG_TTY, &[ptmx.as_raw_fd()]).ctx("cannot hand the pty to the supervisor")?;
+        // /dev/console is the pty, as Docker has it.
+        let console = fsroot::resolve(dev, OsStr::new("console"), Create::File).ctx("cannot create /dev/console")?;
+        let sm = m::clone_tree(slave.as_raw_fd(), false).ctx("cannot bind /dev/console")?;
+        m::attach(&sm, console.as_raw_fd()).ctx("cannot bind /dev/console")?;
+        tty_slave = Some(slave);
+    }
+
+    // /sys, read-only unless privileged.
+    let sys_dir = plain_dir(rfd, "sys")?;
+    let ro = if cfg.privileged { 0 } else { ATTR_RDONLY };
+    let sysm = m::new_fs("sysfs", "sysfs", &[], ro | ATTR_NOSUID | ATTR_NOEXEC | ATTR_NODEV).ctx("cannot mount /sys")?;
+    m::attach(&sysm, sys_dir.as_raw_fd()).ctx("cannot mount /sys")?;
+
+    // The user's mounts, parents before children.
+    for pm in &plan.mounts {
+        user_mount(rfd, pm)?;
+    }
+
+    sys::timing("child-mounted");
+    // Wait for the supervisor: cgroup joined, network attached, /etc files written.
+    wait_go(plan.sync)?;
+    sys::timing("child-woke");
+
+    for (src, target) in &plan.etc_binds {
+        if plan.mounts.iter().any(|pm| super::spec::normalize(&pm.target) == *target) {
+            continue;
+        }
+        let srcfd = open_path(src).ctx(format!("cannot open {}", src.display()))?;
+        let t = fsroot::resolve(rfd, OsStr::new(target), Create::File).ctx(format!("cannot create {target}"))?;
+        let bm = m::clone_tree(srcfd.as_raw_fd(), false).ctx(format!("cannot bind {target}"))?;
+        if cfg.rootfs.read_only {
+            m::set_attr(bm.as_raw_fd(), ATTR_RDONLY, 0, 0, false).ctx(format!("cannot make {target} read-only"))?;
+        }
+        m::attach(&bm, t.as_raw_fd()).ctx(format!("cannot bind {target}"))?;
+    }
+
+    sys::timing("child-etc");
+    // /sys/fs/cgroup, read-only.
+    match &plan.cgroup {
+        CgroupView::V2 => {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+                .map_err(|e| ChildError { code: 127, msg: format!("cannot create the cgroup namespace: {e}") })?;
+            let t = fsroot::resolve(sysm.as_raw_fd(), OsStr::new("fs/cgroup"), Create::No).ctx("cannot find /sys/fs/cgroup")?;
+            let cg = m::new_fs("cgroup2", "cgroup", &[], ATTR_RDONLY | ATTR_NOSUID | ATTR_NOEXEC | ATTR_NODEV)
+                .ctx("cannot mount /sys/fs/cgroup")?;
+            m::attach(&cg, t.as_raw_fd()).ctx("cannot mount /sys/fs/cgroup")?;
+        }
+        CgroupView::V1(dirs) => {
+            let t = fsroot::resolve(sysm.as_raw_fd(), OsStr::new("fs/cgroup"), Create::No).ctx("cannot find /sys/fs/cgroup")?;
+            let tm = m::new_fs("tmpfs", "tmpfs", &[("mode", Some("755"))], ATTR_NOSUID | ATTR_NOEXEC | ATTR_NODEV)
+                .ctx("cannot mount /sys/fs/cgroup")?;
+            m::attach(&tm, t.as_raw_fd()).ctx("cannot mount /sys/fs/cgroup")?;
+            for (name, dir) in dirs {
+                let sub = mkdir_at(tm.as_raw_fd(), name)?;
+                let src = open_path(dir).ctx(format!("cannot open {}", dir.display()))?;
+                let bm = m::clone_tree(src.as_raw_fd(), false).ctx("cannot bind a cgroup")?;
+                m::set_attr(bm.as_raw_fd(), ATTR_RDONLY | ATTR_NOSUID | ATTR_NOEXEC | ATTR_NODEV, 0, 0, false)
+                    .ctx("cannot bind a cgroup")?;
+                m::attach(&bm, sub.as_raw_fd()).ctx("cannot bind a cgroup")?;
+            }
+            m::set_attr(tm.as_raw_fd(), ATTR_RDONLY, 0, 0, false).ctx("cannot make /sys/fs/cgroup read-only")?;
+        }
+    }
+
+    sys::timing("child-cgroupfs");
+    if plan.own_netns {
+        loopback_up();
+    }
+
+    sys::timing("child-go");
+    // pivot_root into the rootfs and drop the old root entirely.
+    cvt(unsafe { libc::fchdir(rfd) }).ctx("cannot enter the root filesystem")?;
+    cvt(unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) as libc::c_int }).ctx("pivot_root")?;
+    cvt(unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) }).ctx("cannot detach the old root")?;
+    cvt(unsafe { libc::chdir(c"/".as_ptr()) }).ctx("chdir /")?;
+    sys::timing("child-pivoted");
+
+    // Sysctls, before /proc/sys turns read-only.
+    for (k, v) in &plan.sysctls {
+        let p = format!("/proc/sys/{}", k.replace('.', "/"));
+        std::fs::write(&p, v.as_bytes()).ctx(format!("cannot set sysctl {k}={v}"))?;
+    }
+    if !cfg.privileged {
+        mask_paths()?;
+    }
+    if cfg.rootfs.read_only {
+        m::set_attr(rfd, ATTR_RDONLY, 0, 0, false).ctx("cannot make the root filesystem read-only")?;
+    }
+
+    sys::timing("child-masked");
+    nix::unistd::sethostname(cfg.hostname()).map_err(|e| ChildError { code: 127, msg: format!("sethostname: {e}") })?;
+    if !cfg.domainname.is_empty() {
+        let d = CString::new(cfg.domainname.as_str()).unwrap_or_default();
+        cvt(unsafe { libc::setdomainname(d.as_ptr(), cfg.domainname.len()) }).ctx("setdomainname")?;
+    }
+    if let Some(adj) = cfg.oom_score_adj {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).ctx("cannot set oom_score_adj")?;
+    }
+    set_rlimits(cfg)?;
+
+    // The user, from the image's own files (now at /).
+    let slash = open_dir_path(Path::new("/")).ctx("cannot open /")?;
+    let user = super::user::resolve_in_root(slash.as_raw_fd(), &cfg.user, &cfg.group_add)
+        .map_err(|e| ChildError { code: 127, msg: e.to_string() })?;
+    let env = final_env(cfg, &user.home);
+    let argv = cfg.argv();
+    let workdir = if cfg.working_dir.is_empty() { "/".to_string() } else { cfg.working_dir.clone() };
+    // Docker creates a missing working directory.
+    fsroot::resolve(slash.as_raw_fd(), OsStr::new(&workdir), Create::Dir).ctx(format!("cannot create the working directory {workdir}"))?;
+    drop(slash);
+
+    // Standard streams.
+    cvt(unsafe { libc::setsid() }).ctx("setsid")?;
+    match &tty_slave {
+        Some(s) => {
+            cvt(unsafe { libc::ioctl(s.as_raw_fd(), libc::TIOCSCTTY, 0) }).ctx("cannot set the controlling terminal")?;
+            for fd in 0..3 {
+                cvt(unsafe { libc::dup2(s.as_raw_fd(), fd) }).ctx("dup2")?;
+            }
+        }
+        None => {
+            let stdin = match plan.stdin {
+                Some(fd) => fd,
+                None => openat(libc::AT_FDCWD, "/dev/null", libc::O_RDONLY | libc::O_CLOEXEC).ctx("cannot open /dev/null")?.into_raw_fd_leak(),
+            };
+            cvt(unsafe { libc::dup2(stdin, 0) }).ctx("dup2")?;
+            cvt(unsafe { libc::dup2(plan.stdout, 1) }).ctx("dup2")?;
+            cvt(unsafe { libc::dup2(plan.stderr, 2) }).ctx("dup2")?;
+        }
+    }
+    drop(tty_slave);
+
+    sys::timing("child-pre-user");
+    let exe = ExecTarget::prepare(&argv, &env)?;
+    let seccomp = plan.seccomp.as_deref();
+    become_user(&user, plan.cap_set, cfg.no_new_privileges(), seccomp)?;
+    cvt(unsafe { libc::chdir(CString::new(workdir.as_str()).unwrap_or_default().as_ptr()) })
+        .ctx(format!("cannot enter the working directory {workdir}"))?;
+    unsafe {
+        libc::umask(0o022);
+    }
+    // Everything but the standard streams closes on exec (the sync channel too: its closing
+    // tells the supervisor that exec succeeded).
+    sys::cloexec_from(3).ctx("close_range")?;
+    sys::timing("child-exec");
+
+    if cfg.init {
+        run_init(exe, plan.sync)
+    } else {
+        sys::reset_signals();
+        Err(exe.exec())
+    }
+}
+
+trait Leak {
+    fn into_raw_fd_leak(self) -> RawFd;
+}
+impl Leak for OwnedFd {
+    fn into_raw_fd_leak(self) -> RawFd {
+        std::os::fd::IntoRawFd::into_raw_fd(self)
+    }
+}
+
+fn open_dir_path(p: &Path) -> std::io::Result<OwnedFd> {
+    let c = sys::cpath(p)?;
+    let fd = cvt(unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) })?;
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn open_path(p: &Path) -> std::io::Result<OwnedFd> {
+    let c = sys::cpath(p)?;
+    let fd = cvt(unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })?;
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn openat(dir: RawFd, name: &str, flags: libc::c_int) -> std::io::Result<OwnedFd> {
+    let c = sys::cstr(name)?;
+    let fd = cvt(unsafe { libc::openat(dir, c.as_ptr(), flags) })?;
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `name` directly under `dir` as a real directory, created if missing. A symlink there is
+/// refused: /proc, /dev and /sys are never mounted through one (runc's "must be mounted on
+/// ordinary directory").
+fn plain_dir(dir: RawFd, name: &str) -> Result<OwnedFd, ChildError> {
+    match openat(dir, name, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) {
+        Ok(fd) => {
+            if !fsroot::is_dir(fd.as_raw_fd()).unwrap_or(false) {
+                return Err(ChildError {
+                    code: 127,
+                    msg: format!("the image's /{name} is not a directory (a symlink or a file); berth mounts /{name} only on an ordinary directory"),
+                });
+            }
+            Ok(fd)
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => mkdir_at(dir, name),
+        Err(e) => fail(format!("cannot open /{name}"), e),
+    }
+}
+
+fn mkdir_at(dir: RawFd, name: &str) -> Result<OwnedFd, ChildError> {
+    let c = sys::cstr(name).ctx("bad name")?;
+    let r = unsafe { libc::mkdirat(dir, c.as_ptr(), 0o755) };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EEXIST) {
+            return fail(format!("cannot create {name}"), e);
+        }
+    }
+    plain_dir_noc(dir, name)
+}
+
+fn plain_dir_noc(dir: RawFd, name: &str) -> Result<OwnedFd, ChildError> {
+    let fd = openat(dir, name, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC).ctx(format!("cannot open {name}"))?;
+    if !fsroot::is_dir(fd.as_raw_fd()).unwrap_or(false) {
+        return Err(ChildError { code: 127, msg: format!("{name} is not a directory") });
+    }
+    Ok(fd)
+}
+
+fn make_dev_nodes(dev: RawFd, privileged: bool) -> Result<(), ChildError> {
+    let nodes: &[(&str, u32, u32)] = &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+    for (name, maj, min) in nodes {
+        let c = sys::cstr(name).ctx("bad name")?;
+        cvt(unsafe { libc::mknodat(dev, c.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(*maj, *min)) })
+            .ctx(format!("cannot create /dev/{name}"))?;
+    }
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+        ("core", "/proc/kcore"),
+    ] {
+        let (n, t) = (sys::cstr(name).ctx("bad name")?, sys::cstr(target).ctx("bad name")?);
+        cvt(unsafe { libc::symlinkat(t.as_ptr(), dev, n.as_ptr()) }).ctx(format!("cannot create /dev/{name}"))?;
+    }
+    if privileged {
+        copy_host_devices(Path::new("/dev"), dev, 0);
+    }
+    Ok(())
+}
+
+/// Privileged containers see the host's device nodes (as Docker gives them).
+fn copy_host_devices(dir: &Path, target: RawFd, depth: u32) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let n = name.to_string_lossy();
+        if depth == 0 && ["pts", "shm", "mqueue", "console", "ptmx", "fd", "core", "stdin", "stdout", "stderr"].contains(&n.as_ref()) {
+            continue;
+        }
+        let Ok(md) = std::fs::symlink_metadata(e.path()) else { continue };
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let ft = md.file_type();
+        let Ok(c) = CString::new(name.as_bytes()) else { continue };
+        if ft.is_char_device() || ft.is_block_device() {
+            unsafe {
+                libc::mknodat(target, c.as_ptr(), md.mode(), md.rdev());
+                libc::fchownat(target, c.as_ptr(), md.uid(), md.gid(), libc::AT_SYMLINK_NOFOLLOW);
+            }
+        } else if ft.is_dir() && depth < 2 {
+            unsafe {
+                libc::mkdirat(target, c.as_ptr(), 0o755);
+            }
+            if let Ok(sub) = openat(target, &n, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) {
+                copy_host_devices(&e.path(), sub.as_raw_fd(), depth + 1);
+            }
+        }
+    }
+}
+
+fn user_mount(root: RawFd, pm: &PlannedMount) -> Result<(), ChildError> {
+    let target = &pm.target;
+    match &pm.kind {
+        PlannedKind::Bind { source } => {
+            let src = open_path(source).ctx(format!("cannot open the mount source {}", source.display()))?;
+            let src_is_dir = fsroot::is_dir(src.as_raw_fd()).unwrap_or(false);
+            let create = if src_is_dir { Create::Dir } else { Create::File };
+            if pm.copy_up {
+                copy_up(root, target, src.as_raw_fd())?;
+            }
+            let t = fsroot::resolve(root, OsStr::new(target), create).ctx(format!("cannot create the mount point {target}"))?;
+            if fsroot::is_dir(t.as_raw_fd()).unwrap_or(false) != src_is_dir {
+                return Err(ChildError {
+                    code: 127,
+                    msg: format!(
+                        "cannot mount {} on {target}: one is a directory and the other is not",
+                        source.display()
+                    ),
+                });
+            }
+            let bm = m::clone_tree(src.as_raw_fd(), true).ctx(format!("cannot bind {} on {target}", source.display()))?;
+            if pm.read_only {
+                m::set_attr(bm.as_raw_fd(), ATTR_RDONLY, 0, 0, true).ctx(format!("cannot make {target} read-only"))?;
+            }
+            m::attach(&bm, t.as_raw_fd()).ctx(format!("cannot bind {} on {target}", source.display()))?;
+            if let Some((flag, rec)) = pm.propagation.as_deref().and_then(m::propagation) {
+                if flag != libc::MS_PRIVATE {
+                    m::set_attr(bm.as_raw_fd(), 0, 0, flag, rec).ctx(format!("cannot set the propagation of {target}"))?;
+                }
+            }
+        }
+        PlannedKind::Tmpfs { size, mode } => {
+            let t = fsroot::resolve(root, OsStr::new(target), Create::Dir).ctx(format!("cannot create the mount point {target}"))?;
+            let size_s = size.map(|s| s.to_string());
+            let mode_s = mode.map(|m| format!("{m:o}"));
+            let mut opts: Vec<(&str, Option<&str>)> = Vec::new();
+            if let Some(s) = &size_s {
+                opts.push(("size", Some(s)));
+            }
+            if let Some(md) = &mode_s {
+                opts.push(("mode", Some(md)));
+            }
+            let mut attrs = ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC;
+            if pm.read_only {
+                attrs |= ATTR_RDONLY;
+            }
+            let tm = m::new_fs("tmpfs", "tmpfs", &opts, attrs).ctx(format!("cannot mount a tmpfs on {target}"))?;
+            m::attach(&tm, t.as_raw_fd()).ctx(format!("cannot mount a tmpfs on {target}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Fills an empty volume (`vol`, a directory fd) from the image's content at `target`, with
+/// ownership and modes, as Docker does on a volume's first use.
+fn copy_up(root: RawFd, target: &str, vol: RawFd) -> Result<(), ChildError> {
+    let Ok(src) = fsroot::resolve(root, OsStr::new(target), Create::No) else { return Ok(()) };
+    if !fsroot::is_dir(src.as_raw_fd()).unwrap_or(false) {
+        return Ok(());
+    }
+    let srcd = reopen_dir(src.as_raw_fd()).ctx(format!("cannot read {target} in the image"))?;
+    let dstd = reopen_dir(vol).ctx("cannot open the volume")?;
+    if dir_has_entries(&dstd) {
+        return Ok(());
+    }
+    copy_dir(&srcd, &dstd).ctx(format!("cannot copy {target} from the image into the volume"))?;
+    // The volume's root takes the owner and mode of the image's directory.
+    let st = nix::sys::stat::fstat(&srcd).map_err(|e| ChildError { code: 127, msg: format!("stat {target}: {e}") })?;
+    unsafe {
+        libc::fchown(dstd.as_raw_fd(), st.st_uid, st.st_gid);
+        libc::fchmod(dstd.as_raw_fd(), st.st_mode & 0o7777);
+    }
+    Ok(())
+}
+
+fn reopen_dir(fd: RawFd) -> std::io::Result<OwnedFd> {
+    openat(fd, ".", libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC)
+}
+
+fn dir_has_entries(d: &OwnedFd) -> bool {
+    let Ok(dup) = nix::unistd::dup(d) else { return true };
+    let Ok(mut dir) = nix::dir::Dir::from_fd(dup) else { return true };
+    dir.iter().flatten().any(|e| {
+        let n = e.file_name().to_bytes();
+        n != b"." && n != b".."
+    })
+}
+
+fn copy_dir(src: &OwnedFd, dst: &OwnedFd) -> std::io::Result<()> {
+    let dup = nix::unistd::dup(src)?;
+    let mut dir = nix::dir::Dir::from_fd(dup)?;
+    let names: Vec<CString> = dir
+        .iter()
+        .flatten()
+        .map(|e| e.file_name().to_owned())
+        .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
+        .collect();
+    for name in names {
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        cvt(unsafe { libc::fstatat(src.as_raw_fd(), name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+        let (s, d) = (src.as_raw_fd(), dst.as_raw_fd());
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => {
+                cvt(unsafe { libc::mkdirat(d, name.as_ptr(), 0o700) })?;
+                let sf = cvt(unsafe { libc::openat(s, name.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) })?;
+                let df = cvt(unsafe { libc::openat(d, name.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) })?;
+                let (sf, df) = unsafe { (OwnedFd::from_raw_fd(sf), OwnedFd::from_raw_fd(df)) };
+                copy_dir(&sf, &df)?;
+            }
+            libc::S_IFREG => {
+                let sf = cvt(unsafe { libc::openat(s, name.as_ptr(), libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC) })?;
+                let df = cvt(unsafe {
+                    libc::openat(d, name.as_ptr(), libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0o600)
+                })?;
+                let mut sf = unsafe { std::fs::File::from_raw_fd(sf) };
+                let mut df = unsafe { std::fs::File::from_raw_fd(df) };
+                std::io::copy(&mut sf, &mut df)?;
+            }
+            libc::S_IFLNK => {
+                let mut buf = vec![0u8; libc::PATH_MAX as usize];
+                let n = unsafe { libc::readlinkat(s, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+                if n < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                buf.truncate(n as usize);
+                let t = CString::new(buf).unwrap_or_default();
+                cvt(unsafe { libc::symlinkat(t.as_ptr(), d, name.as_ptr()) })?;
+            }
+            _ => {
+                cvt(unsafe { libc::mknodat(d, name.as_ptr(), st.st_mode, st.st_rdev) })?;
+            }
+        }
+        unsafe {
+            libc::fchownat(d, name.as_ptr(), st.st_uid, st.st_gid, libc::AT_SYMLINK_NOFOLLOW);
+            if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
+                libc::fchmodat(d, name.as_ptr(), st.st_mode & 0o7777, 0);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Docker's masks and read-only paths, after pivot_root (so /proc and /sys are the ones just
+/// mounted, which no container process has touched yet).
+fn mask_paths() -> Result<(), ChildError> {
+    let null = open_path(Path::new("/dev/null")).ctx("cannot open /dev/null")?;
+    let mut masked: Vec<String> = MASKED_PATHS.iter().map(|s| s.to_string()).collect();
+    if let Ok(rd) = std::fs::read_dir("/sys/devices/system/cpu") {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with("cpu") && n[3..].bytes().all(|b| b.is_ascii_digit()) && n.len() > 3 {
+                masked.push(format!("/sys/devices/system/cpu/{n}/thermal_throttle"));
+            }
+        }
+    }
+    for p in &masked {
+        let Ok(t) = openat(libc::AT_FDCWD, p, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) else { continue };
+        if fsroot::is_dir(t.as_raw_fd()).unwrap_or(false) {
+            let tm = m::new_fs("tmpfs", "tmpfs", &[], ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)
+                .ctx(format!("cannot mask {p}"))?;
+            m::attach(&tm, t.as_raw_fd()).ctx(format!("cannot mask {p}"))?;
+        } else {
+            let bm = m::clone_tree(null.as_raw_fd(), false).ctx(format!("cannot mask {p}"))?;
+            m::attach(&bm, t.as_raw_fd()).ctx(format!("cannot mask {p}"))?;
+        }
+    }
+    for p in READONLY_PATHS {
+        let Ok(t) = openat(libc::AT_FDCWD, p, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) else { continue };
+        let bm = m::clone_tree(t.as_raw_fd(), true).ctx(format!("cannot make {p} read-only"))?;
+        m::set_attr(bm.as_raw_fd(), ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC, 0, 0, true)
+            .ctx(format!("cannot make {p} read-only"))?;
+        m::attach(&bm, t.as_raw_fd()).ctx(format!("cannot make {p} read-only"))?;
+    }
+    Ok(())
+}
+
+fn wait_go(sync: RawFd) -> Result<(), ChildError> {
+    let mut b = [0u8; 16];
+    loop {
+        let n = unsafe { libc::recv(sync, b.as_mut_ptr().cast(), b.len(), 0) };
+        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        if n >= 1 && b[0] == MSG_GO {
+            return Ok(());
+        }
+        // The supervisor gave up (or died): stop here quietly.
+        unsafe { libc::_exit(127) }
+    }
+}
+
+/// Brings `lo` up in a new network namespace.
+fn loopback_up() {
+    unsafe {
+        let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if s < 0 {
+            return;
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        req.ifr_name[0] = b'l' as libc::c_char;
+        req.ifr_name[1] = b'o' as libc::c_char;
+        if libc::ioctl(s, libc::SIOCGIFFLAGS, &mut req) == 0 {
+            req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            libc::ioctl(s, libc::SIOCSIFFLAGS, &req);
+        }
+        libc::close(s);
+    }
+}
+
+/// The RLIMIT_* number of a Docker ulimit name.
+pub fn rlimit_resource(name: &str) -> Option<libc::__rlimit_resource_t> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "as" => libc::RLIMIT_AS,
+        "core" => libc::RLIMIT_CORE,
+        "cpu" => libc::RLIMIT_CPU,
+        "data" => libc::RLIMIT_DATA,
+        "fsize" => libc::RLIMIT_FSIZE,
+        "locks" => libc::RLIMIT_LOCKS,
+        "memlock" => libc::RLIMIT_MEMLOCK,
+        "msgqueue" => libc::RLIMIT_MSGQUEUE,
+        "nice" => libc::RLIMIT_NICE,
+        "nofile" => libc::RLIMIT_NOFILE,
+        "nproc" => libc::RLIMIT_NPROC,
+        "rss" => libc::RLIMIT_RSS,
+        "rtprio" => libc::RLIMIT_RTPRIO,
+        "rttime" => libc::RLIMIT_RTTIME,
+        "sigpending" => libc::RLIMIT_SIGPENDING,
+        "stack" => libc::RLIMIT_STACK,
+        _ => return None,
+    })
+}
+
+fn set_rlimits(cfg: &ContainerConfig) -> Result<(), ChildError> {
+    // Never hand our own (possibly raised) limits to the container: NOFILE 1024:524288 as
+    // systemd and containerd set it, unless the user asks otherwise.
+    let mut limits: Vec<(libc::__rlimit_resource_t, u64, u64)> = vec![(libc::RLIMIT_NOFILE, 1024, 524_288)];
+    for u in &cfg.ulimits {
+        let Some(r) = rlimit_resource(&u.name) else { continue };
+        let v = |x: i64| if x < 0 { libc::RLIM_INFINITY } else { x as u64 };
+        limits.retain(|(res, _, _)| *res != r);
+        limits.push((r, v(u.soft), v(u.hard)));
+    }
+    for (r, soft, hard) in limits {
+        set_rlimit(r, soft, hard).ctx(format!("cannot set the ulimit {}", rlimit_name(r)))?;
+    }
+    Ok(())
+}
+
+/// Sets a limit; where raising the hard limit is not allowed (no CAP_SYS_RESOURCE, as in some
+/// sandboxes), the hard limit stays where it is and the soft one is clamped under it.
+pub fn set_rlimit(r: libc::__rlimit_resource_t, soft: u64, hard: u64) -> std::io::Result<()> {
+    let lim = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    if unsafe { libc::setrlimit(r, &lim) } == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::EPERM) {
+        return Err(e);
+    }
+    let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    cvt(unsafe { libc::getrlimit(r, &mut cur) })?;
+    if hard <= cur.rlim_max {
+        return Err(e);
+    }
+    let lim = libc::rlimit { rlim_cur: soft.min(cur.rlim_max), rlim_max: cur.rlim_max };
+    cvt(unsafe { libc::setrlimit(r, &lim) }).map(|_| ())
+}
+
+fn rlimit_name(r: libc::__rlimit_resource_t) -> &'static str {
+    match r {
+        libc::RLIMIT_NOFILE => "nofile",
+        libc::RLIMIT_NPROC => "nproc",
+        libc::RLIMIT_CORE => "core",
+        libc::RLIMIT_STACK => "stack",
+        libc::RLIMIT_MEMLOCK => "memlock",
+        _ => "(other)",
+    }
+}
+
+/// The environment: the config's, plus PATH, HOSTNAME, HOME and TERM where missing, as Docker.
+pub fn final_env(cfg: &ContainerConfig, home: &str) -> Vec<String> {
+    let has = |k: &str| cfg.env.iter().any(|e| e.split_once('=').map(|(a, _)| a) == Some(k) || e == k);
+    let mut env = Vec::new();
+    if !has("PATH") {
+        env.push(format!("PATH={DEFAULT_PATH}"));
+    }
+    env.push(format!("HOSTNAME={}", cfg.hostname()));
+    env.extend(cfg.env.iter().cloned());
+    if cfg.tty && !has("TERM") {
+        env.push("TERM=xterm".into());
+    }
+    if !has("HOME") {
+        env.push(format!("HOME={home}"));
+    }
+    env
+}
+
+/// A command ready to exec: the program resolved with the container's PATH, argv and envp.
+pub struct ExecTarget {
+    path: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    shown: String,
+}
+
+impl ExecTarget {
+    /// Resolves `argv[0]` against PATH from `env`, inside the current root.
+    pub fn prepare(argv: &[String], env: &[String]) -> Result<ExecTarget, ChildError> {
+        let shown = argv.first().cloned().unwrap_or_default();
+        if shown.is_empty() {
+            return Err(ChildError { code: 127, msg: "exec: no command specified".into() });
+        }
+        let c = |s: &str| CString::new(s).map_err(|_| ChildError { code: 127, msg: format!("{s:?} contains a NUL byte") });
+        let path = if shown.contains('/') {
+            shown.clone()
+        } else {
+            let pathvar = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+            let mut found = None;
+            for dir in pathvar.split(':') {
+                let dir = if dir.is_empty() { "." } else { dir };
+                let cand = format!("{dir}/{shown}");
+                let cc = c(&cand)?;
+                let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                if unsafe { libc::stat(cc.as_ptr(), &mut st) } == 0
+                    && st.st_mode & libc::S_IFMT == libc::S_IFREG
+                    && unsafe { libc::access(cc.as_ptr(), libc::X_OK) } == 0
+                {
+                    found = Some(cand);
+                    break;
+                }
+            }
+            found.ok_or_else(|| ChildError { code: 127, msg: format!("exec: {shown:?}: executable file not found in $PATH") })?
+        };
+        Ok(ExecTarget {
+            path: c(&path)?,
+            argv: argv.iter().map(|a| c(a)).collect::<Result<_, _>>()?,
+            envp: env.iter().map(|e| c(e)).collect::<Result<_, _>>()?,
+            shown,
+        })
+    }
+
+    /// The same program with another argv[0] (what the user typed rather than the path found).
+    pub fn with_argv0(mut self, argv0: &str) -> ExecTarget {
+        if let (Some(first), Ok(c)) = (self.argv.first_mut(), CString::new(argv0)) {
+            *first = c;
+            self.shown = argv0.to_string();
+        }
+        self
+    }
+
+    /// execve; returns only on failure, with Docker's exit codes (126 not executable, 127 missing).
+    pub fn exec(&self) -> ChildError {
+        let mut argv: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let mut envp: Vec<*const libc::c_char> = self.envp.iter().map(|a| a.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        unsafe { libc::execve(self.path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        let e = std::io::Error::last_os_error();
+        let code = match e.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ENOTDIR) => 127,
+            _ => 126,
+        };
+        let what = match e.raw_os_error() {
+            Some(libc::ENOENT) => "no such file or directory".to_string(),
+            Some(libc::EACCES) => "permission denied".to_string(),
+            _ => e.to_string(),
+        };
+        ChildError { code, msg: format!("exec: {:?}: {what}", self.shown) }
+    }
+}
+
+/// Switches to the user with runc's ordering: seccomp first when no_new_privs is off (loading
+/// a filter then needs CAP_SYS_ADMIN, which is about to go), bounding set, user and groups with
+/// the capabilities kept, the final capability sets, no_new_privs, and seccomp last when it is on.
+pub fn become_user(user: &super::user::ExecUser, cap_set: u64, nnp: bool, seccomp: Option<&[u8]>) -> Result<(), ChildError> {
+    let sec = |e: std::io::Error| ChildError { code: 127, msg: format!("cannot load the seccomp filter: {e}") };
+    if let (Some(bpf), false) = (seccomp, nnp) {
+        super::seccomp::load(bpf).map_err(sec)?;
+    }
+    super::caps::drop_bounding(cap_set).ctx("cannot drop capabilities")?;
+    cvt(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) }).ctx("prctl")?;
+    let groups: Vec<libc::gid_t> = user.sgids.clone();
+    cvt(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) }).ctx("setgroups")?;
+    cvt(unsafe { libc::setresgid(user.gid, user.gid, user.gid) }).ctx(format!("cannot switch to group {}", user.gid))?;
+    cvt(unsafe { libc::setresuid(user.uid, user.uid, user.uid) }).ctx(format!("cannot switch to user {}", user.uid))?;
+    cvt(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) }).ctx("prctl")?;
+    super::caps::set_caps(cap_set).ctx("cannot set capabilities")?;
+    // A credential change may have reset it: nothing of ours stays dumpable until exec.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+    if nnp {
+        cvt(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).ctx("cannot set no_new_privs")?;
+        if let Some(bpf) = seccomp {
+            super::seccomp::load(bpf).map_err(sec)?;
+        }
+    }
+    Ok(())
+}
+
+/// berth's minimal init: forks the command, forwards every signal to it, reaps every zombie,
+/// and exits with the command's status. It stays non-dumpable, so /proc/1/exe (the host's berth
+/// binary) cannot be opened from inside.
+fn run_init(exe: ExecTarget, sync: RawFd) -> Result<std::convert::Infallible, ChildError> {
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return fail("fork", std::io::Error::last_os_error());
+    }
+    if child == 0 {
+        sys::reset_signals();
+        return Err(exe.exec());
+    }
+    // The child's exec closes its copy of the sync channel; ours must go now, with every other
+    // fd this process still holds from the setup (an init never execs, so close-on-exec does
+    // nothing for it).
+    let _ = sync;
+    unsafe {
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+    }
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+    }
+    loop {
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let sig = unsafe { libc::sigwaitinfo(&all, &mut info) };
+        if sig < 0 {
+            continue;
+        }
+        if sig == libc::SIGCHLD {
+            loop {
+                let mut status = 0;
+                let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+                if pid <= 0 {
+                    break;
+                }
+                if pid == child {
+                    unsafe { libc::_exit(sys::exit_code_of(status)) };
+                }
+            }
+        } else {
+            unsafe {
+                libc::kill(child, sig);
+            }
+        }
+    }
+}

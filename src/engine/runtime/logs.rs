@@ -1,0 +1,466 @@
+//! Container logs in Docker's json-file format: one JSON object per line,
+//! `{"log":"text\n","stream":"stdout","time":"2026-01-02T03:04:05.123456789Z"}`, rotated by
+//! `max-size`/`max-file` (`<id>-json.log`, `.1`, `.2`, ... oldest last). The supervisor writes;
+//! `logs` reads, with `--tail`, `--since`, `--until` and `-f` (following rotation with notify).
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Lines longer than this are split into partial records, as Docker does (16 KiB).
+pub const MAX_LINE: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    pub log: String,
+    pub stream: String,
+    pub time: String,
+}
+
+/// The writer side, owned by the supervisor.
+pub struct LogWriter {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    max_size: Option<u64>,
+    max_file: u32,
+}
+
+impl LogWriter {
+    pub fn open(path: &Path, max_size: Option<u64>, max_file: u32) -> io::Result<LogWriter> {
+        let file = OpenOptions::new().create(true).append(true).mode_0640().open(path)?;
+        let size = file.metadata()?.len();
+        Ok(LogWriter { path: path.to_path_buf(), file, size, max_size, max_file: max_file.max(1) })
+    }
+
+    /// Writes one record (`text` includes its newline when it had one).
+    pub fn write(&mut self, stream: &str, text: &[u8]) -> io::Result<()> {
+        let rec = Record {
+            log: String::from_utf8_lossy(text).into_owned(),
+            stream: stream.to_string(),
+            time: now_rfc3339(),
+        };
+        let mut line = serde_json::to_vec(&rec).map_err(io::Error::other)?;
+        line.push(b'\n');
+        if let Some(max) = self.max_size {
+            if self.size > 0 && self.size + line.len() as u64 > max {
+                self.rotate()?;
+            }
+        }
+        self.file.write_all(&line)?;
+        self.size += line.len() as u64;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        let name = |i: u32| PathBuf::from(format!("{}.{i}", self.path.display()));
+        if self.max_file > 1 {
+            let _ = std::fs::remove_file(name(self.max_file - 1));
+            for i in (1..self.max_file - 1).rev() {
+                let _ = std::fs::rename(name(i), name(i + 1));
+            }
+            std::fs::rename(&self.path, name(1))?;
+            self.file = OpenOptions::new().create(true).append(true).mode_0640().open(&self.path)?;
+        } else {
+            self.file.set_len(0)?;
+        }
+        self.size = 0;
+        Ok(())
+    }
+}
+
+trait Mode0640 {
+    fn mode_0640(&mut self) -> &mut Self;
+}
+impl Mode0640 for OpenOptions {
+    fn mode_0640(&mut self) -> &mut Self {
+        std::os::unix::fs::OpenOptionsExt::mode(self, 0o640)
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+/// Splits a byte stream into records: one per line, long lines cut at [`MAX_LINE`].
+#[derive(Default)]
+pub struct LineSplitter {
+    buf: Vec<u8>,
+}
+
+impl LineSplitter {
+    /// Feeds bytes and calls `emit` for each complete record.
+    pub fn feed(&mut self, data: &[u8], mut emit: impl FnMut(&[u8])) {
+        self.buf.extend_from_slice(data);
+        let mut start = 0;
+        while let Some(pos) = self.buf[start..].iter().position(|b| *b == b'\n') {
+            let end = start + pos + 1;
+            for chunk in self.buf[start..end].chunks(MAX_LINE) {
+                emit(chunk);
+            }
+            start = end;
+        }
+        self.buf.drain(..start);
+        while self.buf.len() >= MAX_LINE {
+            let rest = self.buf.split_off(MAX_LINE);
+            emit(&self.buf);
+            self.buf = rest;
+        }
+    }
+
+    /// Emits what is left (a last line without a newline).
+    pub fn flush(&mut self, mut emit: impl FnMut(&[u8])) {
+        if !self.buf.is_empty() {
+            emit(&self.buf);
+            self.buf.clear();
+        }
+    }
+}
+
+/// What to read.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// Only the last N records (before following).
+    pub tail: Option<usize>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub follow: bool,
+}
+
+/// The log files of a container, oldest first.
+fn files(path: &Path) -> Vec<PathBuf> {
+    let mut rotated: Vec<(u32, PathBuf)> = Vec::new();
+    if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
+        let prefix = format!("{}.", name.to_string_lossy());
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if let Some(i) = n.strip_prefix(&prefix).and_then(|s| s.parse::<u32>().ok()) {
+                    rotated.push((i, e.path()));
+                }
+            }
+        }
+    }
+    rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
+    let mut out: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    out.push(path.to_path_buf());
+    out
+}
+
+fn parse_line(line: &[u8]) -> Option<(Record, DateTime<Utc>)> {
+    let r: Record = serde_json::from_slice(line).ok()?;
+    let t = DateTime::parse_from_rfc3339(&r.time).ok()?.with_timezone(&Utc);
+    Some((r, t))
+}
+
+fn wanted(t: &DateTime<Utc>, o: &ReadOptions) -> bool {
+    o.since.is_none_or(|s| *t >= s) && o.until.is_none_or(|u| *t <= u)
+}
+
+/// Reads the log at `path` (the current file; rotated ones are found beside it), calling `sink`
+/// for each record in order. With `follow`, keeps going until `running()` turns false (checked on
+/// every change and at least every 250 ms), following rotations.
+pub fn read(
+    path: &Path,
+    opts: &ReadOptions,
+    running: &dyn Fn() -> bool,
+    sink: &mut dyn FnMut(&Record, &DateTime<Utc>) -> io::Result<()>,
+) -> io::Result<()> {
+    // Watch before reading, so that nothing written in between is missed.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut _watcher = None;
+    if opts.follow {
+        use notify::Watcher;
+        let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+            let _ = tx.send(());
+        })
+        .map_err(io::Error::other)?;
+        if let Some(dir) = path.parent() {
+            w.watch(dir, notify::RecursiveMode::NonRecursive).map_err(io::Error::other)?;
+        }
+        _watcher = Some(w);
+    }
+    let mut tail: VecDeque<(Record, DateTime<Utc>)> = VecDeque::new();
+    let mut current: Option<(BufReader<File>, u64)> = None;
+    let all = files(path);
+    for (i, f) in all.iter().enumerate() {
+        let Ok(file) = File::open(f) else { continue };
+        let ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
+        let mut r = BufReader::new(file);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = r.read_until(b'\n', &mut line)?;
+            if n == 0 || !line.ends_with(b"\n") {
+                // A torn last record: leave it for the follower (or ignore it).
+                if n > 0 {
+                    r.seek(SeekFrom::Current(-(n as i64)))?;
+                }
+                break;
+            }
+            if let Some((rec, t)) = parse_line(&line) {
+                if !wanted(&t, opts) {
+                    continue;
+                }
+                match opts.tail {
+                    Some(0) => {}
+                    Some(n) => {
+                        if tail.len() == n {
+                            tail.pop_front();
+                        }
+                        tail.push_back((rec, t));
+                    }
+                    None => sink(&rec, &t)?,
+                }
+            }
+        }
+        if i == all.len() - 1 {
+            current = Some((r, ino));
+        }
+    }
+    for (rec, t) in &tail {
+        sink(rec, t)?;
+    }
+    if !opts.follow {
+        return Ok(());
+    }
+    let mut buf = Vec::new();
+    loop {
+        let alive = running();
+        // Drain the open file.
+        if let Some((r, _)) = current.as_mut() {
+            loop {
+                let mut chunk = Vec::new();
+                let n = r.read_until(b'\n', &mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk);
+                if buf.ends_with(b"\n") {
+                    if let Some((rec, t)) = parse_line(&buf) {
+                        if opts.until.is_some_and(|u| t > u) {
+                            return Ok(());
+                        }
+                        if wanted(&t, opts) {
+                            sink(&rec, &t)?;
+                        }
+                    }
+                    buf.clear();
+                }
+            }
+        }
+        // Rotated? Then the path is a new file: continue from its start.
+        let new_ino = std::fs::metadata(path).map(|m| m.ino()).ok();
+        let old_ino = current.as_ref().map(|(_, i)| *i);
+        if new_ino.is_some() && new_ino != old_ino {
+            // Several rotations may have happened since: read every file newer than the one we
+            // had, oldest first, then continue in the current one.
+            let all = files(path);
+            let pos = all.iter().position(|f| std::fs::metadata(f).map(|m| Some(m.ino()) == old_ino).unwrap_or(false));
+            if let Some(pos) = pos {
+                for f in &all[pos + 1..all.len() - 1] {
+                    if let Ok(file) = File::open(f) {
+                        for line in BufReader::new(file).split(b'\n').map_while(Result::ok) {
+                            if let Some((rec, t)) = parse_line(&line) {
+                                if wanted(&t, opts) {
+                                    sink(&rec, &t)?;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if let Ok(f) = File::open(path) {
+                buf.clear();
+                current = Some((BufReader::new(f), new_ino.unwrap_or(0)));
+                continue;
+            }
+        }
+        if !alive {
+            return Ok(());
+        }
+        if opts.until.is_some_and(|u| Utc::now() > u) {
+            return Ok(());
+        }
+        let _ = rx.recv_timeout(Duration::from_millis(250));
+        while rx.try_recv().is_ok() {}
+    }
+}
+
+/// Parses `--since`/`--until`: an RFC 3339 time, a date, a Unix timestamp, or a duration back
+/// from now ("10m", "1h30m", "45s").
+pub fn parse_time(s: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S") {
+        return Some(t.and_utc());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+    }
+    if let Ok(f) = s.parse::<f64>() {
+        let secs = f.trunc() as i64;
+        let nanos = ((f - f.trunc()) * 1e9) as u32;
+        return DateTime::from_timestamp(secs, nanos);
+    }
+    parse_duration(s).and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| now - d)
+}
+
+/// Go-style durations: "1h30m", "10s", "250ms", "1.5h".
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let v: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let mult = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += v * mult;
+        rest = &rest[unit_end..];
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
+/// Reads a whole (small) file of records: for tests and `inspect`-like helpers.
+pub fn read_all(path: &Path) -> io::Result<Vec<Record>> {
+    let mut out = Vec::new();
+    read(path, &ReadOptions::default(), &|| false, &mut |r, _| {
+        out.push(r.clone());
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splitter_cuts_lines_and_long_lines() {
+        let mut s = LineSplitter::default();
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        s.feed(b"a\nbb", |l| out.push(l.to_vec()));
+        s.feed(b"b\nc", |l| out.push(l.to_vec()));
+        s.flush(|l| out.push(l.to_vec()));
+        assert_eq!(out, vec![b"a\n".to_vec(), b"bbb\n".to_vec(), b"c".to_vec()]);
+        let mut out: Vec<usize> = Vec::new();
+        s.feed(&vec![b'x'; MAX_LINE * 2 + 5], |l| out.push(l.len()));
+        assert_eq!(out, vec![MAX_LINE, MAX_LINE]);
+    }
+
+    #[test]
+    fn rotation_keeps_max_file_and_no_line_is_lost() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("c-json.log");
+        let mut w = LogWriter::open(&p, Some(300), 3).unwrap();
+        for i in 0..40 {
+            w.write("stdout", format!("line {i}\n").as_bytes()).unwrap();
+        }
+        let n = std::fs::read_dir(tmp.path()).unwrap().count();
+        assert_eq!(n, 3, "the current file and two rotated ones");
+        let recs = read_all(&p).unwrap();
+        let last: Vec<String> = recs.iter().map(|r| r.log.clone()).collect();
+        assert_eq!(last.last().unwrap(), "line 39\n");
+        // Consecutive and in order across the files.
+        let first: usize = last[0].trim().strip_prefix("line ").unwrap().parse().unwrap();
+        for (k, l) in last.iter().enumerate() {
+            assert_eq!(l, &format!("line {}\n", first + k));
+        }
+    }
+
+    #[test]
+    fn tail_since_and_torn_records() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("c-json.log");
+        let mut w = LogWriter::open(&p, None, 1).unwrap();
+        for i in 0..5 {
+            w.write(if i % 2 == 0 { "stdout" } else { "stderr" }, format!("{i}\n").as_bytes()).unwrap();
+        }
+        drop(w);
+        // A torn final record, as after a crash mid-write.
+        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(br#"{"log":"tor"#).unwrap();
+        let mut got = Vec::new();
+        read(&p, &ReadOptions { tail: Some(2), ..Default::default() }, &|| false, &mut |r, _| {
+            got.push((r.stream.clone(), r.log.clone()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, vec![("stderr".into(), "3\n".into()), ("stdout".into(), "4\n".into())]);
+        let future = Utc::now() + chrono::Duration::hours(1);
+        let mut n = 0;
+        read(&p, &ReadOptions { since: Some(future), ..Default::default() }, &|| false, &mut |_, _| {
+            n += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn times_and_durations_parse() {
+        let now = Utc::now();
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert!(parse_duration("abc").is_none());
+        assert_eq!(parse_time("10m", now), Some(now - chrono::Duration::minutes(10)));
+        assert!(parse_time("2026-01-02T03:04:05Z", now).is_some());
+        assert_eq!(parse_time("1700000000", now).unwrap().timestamp(), 1_700_000_000);
+        assert!(parse_time("2026-01-02", now).is_some());
+    }
+
+    #[test]
+    fn follow_sees_new_lines_and_rotation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("c-json.log");
+        let mut w = LogWriter::open(&p, Some(200), 2).unwrap();
+        w.write("stdout", b"first\n").unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s2 = stop.clone();
+        let p2 = p.clone();
+        let h = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            read(&p2, &ReadOptions { follow: true, ..Default::default() }, &|| !s2.load(std::sync::atomic::Ordering::SeqCst), &mut |r, _| {
+                got.push(r.log.clone());
+                Ok(())
+            })
+            .unwrap();
+            got
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        for i in 0..20 {
+            w.write("stdout", format!("n{i}\n").as_bytes()).unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let got = h.join().unwrap();
+        assert_eq!(got.first().unwrap(), "first\n");
+        assert_eq!(got.last().unwrap(), "n19\n");
+        assert_eq!(got.len(), 21, "{got:?}");
+    }
+}

@@ -1,0 +1,59 @@
+//! The supervisor's control socket, `containers/<id>/ctl.sock`: one JSON request line, one JSON
+//! response line. `stop` is answered once the container is down.
+//!
+//! Paths under a deep state root exceed the 108 bytes a socket address holds, so both ends reach
+//! the socket relative to a directory fd (`/proc/self/fd/N/ctl.sock`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum Request {
+    /// Send `signal`, wait `timeout_ms`, then SIGKILL; answered when the container is down.
+    Stop { signal: i32, timeout_ms: u64 },
+    Kill { signal: i32 },
+    Pause,
+    Unpause,
+    Ping,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// The socket path as reachable through an open directory fd.
+pub fn via_fd(dir: &OwnedFd, name: &str) -> String {
+    format!("/proc/self/fd/{}/{}", dir.as_raw_fd(), name)
+}
+
+/// Sends `req` to the supervisor of the container whose directory is `dir` and waits up to
+/// `timeout` for the answer.
+pub fn request(dir: &Path, req: &Request, timeout: Duration) -> std::io::Result<Response> {
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())?;
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let dirfd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut s = UnixStream::connect(via_fd(&dirfd, "ctl.sock"))?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let mut line = serde_json::to_vec(req).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    s.write_all(&line)?;
+    let mut r = BufReader::new(s);
+    let mut out = String::new();
+    r.read_line(&mut out)?;
+    if out.is_empty() {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the supervisor closed the connection"));
+    }
+    serde_json::from_str(&out).map_err(std::io::Error::other)
+}
