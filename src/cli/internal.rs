@@ -127,10 +127,6 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
             }
             Ok(if errors.is_empty() { 0 } else { 1 })
         }
-        Commands::Dns => {
-            crate::net::dns::run(&g.state_root())?;
-            Ok(0)
-        }
         Commands::Supervise { id, attach_fd } => {
             // Only fds 0-2, 3 (the start report) and 4 (attach) are ours to keep.
             unsafe {
@@ -147,6 +143,10 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
             Ok(crate::engine::supervisor::main(g.state_root(), &id, notify, attach))
         }
         Commands::Ctr(c) => ctr(g, c),
+        Commands::Dns => {
+            crate::net::dns::run(&g.state_root())?;
+            Ok(0)
+        }
     }
 }
 
