@@ -48,10 +48,17 @@ impl Cache {
         self.dir.join(format!("{}.json", key.hex()))
     }
 
-    /// The record for `key`, if it is there and every layer it names is still in the store.
+    /// The record for `key`, if it is there and every layer it names is still in the store (a
+    /// record whose layers were removed is dropped).
     pub fn get(&self, store: &ImageStore, key: &Digest) -> Option<Entry> {
-        let e: Entry = read_json(&self.path(key)).ok().flatten()?;
-        e.layers.iter().all(|l| store.has_layer(&l.chain_id)).then_some(e)
+        let path = self.path(key);
+        let e: Entry = read_json(&path).ok().flatten()?;
+        if e.layers.iter().all(|l| store.has_layer(&l.chain_id)) {
+            Some(e)
+        } else {
+            let _ = std::fs::remove_file(&path);
+            None
+        }
     }
 
     pub fn put(&self, key: &Digest, e: &Entry) -> Result<()> {
