@@ -267,7 +267,13 @@ impl Tree {
         let parent = rel.parent().unwrap_or(Path::new(""));
         let dir = self.open_dir(node.layer, parent)?;
         let name = rel.file_name().ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let fd = nix::fcntl::openat(&dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW, nix::sys::stat::Mode::empty())?;
+        // Non-blocking, so that a file swapped for a fifo since it was examined cannot hang the
+        // build; only a regular file is read.
+        let fd = nix::fcntl::openat(&dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK, nix::sys::stat::Mode::empty())?;
+        if fstat(&fd)?.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is no longer a regular file", rel.display())));
+        }
+        nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()))?;
         Ok(File::from(fd))
     }
 
