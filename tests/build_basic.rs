@@ -366,3 +366,19 @@ fn dockerfile_errors_name_the_file_and_line() {
     assert!(stderr(&o).contains("cannot read the Dockerfile") && stderr(&o).contains("nope.Dockerfile"), "{}", stderr(&o));
     let _ = stdout(&o);
 }
+
+#[test]
+fn copy_from_a_stage_named_through_an_arg() {
+    let t = root_with_busybox();
+    let dir = t.scratch().join("bbargfrom");
+    write_files(
+        &dir,
+        &[
+            ("a.txt", "from one\n"),
+            ("Dockerfile", "FROM busybox AS one\nCOPY a.txt /a\nFROM busybox\nARG SRC=one\nCOPY --from=$SRC /a /b\n"),
+        ],
+    );
+    compose(&dir, "services:\n  app:\n    build: .\n");
+    ok(in_project(&t, &dir, &["build"]));
+    assert_eq!(content(&image_files(&t, "bbargfrom-app"), "b"), "from one\n");
+}

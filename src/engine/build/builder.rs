@@ -403,6 +403,17 @@ impl Builder<'_> {
             .or_else(|| name.parse::<usize>().ok().filter(|i| *i < before))
     }
 
+    /// The result of stage `j`, built now if the dependency scan did not see it (a `--from`
+    /// named through a stage's own ARG).
+    fn stage_result(&mut self, j: usize) -> Result<State> {
+        if let Some(st) = self.results.get(&j) {
+            return Ok(st.clone());
+        }
+        let st = self.build_stage(j, true)?;
+        self.results.insert(j, st.clone());
+        Ok(st)
+    }
+
     fn vertex_name(&self, stage: &Stage, multi: bool, k: usize, n: usize, text: &str) -> String {
         let mut parts = Vec::new();
         if let Some(l) = &self.req.label {
@@ -502,7 +513,7 @@ impl Builder<'_> {
             State::scratch()
         } else if let Some(j) = self.earlier_stage(&base, idx) {
             total = fs_steps;
-            self.results.get(&j).cloned().expect("dependencies are built first")
+            self.stage_result(j)?
         } else {
             total = fs_steps + 1;
             step += 1;
@@ -774,7 +785,7 @@ impl Builder<'_> {
             None => None,
             Some(f) => {
                 let (layers, what) = match self.earlier_stage(f, stage_idx) {
-                    Some(j) => (self.results.get(&j).expect("dependencies are built first").layers.clone(), format!("stage {f}")),
+                    Some(j) => (self.stage_result(j)?.layers, format!("stage {f}")),
                     None => {
                         let img = self.image(f, ins.line)?;
                         (img.layers.clone(), format!("image {f}"))
@@ -1032,7 +1043,7 @@ impl Builder<'_> {
             None => (None, Vec::new(), "the build context".to_string()),
             Some(f) => {
                 let (layers, what) = match self.earlier_stage(f, stage_idx) {
-                    Some(j) => (self.results.get(&j).expect("dependencies are built first").layers.clone(), format!("stage {f}")),
+                    Some(j) => (self.stage_result(j)?.layers, format!("stage {f}")),
                     None => (self.image(f, ins.line)?.layers.clone(), format!("image {f}")),
                 };
                 let t = self.tree_of(&layers).map_err(|e| self.failed(ins.line, format!("cannot read the layers of {what}"), e))?;
