@@ -140,7 +140,7 @@ impl State {
             env.insert(0, json!(DEFAULT_PATH));
             config.insert("Env".into(), Value::Array(env));
         }
-        // ONBUILD triggers of the base are not run: say so rather than drop them silently.
+        // ONBUILD triggers of the base are not run (the builder warns) nor passed on.
         config.remove("OnBuild");
         let host = Platform::host();
         State {
@@ -475,6 +475,12 @@ impl Builder<'_> {
 
     fn state_of_image(&mut self, name: &str, line: usize) -> Result<(State, Image)> {
         let img = self.image(name, line)?;
+        let triggers = img.container_config().get("OnBuild").and_then(|o| o.as_array()).map(|a| a.len()).unwrap_or(0);
+        if triggers > 0 {
+            let w = format!("[Warning] {}:{line}: the image {name} has {triggers} ONBUILD trigger(s), which berth does not run; write them in this Dockerfile", self.df.file);
+            self.out.line(&w);
+            self.warnings.push(w);
+        }
         Ok((State::from_image(&img), img))
     }
 
