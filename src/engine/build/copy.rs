@@ -389,7 +389,7 @@ fn expand_source(st: &SourceTree, pattern: &str) -> Result<Vec<(PathBuf, Node)>,
     if !has_wildcard(pattern) {
         let r = tree.resolve(pattern, true).map_err(|e| e.to_string())?;
         let Some(node) = r.node else { return Ok(Vec::new()) };
-        if excluded(&r.path) && !(node.is_dir() && st.ignore.is_some_and(|i| i.has_exceptions())) {
+        if excluded(&r.path) && !(node.is_dir() && st.ignore.is_some_and(|i| i.may_reinclude_under(&r.path.to_string_lossy()))) {
             return Ok(Vec::new());
         }
         return Ok(vec![(r.path, node)]);
@@ -583,7 +583,7 @@ impl Planner<'_, '_> {
                 continue;
             }
             if child.is_dir() {
-                if excluded && !ignore.is_some_and(|i| i.has_exceptions()) {
+                if excluded && !ignore.is_some_and(|i| i.may_reinclude_under(&crel.to_string_lossy())) {
                     continue;
                 }
                 let before = self.plan.entries.len();

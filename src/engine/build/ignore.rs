@@ -47,6 +47,25 @@ impl Ignore {
         self.patterns.iter().any(|p| p.exception)
     }
 
+    /// True when an exception could bring back something under the excluded directory `dir`, so
+    /// that it must still be walked.
+    pub fn may_reinclude_under(&self, dir: &str) -> bool {
+        let comps: Vec<&str> = dir.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+        self.patterns.iter().filter(|p| p.exception).any(|p| {
+            for (i, pc) in p.parts.iter().enumerate() {
+                if pc == "**" {
+                    return true;
+                }
+                match comps.get(i) {
+                    None => return true,
+                    Some(c) if !glob_match(pc, c) => return false,
+                    Some(_) => {}
+                }
+            }
+            false
+        })
+    }
+
     /// True when `path` (relative to the context root, `/`-separated) is excluded.
     pub fn excluded(&self, path: &str) -> bool {
         let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
@@ -225,6 +244,11 @@ mod tests {
         assert!(!i.excluded("src"));
         assert!(!i.excluded("src/lib.rs"));
         assert!(i.has_exceptions());
+        let i = Ignore::parse("node_modules\nsecrets\n!secrets/public\n!**/keep.md\n");
+        assert!(i.may_reinclude_under("secrets"));
+        assert!(i.may_reinclude_under("node_modules"), "**/keep.md may be anywhere");
+        let i = Ignore::parse("node_modules\nsecrets\n!secrets/public\n");
+        assert!(!i.may_reinclude_under("node_modules"));
         let i = Ignore::parse("src\n!src/keep\n");
         assert!(i.excluded("src/other"));
         assert!(!i.excluded("src/keep"));
