@@ -348,6 +348,9 @@ impl Builder<'_> {
             }
         }
         for &i in &needed {
+            if self.results.contains_key(&i) {
+                continue;
+            }
             let st = self.build_stage(i, needed.len() > 1)?;
             self.results.insert(i, st);
         }
