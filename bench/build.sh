@@ -15,7 +15,9 @@ root="$work/root"
 proj="$work/benchbuild"
 cleanup() {
   "$berth" --root "$root" __teardown >/dev/null 2>&1 || true
-  docker rmi -f benchbuild-app:latest benchbuild-classic:latest >/dev/null 2>&1 || true
+  # Every image the Docker builds made (the old ones are dangling), with their untagged parents.
+  # (each stage labels itself, so that the classic builder's intermediate images carry it too).
+  for _ in 1 2 3; do docker images -a -q -f label=berth-bench=build | sort -u | xargs -r docker rmi -f >/dev/null 2>&1 || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -26,10 +28,12 @@ cp -a /usr/include/linux "$proj/src/"
 head -c 4M /dev/urandom > "$proj/blob.bin"
 cat > "$proj/Dockerfile" <<'EOF'
 FROM busybox AS build
+LABEL berth-bench=build
 WORKDIR /src
 COPY src/ ./
 RUN find . -type f | wc -l > /count && tar -cf /src.tar . && sha256sum /src.tar > /src.sum
 FROM busybox
+LABEL berth-bench=build
 ENV APP_HOME=/app
 WORKDIR $APP_HOME
 COPY --from=build /count /src.sum ./
