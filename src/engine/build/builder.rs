@@ -274,6 +274,9 @@ pub fn build(store: &ImageStore, req: &BuildRequest, out: &mut Printer) -> Resul
     };
     let _guard = store.writer_guard()?;
     let result = b.run();
+    if let Err(e) = &result {
+        b.out.abort(&e.to_string());
+    }
     b.hashes.save();
     let image = result?;
     Ok(BuildOutput { image, all_cached: b.all_cached, warnings: b.warnings })
@@ -813,7 +816,10 @@ impl Builder<'_> {
                 continue;
             }
             let s = self.expand(ins, s, state, args)?;
-            if is_url(&s) {
+            if is_url(&s) || s.starts_with("git@") {
+                if s.ends_with(".git") || s.starts_with("git@") || s.contains(".git#") {
+                    return Err(self.err(ins.line, format!("{keyword} {s}: berth does not add git repositories; clone it in a RUN step or into the context")));
+                }
                 if !add {
                     return Err(self.err(ins.line, format!("COPY cannot download {s}: use ADD for URLs")));
                 }
@@ -918,9 +924,16 @@ impl Builder<'_> {
                 .and_then(|s| chrono::DateTime::parse_from_rfc2822(s).ok())
                 .map(|d| d.timestamp())
                 .unwrap_or(0);
-            let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
-            std::fs::write(&tmp2, &bytes).map_err(|e| format!("{}: {e}", tmp2.display()))?;
-            Ok((mtime, Digest::of(&bytes).hex().to_string()))
+            // Streamed to the file, hashed on the way.
+            use std::io::Write;
+            let mut resp = resp;
+            let mut f = std::fs::File::create(&tmp2).map_err(|e| format!("{}: {e}", tmp2.display()))?;
+            let mut h = crate::engine::image::digest::Hasher::new();
+            while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+                h.update(&chunk);
+                f.write_all(&chunk).map_err(|e| format!("{}: {e}", tmp2.display()))?;
+            }
+            Ok((mtime, h.finish().hex().to_string()))
         });
         let (mtime, sha) = match res {
             Ok(x) => x,

@@ -31,16 +31,18 @@ pub struct Printer {
     mode: Mode,
     next: usize,
     out: Box<dyn Write + Send>,
+    /// Steps begun and not yet ended.
+    open: Vec<usize>,
 }
 
 impl Printer {
     /// Progress on stdout, as `docker compose build` prints it.
     pub fn stdout(mode: Mode) -> Printer {
-        Printer { mode, next: 1, out: Box::new(std::io::stdout()) }
+        Printer { mode, next: 1, out: Box::new(std::io::stdout()), open: Vec::new() }
     }
     /// Progress into any writer (tests, libraries).
     pub fn to_writer(mode: Mode, out: Box<dyn Write + Send>) -> Printer {
-        Printer { mode, next: 1, out }
+        Printer { mode, next: 1, out, open: Vec::new() }
     }
     pub fn mode(&self) -> Mode {
         self.mode
@@ -55,6 +57,7 @@ impl Printer {
     pub fn begin(&mut self, name: String) -> Vertex {
         let n = self.next;
         self.next += 1;
+        self.open.push(n);
         self.write(&format!("#{n} {name}\n"));
         Vertex { n, name, started: Instant::now() }
     }
@@ -67,13 +70,22 @@ impl Printer {
         self.write(&format!("#{} {text}\n", v.n));
     }
     pub fn cached(&mut self, v: Vertex) {
+        self.open.retain(|n| *n != v.n);
         self.write(&format!("#{} CACHED\n\n", v.n));
     }
     pub fn done(&mut self, v: Vertex) {
+        self.open.retain(|n| *n != v.n);
         self.write(&format!("#{} DONE {:.1}s\n\n", v.n, v.elapsed()));
     }
     pub fn error(&mut self, v: Vertex, msg: &str) {
+        self.open.retain(|n| *n != v.n);
         self.write(&format!("#{} ERROR: {msg}\n\n", v.n));
+    }
+    /// Ends the steps left open by a build that failed, with its error.
+    pub fn abort(&mut self, msg: &str) {
+        for n in std::mem::take(&mut self.open).into_iter().rev() {
+            self.write(&format!("#{n} ERROR: {msg}\n\n"));
+        }
     }
     /// A line outside any step (` app  Built`, warnings).
     pub fn line(&mut self, text: &str) {
