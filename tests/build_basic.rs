@@ -170,6 +170,12 @@ fn dockerignore_follows_dockers_rules() {
         ctx,
         vec![".dockerignore", "Dockerfile", "compose.yaml", "important.log", "keep.txt", "secrets", "secrets/public", "sub", "sub/code.rs", "sub/deep"]
     );
+    // `<Dockerfile>.dockerignore` beside the Dockerfile wins over the context's.
+    write_files(&dir, &[("Dockerfile.dockerignore", "keep.txt\n")]);
+    ok(in_project(&t, &dir, &["build"]));
+    let files = image_files(&t, "bbignore-app");
+    assert!(!files.contains_key("ctx/keep.txt") && files.contains_key("ctx/debug.log"), "{:?}", files.keys().collect::<Vec<_>>());
+    std::fs::remove_file(dir.join("Dockerfile.dockerignore")).unwrap();
     // An excluded file named directly is reported as missing.
     write_files(&dir, &[("Dockerfile", "FROM scratch\nCOPY debug.log /\n")]);
     let o = in_project(&t, &dir, &["build"]);
