@@ -633,7 +633,7 @@ impl Builder<'_> {
                     state.history(ins.text.clone(), true);
                 }
                 Kind::Healthcheck { cmd, opts } => {
-                    let hc = healthcheck(cmd.as_ref(), opts, &state).map_err(|m| self.err(ins.line, m))?;
+                    let hc = healthcheck(cmd.as_ref(), opts).map_err(|m| self.err(ins.line, m))?;
                     state.config.insert("Healthcheck".into(), hc);
                     state.history(ins.text.clone(), true);
                 }
@@ -1113,11 +1113,11 @@ impl Builder<'_> {
     }
 
     /// Writes bind sources and secrets to temp folders and gives the mounts to make.
-    fn prepare_mounts(&self, ins: &Instruction, mounts: &[super::run::RunMount], binds: Vec<BindPlan>, _state: &State, temps: &mut TempDirs) -> Result<Vec<super::run::Prepared>> {
+    fn prepare_mounts(&self, ins: &Instruction, mounts: &[super::run::RunMount], binds: Vec<BindPlan>, state: &State, temps: &mut TempDirs) -> Result<Vec<super::run::Prepared>> {
         use super::run::{Prepared, RunMount};
         let mut out = Vec::new();
         let mut binds = binds.into_iter();
-        let workdir = _state.str("WorkingDir");
+        let workdir = state.str("WorkingDir");
         let abs = |t: &str| if t.starts_with('/') { t.to_string() } else { clean_abs(&format!("{}/{t}", if workdir.is_empty() { "/" } else { &workdir })) };
         for m in mounts {
             match m {
@@ -1338,7 +1338,7 @@ pub(crate) fn parse_duration(s: &str) -> std::result::Result<i64, String> {
     Ok(total as i64)
 }
 
-fn healthcheck(cmd: Option<&Command>, o: &dockerfile::HealthOpts, state: &State) -> std::result::Result<Value, String> {
+fn healthcheck(cmd: Option<&Command>, o: &dockerfile::HealthOpts) -> std::result::Result<Value, String> {
     let Some(cmd) = cmd else { return Ok(json!({"Test": ["NONE"]})) };
     let test: Vec<String> = match cmd {
         Command::Exec(v) => {
@@ -1346,10 +1346,7 @@ fn healthcheck(cmd: Option<&Command>, o: &dockerfile::HealthOpts, state: &State)
             t.extend(v.iter().cloned());
             t
         }
-        Command::Shell(s) => {
-            let _ = state;
-            vec!["CMD-SHELL".to_string(), s.clone()]
-        }
+        Command::Shell(s) => vec!["CMD-SHELL".to_string(), s.clone()],
     };
     let mut hc = json!({"Test": test});
     let dur = |name: &str, v: &Option<String>, hc: &mut Value| -> std::result::Result<(), String> {
