@@ -353,6 +353,8 @@ fn dockerfile_errors_name_the_file_and_line() {
         ("FROM busybox\nCOPY missing.txt /\n", "Dockerfile:2: COPY failed: missing.txt not found in the build context"),
         ("FROM busybox\nCOPY --chown=ghost a /\n", "Dockerfile:2: --chown=ghost: no user \"ghost\" in the image's /etc/passwd"),
         ("FROM busybox\nENV X=\"${Y:?must be set}\"\n", "Dockerfile:2: Y: must be set"),
+        ("FROM busybox\nSTOPSIGNAL SIGNOPE\n", "Dockerfile:2: STOPSIGNAL SIGNOPE: not a signal"),
+        ("FROM busybox\nRUN --mount=type=ssh true\n", "Dockerfile:2: invalid --mount=type=ssh: type=ssh is not supported"),
     ];
     for (df, want) in cases {
         std::fs::write(dir.join("Dockerfile"), df).unwrap();
