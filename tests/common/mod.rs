@@ -141,3 +141,4 @@ pub fn make_busybox_tar(path: &Path) {
     b.finish().unwrap();
 }
 pub mod registry;
+pub mod build;
