@@ -156,3 +156,45 @@ fn errors_name_the_problem_and_what_to_do() {
     s.ok(["down", "-t", "0"]);
     assert!(s.containers().is_empty());
 }
+
+#[test]
+fn build_sections_are_built_and_a_rebuilt_image_recreates() {
+    let s = Stack::new(
+        "cbuild",
+        "services:
+  app:
+    build: ./app
+    command: [\"sh\", \"-c\", \"cat /hello.txt; exec sleep 1000\"]
+    init: true
+  other:
+    image: busybox
+    command: [\"sleep\", \"1000\"]
+    init: true
+",
+    );
+    let app = s.dir.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("Dockerfile"), "FROM busybox\nCOPY hello.txt /hello.txt\n").unwrap();
+    std::fs::write(app.join("hello.txt"), "first\n").unwrap();
+    // The image is missing: `up` builds it, named as compose names it.
+    let (_, err) = s.ok(["up", "-d"]);
+    assert!(err.contains("app  Built"), "{err}");
+    common::compose::wait_until(std::time::Duration::from_secs(5), "app's output", || s.logs("cbuild-app-1") == "first\n");
+    let img = s.inspect("cbuild-app-1").unwrap()["Config"]["Image"].clone();
+    assert_eq!(img, "cbuild-app", "{img}");
+    let (id, other) = (s.id("cbuild-app-1"), s.id("cbuild-other-1"));
+    // Present: not rebuilt; --build rebuilds, and the new image recreates only app.
+    let (_, err) = s.ok(["up", "-d"]);
+    assert!(!err.contains("Built"), "{err}");
+    std::fs::write(app.join("hello.txt"), "second\n").unwrap();
+    let (_, err) = s.ok(["up", "-d", "--build", "-t", "0"]);
+    assert!(err.contains("app  Built") && err.contains(" Container cbuild-app-1  Recreated"), "{err}");
+    assert_ne!(s.id("cbuild-app-1"), id);
+    assert_eq!(s.id("cbuild-other-1"), other);
+    common::compose::wait_until(std::time::Duration::from_secs(5), "app's new output", || s.logs("cbuild-app-1") == "second\n");
+    // down --rmi local removes the built image, not busybox.
+    s.ok(["down", "-t", "0", "--rmi", "local"]);
+    let o = s.t.run(["image", "inspect", "cbuild-app"]);
+    assert!(!o.status.success(), "the built image is removed");
+    assert!(s.t.run(["image", "inspect", "busybox"]).status.success());
+}

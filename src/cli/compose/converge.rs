@@ -280,18 +280,48 @@ pub enum Pull {
     Policy,
 }
 
-/// The images of `services`, pulled as the pull policy says. A service that must be built
-/// fails with what to do, as berth's builder has not landed in this build.
-pub fn images(g: &GlobalOpts, p: &Project, services: &[String], pull: Pull, build: bool, quiet: bool) -> anyhow::Result<(ImageStore, BTreeMap<String, Image>)> {
+/// How `up`, `create` and `run` get their images.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImageOptions {
+    pub pull: Pull,
+    /// `--build`: build every service that has a `build:` section.
+    pub build: bool,
+    /// `--no-build`: never build (a missing image is an error).
+    pub no_build: bool,
+    /// No pull progress (`--quiet-pull`).
+    pub quiet: bool,
+    /// No build output (`--quiet-build`).
+    pub quiet_build: bool,
+}
+
+/// The images of `services`: built (with `--build`, `pull_policy: build`, or a `build:` section
+/// and no image yet), then pulled as the pull policy says.
+pub fn images(g: &GlobalOpts, p: &Project, services: &[String], o: ImageOptions) -> anyhow::Result<(ImageStore, BTreeMap<String, Image>)> {
     let root = g.state_root();
     root.ensure()?;
     let store = ImageStore::open(&root)?;
     let mut out = BTreeMap::new();
+    if !o.no_build && services.iter().any(|s| p.services[s].build.is_some()) {
+        use crate::engine::build::{Printer, ProgressMode, compose::ProjectBuildOptions};
+        let opts = ProjectBuildOptions { insecure_registries: g.insecure_registries.clone(), ..Default::default() };
+        let quiet = o.quiet_build || progress::kind(g) == progress::Kind::Quiet;
+        let mut printer = Printer::to_writer(if quiet { ProgressMode::Quiet } else { ProgressMode::Plain }, Box::new(std::io::stderr()));
+        let built = crate::engine::build::compose::ensure_built(&store, p, services, o.build, &opts, &mut printer)
+            .map_err(|e| anyhow::Error::new(e).context("cannot build the project's images: fix the Dockerfile or the build section, then run `berth up` again"))?;
+        for (name, id) in built {
+            if let Some(i) = store.get(&id)? {
+                out.insert(name, i);
+            }
+        }
+    }
     let mut to_pull: Vec<(String, Reference)> = Vec::new();
     for name in services {
+        if out.contains_key(name) {
+            continue;
+        }
         let s = &p.services[name];
         let image_name = crate::project::convert::service_image_name(p, s);
-        let policy = match pull {
+        let policy = match o.pull {
             Pull::Always => PullPolicy::Always,
             Pull::Missing => PullPolicy::Missing,
             Pull::Never => PullPolicy::Never,
@@ -301,14 +331,18 @@ pub fn images(g: &GlobalOpts, p: &Project, services: &[String], pull: Pull, buil
                 None => PullPolicy::Missing,
             },
         };
-        if (build && s.build.is_some()) || (policy == PullPolicy::Build) || (s.image.is_none() && s.build.is_some() && store.resolve(&image_name)?.is_none()) {
-            if s.build.is_none() {
-                bail!("service {name:?} has pull_policy build but no build section: add one, or set another pull_policy");
+        if s.build.is_some() {
+            // Built images are never pulled.
+            match store.resolve(&image_name)? {
+                Some(i) => {
+                    out.insert(name.clone(), i);
+                    continue;
+                }
+                None => bail!("service {name:?} has no image {image_name:?} and --no-build was given: run `berth build {name}` first"),
             }
-            bail!(
-                "service {name:?} must be built, and this build of berth has no image builder yet: build and tag \
-                 {image_name:?} with another tool and `berth image load` it, then run `berth up` again without --build"
-            );
+        }
+        if policy == PullPolicy::Build {
+            bail!("service {name:?} has pull_policy build but no build section: add one, or set another pull_policy");
         }
         let present = store.resolve(&image_name)?;
         match (policy, present) {
@@ -326,7 +360,7 @@ pub fn images(g: &GlobalOpts, p: &Project, services: &[String], pull: Pull, buil
     }
     if !to_pull.is_empty() {
         let kind = progress::kind(g);
-        let mode = if quiet || kind == progress::Kind::Quiet {
+        let mode = if o.quiet || kind == progress::Kind::Quiet {
             crate::engine::image::progress::ProgressMode::Quiet
         } else {
             crate::engine::image::progress::ProgressMode::Plain

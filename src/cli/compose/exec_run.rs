@@ -131,6 +131,9 @@ pub struct RunArgs {
     /// Build image before starting container
     #[arg(long)]
     build: bool,
+    /// Suppress progress output from the build process
+    #[arg(long)]
+    quiet_build: bool,
     /// Remove containers for services not defined in the Compose file
     #[arg(long)]
     remove_orphans: bool,
@@ -206,7 +209,8 @@ fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
     };
     let mut wanted = deps.clone();
     wanted.push(a.service.clone());
-    let (store, images) = converge::images(g, project, &wanted, a.pull, a.build, a.quiet_pull || a.quiet)?;
+    let io = converge::ImageOptions { pull: a.pull, build: a.build, quiet: a.quiet_pull || a.quiet, quiet_build: a.quiet_build || a.quiet, ..Default::default() };
+    let (store, images) = converge::images(g, project, &wanted, io)?;
     {
         let lock = t.lock()?;
         let ids: BTreeMap<String, String> = images.iter().map(|(k, v)| (k.clone(), v.id.to_string())).collect();

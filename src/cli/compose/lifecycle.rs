@@ -109,6 +109,9 @@ pub struct CreateArgs {
     /// Pull without printing progress information
     #[arg(long)]
     pub quiet_pull: bool,
+    /// Suppress the build output
+    #[arg(long)]
+    pub quiet_build: bool,
     /// Recreate containers even if their configuration and image haven't changed
     #[arg(long)]
     pub force_recreate: bool,
@@ -272,7 +275,14 @@ fn up(g: &GlobalOpts, mut a: UpArgs) -> anyhow::Result<i32> {
     let ids0: BTreeMap<String, String> = BTreeMap::new();
     let desired0 = t.desired(&ids0, &scale)?.expect("loaded");
     let selected: Vec<String> = desired0.select(&a.create.services, a.no_deps)?.into_iter().collect();
-    let (store, images) = converge::images(g, p, &selected, a.create.pull, a.create.build && !a.create.no_build, a.create.quiet_pull)?;
+    let io = converge::ImageOptions {
+        pull: a.create.pull,
+        build: a.create.build,
+        no_build: a.create.no_build,
+        quiet: a.create.quiet_pull,
+        quiet_build: a.create.quiet_build,
+    };
+    let (store, images) = converge::images(g, p, &selected, io)?;
     let ids: BTreeMap<String, String> = images.iter().map(|(k, v)| (k.clone(), v.id.to_string())).collect();
     let desired = t.desired(&ids, &scale)?.expect("loaded");
     let opts = UpOptions {
