@@ -267,3 +267,34 @@ fn kill_9_in_the_middle_of_up_then_up_again() {
     assert!(s.containers().is_empty() && s.networks().is_empty());
     assert!(objects.left().is_empty(), "{:?}", objects.left());
 }
+
+#[test]
+fn ctrl_c_in_the_middle_of_up_leaves_a_state_up_finishes() {
+    let s = Stack::new(
+        "cctrlc",
+        "services:
+  slow:
+    image: busybox
+    command: [\"sh\", \"-c\", \"sleep 2; touch /tmp/ok; exec sleep 1000\"]
+    init: true
+    healthcheck: {test: [\"CMD\", \"test\", \"-f\", \"/tmp/ok\"], interval: 200ms, retries: 50}
+  after:
+    image: busybox
+    command: [\"sleep\", \"1000\"]
+    init: true
+    depends_on: {slow: {condition: service_healthy}}
+",
+    );
+    let child = s.cmd(["up", "-d"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_until(Duration::from_secs(10), "slow to run", || s.status("cctrlc-slow-1") == "running");
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("Canceled"), "{err}");
+    assert_eq!(s.status("cctrlc-after-1"), "created", "nothing started after Ctrl-C");
+    let (_, err) = s.ok(["up", "-d"]);
+    assert!(err.contains(" Container cctrlc-slow-1  Running") && err.contains(" Container cctrlc-after-1  Started"), "{err}");
+    s.ok(["down", "-t", "0"]);
+    assert!(s.containers().is_empty());
+}

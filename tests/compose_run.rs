@@ -50,7 +50,7 @@ fn run_starts_dependencies_and_publishes_on_request() {
     // down leaves one-offs (and says the network is in use); --remove-orphans removes them.
     let (_, err) = s.ok(["down", "-t", "0"]);
     assert!(err.contains("Resource is still in use"), "{err}");
-    assert_eq!(s.containers(), [name.clone()]);
+    assert_eq!(s.containers(), std::slice::from_ref(&name));
     s.ok(["down", "-t", "0", "--remove-orphans"]);
     assert!(s.containers().is_empty());
     assert!(s.networks().is_empty());

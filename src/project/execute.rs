@@ -215,7 +215,7 @@ pub fn execute(ctx: &Context, plan: &Plan) -> Report {
             }
         }
     });
-    report.canceled = ctx.cancel.load(Ordering::Relaxed) && st.iter().any(|s| *s == St::Skipped);
+    report.canceled = ctx.cancel.load(Ordering::Relaxed) && st.contains(&St::Skipped);
     report
 }
 

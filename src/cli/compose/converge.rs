@@ -167,6 +167,12 @@ impl Cancel {
     }
 }
 
+impl Default for Cancel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Drop for Cancel {
     fn drop(&mut self) {
         self.done.store(true, Ordering::SeqCst);
