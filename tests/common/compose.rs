@@ -175,8 +175,24 @@ pub struct HostObjects {
 }
 
 impl HostObjects {
-    /// What is still there: links, cgroups and supervisor processes.
+    /// What is still there a moment after the command returned: links, cgroups and supervisor
+    /// processes. The kernel destroys a network namespace (and the veth end in it) asynchronously
+    /// once its last process is gone, so this allows it up to 2 s, and reports what it waited for.
     pub fn left(&self) -> Vec<String> {
+        let t = Instant::now();
+        let first = self.left_now();
+        let mut left = first.clone();
+        if !left.is_empty() {
+            while t.elapsed() < Duration::from_secs(2) && !left.is_empty() {
+                std::thread::sleep(Duration::from_millis(20));
+                left = self.left_now();
+            }
+            eprintln!("host objects still there right after the command: {first:?} (after {:?}: {left:?})", t.elapsed());
+        }
+        left
+    }
+
+    fn left_now(&self) -> Vec<String> {
         let mut left = Vec::new();
         for l in self.bridges.iter().chain(self.veths.iter()) {
             if Path::new("/sys/class/net").join(l).exists() {
