@@ -198,3 +198,37 @@ fn build_sections_are_built_and_a_rebuilt_image_recreates() {
     assert!(!o.status.success(), "the built image is removed");
     assert!(s.t.run(["image", "inspect", "busybox"]).status.success());
 }
+
+#[test]
+fn create_restart_grace_period_and_progress_modes() {
+    let s = Stack::new(
+        "cmodes",
+        "services:
+  stubborn:
+    image: busybox
+    command: [\"sleep\", \"1000\"]
+    stop_grace_period: 1s
+",
+    );
+    // create: the container exists, not started; json progress, one object per event.
+    let (_, err) = s.ok(["--progress", "json", "create"]);
+    let first: serde_json::Value = serde_json::from_str(err.lines().next().unwrap()).unwrap();
+    assert_eq!(first["id"], "Network cmodes_default", "{err}");
+    assert!(err.lines().any(|l| l == r#"{"id":"Container cmodes-stubborn-1","status":"Created"}"#), "{err}");
+    assert_eq!(s.status("cmodes-stubborn-1"), "created");
+    let (_, err) = s.ok(["--progress", "quiet", "start"]);
+    assert_eq!(err, "");
+    assert_eq!(s.status("cmodes-stubborn-1"), "running");
+    // sleep as PID 1 ignores SIGTERM: restart waits stop_grace_period (1 s), not 10 s.
+    let t = std::time::Instant::now();
+    let (_, err) = s.ok(["restart"]);
+    let took = t.elapsed();
+    assert!(took >= std::time::Duration::from_millis(900) && took < std::time::Duration::from_secs(5), "{took:?}");
+    assert!(err.contains(" Container cmodes-stubborn-1  Restarting") && err.contains(" Container cmodes-stubborn-1  Started"), "{err}");
+    assert_eq!(s.status("cmodes-stubborn-1"), "running");
+    // -t overrides it.
+    let t = std::time::Instant::now();
+    s.ok(["stop", "-t", "0"]);
+    assert!(t.elapsed() < std::time::Duration::from_millis(900));
+    s.ok(["down"]);
+}
