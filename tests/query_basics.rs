@@ -232,7 +232,7 @@ services:
     assert!(err(&o).contains("no containers for project \"qwait\""), "{}", err(&o));
     // --down-project: once the waited containers stop, the project is taken down.
     let sleeper = p.id("sleeper", 1);
-    let mut w = p.spawn_cmd(["wait", "--down-project", "sleeper"]).stdout(Stdio::piped()).spawn().unwrap();
+    let w = p.spawn_cmd(["wait", "--down-project", "sleeper"]).stdout(Stdio::piped()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     p.t.ok(["__ctr", "kill", &sleeper]);
     let o = w.wait_with_output().unwrap();

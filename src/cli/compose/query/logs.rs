@@ -239,7 +239,7 @@ fn drain(followed: &mut [Followed], p: &mut Printer) -> io::Result<()> {
             batch.push((t, i, rec));
         }
     }
-    batch.sort_by(|a, b| a.0.cmp(&b.0));
+    batch.sort_by_key(|b| b.0);
     for (t, i, rec) in batch {
         let name = followed[i].name.clone();
         p.record(&name, &rec, &t)?;
