@@ -6,6 +6,7 @@
 //!   containers/<id>/      engine::runtime and the supervisor: config, state, logs, rw layer
 //!   volumes/<name>/       named and anonymous volumes (volume.json, _data/)
 //!   networks/<name>/      net: network.json, IPAM allocations
+//!   build/                engine::build: the step cache, content hashes, cache mounts
 //!   dns/                  the embedded resolver's pid file and socket
 //!   projects/             one lock file per compose project
 //!   locks/                other named locks

@@ -1,5 +1,6 @@
 //! The embedded container engine: images, runtime, cgroups, supervisor and builder.
 
+pub mod build;
 pub mod cgroups;
 pub mod events;
 pub mod image;

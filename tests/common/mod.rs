@@ -140,3 +140,4 @@ pub fn make_busybox_tar(path: &Path) {
     b.finish().unwrap();
 }
 pub mod registry;
+pub mod build;
