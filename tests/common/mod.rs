@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod net;
+pub mod query;
 
 /// The berth binary under test.
 pub fn berth_bin() -> PathBuf {
