@@ -8,6 +8,7 @@
 //!   networks/<name>/      net: network.json, IPAM allocations
 //!   build/                engine::build: the step cache, content hashes, cache mounts
 //!   dns/                  the embedded resolver's pid file and socket
+//!   events/               the container event journal (`berth events`)
 //!   projects/             one lock file per compose project
 //!   locks/                other named locks
 //!   tmp/                  scratch on the same filesystem, so that renames are atomic

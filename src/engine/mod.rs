@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod cgroups;
+pub mod events;
 pub mod image;
 pub mod runtime;
 pub mod supervisor;

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod net;
+pub mod query;
 
 pub mod compose;
 

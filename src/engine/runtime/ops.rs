@@ -20,6 +20,7 @@ use super::sys::{self, ProcId};
 use super::logs as logfile;
 use super::{RuntimeError, volumes};
 use crate::engine::cgroups::Cgroup;
+use crate::engine::events;
 use crate::engine::supervisor::ctl::{self, Request};
 use crate::engine::supervisor::Started;
 use crate::state::StateRoot;
@@ -150,6 +151,7 @@ pub fn create(root: &StateRoot, mut cfg: ContainerConfig) -> Result<ContainerCon
     let names = root.containers_dir().join(".names");
     crate::util::fs::create_dir_all_mode(&names, 0o700)?;
     super::state::write_ephemeral(&name_file(root, &cfg.name), cfg.id.as_bytes())?;
+    events::container(root, &cfg, "create", &[]);
     super::sys::timing("created");
     Ok(cfg)
 }
@@ -299,7 +301,12 @@ fn control(root: &StateRoot, cfg: &ContainerConfig, req: &Request, timeout: Dura
 pub fn stop(root: &StateRoot, key: &str, timeout: Option<Duration>) -> Result<()> {
     let cfg = lookup(root, key)?;
     let _l = lock(root, &cfg.id)?;
-    stop_locked(root, &cfg, timeout, cfg.stop_signal())
+    let was_running = state_of(root, &cfg.id)?.status.is_active();
+    stop_locked(root, &cfg, timeout, cfg.stop_signal())?;
+    if was_running {
+        events::container(root, &cfg, "stop", &[]);
+    }
+    Ok(())
 }
 
 fn stop_locked(root: &StateRoot, cfg: &ContainerConfig, timeout: Option<Duration>, signal: i32) -> Result<()> {
@@ -380,6 +387,7 @@ pub fn remove(root: &StateRoot, key: &str, force: bool, volumes: bool) -> Result
     }
     let st = read_json::<ContainerState>(&Paths::new(root, &cfg.id).state())?.unwrap_or_default();
     remove_files(root, &cfg, &st, volumes)?;
+    events::container(root, &cfg, "destroy", &[]);
     let _ = std::fs::remove_file(root.path().join("locks").join(format!("c-{}.lock", cfg.id)));
     Ok(())
 }
@@ -809,6 +817,11 @@ pub fn exec(root: &StateRoot, key: &str, mut spec: ExecSpec, opts: ExecOptions) 
     let _prime = if cg.is_v2() { None } else { crate::engine::cgroups::prime() };
     let procs = cg.procs_files();
     super::stdio::flush_std();
+    // Docker's exec events: "exec_create: <path> <args>", then start, then die with the code.
+    let exec_id = crate::util::id::new_id();
+    let what = format!("{} {}", spec.argv.first().map(String::as_str).unwrap_or(""), spec.argv.iter().skip(1).cloned().collect::<Vec<_>>().join(" "));
+    events::container(root, &cfg, &format!("exec_create: {what}"), &[("execID", exec_id.clone())]);
+    events::container(root, &cfg, &format!("exec_start: {what}"), &[("execID", exec_id.clone())]);
     if opts.detach {
         let null = std::fs::OpenOptions::new().write(true).open("/dev/null").map_err(|e| RuntimeError::io("open", std::path::Path::new("/dev/null"), e))?;
         let fd = null.as_raw_fd();
@@ -851,7 +864,9 @@ pub fn exec(root: &StateRoot, key: &str, mut spec: ExecSpec, opts: ExecOptions) 
             .map_err(|e| RuntimeError::sys("copy the process's output", e))?;
     }
     let status = sys::wait_pid(sp.pid, 0).unwrap_or(255 << 8);
-    Ok(sys::exit_code_of(status))
+    let code = sys::exit_code_of(status);
+    events::container(root, &cfg, "exec_die", &[("execID", exec_id), ("exitCode", code.to_string())]);
+    Ok(code)
 }
 
 fn seccomp_for(root: &StateRoot, cfg: &ContainerConfig, privileged: bool) -> Result<Option<Vec<u8>>> {

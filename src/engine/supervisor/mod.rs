@@ -19,6 +19,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
 
 use crate::engine::cgroups::Cgroup;
+use crate::engine::events;
 use crate::engine::runtime::exec::{self, ExecSpec, ExecStdio};
 use crate::engine::runtime::launch::{self, Launched};
 use crate::engine::runtime::logs::{LineSplitter, LogWriter, now_rfc3339};
@@ -309,6 +310,7 @@ impl Supervisor {
         });
         self.killed = false;
         self.save();
+        events::container(&self.root, &self.cfg, "start", &[]);
         Ok(())
     }
 
@@ -505,6 +507,7 @@ impl Supervisor {
                     self.save();
                 }
                 let r = self.instance.as_ref().map(|i| i.init.signal(signal));
+                events::container(&self.root, &self.cfg, "kill", &[("signal", signal.to_string())]);
                 if signal == libc::SIGKILL {
                     let _ = self.cgroup.thaw();
                 }
@@ -524,6 +527,7 @@ impl Supervisor {
                     Ok(()) => {
                         self.state.status = Status::Paused;
                         self.save();
+                        events::container(&self.root, &self.cfg, "pause", &[]);
                         reply(&stream, None)
                     }
                     Err(e) => reply(&stream, Some(chain(&e))),
@@ -537,6 +541,7 @@ impl Supervisor {
                     Ok(()) => {
                         self.state.status = Status::Running;
                         self.save();
+                        events::container(&self.root, &self.cfg, "unpause", &[]);
                         reply(&stream, None)
                     }
                     Err(e) => reply(&stream, Some(chain(&e))),
@@ -566,6 +571,7 @@ impl Supervisor {
             return;
         }
         let _ = inst.init.signal(signal);
+        events::container(&self.root, &self.cfg, "kill", &[("signal", signal.to_string())]);
         if self.state.status == Status::Paused {
             let _ = self.cgroup.thaw();
             self.state.status = Status::Running;
@@ -580,6 +586,9 @@ impl Supervisor {
     fn kill_now(&mut self) {
         if let Some(inst) = &self.instance {
             let _ = inst.init.signal(libc::SIGKILL);
+            if inst.exited.is_none() {
+                events::container(&self.root, &self.cfg, "kill", &[("signal", libc::SIGKILL.to_string())]);
+            }
         }
         self.cgroup.kill_all();
         self.killed = true;
@@ -792,6 +801,7 @@ impl Supervisor {
         let finished = self.probe.as_ref().is_some_and(|p| {
             p.status.is_some() && (p.out.is_none() || self.health.as_ref().is_some_and(|h| h.timed_out(now)))
         });
+        let before = self.state.health.as_ref().map(|h| h.status.clone()).unwrap_or_default();
         if finished {
             if let (Some(p), Some(h)) = (self.probe.take(), self.health.as_mut()) {
                 h.finished(p.status.unwrap_or(-1), &p.buf, now);
@@ -799,6 +809,22 @@ impl Supervisor {
                 self.save();
             }
         }
+        self.note_health(&before);
+        let before = self.state.health.as_ref().map(|h| h.status.clone()).unwrap_or_default();
+        self.tick_probe(now);
+        self.note_health(&before);
+    }
+
+    /// Docker's `health_status: <status>` event when a probe changed the status.
+    fn note_health(&self, before: &str) {
+        let now = self.state.health.as_ref().map(|h| h.status.as_str()).unwrap_or("");
+        if !now.is_empty() && now != before && now != "starting" {
+            events::container(&self.root, &self.cfg, &format!("health_status: {now}"), &[]);
+        }
+    }
+
+    /// Times out a running probe, or starts the next one when due.
+    fn tick_probe(&mut self, now: Instant) {
         let Some(h) = self.health.as_mut() else { return };
         if let Some(p) = &self.probe {
             if h.timed_out(now) && p.status.is_none() {
@@ -864,6 +890,10 @@ impl Supervisor {
         self.state.finished_at = now_rfc3339();
         self.state.status = Status::Exited;
         self.stop_deadline = None;
+        if oom {
+            events::container(&self.root, &self.cfg, "oom", &[]);
+        }
+        events::container(&self.root, &self.cfg, "die", &[("exitCode", code.to_string())]);
         if let Some(p) = self.probe.take() {
             unsafe { libc::kill(p.pid, libc::SIGKILL) };
         }
@@ -939,8 +969,8 @@ impl Supervisor {
             reply(&w, None);
         }
         let _ = std::fs::remove_file(self.paths.control_socket());
-        if self.cfg.auto_remove {
-            let _ = ops::remove_files(&self.root, &self.cfg, &self.state, true);
+        if self.cfg.auto_remove && ops::remove_files(&self.root, &self.cfg, &self.state, true).is_ok() {
+            events::container(&self.root, &self.cfg, "destroy", &[]);
         }
         self.attach = None;
         self.done = true;
