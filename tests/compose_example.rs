@@ -40,8 +40,18 @@ fn example_stack_up_stop_start_rm_down() {
     // The published port answers with the page the one-shot wrote into the volume.
     let page = http_get(port, Duration::from_secs(10)).expect("web answers on its published port");
     assert!(page.contains("hello from berth"), "{page}");
-    // The client reaches web by its service name: its log shows the page.
-    wait_until(Duration::from_secs(15), "the client's log", || s.logs("cexample-client-1").contains("hello from berth"));
+    // ps: the running services with their ports (the one-shot only with -a).
+    let (ps, _) = s.ok(["ps"]);
+    let line = |name: &str, text: &str| text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in\n{text}")).to_string();
+    assert!(ps.starts_with("NAME "), "{ps}");
+    let w = line("cexample-web-1", &ps);
+    assert!(w.contains(" web ") && w.contains("Up ") && w.contains("(healthy)") && w.contains(&format!(":{port}->8080/tcp")), "{w}");
+    assert!(line("cexample-client-1", &ps).contains("Up "), "{ps}");
+    assert!(!ps.contains("cexample-content-1"), "{ps}");
+    let (psa, _) = s.ok(["ps", "-a"]);
+    assert!(line("cexample-content-1", &psa).contains("Exited (0)"), "{psa}");
+    // logs: the client reaches web by its service name, so its log shows the page.
+    wait_until(Duration::from_secs(15), "the client's log", || s.ok(["logs", "client"]).0.contains("client-1  | hello from berth"));
 
     // A second `up -d` does nothing and says so.
     let (_, err) = s.ok(["up", "-d"]);
@@ -56,6 +66,8 @@ fn example_stack_up_stop_start_rm_down() {
     for c in ["cexample-client-1", "cexample-web-1", "cexample-content-1"] {
         assert_eq!(s.status(c), "exited", "{c}");
     }
+    let (psa, _) = s.ok(["ps", "-a"]);
+    assert_eq!(psa.lines().filter(|l| l.contains("Exited (")).count(), 3, "{psa}");
     s.ok(["start"]);
     assert_eq!(s.status("cexample-web-1"), "running");
     assert_eq!(s.status("cexample-client-1"), "running");
@@ -101,6 +113,10 @@ fn a_project_is_managed_by_name_from_another_folder() {
         assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8_lossy(&o.stderr).into_owned()
     };
+    let o = s.t.cmd(["-p", "cremote", "ps", "--format", "json"]).current_dir(&elsewhere).output().unwrap();
+    let ps = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(ps.lines().count(), 2, "{ps}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(ps.contains("\"Name\":\"cremote-a-1\"") && ps.contains("\"Name\":\"cremote-b-1\""), "{ps}");
     let err = run(&["stop"]);
     assert!(err.find("cremote-b-1  Stopped").unwrap() < err.find("cremote-a-1  Stopping").unwrap(), "dependents stop first:\n{err}");
     assert_eq!(s.status("cremote-a-1"), "exited");
