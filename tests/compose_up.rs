@@ -70,7 +70,10 @@ fn scale_up_and_down_then_orphans() {
         "{err}"
     );
     assert_eq!(s.status("cscale-a-1"), "running");
-    // down without --remove-orphans leaves it (with the warning), and the network in use.
+    // down with the file leaves it (with the warning), and the network it uses.
+    let (_, err) = s.ok_file(["down", "-t", "0"]);
+    assert!(err.contains("Found orphan containers ([cscale-a-1])") && err.contains("Resource is still in use"), "{err}");
+    assert_eq!(s.containers(), ["cscale-a-1"]);
     s.ok(["up", "-d", "--remove-orphans", "-t", "0"]);
     assert_eq!(s.containers(), ["cscale-b-1"]);
     s.ok(["down", "-t", "0"]);
@@ -99,7 +102,7 @@ volumes:
     assert_eq!(vol[0]["Labels"]["com.docker.compose.volume"], "data");
     common::compose::wait_until(std::time::Duration::from_secs(5), "the writer to finish", || s.status("cvolumes-writer-1") == "exited");
     assert_eq!(s.logs("cvolumes-writer-1"), "none\n");
-    s.ok(["down"]);
+    s.ok_file(["down"]);
     let kept = s.volumes();
     assert_eq!(kept.len(), 2, "plain down keeps volumes");
     let first_anon = kept.into_iter().find(|v| v != "cvolumes_data").unwrap();
@@ -107,7 +110,7 @@ volumes:
     assert_eq!(s.volumes().len(), 3, "a new container gets a new anonymous volume");
     common::compose::wait_until(std::time::Duration::from_secs(5), "the writer to finish", || s.status("cvolumes-writer-1") == "exited");
     assert_eq!(s.logs("cvolumes-writer-1"), "kept\n", "the data survived down");
-    let (_, err) = s.ok(["down", "-v"]);
+    let (_, err) = s.ok_file(["down", "-v"]);
     assert!(err.contains(" Volume cvolumes_data  Removed"), "{err}");
     // As compose: the named volume and the anonymous volume of the removed container go; the
     // one a previous plain `down` left unattached stays.

@@ -50,6 +50,21 @@ impl Stack {
         c
     }
 
+    /// `berth ARGS` in the project folder without `-p`: the project is the file (named after
+    /// the folder, which is the stack's name).
+    #[track_caller]
+    pub fn ok_file<I, S>(&self, args: I) -> (String, String)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
+        let o = self.t.cmd(&args).current_dir(&self.dir).output().expect("run berth");
+        let (out, err) = (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned());
+        assert!(o.status.success(), "berth {args:?} failed ({}):\nstdout: {out}\nstderr: {err}", o.status);
+        (out, err)
+    }
+
     pub fn run<I, S>(&self, args: I) -> Output
     where
         I: IntoIterator<Item = S>,

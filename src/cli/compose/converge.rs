@@ -28,10 +28,18 @@ pub struct Target {
 }
 
 impl Target {
-    /// Loads the project; with `labels_ok`, a missing compose file is fine when `-p` names the
-    /// project (compose's `down`, `stop`, ... work from any folder).
+    /// Loads the project. With `labels_ok` (the commands compose runs on `projectOrName`: stop,
+    /// start, restart, kill, pause, unpause, rm, down), `-p` without `-f` names the project
+    /// alone and no file is read: its containers' labels are the project, from any folder; and
+    /// when no file can be loaded, `COMPOSE_PROJECT_NAME` names it.
     pub fn find(g: &GlobalOpts, labels_ok: bool) -> anyhow::Result<Target> {
         let root = g.state_root();
+        if labels_ok && g.files.is_empty() {
+            if let Some(name) = &g.project_name {
+                check_name(name)?;
+                return Ok(Target { root, project: None, name: name.clone() });
+            }
+        }
         match crate::project::load(&crate::project::LoadOptions::from_global(g)) {
             Ok(p) => {
                 for w in &p.warnings {
@@ -39,11 +47,13 @@ impl Target {
                 }
                 Ok(Target { root, name: p.name.clone(), project: Some(p) })
             }
-            Err(LoadError::NoConfigFile(_)) if labels_ok && g.project_name.is_some() && g.files.is_empty() => {
-                let name = g.project_name.clone().unwrap_or_default();
-                Ok(Target { root, project: None, name })
-            }
-            Err(e) => Err(e.into()),
+            Err(e) => match std::env::var("COMPOSE_PROJECT_NAME") {
+                Ok(n) if labels_ok && !n.is_empty() && matches!(e, LoadError::NoConfigFile(_)) => {
+                    check_name(&n)?;
+                    Ok(Target { root, project: None, name: n })
+                }
+                _ => Err(e.into()),
+            },
         }
     }
 
@@ -75,6 +85,16 @@ impl Target {
         }
         Ok(())
     }
+}
+
+fn check_name(name: &str) -> anyhow::Result<()> {
+    if name.is_empty() || crate::project::load::normalize_project_name(name) != name {
+        bail!(
+            "invalid project name {name:?}: it must contain only lowercase letters, decimal digits, dashes, and \
+             underscores, and must begin with a lowercase letter or decimal digit"
+        );
+    }
+    Ok(())
 }
 
 /// Service -> (dependency, condition, restart), from the file or the labels.

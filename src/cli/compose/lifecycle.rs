@@ -472,18 +472,19 @@ fn down(g: &GlobalOpts, a: DownArgs) -> anyhow::Result<i32> {
     }
     let images = BTreeMap::new();
     let run = Run { g, target: &t, images: &images, store: None, title: "Running", deadline: None, timeout: a.timeout };
+    let rmi_refs = rmi.as_deref().map(|kind| images_to_remove(&t, &o, kind));
     let report = converge::run_plan(&run, &plan);
     let mut code = converge::report(&t, &report, None);
-    if let Some(kind) = rmi {
-        code = code.max(remove_images(g, &t, &o, &kind)?);
+    if let Some(refs) = rmi_refs {
+        code = code.max(remove_images(g, &t, refs)?);
     }
     Ok(code)
 }
 
 /// `down --rmi`: the services' images (`all`), or only those compose named itself (`local`:
 /// built images without an `image:`).
-fn remove_images(g: &GlobalOpts, t: &Target, o: &crate::project::observe::Observed, kind: &str) -> anyhow::Result<i32> {
-    let store = crate::engine::image::ImageStore::open(&t.root)?;
+/// The images `down --rmi` removes (read before the containers go).
+fn images_to_remove(t: &Target, o: &crate::project::observe::Observed, kind: &str) -> Vec<String> {
     let mut refs: Vec<String> = Vec::new();
     match &t.project {
         Some(p) => {
@@ -493,17 +494,24 @@ fn remove_images(g: &GlobalOpts, t: &Target, o: &crate::project::observe::Observ
                 }
             }
         }
-        None if kind == "all" => {
+        None => {
+            // From the containers: `local` keeps the images compose named itself.
             for c in crate::engine::runtime::ops::list_configs(&t.root) {
-                if o.containers.iter().any(|x| x.id == c.id) {
-                    refs.push(c.image_ref.clone());
+                if let Some(x) = o.containers.iter().find(|x| x.id == c.id) {
+                    if kind == "all" || c.image_ref == format!("{}-{}", t.name, x.service) {
+                        refs.push(c.image_ref.clone());
+                    }
                 }
             }
         }
-        None => {}
     }
     refs.sort();
     refs.dedup();
+    refs
+}
+
+fn remove_images(g: &GlobalOpts, t: &Target, refs: Vec<String>) -> anyhow::Result<i32> {
+    let store = crate::engine::image::ImageStore::open(&t.root)?;
     let progress = crate::cli::progress::Progress::new(crate::cli::progress::kind(g), "Running");
     use crate::project::execute::{Event, Sink, State};
     let mut code = 0;
