@@ -87,6 +87,7 @@ pub fn service_config(
 ) -> Result<ContainerConfig, ConvertError> {
     let mut cfg = container_config(root, project, service, image, store)?;
     cfg.name = container_name(&project.name, service, number);
+    cfg.ports = service_ports(service, &cfg)?;
     let l = &mut cfg.labels;
     l.insert(labels::CONTAINER_NUMBER.into(), number.to_string());
     l.insert(labels::ONEOFF.into(), "False".into());
@@ -402,7 +403,6 @@ pub fn container_config(
             rspec::Ulimit { name: name.clone(), soft, hard }
         })
         .collect();
-    let ports = if network_mode_publishes(&network_mode) { port_requests(service)? } else { Vec::new() };
     Ok(ContainerConfig {
         image: image.id.to_string(),
         image_ref: service_image_name(project, service),
@@ -446,7 +446,6 @@ pub fn container_config(
         },
         network_mode,
         endpoints,
-        ports,
         dns: service.dns.iter().filter_map(|d| d.parse().ok()).collect(),
         dns_search: service.dns_search.clone(),
         dns_options: service.dns_opt.clone(),
@@ -456,7 +455,9 @@ pub fn container_config(
 }
 
 
-/// Ports are published only from a container's own bridge namespace.
-fn network_mode_publishes(m: &NetworkMode) -> bool {
-    *m == NetworkMode::Bridge
+/// The service's published ports for a container spec (none unless the container has its own
+/// bridge namespace). [`container_config`] leaves ports out: a service's replicas get them from
+/// [`service_config`], a one-off `run` only with `--service-ports`.
+pub fn service_ports(service: &Service, cfg: &ContainerConfig) -> Result<Vec<PortRequest>, ConvertError> {
+    if cfg.network_mode == NetworkMode::Bridge { port_requests(service) } else { Ok(Vec::new()) }
 }

@@ -265,8 +265,8 @@ fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
     // One-off containers: never restarted, named after the project and service; the service's
     // ports only with --service-ports, and its network aliases only with --use-aliases.
     cfg.restart_policy = rspec::RestartPolicy::default();
-    if !a.service_ports {
-        cfg.ports.clear();
+    if a.service_ports {
+        cfg.ports = crate::project::convert::service_ports(service, &cfg)?;
     }
     cfg.ports.extend(publish);
     if !a.use_aliases {
