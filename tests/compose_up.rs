@@ -235,3 +235,39 @@ fn create_restart_grace_period_and_progress_modes() {
     assert!(t.elapsed() < std::time::Duration::from_millis(900));
     s.ok(["down"]);
 }
+
+#[test]
+fn a_namespace_child_is_recreated_with_its_parent() {
+    let yaml = "services:
+  parent:
+    image: busybox
+    command: [\"sleep\", \"1000\"]
+    init: true
+    environment: {V: \"1\"}
+  child:
+    image: busybox
+    command: [\"sleep\", \"1000\"]
+    init: true
+    network_mode: \"service:parent\"
+  bystander:
+    image: busybox
+    command: [\"sleep\", \"1000\"]
+    init: true
+";
+    let s = Stack::new("cns", yaml);
+    s.ok(["up", "-d"]);
+    let netns = |c: &str| {
+        let pid = s.inspect(c).unwrap()["State"]["Pid"].as_i64().unwrap();
+        std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap()
+    };
+    assert_eq!(netns("cns-child-1"), netns("cns-parent-1"), "child shares parent's network namespace");
+    let (child, other) = (s.id("cns-child-1"), s.id("cns-bystander-1"));
+    s.write(&yaml.replace("V: \"1\"", "V: \"2\""));
+    let (_, err) = s.ok(["up", "-d", "-t", "0"]);
+    assert!(err.contains(" Container cns-parent-1  Recreated") && err.contains(" Container cns-child-1  Recreated"), "{err}");
+    assert_ne!(s.id("cns-child-1"), child);
+    assert_eq!(s.id("cns-bystander-1"), other);
+    assert_eq!(netns("cns-child-1"), netns("cns-parent-1"), "the new child joined the new parent");
+    s.ok(["down", "-t", "0"]);
+    assert!(s.containers().is_empty());
+}
