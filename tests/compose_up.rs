@@ -271,3 +271,28 @@ fn a_namespace_child_is_recreated_with_its_parent() {
     s.ok(["down", "-t", "0"]);
     assert!(s.containers().is_empty());
 }
+
+#[test]
+fn a_recreated_container_keeps_its_anonymous_volumes_unless_v() {
+    let yaml = "services:
+  keep:
+    image: busybox
+    command: [\"sh\", \"-c\", \"if test -f /data/f; then echo found; else echo new; touch /data/f; fi; exec sleep 1000\"]
+    init: true
+    volumes: [\"/data\"]
+    environment: {V: \"1\"}
+";
+    let s = Stack::new("canon", yaml);
+    let log = |want: &str| common::compose::wait_until(std::time::Duration::from_secs(5), want, || s.logs("canon-keep-1") == format!("{want}\n"));
+    s.ok(["up", "-d"]);
+    log("new");
+    s.write(&yaml.replace("V: \"1\"", "V: \"2\""));
+    s.ok(["up", "-d", "-t", "0"]);
+    log("found");
+    assert_eq!(s.volumes().len(), 1, "the anonymous volume went to the new container");
+    s.write(&yaml.replace("V: \"1\"", "V: \"3\""));
+    s.ok(["up", "-d", "-t", "0", "-V"]);
+    log("new");
+    s.ok(["down", "-v", "-t", "0"]);
+    assert_eq!(s.volumes().len(), 1, "-V left the old anonymous volume, down -v took the current one: {:?}", s.volumes());
+}

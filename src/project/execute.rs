@@ -103,6 +103,8 @@ pub struct Context<'a> {
     /// The grace period for containers stopped to be replaced or removed (`-t`); None: each
     /// container's own.
     pub timeout: Option<Duration>,
+    /// `-V`: recreated containers get new anonymous volumes instead of their predecessor's.
+    pub renew_anon_volumes: bool,
     /// Set by Ctrl-C: start nothing new.
     pub cancel: &'a AtomicBool,
     pub sink: &'a dyn Sink,
@@ -287,7 +289,9 @@ fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
                 if let Ok(c) = ops::lookup(root, old) {
                     let st = ops::state_of(root, &c.id)?;
                     // Anonymous volumes go to the new container, as compose does.
-                    inherited = c.mounts.iter().filter(|m| m.kind == MountType::Volume && st.anonymous_volumes.contains(&m.source)).cloned().collect();
+                    if !ctx.renew_anon_volumes {
+                        inherited = c.mounts.iter().filter(|m| m.kind == MountType::Volume && st.anonymous_volumes.contains(&m.source)).cloned().collect();
+                    }
                     ops::stop(root, &c.id, ctx.timeout)?;
                     ops::remove(root, &c.id, true, false)?;
                 }
@@ -298,8 +302,12 @@ fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
             cfg.name = name.clone();
             for m in inherited {
                 let t = crate::engine::runtime::spec::normalize(&m.target);
-                if !cfg.mounts.iter().any(|x| crate::engine::runtime::spec::normalize(&x.target) == t) {
-                    cfg.mounts.push(m);
+                match cfg.mounts.iter_mut().find(|x| crate::engine::runtime::spec::normalize(&x.target) == t) {
+                    // The same anonymous volume (`- /data`): the old one's data.
+                    Some(x) if x.kind == MountType::Volume && x.source.is_empty() => x.source = m.source,
+                    Some(_) => {}
+                    // An image VOLUME: mounted where the image wants it.
+                    None => cfg.mounts.push(m),
                 }
             }
             ops::create(root, cfg)?;

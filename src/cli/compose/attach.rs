@@ -185,7 +185,7 @@ pub fn attached(g: &GlobalOpts, t: &Target, desired: &Desired, selected: &[Strin
             let deps = plan::dependencies(Some(&desired), &o);
             let plan = plan::stop(&o, &deps, &services, timeout);
             let images = BTreeMap::new();
-            let run = Run { g: &g, target: &t, images: &images, store: None, title: "Stopping", deadline: None, timeout: None };
+            let run = Run { g: &g, target: &t, images: &images, store: None, title: "Stopping", deadline: None, timeout: None, renew_anon_volumes: false };
             let report = converge::run_plan(&run, &plan);
             converge::report(&t, &report, None);
         })

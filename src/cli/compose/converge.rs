@@ -210,6 +210,8 @@ pub struct Run<'a> {
     pub deadline: Option<Instant>,
     /// `-t`: the grace period of containers stopped to be replaced or removed.
     pub timeout: Option<u64>,
+    /// `-V`.
+    pub renew_anon_volumes: bool,
 }
 
 /// `--dry-run`: the plan, each line marked as compose marks its dry-run output.
@@ -231,6 +233,7 @@ pub fn run_plan(r: &Run, plan: &Plan) -> Report {
         parallel: parallel(r.g),
         deadline: r.deadline,
         timeout: r.timeout.map(std::time::Duration::from_secs),
+        renew_anon_volumes: r.renew_anon_volumes,
         cancel: &cancel.flag,
         sink: &progress,
     };

@@ -246,7 +246,7 @@ fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
             plan.warnings.retain(|w| !w.starts_with("Found orphan"));
         }
         if !plan.is_empty() {
-            let run = Run { g, target: &t, images: &images, store: Some(&store), title: "Running", deadline: None, timeout: None };
+            let run = Run { g, target: &t, images: &images, store: Some(&store), title: "Running", deadline: None, timeout: None, renew_anon_volumes: false };
             let report = converge::run_plan(&run, &plan);
             let code = converge::report(&t, &report, None);
             if code != 0 {

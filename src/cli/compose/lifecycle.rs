@@ -309,7 +309,7 @@ fn up(g: &GlobalOpts, mut a: UpArgs) -> anyhow::Result<i32> {
     }
     let started = Instant::now();
     let deadline = a.wait_timeout.filter(|s| *s > 0).map(|s| started + Duration::from_secs(s));
-    let run = Run { g, target: &t, images: &images, store: Some(&store), title: "Running", deadline, timeout: a.timeout };
+    let run = Run { g, target: &t, images: &images, store: Some(&store), title: "Running", deadline, timeout: a.timeout, renew_anon_volumes: a.renew_anon_volumes };
     let report = converge::run_plan(&run, &plan);
     drop(lock);
     let code = converge::report(&t, &report, a.wait_timeout);
@@ -397,7 +397,7 @@ fn execute_simple(g: &GlobalOpts, t: &Target, plan: &plan::Plan, dry: bool, titl
     }
     let images = BTreeMap::new();
     let deadline = wait_timeout.filter(|s| *s > 0).map(|s| Instant::now() + Duration::from_secs(s));
-    let run = Run { g, target: t, images: &images, store: None, title, deadline, timeout: None };
+    let run = Run { g, target: t, images: &images, store: None, title, deadline, timeout: None, renew_anon_volumes: false };
     let report = converge::run_plan(&run, plan);
     Ok(converge::report(t, &report, wait_timeout))
 }
@@ -471,7 +471,7 @@ fn down(g: &GlobalOpts, a: DownArgs) -> anyhow::Result<i32> {
         eprintln!("WARN[0000] no resource found for project {:?}: nothing to do (check the name with `berth ls`)", t.name);
     }
     let images = BTreeMap::new();
-    let run = Run { g, target: &t, images: &images, store: None, title: "Running", deadline: None, timeout: a.timeout };
+    let run = Run { g, target: &t, images: &images, store: None, title: "Running", deadline: None, timeout: a.timeout, renew_anon_volumes: false };
     let rmi_refs = rmi.as_deref().map(|kind| images_to_remove(&t, &o, kind));
     let report = converge::run_plan(&run, &plan);
     let mut code = converge::report(&t, &report, None);
