@@ -12,6 +12,7 @@ pub mod config;
 pub mod image;
 pub mod internal;
 pub mod network;
+pub mod progress;
 pub mod report;
 pub mod volume;
 

@@ -1,6 +1,7 @@
 //! From the compose model to the engine: the container spec for one container of a service
-//! (the image's config merged with the service as Docker Compose does), and finding a service's
-//! containers by their compose labels.
+//! (the image's config merged with the service as Docker Compose does), compose's names and
+//! labels for containers, networks and volumes, and finding a service's containers by their
+//! compose labels.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,8 +10,193 @@ use crate::engine::image::{Image, ImageStore};
 use crate::engine::runtime::spec::{self as rspec, ContainerConfig, MountType};
 use crate::engine::runtime::{self, ops};
 use crate::labels;
-use crate::net::{EndpointRequest, NetworkMode};
+use crate::net::network::{IpamConfig, IpamSpec, NetworkSpec};
+use crate::net::{EndpointRequest, NetworkMode, PortRequest, Protocol};
 use crate::project::model::{Project, Service};
+
+/// Why a service cannot be turned into a container spec.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error("service {service:?}: {msg}")]
+    Invalid { service: String, msg: String },
+    #[error("service {service:?} uses the namespace of service {other:?}, which has no container yet: start {other:?} first")]
+    NoParent { service: String, other: String },
+    #[error("external volume {0:?} not found: create it with `berth volume create {0}`, or remove `external: true`")]
+    ExternalVolume(String),
+    #[error(transparent)]
+    Volume(#[from] runtime::volumes::VolumeError),
+}
+
+fn invalid(service: &Service, msg: impl Into<String>) -> ConvertError {
+    ConvertError::Invalid { service: service.name.clone(), msg: msg.into() }
+}
+
+/// The name of replica `number` of a service: `container_name`, else `<project>-<service>-<n>`.
+pub fn container_name(project: &str, service: &Service, number: u32) -> String {
+    match &service.container_name {
+        Some(n) => n.clone(),
+        None => format!("{project}-{}-{number}", service.name),
+    }
+}
+
+/// How many replicas a service wants: `scale`, else `deploy.replicas`, else 1.
+pub fn replicas(service: &Service) -> u32 {
+    service
+        .scale
+        .or_else(|| service.deploy.as_ref().and_then(|d| d.replicas))
+        .map(|n| n.clamp(0, u32::MAX as i64) as u32)
+        .unwrap_or(1)
+}
+
+/// The `com.docker.compose.depends_on` label: `svc:condition:restart`, comma-separated.
+pub fn depends_on_label(service: &Service) -> String {
+    service
+        .depends_on
+        .iter()
+        .map(|(k, d)| {
+            let c = if d.condition.is_empty() { crate::project::model::CONDITION_STARTED } else { d.condition.as_str() };
+            format!("{k}:{c}:{}", d.restart)
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Parses a `depends_on` label back: (service, condition, restart).
+pub fn parse_depends_on_label(s: &str) -> Vec<(String, String, bool)> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut it = p.splitn(3, ':');
+            let name = it.next().unwrap_or_default().to_string();
+            let cond = it.next().filter(|c| !c.is_empty()).unwrap_or(crate::project::model::CONDITION_STARTED).to_string();
+            let restart = it.next() == Some("true");
+            (name, cond, restart)
+        })
+        .collect()
+}
+
+/// The full spec of replica `number` of a service: [`container_config`] plus its name and
+/// compose's container labels (number, one-off, config hash, dependencies, env file).
+pub fn service_config(
+    root: &crate::state::StateRoot,
+    project: &Project,
+    service: &Service,
+    image: &Image,
+    store: &ImageStore,
+    number: u32,
+) -> Result<ContainerConfig, ConvertError> {
+    let mut cfg = container_config(root, project, service, image, store)?;
+    cfg.name = container_name(&project.name, service, number);
+    cfg.ports = service_ports(service, &cfg)?;
+    let l = &mut cfg.labels;
+    l.insert(labels::CONTAINER_NUMBER.into(), number.to_string());
+    l.insert(labels::ONEOFF.into(), "False".into());
+    l.insert(labels::CONFIG_HASH.into(), crate::project::hash::service_hash(service));
+    l.insert(labels::DEPENDS_ON.into(), depends_on_label(service));
+    if !project.env_files.is_empty() {
+        l.insert(
+            labels::ENVIRONMENT_FILE.into(),
+            project.env_files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(","),
+        );
+    }
+    Ok(cfg)
+}
+
+/// The spec of a project network (`networks:` entry `key`), with compose's labels.
+pub fn network_spec(project: &Project, key: &str, n: &crate::project::model::Network) -> NetworkSpec {
+    let mut l = n.labels.clone();
+    l.insert(labels::PROJECT.into(), project.name.clone());
+    l.insert(labels::NETWORK.into(), key.to_string());
+    l.insert(labels::VERSION.into(), labels::COMPOSE_VERSION.into());
+    NetworkSpec {
+        name: network_name(project, key),
+        driver: n.driver.clone(),
+        driver_opts: n.driver_opts.clone(),
+        labels: l,
+        internal: n.internal,
+        attachable: n.attachable,
+        enable_ipv6: n.enable_ipv6.unwrap_or(false),
+        ipam: IpamSpec {
+            driver: n.ipam.driver.clone(),
+            config: n
+                .ipam
+                .config
+                .iter()
+                .map(|p| IpamConfig {
+                    subnet: p.subnet.clone(),
+                    ip_range: p.ip_range.clone(),
+                    gateway: p.gateway.clone(),
+                    aux_addresses: p.aux_addresses.clone(),
+                })
+                .collect(),
+            options: n.ipam.options.clone(),
+        },
+    }
+}
+
+/// The real name of project network `key`: its `name:`, else `<project>_<key>`.
+pub fn network_name(project: &Project, key: &str) -> String {
+    project.networks.get(key).map(|n| n.name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| format!("{}_{key}", project.name))
+}
+
+/// The real name of project volume `key`: its `name:`, else `<project>_<key>`.
+pub fn volume_name(project: &Project, key: &str) -> String {
+    project.volumes.get(key).map(|v| v.name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| format!("{}_{key}", project.name))
+}
+
+/// The labels compose puts on a project volume.
+pub fn volume_labels(project: &Project, key: &str) -> BTreeMap<String, String> {
+    let mut l = project.volumes.get(key).map(|v| v.labels.clone()).unwrap_or_default();
+    l.insert(labels::PROJECT.into(), project.name.clone());
+    l.insert(labels::VOLUME.into(), key.to_string());
+    l.insert(labels::VERSION.into(), labels::COMPOSE_VERSION.into());
+    l
+}
+
+/// Creates project volume `key` with compose's labels if it does not exist (an external one
+/// must exist). Returns its real name.
+pub fn ensure_volume(root: &crate::state::StateRoot, project: &Project, key: &str) -> Result<String, ConvertError> {
+    let name = volume_name(project, key);
+    let Some(v) = project.volumes.get(key) else { return Ok(name) };
+    if runtime::volumes::get(root, &name)?.is_none() {
+        if v.external {
+            return Err(ConvertError::ExternalVolume(name));
+        }
+        runtime::volumes::create(root, Some(&name), v.driver.as_deref().unwrap_or("local"), volume_labels(project, key), v.driver_opts.clone())?;
+    }
+    Ok(name)
+}
+
+/// The service's `ports:` as the network module takes them.
+pub fn port_requests(service: &Service) -> Result<Vec<PortRequest>, ConvertError> {
+    let mut out = Vec::new();
+    for p in &service.ports {
+        let protocol = match p.protocol.as_str() {
+            "" | "tcp" => Protocol::Tcp,
+            "udp" => Protocol::Udp,
+            other => return Err(invalid(service, format!("ports: protocol {other:?} is not supported: use tcp or udp"))),
+        };
+        let container_port = u16::try_from(p.target).ok().filter(|p| *p > 0).ok_or_else(|| invalid(service, format!("ports: invalid container port {}", p.target)))?;
+        let host_ip = match p.host_ip.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => Some(
+                s.trim_matches(|c| c == '[' || c == ']')
+                    .parse()
+                    .map_err(|_| invalid(service, format!("ports: invalid host address {s:?}")))?,
+            ),
+        };
+        let port = |s: &str| s.parse::<u16>().map_err(|_| invalid(service, format!("ports: invalid host port {s:?}")));
+        let (host_port, host_port_end) = match p.published.as_deref().filter(|s| !s.is_empty()) {
+            None => (None, None),
+            Some(s) => match s.split_once('-') {
+                Some((a, b)) => (Some(port(a)?), Some(port(b)?)),
+                None => (Some(port(s)?).filter(|p| *p != 0), None),
+            },
+        };
+        out.push(PortRequest { host_ip, host_port, container_port, protocol, host_port_end });
+    }
+    Ok(out)
+}
 
 /// The container of `service` (replica `index`) of `project`, as compose finds it: by labels.
 pub fn service_container(root: &crate::state::StateRoot, project: &str, service: &str, index: u32) -> Option<runtime::ContainerConfig> {
@@ -57,7 +243,7 @@ pub fn container_config(
     service: &Service,
     image: &Image,
     store: &ImageStore,
-) -> anyhow::Result<ContainerConfig> {
+) -> Result<ContainerConfig, ConvertError> {
     let ic = image.container_config();
     let image_entry = str_list(&ic["Entrypoint"]).unwrap_or_default();
     let image_cmd = str_list(&ic["Cmd"]).unwrap_or_default();
@@ -94,27 +280,14 @@ pub fn container_config(
             "bind" => MountType::Bind,
             "volume" => MountType::Volume,
             "tmpfs" => MountType::Tmpfs,
-            other => anyhow::bail!("service {:?}: volumes of type {other:?} are not supported by berth", service.name),
+            other => return Err(invalid(service, format!("volumes of type {other:?} are not supported by berth"))),
         };
         let mut source = m.source.clone().unwrap_or_default();
         let mut vo = None;
         if kind == MountType::Volume && !source.is_empty() {
-            // A project volume: its real name, created with compose's labels if missing.
-            if let Some(v) = project.volumes.get(&source) {
-                let mut l = v.labels.clone();
-                if !v.external {
-                    l.insert(labels::PROJECT.into(), project.name.clone());
-                    l.insert(labels::VOLUME.into(), source.clone());
-                    l.insert(labels::VERSION.into(), labels::COMPOSE_VERSION.into());
-                }
-                let name = v.name.clone();
-                if runtime::volumes::get(root, &name)?.is_none() {
-                    if v.external {
-                        anyhow::bail!("external volume {name:?} not found: create it with `berth volume create {name}`");
-                    }
-                    runtime::volumes::create(root, Some(&name), v.driver.as_deref().unwrap_or("local"), l, v.driver_opts.clone())?;
-                }
-                source = name;
+            // A project volume: its real name (created by the orchestration, or `ensure_volume`).
+            if project.volumes.contains_key(&source) {
+                source = volume_name(project, &source);
             }
         }
         if kind == MountType::Volume {
@@ -178,11 +351,11 @@ pub fn container_config(
         Some(m) if m.starts_with("service:") => {
             let other = &m["service:".len()..];
             let c = service_container(root, &project.name, other, 1)
-                .ok_or_else(|| anyhow::anyhow!("service {:?} uses the network of service {other:?}, which is not running", service.name))?;
+                .ok_or_else(|| ConvertError::NoParent { service: service.name.clone(), other: other.to_string() })?;
             NetworkMode::Container(c.id)
         }
         Some(m) if m.starts_with("container:") => NetworkMode::Container(m["container:".len()..].to_string()),
-        Some(m) => anyhow::bail!("service {:?}: unsupported network_mode {m:?}", service.name),
+        Some(m) => return Err(invalid(service, format!("unsupported network_mode {m:?}"))),
     };
     let mut endpoints = Vec::new();
     if network_mode == NetworkMode::Bridge {
@@ -194,7 +367,7 @@ pub fn container_config(
         let default = "default".to_string();
         let nets = if nets.is_empty() && project.networks.contains_key("default") { vec![(&default, None)] } else { nets };
         for (key, sn) in nets {
-            let name = project.networks.get(key).map(|n| n.name.clone()).unwrap_or_else(|| format!("{}_{key}", project.name));
+            let name = network_name(project, key);
             let mut aliases = vec![service.name.clone()];
             aliases.extend(sn.map(|n| n.aliases.clone()).unwrap_or_default());
             endpoints.push(EndpointRequest {
@@ -263,7 +436,7 @@ pub fn container_config(
         stop_signal: service.stop_signal.clone().or_else(|| ic["StopSignal"].as_str().map(String::from)).unwrap_or_default(),
         stop_grace_period: service.stop_grace_period.map(|d| d.0.max(0) as u64),
         restart_policy: match service.restart.as_deref() {
-            Some(r) => rspec::RestartPolicy::parse(r).map_err(|e| anyhow::anyhow!("service {:?}: {e}", service.name))?,
+            Some(r) => rspec::RestartPolicy::parse(r).map_err(|e| invalid(service, e.to_string()))?,
             None => rspec::RestartPolicy::default(),
         },
         healthcheck,
@@ -281,3 +454,10 @@ pub fn container_config(
     })
 }
 
+
+/// The service's published ports for a container spec (none unless the container has its own
+/// bridge namespace). [`container_config`] leaves ports out: a service's replicas get them from
+/// [`service_config`], a one-off `run` only with `--service-ports`.
+pub fn service_ports(service: &Service, cfg: &ContainerConfig) -> Result<Vec<PortRequest>, ConvertError> {
+    if cfg.network_mode == NetworkMode::Bridge { port_requests(service) } else { Ok(Vec::new()) }
+}

@@ -12,6 +12,8 @@ use std::process::{Command, Output};
 pub mod net;
 pub mod query;
 
+pub mod compose;
+
 /// The berth binary under test.
 pub fn berth_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_berth"))

@@ -8,8 +8,9 @@ use clap::{Args, Subcommand};
 
 use crate::cli::GlobalOpts;
 use crate::cli::report;
-use crate::project::convert::{container_config, kv, service_container, service_image_name, set_env};
-use crate::engine::image::ImageStore;
+use std::collections::BTreeMap;
+
+use crate::project::convert::{container_config, kv, service_container, set_env};
 use crate::engine::runtime::spec::{self as rspec, MountType};
 use crate::engine::runtime::{self, exec::ExecSpec, ops};
 use crate::labels;
@@ -34,8 +35,10 @@ pub struct ExecArgs {
     #[arg(long, default_value_t = 1)]
     index: u32,
     /// Disable pseudo-TTY allocation. By default `berth exec` allocates a TTY
-    #[arg(short = 'T', long = "no-TTY")]
+    #[arg(short = 'T', long = "no-tty", alias = "no-TTY")]
     no_tty: bool,
+    #[arg(long, hide = true)]
+    dry_run: bool,
     /// Give extended privileges to the process
     #[arg(long)]
     privileged: bool,
@@ -101,6 +104,41 @@ pub struct RunArgs {
     /// Bind mount a volume (SOURCE:TARGET[:ro])
     #[arg(short, long = "volume")]
     volumes: Vec<String>,
+    /// Don't start linked services
+    #[arg(long)]
+    no_deps: bool,
+    /// Publish a container's port(s) to the host ([IP:][HOST:]CONTAINER[/PROTO])
+    #[arg(short, long = "publish")]
+    publish: Vec<String>,
+    /// Run command with all service's ports enabled and mapped to the host
+    #[arg(short = 'P', long)]
+    service_ports: bool,
+    /// Use the service's network aliases in the network(s) the container connects to
+    #[arg(long)]
+    use_aliases: bool,
+    /// Set environment variables from file
+    #[arg(long, value_name = "FILE")]
+    env_from_file: Vec<std::path::PathBuf>,
+    /// Pull image before running ("always"|"missing"|"never")
+    #[arg(long, value_enum, default_value = "policy")]
+    pull: super::converge::Pull,
+    /// Don't print anything to STDOUT
+    #[arg(short, long)]
+    quiet: bool,
+    /// Pull without printing progress information
+    #[arg(long)]
+    quiet_pull: bool,
+    /// Build image before starting container
+    #[arg(long)]
+    build: bool,
+    /// Suppress progress output from the build process
+    #[arg(long)]
+    quiet_build: bool,
+    /// Remove containers for services not defined in the Compose file
+    #[arg(long)]
+    remove_orphans: bool,
+    #[arg(long, hide = true)]
+    dry_run: bool,
     #[arg(value_name = "SERVICE")]
     service: String,
     #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true)]
@@ -145,36 +183,110 @@ fn exec(g: &GlobalOpts, a: ExecArgs) -> anyhow::Result<i32> {
 }
 
 /// `berth run SERVICE [COMMAND...]`: a one-off container of the service, attached (or `-d`).
+/// Its dependencies are brought up first (with their `depends_on` conditions) unless
+/// `--no-deps`; the service's ports are published only with `--service-ports`.
 fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
-    let project = crate::project::load(&crate::project::LoadOptions::from_global(g))?;
+    use super::converge::{self, Run, Target};
+    let t = Target::find(g, false)?;
+    let project = t.project.as_ref().expect("run loads the project");
     let service = project
         .services
         .get(&a.service)
         .ok_or_else(|| anyhow::anyhow!("no such service: {}", a.service))?;
     let root = g.state_root();
     root.ensure()?;
-    let store = ImageStore::open(&root)?;
-    let name = service_image_name(&project, service);
-    let image = match store.resolve(&name)? {
-        Some(i) => i,
-        None if service.image.is_some() => {
-            let reference = crate::engine::image::reference::Reference::parse(&name)?;
-            let opts = crate::engine::image::pull::PullOptions { insecure_registries: g.insecure_registries.clone(), ..Default::default() };
-            let progress = crate::engine::image::progress::Progress::new(crate::engine::image::progress::ProgressMode::Plain);
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            rt.block_on(crate::engine::image::pull::pull(&store, &reference, &opts, &progress))?
-        }
-        None => anyhow::bail!("service {:?} has no image yet: build it with `berth build {}`", a.service, a.service),
+    let publish = a.publish.iter().map(|p| parse_publish(p)).collect::<anyhow::Result<Vec<_>>>()?;
+    if a.dry_run || g.dry_run {
+        println!("DRY-RUN MODE - run a one-off container of service {}", a.service);
+        return Ok(0);
+    }
+    // The dependencies, as `up -d` brings them (the one-off itself is not a replica).
+    let desired0 = t.desired(&BTreeMap::new(), &BTreeMap::new())?.expect("loaded");
+    let deps: Vec<String> = if a.no_deps {
+        Vec::new()
+    } else {
+        desired0.select(std::slice::from_ref(&a.service), false)?.into_iter().filter(|s| *s != a.service).collect()
     };
-    let mut cfg = container_config(&root, &project, service, &image, &store)?;
-    // One-off containers: never restarted, named after the project and service, no ports.
+    let mut wanted = deps.clone();
+    wanted.push(a.service.clone());
+    let io = converge::ImageOptions { pull: a.pull, build: a.build, quiet: a.quiet_pull || a.quiet, quiet_build: a.quiet_build || a.quiet, ..Default::default() };
+    let (store, images) = converge::images(g, project, &wanted, io)?;
+    {
+        let lock = t.lock()?;
+        let ids: BTreeMap<String, String> = images.iter().map(|(k, v)| (k.clone(), v.id.to_string())).collect();
+        let desired = t.desired(&ids, &BTreeMap::new())?.expect("loaded");
+        let observed = t.observe()?;
+        let opts = crate::project::plan::UpOptions { services: deps.clone(), no_deps: true, remove_orphans: a.remove_orphans, ..Default::default() };
+        let mut plan = crate::project::plan::up(&desired, &observed, &opts)?;
+        // The one-off starts once its direct dependencies meet their conditions.
+        use crate::project::plan::Op;
+        for d in desired.service(&a.service).map(|x| x.depends_on.clone()).unwrap_or_default() {
+            let Some(ds) = desired.service(&d.service) else { continue };
+            if a.no_deps {
+                continue;
+            }
+            let containers: Vec<String> = (1..=ds.replicas.max(1))
+                .map(|n| ds.container_name.clone().unwrap_or_else(|| format!("{}-{}-{n}", desired.project, ds.name)))
+                .collect();
+            let after: Vec<usize> = plan
+                .steps
+                .iter()
+                .filter(|st| matches!(&st.op, Op::Start { service, .. } | Op::Running { service, .. } if *service == d.service))
+                .map(|st| st.id)
+                .collect();
+            crate::project::plan::push(
+                &mut plan,
+                Op::Wait { service: d.service.clone(), dependent: a.service.clone(), condition: d.condition, required: d.required, containers },
+                after,
+            );
+        }
+        if deps.is_empty() {
+            // No dependency: only the networks and volumes the one-off needs.
+            plan.steps.retain(|s| matches!(s.op, crate::project::plan::Op::CreateNetwork { .. } | crate::project::plan::Op::CreateVolume { .. }));
+            plan.warnings.retain(|w| !w.starts_with("Found orphan"));
+        }
+        if !plan.is_empty() {
+            let run = Run { g, target: &t, images: &images, store: Some(&store), title: "Running", deadline: None, timeout: None, renew_anon_volumes: false };
+            let report = converge::run_plan(&run, &plan);
+            let code = converge::report(&t, &report, None);
+            if code != 0 {
+                return Ok(code);
+            }
+        }
+        drop(lock);
+    }
+    let image = images.get(&a.service).ok_or_else(|| anyhow::anyhow!("service {:?} has no image", a.service))?;
+    for m in service.volumes.iter().filter(|m| m.kind == "volume") {
+        if let Some(key) = m.source.as_deref().filter(|k| project.volumes.contains_key(*k)) {
+            crate::project::convert::ensure_volume(&root, project, key)?;
+        }
+    }
+    let mut cfg = container_config(&root, project, service, image, &store)?;
+    // One-off containers: never restarted, named after the project and service; the service's
+    // ports only with --service-ports, and its network aliases only with --use-aliases.
     cfg.restart_policy = rspec::RestartPolicy::default();
+    if a.service_ports {
+        cfg.ports = crate::project::convert::service_ports(service, &cfg)?;
+    }
+    cfg.ports.extend(publish);
+    if !a.use_aliases {
+        for e in cfg.endpoints.iter_mut() {
+            e.aliases.clear();
+        }
+    }
     let slug = crate::util::id::new_id();
     cfg.name = a.name.clone().unwrap_or_else(|| format!("{}-{}-run-{}", project.name, service.name, &slug[..12]));
     cfg.labels.insert(labels::ONEOFF.into(), "True".into());
     cfg.labels.insert(labels::SLUG.into(), slug);
-    cfg.labels.insert(labels::CONTAINER_NUMBER.into(), "1".into());
+    cfg.labels.insert(labels::CONFIG_HASH.into(), crate::project::hash::service_hash(service));
+    cfg.labels.insert(labels::DEPENDS_ON.into(), crate::project::convert::depends_on_label(service));
     cfg.labels.extend(kv(&a.labels));
+    for f in &a.env_from_file {
+        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read the env file {}", f.display()))?;
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            set_env(&mut cfg.env, line.to_string());
+        }
+    }
     if let Some(e) = &a.entrypoint {
         cfg.entrypoint = shell_words(e);
         if a.command.is_empty() {
@@ -207,7 +319,13 @@ fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
             _ => anyhow::bail!("invalid volume {v:?}: use SOURCE:TARGET[:ro]"),
         };
         let is_path = src.starts_with('/') || src.starts_with('.');
-        let source = if src.starts_with('.') { project.working_dir.join(src).display().to_string() } else { src.to_string() };
+        let source = if src.starts_with('.') {
+            project.working_dir.join(src).display().to_string()
+        } else if !is_path && project.volumes.contains_key(src) {
+            crate::project::convert::ensure_volume(&root, project, src)?
+        } else {
+            src.to_string()
+        };
         cfg.mounts.push(rspec::Mount {
             kind: if src.is_empty() || !is_path { MountType::Volume } else { MountType::Bind },
             source,
@@ -222,7 +340,9 @@ fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
     let interactive = a.interactive && !a.detach;
     match ops::run(&root, cfg, ops::RunOptions { detach: a.detach, interactive, rm: a.rm }) {
         Ok((id, None)) => {
-            println!("{id}");
+            if !a.quiet {
+                println!("{id}");
+            }
             Ok(0)
         }
         Ok((_, Some(code))) => Ok(code),
@@ -234,6 +354,49 @@ fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
             None => Err(e.into()),
         },
     }
+}
+
+/// `-p [IP:][HOST[-END]:]CONTAINER[/PROTO]`, as `docker run -p` takes it.
+fn parse_publish(s: &str) -> anyhow::Result<crate::net::PortRequest> {
+    use crate::net::{PortRequest, Protocol};
+    let bad = || anyhow::anyhow!("invalid --publish {s:?}: use [IP:][HOST:]CONTAINER[/tcp|udp]");
+    let (spec, proto) = match s.rsplit_once('/') {
+        Some((a, "tcp")) => (a, Protocol::Tcp),
+        Some((a, "udp")) => (a, Protocol::Udp),
+        Some(_) => return Err(bad()),
+        None => (s, Protocol::Tcp),
+    };
+    // An IPv6 address is written in brackets.
+    let (ip, rest) = match spec.strip_prefix('[') {
+        Some(r) => {
+            let (ip, rest) = r.split_once("]:").ok_or_else(bad)?;
+            (Some(ip.to_string()), rest.to_string())
+        }
+        None => (None, spec.to_string()),
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    let (ip, host, container) = match (ip, parts.as_slice()) {
+        (None, [c]) => (None, None, *c),
+        (None, [h, c]) => (None, Some(*h), *c),
+        (None, [i, h, c]) => (Some(i.to_string()), Some(*h), *c),
+        (Some(i), [h, c]) => (Some(i), Some(*h), *c),
+        _ => return Err(bad()),
+    };
+    let port = |x: &str| x.parse::<u16>().map_err(|_| bad());
+    let (host_port, host_port_end) = match host.filter(|h| !h.is_empty()) {
+        None => (None, None),
+        Some(h) => match h.split_once('-') {
+            Some((a, b)) => (Some(port(a)?), Some(port(b)?)),
+            None => (Some(port(h)?).filter(|p| *p != 0), None),
+        },
+    };
+    Ok(PortRequest {
+        host_ip: ip.filter(|i| !i.is_empty()).map(|i| i.parse()).transpose().map_err(|_| bad())?,
+        host_port,
+        container_port: port(container)?,
+        protocol: proto,
+        host_port_end,
+    })
 }
 
 /// Splits `--entrypoint "sh -c"` as a shell would (quotes, no expansion).
@@ -263,4 +426,23 @@ fn shell_words(s: &str) -> Vec<String> {
         out.push(cur);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_publish;
+
+    #[test]
+    fn publish_specs() {
+        let p = parse_publish("8080:80").unwrap();
+        assert_eq!((p.host_port, p.container_port), (Some(8080), 80));
+        let p = parse_publish("127.0.0.1:8080:80/udp").unwrap();
+        assert_eq!(p.host_ip, Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(p.protocol, crate::net::Protocol::Udp);
+        let p = parse_publish("[::1]:9000-9005:80").unwrap();
+        assert_eq!((p.host_port, p.host_port_end), (Some(9000), Some(9005)));
+        assert_eq!(parse_publish("80").unwrap().host_port, None);
+        assert!(parse_publish("a:b").is_err());
+        assert!(parse_publish("80/sctp").is_err());
+    }
 }

@@ -4,6 +4,8 @@ use clap::Subcommand;
 
 use super::GlobalOpts;
 
+pub mod attach;
+pub mod converge;
 pub mod exec_run;
 pub mod lifecycle;
 pub mod query;

@@ -1,0 +1,423 @@
+//! What the commands that change a project share: finding the project (from the file, or from
+//! labels with `-p` and no file), its lock, its images, Ctrl-C, running a plan with progress, and
+//! reporting every error with what to do next.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+
+use crate::cli::GlobalOpts;
+use crate::cli::progress::{self, Progress};
+use crate::engine::image::reference::Reference;
+use crate::engine::image::{Image, ImageStore, PullItem, PullOptions, PullPolicy};
+use crate::project::execute::{self, Context, ExecError, Report};
+use crate::project::observe::{self, Observed};
+use crate::project::plan::{Condition, Desired, Plan};
+use crate::project::{LoadError, Project};
+use crate::state::StateRoot;
+use crate::util::lock::FileLock;
+
+/// The project a command works on.
+pub struct Target {
+    pub root: StateRoot,
+    /// The loaded project, or None when it is known only by `-p` and its containers' labels.
+    pub project: Option<Project>,
+    pub name: String,
+}
+
+impl Target {
+    /// Loads the project. With `labels_ok` (the commands compose runs on `projectOrName`: stop,
+    /// start, restart, kill, pause, unpause, rm, down), `-p` without `-f` names the project
+    /// alone and no file is read: its containers' labels are the project, from any folder; and
+    /// when no file can be loaded, `COMPOSE_PROJECT_NAME` names it.
+    pub fn find(g: &GlobalOpts, labels_ok: bool) -> anyhow::Result<Target> {
+        let root = g.state_root();
+        if labels_ok && g.files.is_empty() {
+            if let Some(name) = &g.project_name {
+                check_name(name)?;
+                return Ok(Target { root, project: None, name: name.clone() });
+            }
+        }
+        match crate::project::load(&crate::project::LoadOptions::from_global(g)) {
+            Ok(p) => {
+                for w in &p.warnings {
+                    eprintln!("WARN[0000] {w}");
+                }
+                Ok(Target { root, name: p.name.clone(), project: Some(p) })
+            }
+            Err(e) => match std::env::var("COMPOSE_PROJECT_NAME") {
+                Ok(n) if labels_ok && !n.is_empty() && matches!(e, LoadError::NoConfigFile(_)) => {
+                    check_name(&n)?;
+                    Ok(Target { root, project: None, name: n })
+                }
+                _ => Err(e.into()),
+            },
+        }
+    }
+
+    /// Takes the project's lock: one command changes a project at a time.
+    pub fn lock(&self) -> anyhow::Result<FileLock> {
+        self.root.ensure()?;
+        Ok(self.root.lock_project(&self.name)?)
+    }
+
+    pub fn observe(&self) -> anyhow::Result<Observed> {
+        Ok(observe::observe(&self.root, &self.name)?)
+    }
+
+    /// The project as the planner sees it (when loaded).
+    pub fn desired(&self, images: &BTreeMap<String, String>, scale: &BTreeMap<String, u32>) -> anyhow::Result<Option<Desired>> {
+        self.project.as_ref().map(|p| Desired::from_project(p, images, scale)).transpose().map_err(Into::into)
+    }
+
+    /// Fails on a service the project does not have (from the file, else from the labels).
+    pub fn check_services(&self, o: &Observed, services: &[String]) -> anyhow::Result<()> {
+        for s in services {
+            let known = match &self.project {
+                Some(p) => p.services.contains_key(s),
+                None => o.containers.iter().any(|c| &c.service == s),
+            };
+            if !known {
+                bail!("no such service: {s}");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_name(name: &str) -> anyhow::Result<()> {
+    if name.is_empty() || crate::project::load::normalize_project_name(name) != name {
+        bail!(
+            "invalid project name {name:?}: it must contain only lowercase letters, decimal digits, dashes, and \
+             underscores, and must begin with a lowercase letter or decimal digit"
+        );
+    }
+    Ok(())
+}
+
+/// Service -> (dependency, condition, restart), from the file or the labels.
+pub fn conditions(t: &Target, o: &Observed) -> BTreeMap<String, Vec<(String, Condition, bool)>> {
+    match &t.project {
+        Some(p) => p
+            .services
+            .iter()
+            .map(|(k, s)| {
+                let v = s
+                    .depends_on
+                    .iter()
+                    .filter(|(d, _)| p.services.contains_key(*d))
+                    .map(|(d, x)| (d.clone(), Condition::parse(&x.condition), x.restart))
+                    .collect();
+                (k.clone(), v)
+            })
+            .collect(),
+        None => o
+            .label_dependencies()
+            .into_iter()
+            .map(|(k, v)| (k, v.into_iter().map(|(s, c, r)| (s, Condition::parse(&c), r)).collect()))
+            .collect(),
+    }
+}
+
+/// `--parallel` / `COMPOSE_PARALLEL_LIMIT`: 0 is unlimited (compose's default, -1).
+pub fn parallel(g: &GlobalOpts) -> usize {
+    match g.parallel {
+        Some(n) if n > 0 => n as usize,
+        _ => 0,
+    }
+}
+
+static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+static EXIT_ON_SECOND: AtomicBool = AtomicBool::new(true);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    let n = SIGNALS.fetch_add(1, Ordering::SeqCst) + 1;
+    if n >= 2 && EXIT_ON_SECOND.load(Ordering::SeqCst) {
+        // A second Ctrl-C ends the command at once; the project stays consistent because every
+        // container's supervisor is detached and each step is atomic on disk.
+        unsafe { libc::_exit(130) };
+    }
+}
+
+/// Catches SIGINT and SIGTERM: the first asks the command to stop cleanly, the second (while
+/// `exit_on_second`) ends it.
+pub fn catch_signals(exit_on_second: bool) {
+    EXIT_ON_SECOND.store(exit_on_second, Ordering::SeqCst);
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as *const () as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut());
+        libc::sigaction(libc::SIGTERM, &sa, std::ptr::null_mut());
+    }
+}
+
+/// How many SIGINT/SIGTERM arrived since [`catch_signals`].
+pub fn signals() -> usize {
+    SIGNALS.load(Ordering::SeqCst)
+}
+
+/// A flag the executor checks, set by a Ctrl-C that arrives after its creation (a watcher thread
+/// copies it over until the run ends).
+pub struct Cancel {
+    pub flag: std::sync::Arc<AtomicBool>,
+    done: std::sync::Arc<AtomicBool>,
+}
+
+impl Cancel {
+    pub fn new() -> Cancel {
+        catch_signals(EXIT_ON_SECOND.load(Ordering::SeqCst));
+        let base = signals();
+        let flag = std::sync::Arc::new(AtomicBool::new(false));
+        let done = std::sync::Arc::new(AtomicBool::new(false));
+        let (f, d) = (flag.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !d.load(Ordering::SeqCst) {
+                if signals() > base {
+                    f.store(true, Ordering::SeqCst);
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        });
+        Cancel { flag, done }
+    }
+}
+
+impl Default for Cancel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Cancel {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Everything [`run_plan`] needs besides the plan.
+pub struct Run<'a> {
+    pub g: &'a GlobalOpts,
+    pub target: &'a Target,
+    pub images: &'a BTreeMap<String, Image>,
+    pub store: Option<&'a ImageStore>,
+    /// The header verb on a terminal (`Running`, `Stopping`, ...).
+    pub title: &'a str,
+    pub deadline: Option<Instant>,
+    /// `-t`: the grace period of containers stopped to be replaced or removed.
+    pub timeout: Option<u64>,
+    /// `-V`.
+    pub renew_anon_volumes: bool,
+}
+
+/// `--dry-run`: the plan, each line marked as compose marks its dry-run output.
+pub fn print_dry_run(plan: &Plan) {
+    for line in plan.render().lines() {
+        println!("DRY-RUN MODE - {line}");
+    }
+}
+
+/// Runs a plan with progress and returns its report.
+pub fn run_plan(r: &Run, plan: &Plan) -> Report {
+    let cancel = Cancel::new();
+    let progress = Progress::new(progress::kind(r.g), r.title);
+    let ctx = Context {
+        root: &r.target.root,
+        project: r.target.project.as_ref(),
+        images: r.images,
+        store: r.store,
+        parallel: parallel(r.g),
+        deadline: r.deadline,
+        timeout: r.timeout.map(std::time::Duration::from_secs),
+        renew_anon_volumes: r.renew_anon_volumes,
+        cancel: &cancel.flag,
+        sink: &progress,
+    };
+    let report = execute::execute(&ctx, plan);
+    progress.finish();
+    report
+}
+
+/// Prints every error of a run with what to do next, and returns the exit code (0 when none).
+pub fn report(t: &Target, report: &Report, wait_timeout: Option<u64>) -> i32 {
+    if report.canceled && report.errors.is_empty() {
+        eprintln!("Canceled: the project is left as it is; run `berth up` again to finish, or `berth down` to remove it.");
+        return 130;
+    }
+    if report.errors.is_empty() {
+        return 0;
+    }
+    let p = if t.project.is_some() { String::new() } else { format!("-p {} ", t.name) };
+    for (name, e) in &report.errors {
+        let err = match (e, wait_timeout) {
+            (ExecError::Timeout(what), Some(secs)) if what.starts_with("service") => {
+                anyhow::anyhow!("application not healthy after {secs}s")
+            }
+            _ => anyhow::Error::new(clone_error(e)),
+        };
+        crate::cli::report::print(&err);
+        if let Some(h) = hint(e, name, &p) {
+            eprintln!("  {h}");
+        }
+    }
+    1
+}
+
+/// ExecError is not Clone; the report needs an owned error for anyhow, with the same text.
+fn clone_error(e: &ExecError) -> TextError {
+    TextError(execute::error_text(e))
+}
+
+#[derive(Debug)]
+struct TextError(String);
+impl std::fmt::Display for TextError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for TextError {}
+
+/// What the user can do next about an error of `name`.
+fn hint(e: &ExecError, name: &str, p: &str) -> Option<String> {
+    use crate::engine::runtime::RuntimeError as R;
+    Some(match e {
+        ExecError::Unhealthy(_) | ExecError::Exited { .. } | ExecError::NoHealthcheck(_) | ExecError::NotStarted { .. } => {
+            format!("see why with `berth {p}logs {name}`, fix the service, then run `berth up` again")
+        }
+        ExecError::NotCompleted { service, .. } => format!("see why with `berth {p}logs {service}`, fix it, then run `berth up` again"),
+        ExecError::Timeout(_) => "check the services with `berth ps` and their logs; raise --wait-timeout if they need longer".into(),
+        ExecError::Runtime(R::Start { .. }) => format!("see why with `berth {p}logs {name}`, fix the service, then run `berth up` again"),
+        ExecError::Runtime(R::NameInUse { name: n, .. }) => format!("remove the other container with `berth rm -f {n}`, or set another container_name"),
+        ExecError::Net(_) | ExecError::Runtime(R::Net { .. }) => format!("check the networks and ports of {name} (is the port free?), then run `berth up` again"),
+        ExecError::MissingDependency { .. } => "start the dependency too: run `berth up` without --no-deps".into(),
+        _ => return None,
+    })
+}
+
+/// `--pull`: `always`, `missing`, `never`, or each service's `pull_policy` (`policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Pull {
+    Always,
+    Missing,
+    Never,
+    Build,
+    #[default]
+    Policy,
+}
+
+/// How `up`, `create` and `run` get their images.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImageOptions {
+    pub pull: Pull,
+    /// `--build`: build every service that has a `build:` section.
+    pub build: bool,
+    /// `--no-build`: never build (a missing image is an error).
+    pub no_build: bool,
+    /// No pull progress (`--quiet-pull`).
+    pub quiet: bool,
+    /// No build output (`--quiet-build`).
+    pub quiet_build: bool,
+}
+
+/// The images of `services`: built (with `--build`, `pull_policy: build`, or a `build:` section
+/// and no image yet), then pulled as the pull policy says.
+pub fn images(g: &GlobalOpts, p: &Project, services: &[String], o: ImageOptions) -> anyhow::Result<(ImageStore, BTreeMap<String, Image>)> {
+    let root = g.state_root();
+    root.ensure()?;
+    let store = ImageStore::open(&root)?;
+    let mut out = BTreeMap::new();
+    if !o.no_build && services.iter().any(|s| p.services[s].build.is_some()) {
+        use crate::engine::build::{Printer, ProgressMode, compose::ProjectBuildOptions};
+        let opts = ProjectBuildOptions { insecure_registries: g.insecure_registries.clone(), ..Default::default() };
+        let quiet = o.quiet_build || progress::kind(g) == progress::Kind::Quiet;
+        let mut printer = Printer::to_writer(if quiet { ProgressMode::Quiet } else { ProgressMode::Plain }, Box::new(std::io::stderr()));
+        let built = crate::engine::build::compose::ensure_built(&store, p, services, o.build, &opts, &mut printer)
+            .map_err(|e| anyhow::Error::new(e).context("cannot build the project's images: fix the Dockerfile or the build section, then run `berth up` again"))?;
+        for (name, id) in built {
+            if let Some(i) = store.get(&id)? {
+                out.insert(name, i);
+            }
+        }
+    }
+    let mut to_pull: Vec<(String, Reference)> = Vec::new();
+    for name in services {
+        if out.contains_key(name) {
+            continue;
+        }
+        let s = &p.services[name];
+        let image_name = crate::project::convert::service_image_name(p, s);
+        let policy = match o.pull {
+            Pull::Always => PullPolicy::Always,
+            Pull::Missing => PullPolicy::Missing,
+            Pull::Never => PullPolicy::Never,
+            Pull::Build => PullPolicy::Build,
+            Pull::Policy => match s.pull_policy.as_deref() {
+                Some(x) => PullPolicy::parse(&x.replace('-', "_")).with_context(|| format!("service {name}: pull_policy"))?,
+                None => PullPolicy::Missing,
+            },
+        };
+        if s.build.is_some() {
+            // Built images are never pulled.
+            match store.resolve(&image_name)? {
+                Some(i) => {
+                    out.insert(name.clone(), i);
+                    continue;
+                }
+                None => bail!("service {name:?} has no image {image_name:?} and --no-build was given: run `berth build {name}` first"),
+            }
+        }
+        if policy == PullPolicy::Build {
+            bail!("service {name:?} has pull_policy build but no build section: add one, or set another pull_policy");
+        }
+        let present = store.resolve(&image_name)?;
+        match (policy, present) {
+            (PullPolicy::Always, _) | (PullPolicy::Missing, None) => {
+                let r = Reference::parse(&image_name).with_context(|| format!("service {name}: image"))?;
+                to_pull.push((name.clone(), r));
+            }
+            (PullPolicy::Never | PullPolicy::Build, None) => bail!(
+                "service {name:?}: image {image_name} is not present and its pull policy is never: pull it with `berth pull {name}`"
+            ),
+            (_, Some(i)) => {
+                out.insert(name.clone(), i);
+            }
+        }
+    }
+    if !to_pull.is_empty() {
+        let kind = progress::kind(g);
+        let mode = if o.quiet || kind == progress::Kind::Quiet {
+            crate::engine::image::progress::ProgressMode::Quiet
+        } else {
+            crate::engine::image::progress::ProgressMode::Plain
+        };
+        let prog = crate::engine::image::progress::Progress::stderr(mode);
+        let items: Vec<PullItem> = to_pull.iter().map(|(n, r)| PullItem { label: n.clone(), reference: r.clone(), platform: None }).collect();
+        let opts = PullOptions { insecure_registries: g.insecure_registries.clone(), ..PullOptions::default() };
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let results = rt.block_on(crate::engine::image::pull_many(&store, &items, &opts, &prog));
+        for ((name, r), res) in to_pull.into_iter().zip(results) {
+            match res {
+                Ok(i) => {
+                    out.insert(name, i);
+                }
+                Err(e) => {
+                    // A pull that fails while an older copy is present keeps the copy, as compose does.
+                    if let Some(i) = store.resolve(&r.to_string())? {
+                        eprintln!("WARN[0000] service {name} failed to pull {}: {e}; using the local image", r.familiar());
+                        out.insert(name, i);
+                    } else {
+                        return Err(anyhow::Error::new(e).context(format!(
+                            "service {name}: cannot pull {}: check the name and the registry, or import the image with `berth image load`",
+                            r.familiar()
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    Ok((store, out))
+}
