@@ -30,5 +30,5 @@ echo "==> berth logs (the client reaches web by its service name)"
 sleep 1
 "$berth" logs --tail 5
 echo "==> berth down -v"
-"$berth" down -v -t 1
+"$berth" down -v
 trap - EXIT
