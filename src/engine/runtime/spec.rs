@@ -55,6 +55,11 @@ pub struct ContainerConfig {
     /// The image's `VOLUME`s: each becomes an anonymous volume unless a mount covers it.
     pub image_volumes: Vec<String>,
     pub mounts: Vec<Mount>,
+    /// Files whose content berth writes at create (compose secrets and configs from
+    /// `environment:` or `content:`). Create writes each under the container's folder and turns
+    /// it into a read-only bind mount: the stored config keeps the mount, never the content.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileContent>,
     /// `/dev/shm` size in bytes (default 64 MiB).
     pub shm_size: Option<u64>,
 
@@ -124,6 +129,18 @@ pub struct Mount {
     pub bind_options: Option<BindOptions>,
     pub volume_options: Option<VolumeOptions>,
     pub tmpfs_options: Option<TmpfsOptions>,
+}
+
+/// A file given by its content, owner and mode, mounted read-only at `target`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct FileContent {
+    /// The absolute path inside the container.
+    pub target: String,
+    pub content: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -349,6 +366,11 @@ impl ContainerConfig {
         }
         if self.rootfs.layers.is_empty() {
             return Err("the container has no root filesystem layers".into());
+        }
+        for f in &self.files {
+            if !f.target.starts_with('/') || normalize(&f.target) == "/" {
+                return Err(format!("invalid file target {:?}: it must be an absolute path to a file", f.target));
+            }
         }
         for m in &self.mounts {
             if !m.target.starts_with('/') {
