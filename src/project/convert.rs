@@ -359,6 +359,8 @@ pub fn container_config(
         Some(m) if m.starts_with("container:") => NetworkMode::Container(m["container:".len()..].to_string()),
         Some(m) => return Err(invalid(service, format!("unsupported network_mode {m:?}"))),
     };
+    let ipc_mode = namespace_mode(root, project, service, "ipc", service.ipc.as_deref(), &["private", "shareable", "host"])?;
+    let pid_mode = namespace_mode(root, project, service, "pid", service.pid.as_deref(), &["host"])?;
     let mut endpoints = Vec::new();
     if network_mode == NetworkMode::Bridge {
         let nets: Vec<(&String, Option<&crate::project::model::ServiceNetwork>)> = if service.networks.is_empty() {
@@ -447,6 +449,8 @@ pub fn container_config(
             kind: service.logging.as_ref().and_then(|l| l.driver.clone()).unwrap_or_else(|| "json-file".into()),
             config: service.logging.as_ref().map(|l| l.options.clone()).unwrap_or_default(),
         },
+        ipc_mode,
+        pid_mode,
         network_mode,
         endpoints,
         dns: service.dns.iter().filter_map(|d| d.parse().ok()).collect(),
@@ -455,6 +459,35 @@ pub fn container_config(
         extra_hosts: service.extra_hosts.clone(),
         ..Default::default()
     })
+}
+
+/// The engine's mode for the service's `ipc:` or `pid:` (`key`): one of `plain` as is,
+/// `container:NAME` as is, and `service:NAME` as `container:<id>` of that service's first
+/// container (which the plan starts first).
+fn namespace_mode(
+    root: &crate::state::StateRoot,
+    project: &Project,
+    service: &Service,
+    key: &str,
+    mode: Option<&str>,
+    plain: &[&str],
+) -> Result<String, ConvertError> {
+    match mode.filter(|m| !m.is_empty()) {
+        None => Ok(String::new()),
+        Some(m) if plain.contains(&m) => Ok(m.to_string()),
+        Some(m) if m.starts_with("container:") && m.len() > "container:".len() => Ok(m.to_string()),
+        Some(m) if m.starts_with("service:") && m.len() > "service:".len() => {
+            let other = &m["service:".len()..];
+            let c = service_container(root, &project.name, other, 1)
+                .ok_or_else(|| ConvertError::NoParent { service: service.name.clone(), other: other.to_string() })?;
+            Ok(format!("container:{}", c.id))
+        }
+        Some(m) => {
+            let mut valid: Vec<String> = plain.iter().map(|p| p.to_string()).collect();
+            valid.extend(["service:<name>".to_string(), "container:<name>".to_string()]);
+            Err(invalid(service, format!("{key}: {m:?} is not supported: use {}", valid.join(", "))))
+        }
+    }
 }
 
 /// The service's `secrets:` and `configs:`, as Docker Compose gives them: a `file:` is bound

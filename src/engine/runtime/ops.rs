@@ -740,6 +740,8 @@ pub fn inspect(root: &StateRoot, key: &str) -> Result<Value> {
             "DnsSearch": c.dns_search,
             "ExtraHosts": c.extra_hosts,
             "GroupAdd": c.group_add,
+            "IpcMode": if c.ipc_mode.is_empty() { "private" } else { c.ipc_mode.as_str() },
+            "PidMode": c.pid_mode,
             "Privileged": c.privileged,
             "ReadonlyRootfs": c.rootfs.read_only,
             "SecurityOpt": c.security_opt,

@@ -86,6 +86,15 @@ pub struct ContainerConfig {
     /// Remove the container when it exits (`run --rm`).
     pub auto_remove: bool,
 
+    // Namespaces shared with the host or another container.
+    /// The IPC namespace: empty, `private` or `shareable` (its own), `host`, or
+    /// `container:<id or name>` (that container's, which must be running).
+    #[serde(rename = "IpcMode")]
+    pub ipc_mode: String,
+    /// The PID namespace: empty (its own), `host`, or `container:<id or name>`.
+    #[serde(rename = "PidMode")]
+    pub pid_mode: String,
+
     // Network.
     pub network_mode: NetworkMode,
     pub endpoints: Vec<EndpointRequest>,
@@ -129,6 +138,26 @@ pub struct Mount {
     pub bind_options: Option<BindOptions>,
     pub volume_options: Option<VolumeOptions>,
     pub tmpfs_options: Option<TmpfsOptions>,
+}
+
+/// Whose namespace (of one kind) a container lives in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Namespace {
+    /// A new one of its own.
+    Own,
+    /// The host's (the supervisor's).
+    Host,
+    /// That of another container (id or name), which must be running.
+    Container(String),
+}
+
+impl Namespace {
+    fn shared(mode: &str) -> Option<Namespace> {
+        match mode {
+            "host" => Some(Namespace::Host),
+            m => m.strip_prefix("container:").filter(|c| !c.is_empty()).map(|c| Namespace::Container(c.to_string())),
+        }
+    }
 }
 
 /// A file given by its content, owner and mode, mounted read-only at `target`.
@@ -359,8 +388,26 @@ impl ContainerConfig {
         self.env.iter().rev().find_map(|e| e.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
     }
 
+    /// The IPC namespace asked for (`ipc_mode`).
+    pub fn ipc_namespace(&self) -> Result<Namespace, String> {
+        match self.ipc_mode.as_str() {
+            "" | "private" | "shareable" => Ok(Namespace::Own),
+            m => Namespace::shared(m).ok_or_else(|| format!("invalid ipc mode {m:?}: use private, shareable, host or container:<name>")),
+        }
+    }
+
+    /// The PID namespace asked for (`pid_mode`).
+    pub fn pid_namespace(&self) -> Result<Namespace, String> {
+        match self.pid_mode.as_str() {
+            "" | "private" => Ok(Namespace::Own),
+            m => Namespace::shared(m).ok_or_else(|| format!("invalid pid mode {m:?}: use host or container:<name>")),
+        }
+    }
+
     /// Checks what can be checked before anything is created, naming the field at fault.
     pub fn validate(&self) -> Result<(), String> {
+        self.ipc_namespace()?;
+        self.pid_namespace()?;
         if self.argv().is_empty() {
             return Err("no command specified: give the container a command or an entrypoint".into());
         }
