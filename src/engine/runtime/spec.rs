@@ -496,6 +496,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ipc_and_pid_modes_parse() {
+        let mut c = ContainerConfig::default();
+        assert_eq!(c.ipc_namespace().unwrap(), Namespace::Own);
+        assert_eq!(c.pid_namespace().unwrap(), Namespace::Own);
+        for (m, want) in [("shareable", Namespace::Own), ("host", Namespace::Host), ("container:db", Namespace::Container("db".into()))] {
+            c.ipc_mode = m.into();
+            assert_eq!(c.ipc_namespace().unwrap(), want);
+        }
+        c.pid_mode = "container:db".into();
+        assert_eq!(c.pid_namespace().unwrap(), Namespace::Container("db".into()));
+        for bad in ["bogus", "container:", "shareable"] {
+            c.pid_mode = bad.into();
+            assert!(c.pid_namespace().unwrap_err().contains(bad), "{bad}");
+        }
+        c.ipc_mode = "none".into();
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
     fn restart_policies_parse() {
         assert_eq!(RestartPolicy::parse("on-failure:3").unwrap().maximum_retry_count, 3);
         assert!(RestartPolicy::parse("").unwrap().is_none());
