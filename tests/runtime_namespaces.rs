@@ -65,6 +65,12 @@ fn ipc_service_shares_sysv_ipc_and_dev_shm() {
     command: [\"sleep\", \"1000\"]
     init: true
     network_mode: none
+  hostipc:
+    image: rtbusybox:latest
+    command: [\"sleep\", \"1000\"]
+    init: true
+    network_mode: none
+    ipc: host
 ",
     );
     // 0x2130 = 8496: a segment made in main's namespace is seen from side, not from apart.
@@ -79,6 +85,19 @@ fn ipc_service_shares_sysv_ipc_and_dev_shm() {
     assert_eq!(sh(&rt, "rtipc-side-1", "cat /dev/shm/m"), "from-main\n");
     assert_eq!(sh(&rt, "rtipc-main-1", "cat /dev/shm/s"), "from-side\n");
     assert_eq!(sh(&rt, "rtipc-apart-1", "ls /dev/shm"), "");
+    // ipc: host: the host's /dev/shm and SysV objects.
+    let marker = std::path::Path::new("/dev/shm").join(format!("rtipc-{}", std::process::id()));
+    std::fs::write(&marker, "host\n").unwrap();
+    let seen = sh(&rt, "rtipc-hostipc-1", &format!("cat {}", marker.display()));
+    let _ = std::fs::remove_file(&marker);
+    assert_eq!(seen, "host\n");
+    // 0x2131 = 8497, made in the host's namespace for a moment.
+    let id = unsafe { libc::shmget(0x2131, 4096, libc::IPC_CREAT | 0o600) };
+    assert!(id >= 0, "{}", std::io::Error::last_os_error());
+    let seen = sh(&rt, "rtipc-hostipc-1", "cat /proc/sysvipc/shm");
+    unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+    assert!(seen.lines().any(|l| l.split_whitespace().next() == Some("8497")), "{seen}");
+    assert!(!has_key("rtipc-hostipc-1"));
     assert_eq!(rt.inspect("rtipc-side-1")["HostConfig"]["IpcMode"].as_str().unwrap(), format!("container:{}", rt.inspect("rtipc-main-1")["Id"].as_str().unwrap()));
     rt.t.ok(["-f", f.as_str(), "-p", "rtipc", "down", "-t", "0"]);
 }
