@@ -208,10 +208,10 @@ pub fn start(root: &StateRoot, key: &str, attach: Option<OwnedFd>) -> Result<()>
     }
     // The cgroup now, and on v1 the kernel's grace period for moving a process into it set
     // going in the background (see cgroups::prime), while the supervisor starts.
+    let marker = starting_marker(&paths)?;
     let cg = Cgroup::for_container(&cfg.id)?;
     cg.create(&cfg.resources, cfg.privileged)?;
     let _prime = if cg.is_v2() { None } else { crate::engine::cgroups::prime() };
-    let marker = starting_marker(&paths)?;
     let started = match spawn_supervisor(root, &cfg, attach, &marker) {
         Ok(s) => s,
         Err(e) => {
