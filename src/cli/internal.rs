@@ -128,9 +128,10 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
             Ok(if errors.is_empty() { 0 } else { 1 })
         }
         Commands::Supervise { id, attach_fd } => {
-            // Only fds 0-2, 3 (the start report) and 4 (attach) are ours to keep.
+            // Only fds 0-2, 3 (the start report), 4 (attach) and 5 (the starting lock) are ours
+            // to keep.
             unsafe {
-                libc::syscall(libc::SYS_close_range, 5u32, u32::MAX, 0u32);
+                libc::syscall(libc::SYS_close_range, 6u32, u32::MAX, 0u32);
             }
             let notify = (unsafe { libc::fcntl(3, libc::F_GETFD) } >= 0).then(|| unsafe { OwnedFd::from_raw_fd(3) });
             if let Some(n) = &notify {
@@ -140,7 +141,11 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
                 let _ = runtime::sys::set_cloexec(fd, true);
                 unsafe { OwnedFd::from_raw_fd(fd) }
             });
-            Ok(crate::engine::supervisor::main(g.state_root(), &id, notify, attach))
+            let starting = (unsafe { libc::fcntl(5, libc::F_GETFD) } >= 0).then(|| {
+                let _ = runtime::sys::set_cloexec(5, true);
+                unsafe { OwnedFd::from_raw_fd(5) }
+            });
+            Ok(crate::engine::supervisor::main(g.state_root(), &id, notify, attach, starting))
         }
         Commands::Ctr(c) => ctr(g, c),
         Commands::Dns => {

@@ -326,6 +326,8 @@ pub fn container_config(
         mounts.push(rspec::Mount { kind: MountType::Tmpfs, target: target.to_string(), tmpfs_options: Some(o), ..Default::default() });
     }
 
+    let files = secrets_and_configs(project, service, &mut mounts)?;
+
     let limits = service.deploy.as_ref().and_then(|d| d.resources.limits.clone());
     let reservations = service.deploy.as_ref().and_then(|d| d.resources.reservations.clone());
     let pos = |v: i64| (v > 0).then_some(v);
@@ -357,6 +359,8 @@ pub fn container_config(
         Some(m) if m.starts_with("container:") => NetworkMode::Container(m["container:".len()..].to_string()),
         Some(m) => return Err(invalid(service, format!("unsupported network_mode {m:?}"))),
     };
+    let ipc_mode = namespace_mode(root, project, service, "ipc", service.ipc.as_deref(), &["private", "shareable", "host"])?;
+    let pid_mode = namespace_mode(root, project, service, "pid", service.pid.as_deref(), &["host"])?;
     let mut endpoints = Vec::new();
     if network_mode == NetworkMode::Bridge {
         let nets: Vec<(&String, Option<&crate::project::model::ServiceNetwork>)> = if service.networks.is_empty() {
@@ -424,6 +428,7 @@ pub fn container_config(
         },
         image_volumes,
         mounts,
+        files,
         shm_size: (service.shm_size.0 > 0).then_some(service.shm_size.0 as u64),
         ulimits,
         sysctls: service.sysctls.clone(),
@@ -444,6 +449,8 @@ pub fn container_config(
             kind: service.logging.as_ref().and_then(|l| l.driver.clone()).unwrap_or_else(|| "json-file".into()),
             config: service.logging.as_ref().map(|l| l.options.clone()).unwrap_or_default(),
         },
+        ipc_mode,
+        pid_mode,
         network_mode,
         endpoints,
         dns: service.dns.iter().filter_map(|d| d.parse().ok()).collect(),
@@ -454,6 +461,98 @@ pub fn container_config(
     })
 }
 
+/// The engine's mode for the service's `ipc:` or `pid:` (`key`): one of `plain` as is,
+/// `container:NAME` as is, and `service:NAME` as `container:<id>` of that service's first
+/// container (which the plan starts first).
+fn namespace_mode(
+    root: &crate::state::StateRoot,
+    project: &Project,
+    service: &Service,
+    key: &str,
+    mode: Option<&str>,
+    plain: &[&str],
+) -> Result<String, ConvertError> {
+    match mode.filter(|m| !m.is_empty()) {
+        None => Ok(String::new()),
+        Some(m) if plain.contains(&m) => Ok(m.to_string()),
+        Some(m) if m.starts_with("container:") && m.len() > "container:".len() => Ok(m.to_string()),
+        Some(m) if m.starts_with("service:") && m.len() > "service:".len() => {
+            let other = &m["service:".len()..];
+            let c = service_container(root, &project.name, other, 1)
+                .ok_or_else(|| ConvertError::NoParent { service: service.name.clone(), other: other.to_string() })?;
+            Ok(format!("container:{}", c.id))
+        }
+        Some(m) => {
+            let mut valid: Vec<String> = plain.iter().map(|p| p.to_string()).collect();
+            valid.extend(["service:<name>".to_string(), "container:<name>".to_string()]);
+            Err(invalid(service, format!("{key}: {m:?} is not supported: use {}", valid.join(", "))))
+        }
+    }
+}
+
+/// The service's `secrets:` and `configs:`, as Docker Compose gives them: a `file:` is bound
+/// read-only at the target (its own owner and mode: compose ignores `uid`, `gid` and `mode`
+/// there), an `environment:` variable or inline `content:` becomes a file berth writes at create
+/// with `uid`, `gid` (default 0) and `mode` (default 0444). Secrets go to `/run/secrets/<name>`
+/// (a relative target is under `/run/secrets/`), configs to `/<name>` (a relative target is
+/// under `/`). Bind mounts are appended to `mounts`; the files to write are returned.
+fn secrets_and_configs(project: &Project, service: &Service, mounts: &mut Vec<rspec::Mount>) -> Result<Vec<rspec::FileContent>, ConvertError> {
+    let mut files = Vec::new();
+    for (kind, list, tops, dir) in [
+        ("secret", &service.secrets, &project.secrets, "/run/secrets/"),
+        ("config", &service.configs, &project.configs, "/"),
+    ] {
+        for fm in list {
+            let name = &fm.source;
+            let top = tops.get(name).ok_or_else(|| invalid(service, format!("refers to undefined {kind} {name:?}: define it under the top-level {kind}s:")))?;
+            if top.external {
+                return Err(invalid(
+                    service,
+                    format!("{kind} {name:?} is external: external {kind}s live in a swarm, which berth (like docker compose) cannot read; give it a file:, environment: or content: instead"),
+                ));
+            }
+            let target = match fm.target.as_deref().filter(|t| !t.is_empty()) {
+                Some(t) if t.starts_with('/') => t.to_string(),
+                Some(t) => format!("{dir}{t}"),
+                None => format!("{dir}{name}"),
+            };
+            let id = |what: &str, v: &Option<String>| -> Result<u32, ConvertError> {
+                match v.as_deref().filter(|s| !s.is_empty()) {
+                    None => Ok(0),
+                    Some(s) => s.parse().map_err(|_| invalid(service, format!("{kind} {name:?}: {what} {s:?} must be a number"))),
+                }
+            };
+            let content = if let Some(file) = &top.file {
+                match std::fs::metadata(file) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(invalid(service, format!("{kind} {name:?}: file {file} does not exist: create it, or change {kind}s.{name}.file")));
+                    }
+                    Err(e) => return Err(invalid(service, format!("{kind} {name:?}: cannot read file {file}: {e}"))),
+                }
+                mounts.push(rspec::Mount {
+                    kind: MountType::Bind,
+                    source: file.clone(),
+                    target,
+                    read_only: true,
+                    bind_options: Some(rspec::BindOptions::default()),
+                    ..Default::default()
+                });
+                continue;
+            } else if let Some(var) = &top.environment {
+                project.environment.get(var).cloned().ok_or_else(|| {
+                    invalid(service, format!("{kind} {name:?}: environment variable {var:?} is not set: set it, or give the {kind} a file: instead"))
+                })?
+            } else if let Some(c) = &top.content {
+                c.clone()
+            } else {
+                return Err(invalid(service, format!("{kind} {name:?} has no file:, environment: or content:")));
+            };
+            files.push(rspec::FileContent { target, content, uid: id("uid", &fm.uid)?, gid: id("gid", &fm.gid)?, mode: fm.mode.unwrap_or(0o444) });
+        }
+    }
+    Ok(files)
+}
 
 /// The service's published ports for a container spec (none unless the container has its own
 /// bridge namespace). [`container_config`] leaves ports out: a service's replicas get them from

@@ -150,10 +150,6 @@ pub fn execute(ctx: &Context, plan: &Plan) -> Report {
     for w in &plan.warnings {
         ctx.sink.warning(w);
     }
-    if plan.steps.iter().any(|s| matches!(s.op, Op::Start { .. })) {
-        // Before this run starts any supervisor of its own.
-        early_supervisors(ctx.root);
-    }
     let n = plan.steps.len();
     let mut st = vec![St::Pending; n];
     let mut report = Report::default();
@@ -315,7 +311,6 @@ fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
         }
         Op::Start { name, .. } => {
             ev(State::Working, "Starting");
-            settle_starting(root, name);
             ops::start(root, name, None)?;
             ev(State::Done, "Started");
         }
@@ -397,51 +392,6 @@ fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
         }
     }
     Ok(())
-}
-
-/// A CLI killed while it started a container leaves that container's supervisor starting it
-/// (detached, as always). Starting it again now would race that supervisor, so wait until it is
-/// done: until the container leaves `created`, or that supervisor is gone. Such supervisors were
-/// found when this process first looked (see [`early_supervisors`]).
-fn settle_starting(root: &StateRoot, name: &str) {
-    let Ok(c) = ops::lookup(root, name) else { return };
-    if !matches!(ops::state_of(root, &c.id), Ok(st) if st.status == Status::Created) {
-        return;
-    }
-    let Some(sup) = early_supervisors(root).get(&c.id).copied() else { return };
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(30) && sup.alive() {
-        match ops::state_of(root, &c.id) {
-            Ok(st) if st.status == Status::Created => std::thread::sleep(Duration::from_millis(5)),
-            _ => return,
-        }
-    }
-}
-
-/// The supervisors of `root` that were alive when this process first asked (container id ->
-/// process), found by their command line (`berth --root ROOT __supervise ID`). A container's
-/// supervisor records itself in the state only once it runs, so this is how a supervisor that a
-/// killed CLI left starting is seen. Read once: later supervisors are this process's own.
-fn early_supervisors(root: &StateRoot) -> &'static BTreeMap<String, runtime::sys::ProcId> {
-    static FOUND: std::sync::OnceLock<BTreeMap<String, runtime::sys::ProcId>> = std::sync::OnceLock::new();
-    FOUND.get_or_init(|| {
-        let mut out = BTreeMap::new();
-        let want = root.path().as_os_str().as_encoded_bytes().to_vec();
-        let Ok(rd) = std::fs::read_dir("/proc") else { return out };
-        for e in rd.flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-            let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else { continue };
-            let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
-            let at = |i: usize| args.get(i).copied().unwrap_or_default();
-            let Some(i) = args.iter().position(|a| *a == b"__supervise") else { continue };
-            if i >= 2 && at(i - 2) == b"--root" && at(i - 1) == want.as_slice() {
-                if let (Ok(id), Some(p)) = (std::str::from_utf8(at(i + 1)), runtime::sys::ProcId::of(pid)) {
-                    out.entry(id.to_string()).or_insert(p);
-                }
-            }
-        }
-        out
-    })
 }
 
 /// Polls the containers of `service` until they meet `condition`.

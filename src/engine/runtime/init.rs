@@ -73,12 +73,47 @@ pub struct InitPlan {
     pub cgroup: CgroupView,
     pub own_netns: bool,
     pub join_netns: Option<OwnedFd>,
+    /// The IPC namespace to join (`ipc: container:`), opened by the supervisor.
+    pub join_ipcns: Option<OwnedFd>,
+    /// Where /dev/shm comes from.
+    pub shm: ShmSource,
     pub sysctls: Vec<(String, String)>,
     pub stdin: Option<RawFd>,
     pub stdout: RawFd,
     pub stderr: RawFd,
     /// The child's end of the SOCK_SEQPACKET sync channel.
     pub sync: RawFd,
+}
+
+/// The container's /dev/shm: a tmpfs of its own, the host's, or that of the container whose IPC
+/// namespace it shares (given by that container's mount namespace).
+pub enum ShmSource {
+    Own,
+    Host,
+    Container(OwnedFd),
+}
+
+/// A detached copy of the /dev/shm mount the container shares, taken before anything else
+/// (another container's is in that container's mount namespace: entered just to copy it, then
+/// left for this process's own).
+fn shared_shm(src: &ShmSource) -> Result<Option<OwnedFd>, ChildError> {
+    let clone = || -> Result<OwnedFd, ChildError> {
+        let fd = open_path(Path::new("/dev/shm")).ctx("cannot open /dev/shm to share it")?;
+        m::clone_tree(fd.as_raw_fd(), false).ctx("cannot share /dev/shm")
+    };
+    match src {
+        ShmSource::Own => Ok(None),
+        ShmSource::Host => clone().map(Some),
+        ShmSource::Container(ns) => {
+            let mine = openat(libc::AT_FDCWD, "/proc/self/ns/mnt", libc::O_RDONLY | libc::O_CLOEXEC).ctx("cannot open the mount namespace")?;
+            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNS)
+                .map_err(|e| ChildError { code: 127, msg: format!("cannot enter the mount namespace of the IPC container: {e}") })?;
+            let shm = clone();
+            nix::sched::setns(&mine, nix::sched::CloneFlags::CLONE_NEWNS)
+                .map_err(|e| ChildError { code: 127, msg: format!("cannot return to the container's mount namespace: {e}") })?;
+            shm.map(Some)
+        }
+    }
 }
 
 /// Messages on the sync channel (first byte).
@@ -131,9 +166,15 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
     }
     sys::timing("child-start");
     let cfg = &plan.cfg;
+    // First, while the root is still the host's: a shared /dev/shm.
+    let shm_mount = shared_shm(&plan.shm)?;
     if let Some(ns) = &plan.join_netns {
         nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
             .map_err(|e| ChildError { code: 127, msg: format!("cannot join the network namespace: {e}") })?;
+    }
+    if let Some(ns) = &plan.join_ipcns {
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWIPC)
+            .map_err(|e| ChildError { code: 127, msg: format!("cannot join the IPC namespace: {e}") })?;
     }
     // Nothing we mount may propagate back to the host.
     cvt(unsafe { libc::mount(c"".as_ptr(), c"/".as_ptr(), std::ptr::null(), libc::MS_SLAVE | libc::MS_REC, std::ptr::null()) })
@@ -172,9 +213,14 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
     .ctx("cannot mount /dev/pts")?;
     m::attach(&ptsm, pts.as_raw_fd()).ctx("cannot mount /dev/pts")?;
     let shm = mkdir_at(dev, "shm")?;
-    let shm_size = format!("{}", cfg.shm_size());
-    let shmm = m::new_fs("tmpfs", "shm", &[("mode", Some("1777")), ("size", Some(&shm_size))], ATTR_NOSUID | ATTR_NOEXEC | ATTR_NODEV)
-        .ctx("cannot mount /dev/shm")?;
+    let shmm = match shm_mount {
+        Some(shared) => shared,
+        None => {
+            let shm_size = format!("{}", cfg.shm_size());
+            m::new_fs("tmpfs", "shm", &[("mode", Some("1777")), ("size", Some(&shm_size))], ATTR_NOSUID | ATTR_NOEXEC | ATTR_NODEV)
+                .ctx("cannot mount /dev/shm")?
+        }
+    };
     m::attach(&shmm, shm.as_raw_fd()).ctx("cannot mount /dev/shm")?;
     let mq = mkdir_at(dev, "mqueue")?;
     let mqm = m::new_fs("mqueue", "mqueue", &[], ATTR_NOSUID | ATTR_NOEXEC | ATTR_NODEV).ctx("cannot mount /dev/mqueue")?;

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use super::init::{self, CgroupView, InitPlan, MSG_ERROR, MSG_GO, MSG_TTY, PlannedKind, PlannedMount};
-use super::spec::{ContainerConfig, MountType, normalize};
+use super::init::{self, CgroupView, InitPlan, MSG_ERROR, MSG_GO, MSG_TTY, PlannedKind, PlannedMount, ShmSource};
+use super::spec::{ContainerConfig, MountType, Namespace, normalize};
 use super::state::Paths;
 use super::sys::{self, ProcId};
 use super::volumes::{self, VolumeSource};
@@ -144,10 +144,17 @@ pub fn plan_sysctls(cfg: &ContainerConfig) -> Result<Vec<(String, String)>, Runt
         out.insert("net.ipv4.ip_unprivileged_port_start".into(), "0".into());
         out.insert("net.ipv4.ping_group_range".into(), "0 2147483647".into());
     }
+    let own_ipc = cfg.ipc_namespace().is_ok_and(|n| n == Namespace::Own);
     for (k, v) in &cfg.sysctls {
         let ipc = ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"];
-        let ok = ipc.contains(&k.as_str())
-            || k.starts_with("fs.mqueue.")
+        let is_ipc = ipc.contains(&k.as_str()) || k.starts_with("fs.mqueue.");
+        if is_ipc && !own_ipc {
+            return Err(RuntimeError::Invalid {
+                name: cfg.name.clone(),
+                msg: format!("sysctl {k:?} is not allowed: the container shares an IPC namespace (ipc: {})", cfg.ipc_mode),
+            });
+        }
+        let ok = is_ipc
             || (k.starts_with("net.") && cfg.network_mode != NetworkMode::Host);
         if !ok {
             let why = if k.starts_with("net.") { "the container shares the host's network namespace" } else { "it is not namespaced" };
@@ -192,6 +199,28 @@ pub fn launch(root: &StateRoot, cfg: &ContainerConfig, cgroup: &Cgroup, seccomp:
         _ => None,
     };
     let own_netns = matches!(cfg.network_mode, NetworkMode::Bridge | NetworkMode::None);
+    let invalid = |msg: String| RuntimeError::Invalid { name: cfg.name.clone(), msg };
+    let ipc = cfg.ipc_namespace().map_err(invalid)?;
+    let pidns = cfg.pid_namespace().map_err(invalid)?;
+    // Another container's namespace of `kind`, opened now (that container must be running).
+    let other_ns = |other: &str, kind: &str| -> Result<OwnedFd, RuntimeError> {
+        let (init, _) = other_container_init(root, other)?;
+        let p = PathBuf::from(format!("/proc/{}/ns/{kind}", init.pid));
+        let f = std::fs::File::open(&p).map_err(|e| RuntimeError::io("open", &p, e))?;
+        if !init.alive() {
+            return Err(RuntimeError::NotRunning(other.to_string()));
+        }
+        Ok(OwnedFd::from(f))
+    };
+    let (join_ipcns, shm) = match &ipc {
+        Namespace::Own => (None, ShmSource::Own),
+        Namespace::Host => (None, ShmSource::Host),
+        Namespace::Container(other) => (Some(other_ns(other, "ipc")?), ShmSource::Container(other_ns(other, "mnt")?)),
+    };
+    let join_pidns = match &pidns {
+        Namespace::Container(other) => Some(other_ns(other, "pid")?),
+        _ => None,
+    };
 
     // Streams: pipes, or a pty the container creates in its own devpts.
     let (out_r, out_w) = sys::pipe().map_err(|e| RuntimeError::sys("pipe", e))?;
@@ -213,6 +242,8 @@ pub fn launch(root: &StateRoot, cfg: &ContainerConfig, cgroup: &Cgroup, seccomp:
         cgroup: if cgroup.is_v2() { CgroupView::V2 } else { CgroupView::V1(cgroup.container_view()) },
         own_netns,
         join_netns: join,
+        join_ipcns,
+        shm,
         sysctls,
         stdin: stdin_pipe.as_ref().map(|(r, _)| r.as_raw_fd()),
         stdout: out_w.as_raw_fd(),
@@ -222,10 +253,27 @@ pub fn launch(root: &StateRoot, cfg: &ContainerConfig, cgroup: &Cgroup, seccomp:
     // Read-only caches the child would otherwise fill after the fork.
     let _ = super::caps::last_cap();
 
-    let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS;
     if own_netns {
         flags |= libc::CLONE_NEWNET;
     }
+    if ipc == Namespace::Own {
+        flags |= libc::CLONE_NEWIPC;
+    }
+    if pidns == Namespace::Own {
+        flags |= libc::CLONE_NEWPID;
+    }
+    // Joining another container's pid namespace: this process enters it for its children only
+    // (its own pid stays where it is), clones, and returns to its own for later children.
+    let back_to_pidns = match &join_pidns {
+        Some(ns) => {
+            let mine = std::fs::File::open("/proc/self/ns/pid").map_err(|e| RuntimeError::io("open", Path::new("/proc/self/ns/pid"), e))?;
+            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWPID)
+                .map_err(|e| RuntimeError::sys("join the pid namespace of the other container", e.into()))?;
+            Some(mine)
+        }
+        None => None,
+    };
     // On cgroup v2 the child is born in its cgroup; on v1 it is moved there below.
     let cgroup_dir = if cgroup.is_v2() {
         let d = &cgroup.dirs()[0];
@@ -233,8 +281,11 @@ pub fn launch(root: &StateRoot, cfg: &ContainerConfig, cgroup: &Cgroup, seccomp:
     } else {
         None
     };
-    let pid = sys::clone_process(flags, cgroup_dir.as_ref().map(std::os::fd::AsRawFd::as_raw_fd))
-        .map_err(|e| RuntimeError::sys("clone the container process", e))?;
+    let pid = sys::clone_process(flags, cgroup_dir.as_ref().map(std::os::fd::AsRawFd::as_raw_fd));
+    if let (false, Some(mine)) = (matches!(pid, Ok(0)), &back_to_pidns) {
+        let _ = nix::sched::setns(mine, nix::sched::CloneFlags::CLONE_NEWPID);
+    }
+    let pid = pid.map_err(|e| RuntimeError::sys("clone the container process", e))?;
     if pid == 0 {
         drop(sync_parent);
         drop(out_r);

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -144,6 +145,7 @@ pub fn create(root: &StateRoot, mut cfg: ContainerConfig) -> Result<ContainerCon
     for d in [paths.diff(), paths.work(), paths.rootfs()] {
         crate::util::fs::create_dir_all_mode(&d, 0o755)?;
     }
+    write_files(&paths, &mut cfg)?;
     write_json(&paths.config(), &cfg)?;
     let mut st = ContainerState::new();
     st.anonymous_volumes = anonymous;
@@ -156,12 +158,40 @@ pub fn create(root: &StateRoot, mut cfg: ContainerConfig) -> Result<ContainerCon
     Ok(cfg)
 }
 
+/// Writes the config's generated files (secrets, configs) under `containers/<id>/files/`, owned
+/// and moded as asked, and mounts each read-only at its target; the content is not kept in the
+/// config. They go with the container's folder.
+fn write_files(paths: &Paths, cfg: &mut ContainerConfig) -> Result<()> {
+    if cfg.files.is_empty() {
+        return Ok(());
+    }
+    let dir = paths.dir.join("files");
+    crate::util::fs::create_dir_all_mode(&dir, 0o700)?;
+    for (i, f) in std::mem::take(&mut cfg.files).into_iter().enumerate() {
+        let p = dir.join(i.to_string());
+        crate::util::fs::write_atomic_mode(&p, f.content.as_bytes(), 0o400)?;
+        std::os::unix::fs::chown(&p, Some(f.uid), Some(f.gid)).map_err(|e| RuntimeError::io("set the owner of", &p, e))?;
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(f.mode & 0o7777))
+            .map_err(|e| RuntimeError::io("set the mode of", &p, e))?;
+        cfg.mounts.push(Mount {
+            kind: MountType::Bind,
+            source: p.display().to_string(),
+            target: f.target,
+            read_only: true,
+            bind_options: Some(super::spec::BindOptions::default()),
+            ..Default::default()
+        });
+    }
+    Ok(())
+}
+
 /// Starts a created or stopped container: spawns its supervisor and waits for "started" (or
 /// the reason it could not start). Starting a running container does nothing, as in Docker.
 /// `attach` is the supervisor's end of an attach socketpair (see [`super::stdio`]).
 pub fn start(root: &StateRoot, key: &str, attach: Option<OwnedFd>) -> Result<()> {
     let cfg = lookup(root, key)?;
     let _l = lock(root, &cfg.id)?;
+    settle_starting(root, &cfg)?;
     let st = state_of(root, &cfg.id)?;
     if st.status.is_active() {
         return Ok(());
@@ -178,10 +208,11 @@ pub fn start(root: &StateRoot, key: &str, attach: Option<OwnedFd>) -> Result<()>
     }
     // The cgroup now, and on v1 the kernel's grace period for moving a process into it set
     // going in the background (see cgroups::prime), while the supervisor starts.
+    let marker = starting_marker(&paths)?;
     let cg = Cgroup::for_container(&cfg.id)?;
     cg.create(&cfg.resources, cfg.privileged)?;
     let _prime = if cg.is_v2() { None } else { crate::engine::cgroups::prime() };
-    let started = match spawn_supervisor(root, &cfg, attach) {
+    let started = match spawn_supervisor(root, &cfg, attach, &marker) {
         Ok(s) => s,
         Err(e) => {
             let _ = cg.remove();
@@ -205,13 +236,73 @@ fn high_fd(fd: &OwnedFd) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }
 
-fn spawn_supervisor(root: &StateRoot, cfg: &ContainerConfig, attach: Option<OwnedFd>) -> Result<Started> {
+/// `containers/<id>/starting`: a lock held from before a container's supervisor is spawned until
+/// that supervisor has recorded the container as running (or why it could not start). `start`
+/// takes it and the supervisor inherits it as fd 5 (the same open file, so the same lock): a CLI
+/// killed meanwhile leaves it held by the supervisor alone, and it goes when the supervisor is
+/// done starting, or dies. The supervisor writes its pid and start time into it.
+fn starting_path(paths: &Paths) -> std::path::PathBuf {
+    paths.dir.join("starting")
+}
+
+/// Takes the starting lock for a supervisor about to be spawned (see [`starting_path`]).
+fn starting_marker(paths: &Paths) -> Result<OwnedFd> {
+    let p = starting_path(paths);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&p)
+        .map_err(|e| RuntimeError::io("open", &p, e))?;
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(RuntimeError::io("lock", &p, std::io::Error::last_os_error()));
+    }
+    let _ = f.set_len(0);
+    Ok(OwnedFd::from(f))
+}
+
+/// The supervisor that is starting the container right now on behalf of another (or a killed)
+/// process, if any: its pid and start time, or zeros when it has not written them yet.
+pub fn starting(root: &StateRoot, id: &str) -> Option<ProcId> {
+    let p = starting_path(&Paths::new(root, id));
+    let f = std::fs::File::open(&p).ok()?;
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(&p).unwrap_or_default();
+    let mut it = text.split_whitespace().map(|w| w.parse::<u64>().unwrap_or(0));
+    Some(ProcId { pid: it.next().unwrap_or(0) as i32, start_time: it.next().unwrap_or(0) })
+}
+
+/// Waits (under the container lock) until no supervisor is starting the container: one that a
+/// CLI killed mid-start left behind, say. It then has recorded what became of the start.
+fn settle_starting(root: &StateRoot, cfg: &ContainerConfig) -> Result<()> {
+    let t = Instant::now();
+    while let Some(sup) = starting(root, &cfg.id) {
+        if t.elapsed() > SETTLE_MAX {
+            return Err(RuntimeError::Supervisor {
+                name: cfg.name.clone(),
+                what: format!("(pid {}) has been starting it for {} s: wait for it, or end that process", sup.pid, SETTLE_MAX.as_secs()),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+/// How long an operation waits for another process's supervisor to finish starting a container.
+const SETTLE_MAX: Duration = Duration::from_secs(60);
+
+fn spawn_supervisor(root: &StateRoot, cfg: &ContainerConfig, attach: Option<OwnedFd>, marker: &OwnedFd) -> Result<Started> {
     let (r, w0) = sys::pipe().map_err(|e| RuntimeError::sys("pipe", e))?;
     let w = high_fd(&w0)?;
     drop(w0);
     let a = attach.as_ref().map(high_fd).transpose()?;
     drop(attach);
-    let (wfd, afd): (RawFd, Option<RawFd>) = (w.as_raw_fd(), a.as_ref().map(|a| a.as_raw_fd()));
+    let m = high_fd(marker)?;
+    let (wfd, afd, mfd): (RawFd, Option<RawFd>, RawFd) = (w.as_raw_fd(), a.as_ref().map(|a| a.as_raw_fd()), m.as_raw_fd());
     let mut cmd = Command::new("/proc/self/exe");
     // What `ps` shows: the binary's real path rather than /proc/self/exe.
     if let Ok(exe) = std::env::current_exe() {
@@ -239,12 +330,16 @@ fn spawn_supervisor(root: &StateRoot, cfg: &ContainerConfig, attach: Option<Owne
                     return Err(std::io::Error::last_os_error());
                 }
             }
+            if libc::dup2(mfd, 5) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }
     let mut child = cmd.spawn().map_err(|e| RuntimeError::Supervisor { name: cfg.name.clone(), what: format!("could not be started: {e}") })?;
     drop(w);
     drop(a);
+    drop(m);
     let _ = child.wait();
     sys::timing("spawned");
     let out = sys::read_to_end(r.as_raw_fd()).map_err(|e| RuntimeError::sys("read from the supervisor", e))?;
@@ -301,6 +396,7 @@ fn control(root: &StateRoot, cfg: &ContainerConfig, req: &Request, timeout: Dura
 pub fn stop(root: &StateRoot, key: &str, timeout: Option<Duration>) -> Result<()> {
     let cfg = lookup(root, key)?;
     let _l = lock(root, &cfg.id)?;
+    settle_starting(root, &cfg)?;
     let was_running = state_of(root, &cfg.id)?.status.is_active();
     stop_locked(root, &cfg, timeout, cfg.stop_signal())?;
     if was_running {
@@ -348,6 +444,7 @@ fn wait_supervisor_gone(root: &StateRoot, id: &str, max: Duration) {
 pub fn kill(root: &StateRoot, key: &str, signal: i32) -> Result<()> {
     let cfg = lookup(root, key)?;
     let _l = lock(root, &cfg.id)?;
+    settle_starting(root, &cfg)?;
     let st = state_of(root, &cfg.id)?;
     if !matches!(st.status, Status::Running | Status::Paused) {
         return Err(RuntimeError::NotRunning(cfg.name));
@@ -376,6 +473,7 @@ pub fn unpause(root: &StateRoot, key: &str) -> Result<()> {
 pub fn remove(root: &StateRoot, key: &str, force: bool, volumes: bool) -> Result<()> {
     let cfg = lookup(root, key)?;
     let _l = lock(root, &cfg.id)?;
+    settle_starting(root, &cfg)?;
     let st = state_of(root, &cfg.id)?;
     if st.status.is_active() {
         if !force {
@@ -642,6 +740,8 @@ pub fn inspect(root: &StateRoot, key: &str) -> Result<Value> {
             "DnsSearch": c.dns_search,
             "ExtraHosts": c.extra_hosts,
             "GroupAdd": c.group_add,
+            "IpcMode": if c.ipc_mode.is_empty() { "private" } else { c.ipc_mode.as_str() },
+            "PidMode": c.pid_mode,
             "Privileged": c.privileged,
             "ReadonlyRootfs": c.rootfs.read_only,
             "SecurityOpt": c.security_opt,

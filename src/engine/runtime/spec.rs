@@ -55,6 +55,11 @@ pub struct ContainerConfig {
     /// The image's `VOLUME`s: each becomes an anonymous volume unless a mount covers it.
     pub image_volumes: Vec<String>,
     pub mounts: Vec<Mount>,
+    /// Files whose content berth writes at create (compose secrets and configs from
+    /// `environment:` or `content:`). Create writes each under the container's folder and turns
+    /// it into a read-only bind mount: the stored config keeps the mount, never the content.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileContent>,
     /// `/dev/shm` size in bytes (default 64 MiB).
     pub shm_size: Option<u64>,
 
@@ -80,6 +85,15 @@ pub struct ContainerConfig {
     pub log_config: LogConfig,
     /// Remove the container when it exits (`run --rm`).
     pub auto_remove: bool,
+
+    // Namespaces shared with the host or another container.
+    /// The IPC namespace: empty, `private` or `shareable` (its own), `host`, or
+    /// `container:<id or name>` (that container's, which must be running).
+    #[serde(rename = "IpcMode")]
+    pub ipc_mode: String,
+    /// The PID namespace: empty (its own), `host`, or `container:<id or name>`.
+    #[serde(rename = "PidMode")]
+    pub pid_mode: String,
 
     // Network.
     pub network_mode: NetworkMode,
@@ -124,6 +138,38 @@ pub struct Mount {
     pub bind_options: Option<BindOptions>,
     pub volume_options: Option<VolumeOptions>,
     pub tmpfs_options: Option<TmpfsOptions>,
+}
+
+/// Whose namespace (of one kind) a container lives in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Namespace {
+    /// A new one of its own.
+    Own,
+    /// The host's (the supervisor's).
+    Host,
+    /// That of another container (id or name), which must be running.
+    Container(String),
+}
+
+impl Namespace {
+    fn shared(mode: &str) -> Option<Namespace> {
+        match mode {
+            "host" => Some(Namespace::Host),
+            m => m.strip_prefix("container:").filter(|c| !c.is_empty()).map(|c| Namespace::Container(c.to_string())),
+        }
+    }
+}
+
+/// A file given by its content, owner and mode, mounted read-only at `target`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct FileContent {
+    /// The absolute path inside the container.
+    pub target: String,
+    pub content: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -342,13 +388,36 @@ impl ContainerConfig {
         self.env.iter().rev().find_map(|e| e.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
     }
 
+    /// The IPC namespace asked for (`ipc_mode`).
+    pub fn ipc_namespace(&self) -> Result<Namespace, String> {
+        match self.ipc_mode.as_str() {
+            "" | "private" | "shareable" => Ok(Namespace::Own),
+            m => Namespace::shared(m).ok_or_else(|| format!("invalid ipc mode {m:?}: use private, shareable, host or container:<name>")),
+        }
+    }
+
+    /// The PID namespace asked for (`pid_mode`).
+    pub fn pid_namespace(&self) -> Result<Namespace, String> {
+        match self.pid_mode.as_str() {
+            "" | "private" => Ok(Namespace::Own),
+            m => Namespace::shared(m).ok_or_else(|| format!("invalid pid mode {m:?}: use host or container:<name>")),
+        }
+    }
+
     /// Checks what can be checked before anything is created, naming the field at fault.
     pub fn validate(&self) -> Result<(), String> {
+        self.ipc_namespace()?;
+        self.pid_namespace()?;
         if self.argv().is_empty() {
             return Err("no command specified: give the container a command or an entrypoint".into());
         }
         if self.rootfs.layers.is_empty() {
             return Err("the container has no root filesystem layers".into());
+        }
+        for f in &self.files {
+            if !f.target.starts_with('/') || normalize(&f.target) == "/" {
+                return Err(format!("invalid file target {:?}: it must be an absolute path to a file", f.target));
+            }
         }
         for m in &self.mounts {
             if !m.target.starts_with('/') {
@@ -425,6 +494,25 @@ pub fn parse_extra_host(s: &str) -> Result<(String, IpAddr), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipc_and_pid_modes_parse() {
+        let mut c = ContainerConfig::default();
+        assert_eq!(c.ipc_namespace().unwrap(), Namespace::Own);
+        assert_eq!(c.pid_namespace().unwrap(), Namespace::Own);
+        for (m, want) in [("shareable", Namespace::Own), ("host", Namespace::Host), ("container:db", Namespace::Container("db".into()))] {
+            c.ipc_mode = m.into();
+            assert_eq!(c.ipc_namespace().unwrap(), want);
+        }
+        c.pid_mode = "container:db".into();
+        assert_eq!(c.pid_namespace().unwrap(), Namespace::Container("db".into()));
+        for bad in ["bogus", "container:", "shareable"] {
+            c.pid_mode = bad.into();
+            assert!(c.pid_namespace().unwrap_err().contains(bad), "{bad}");
+        }
+        c.ipc_mode = "none".into();
+        assert!(c.validate().is_err());
+    }
 
     #[test]
     fn restart_policies_parse() {

@@ -52,8 +52,16 @@ const MAX_QUEUE: usize = 1 << 20;
 const DRAIN: Duration = Duration::from_secs(2);
 
 /// The entry point of `berth __supervise`. Returns the process exit code.
-pub fn main(root: StateRoot, id: &str, notify: Option<OwnedFd>, attach: Option<OwnedFd>) -> i32 {
+///
+/// `starting` is the container's starting lock (see `ops::start`): held, with this process's
+/// pid and start time in it, until the outcome of the start is recorded in the state.
+pub fn main(root: StateRoot, id: &str, notify: Option<OwnedFd>, attach: Option<OwnedFd>, starting: Option<OwnedFd>) -> i32 {
     sys::timing("sup-main");
+    if let Some(fd) = &starting {
+        let me = ProcId::current();
+        let text = format!("{} {}\n", me.pid, me.start_time);
+        let _ = nix::sys::uio::pwrite(fd, text.as_bytes(), 0);
+    }
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
@@ -77,9 +85,12 @@ pub fn main(root: StateRoot, id: &str, notify: Option<OwnedFd>, attach: Option<O
         sup.state.exit_code = code;
         sup.state.error = msg.clone();
         sup.finish();
+        drop(starting);
         notify_cli(notify, &Started { error: Some(msg), code, pid: 0 });
         return 1;
     }
+    // Running is recorded: another process may now judge the container by its state.
+    drop(starting);
     let pid = sup.instance.as_ref().map(|i| i.init.pid).unwrap_or(0);
     sys::timing("sup-notify");
     notify_cli(notify, &Started { error: None, code: 0, pid });
