@@ -323,7 +323,7 @@ fn start(g: &GlobalOpts, services: &[String], wait: bool, wait_timeout: Option<u
     let t = Target::find(g, true)?;
     let _lock = if dry { None } else { Some(t.lock()?) };
     let o = t.observe()?;
-    t.check_services(&o, services)?;
+    t.check_observed_services(&o, services)?;
     let deps = converge::conditions(&t, &o);
     let plan = plan::start(&o, &deps, services, wait)?;
     execute_simple(g, &t, &plan, dry, "Running", wait_timeout)
@@ -333,7 +333,7 @@ fn stop(g: &GlobalOpts, services: &[String], timeout: Option<u64>, dry: bool) ->
     let t = Target::find(g, true)?;
     let _lock = if dry { None } else { Some(t.lock()?) };
     let o = t.observe()?;
-    t.check_services(&o, services)?;
+    t.check_observed_services(&o, services)?;
     let desired = t.desired(&BTreeMap::new(), &BTreeMap::new())?;
     let deps = plan::dependencies(desired.as_ref(), &o);
     let plan = plan::stop(&o, &deps, services, timeout);
@@ -344,7 +344,7 @@ fn restart(g: &GlobalOpts, services: &[String], no_deps: bool, timeout: Option<u
     let t = Target::find(g, true)?;
     let _lock = if dry { None } else { Some(t.lock()?) };
     let o = t.observe()?;
-    t.check_services(&o, services)?;
+    t.check_observed_services(&o, services)?;
     // As compose: only `restart: true` dependencies order the restart, and restarting a service
     // restarts the services that depend on it that way (unless --no-deps).
     let conds = converge::conditions(&t, &o);
@@ -379,7 +379,7 @@ fn simple(
     let t = Target::find(g, true)?;
     let _lock = if dry { None } else { Some(t.lock()?) };
     let mut o = t.observe()?;
-    t.check_services(&o, services)?;
+    t.check_observed_services(&o, services)?;
     if let (Some(p), false) = (&t.project, with_orphans) {
         o.containers.retain(|c| p.services.contains_key(&c.service));
     }
@@ -406,7 +406,7 @@ fn rm(g: &GlobalOpts, services: &[String], force: bool, stop: bool, volumes: boo
     let t = Target::find(g, true)?;
     let _lock = if dry { None } else { Some(t.lock()?) };
     let o = t.observe()?;
-    t.check_services(&o, services)?;
+    t.check_observed_services(&o, services)?;
     let mut plan = plan::Plan::default();
     let mut names = Vec::new();
     let chosen: Vec<&crate::project::observe::Container> =
@@ -452,13 +452,17 @@ fn rm(g: &GlobalOpts, services: &[String], force: bool, stop: bool, volumes: boo
 }
 
 fn down(g: &GlobalOpts, a: DownArgs) -> anyhow::Result<i32> {
+    down_target(g, &Target::find(g, true)?, a)
+}
+
+/// `down` of a project found already: what `berth down` runs, and `wait --down-project` too.
+pub(crate) fn down_target(g: &GlobalOpts, t: &Target, a: DownArgs) -> anyhow::Result<i32> {
     let dry = a.dry_run || g.dry_run;
     let rmi = match a.rmi.as_deref() {
         None => None,
         Some(x @ ("local" | "all")) => Some(x.to_string()),
         Some(x) => bail!("invalid --rmi {x:?}: use local or all"),
     };
-    let t = Target::find(g, true)?;
     let _lock = if dry { None } else { Some(t.lock()?) };
     let o = t.observe()?;
     let desired = t.desired(&BTreeMap::new(), &BTreeMap::new())?;
@@ -471,12 +475,12 @@ fn down(g: &GlobalOpts, a: DownArgs) -> anyhow::Result<i32> {
         eprintln!("WARN[0000] no resource found for project {:?}: nothing to do (check the name with `berth ls`)", t.name);
     }
     let images = BTreeMap::new();
-    let run = Run { g, target: &t, images: &images, store: None, title: "Running", deadline: None, timeout: a.timeout, renew_anon_volumes: false };
-    let rmi_refs = rmi.as_deref().map(|kind| images_to_remove(&t, &o, kind));
+    let run = Run { g, target: t, images: &images, store: None, title: "Running", deadline: None, timeout: a.timeout, renew_anon_volumes: false };
+    let rmi_refs = rmi.as_deref().map(|kind| images_to_remove(t, &o, kind));
     let report = converge::run_plan(&run, &plan);
-    let mut code = converge::report(&t, &report, None);
+    let mut code = converge::report(t, &report, None);
     if let Some(refs) = rmi_refs {
-        code = code.max(remove_images(g, &t, refs)?);
+        code = code.max(remove_images(g, t, refs)?);
     }
     Ok(code)
 }

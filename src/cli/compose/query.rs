@@ -6,7 +6,6 @@ use clap::Subcommand;
 use crate::cli::GlobalOpts;
 use crate::engine::runtime::{self, ContainerConfig, ContainerState, Status, ops};
 use crate::labels;
-use crate::project::Project;
 use crate::state::StateRoot;
 
 mod cp;
@@ -56,57 +55,7 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
     }
 }
 
-/// The project a command reads: its name, and the loaded model when a compose file was used.
-pub(crate) struct Target {
-    pub name: String,
-    pub project: Option<Project>,
-}
-
-/// As compose's `projectOrName`: with `-p` and no `-f`, the name alone (no file is read);
-/// otherwise the project is loaded, falling back on `COMPOSE_PROJECT_NAME` when it cannot be.
-pub(crate) fn project_or_name(g: &GlobalOpts) -> anyhow::Result<Target> {
-    if g.files.is_empty() {
-        if let Some(name) = &g.project_name {
-            check_name(name)?;
-            return Ok(Target { name: name.clone(), project: None });
-        }
-    }
-    match crate::project::load(&crate::project::LoadOptions::from_global(g)) {
-        Ok(p) => Ok(Target { name: p.name.clone(), project: Some(p) }),
-        Err(e) => match std::env::var("COMPOSE_PROJECT_NAME") {
-            Ok(n) if !n.is_empty() => {
-                check_name(&n)?;
-                Ok(Target { name: n, project: None })
-            }
-            _ => Err(e.into()),
-        },
-    }
-}
-
-/// As compose's `toProjectName`: `-p`, then `COMPOSE_PROJECT_NAME`, then the loaded project's.
-pub(crate) fn project_name(g: &GlobalOpts) -> anyhow::Result<String> {
-    if let Some(name) = &g.project_name {
-        check_name(name)?;
-        return Ok(name.clone());
-    }
-    if let Ok(n) = std::env::var("COMPOSE_PROJECT_NAME") {
-        if !n.is_empty() {
-            check_name(&n)?;
-            return Ok(n);
-        }
-    }
-    Ok(crate::project::load(&crate::project::LoadOptions::from_global(g))?.name)
-}
-
-fn check_name(name: &str) -> anyhow::Result<()> {
-    if name.is_empty() || crate::project::load::normalize_project_name(name) != name {
-        anyhow::bail!(
-            "invalid project name {name:?}: it must contain only lowercase letters, decimal digits, dashes, and \
-             underscores, and must begin with a lowercase letter or decimal digit"
-        );
-    }
-    Ok(())
-}
+pub(crate) use super::converge::{Target, project_name};
 
 /// One container of a project, with its state as it really is.
 #[derive(Debug, Clone)]
@@ -191,18 +140,6 @@ pub(crate) fn specified_container(root: &StateRoot, project: &str, oneoff: OneOf
         None if index > 0 => anyhow::bail!("service {service:?} is not running container #{index}"),
         None => anyhow::bail!("service {service:?} is not running"),
     }
-}
-
-/// Checks that every named service is in the loaded project (compose: "no such service").
-pub(crate) fn check_services(project: Option<&Project>, services: &[String]) -> anyhow::Result<()> {
-    if let Some(p) = project {
-        for s in services {
-            if !p.services.contains_key(s) {
-                anyhow::bail!("no such service: {s}");
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Whether output to stdout gets ANSI colors (`--ansi`, and a terminal for `auto`).

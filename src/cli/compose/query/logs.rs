@@ -93,8 +93,8 @@ pub fn run(g: &GlobalOpts, a: LogsArgs) -> anyhow::Result<i32> {
             .map(|s| parse_time(s, now).ok_or_else(|| anyhow::anyhow!("invalid value {s:?} for --until: a time (2013-01-02T13:23:37Z) or a duration (42m)")))
             .transpose()?,
     };
-    let target = super::project_or_name(g)?;
-    super::check_services(target.project.as_ref(), &a.service)?;
+    let target = super::Target::project_or_name(g)?;
+    target.check_services(&a.service, |_| true)?;
     let mut services = a.service.clone();
     if services.is_empty() {
         if let Some(p) = &target.project {

@@ -52,11 +52,11 @@ pub fn run(g: &GlobalOpts, mut a: PsArgs) -> anyhow::Result<i32> {
         }
     }
     let format = Format::parse(&a.format)?;
-    let target = super::project_or_name(g)?;
+    let target = super::Target::project_or_name(g)?;
     let mut services = a.service.clone();
     if let Some(p) = &target.project {
         if !services.is_empty() {
-            super::check_services(Some(p), &services)?;
+            target.check_services(&services, |_| true)?;
         } else if !a.orphans {
             services = p.services.keys().cloned().collect();
         }
