@@ -128,8 +128,14 @@ fn ps_port_ls_and_top_on_a_running_project_and_after_stop() {
     assert_eq!(ok(p.t.run(["ls", "--filter", "name=^nomatch"])), "NAME                STATUS              CONFIG FILES\n");
     assert!(err(&p.t.run(["ls", "--filter", "foo=x"])).contains("invalid filter 'foo'"));
 
+    // -p is lowercased, as compose does; what is still no project name is refused in its words.
+    assert_eq!(ok(p.t.run(["-p", "QPS", "ps", "-q"])), ok(p.p(["ps", "-q"])));
+    let o = p.t.run(["-p", "q/ps", "ps"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("invalid project name \"q/ps\": must consist only of lowercase alphanumeric"), "{}", err(&o));
+
     // After stop: gone from ps, exited in ps -a and ls -a.
-    p.stop(&p.id("web", 1));
+    p.stop("web");
     assert_eq!(ok(p.p(["ps", "--format", "{{.Name}}"])), "qps-worker-1\nqps-worker-2\n");
     let all = ok(p.p(["ps", "-a", "--format", "{{.Name}} {{.State}} {{.Ports}}"]));
     assert!(all.contains("qps-web-1 exited \n"), "{all}");
@@ -173,10 +179,10 @@ services:
         }
     });
     std::thread::sleep(Duration::from_millis(300));
-    let loaded = p.load();
-    let id = p.create(&loaded, "sleeper", 2);
-    p.start(&id);
-    p.stop(&id);
+    ok(p.here(["up", "-d", "--scale", "sleeper=2", "--no-recreate"]));
+    let id = p.id("sleeper", 2);
+    p.stop("sleeper");
+    p.start("sleeper");
     let mut got: Vec<serde_json::Value> = Vec::new();
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(15) && !got.iter().any(|e| e["action"] == "stop" && e["id"] == id.as_str()) {
@@ -231,10 +237,9 @@ services:
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("no containers for project \"qwait\""), "{}", err(&o));
     // --down-project: once the waited containers stop, the project is taken down.
-    let sleeper = p.id("sleeper", 1);
     let w = p.spawn_cmd(["wait", "--down-project", "sleeper"]).stdout(Stdio::piped()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    p.t.ok(["__ctr", "kill", &sleeper]);
+    ok(p.p(["kill", "sleeper"]));
     let o = w.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(137));
     assert_eq!(ok(p.p(["ps", "-a", "-q"])), "");
