@@ -92,6 +92,16 @@ pub enum Commands {
     },
     /// Stop and remove containers, networks
     Down(DownArgs),
+    /// Scale services
+    Scale {
+        /// Don't start linked services
+        #[arg(long)]
+        no_deps: bool,
+        #[arg(long, hide = true)]
+        dry_run: bool,
+        #[arg(value_name = "SERVICE=REPLICAS")]
+        services: Vec<String>,
+    },
 }
 
 /// The flags `up` shares with `create`.
@@ -227,6 +237,7 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
         }),
         Commands::Rm { force, stop, volumes, dry_run, services } => rm(g, &services, force, stop, volumes, dry_run || g.dry_run),
         Commands::Down(a) => down(g, a),
+        Commands::Scale { no_deps, dry_run, services } => scale(g, &services, no_deps, dry_run),
     }
 }
 
@@ -317,6 +328,25 @@ fn up(g: &GlobalOpts, mut a: UpArgs) -> anyhow::Result<i32> {
         return Ok(code);
     }
     super::attach::attached(g, &t, &desired, &selected, &a)
+}
+
+/// `scale SERVICE=N...`: as compose, `up -d --scale SERVICE=N --no-recreate SERVICE...`: the
+/// missing replicas are created and started (with their dependencies unless `--no-deps`), the
+/// extra ones removed, the others left as they are.
+fn scale(g: &GlobalOpts, specs: &[String], no_deps: bool, dry_run: bool) -> anyhow::Result<i32> {
+    if specs.is_empty() {
+        bail!("requires at least 1 arg(s), only received 0: use `berth scale SERVICE=REPLICAS...`");
+    }
+    let mut services = Vec::new();
+    for s in specs {
+        let Some((name, n)) = s.split_once('=') else { bail!("invalid scale specifier: {s}") };
+        if n.parse::<u32>().is_err() {
+            bail!("invalid scale specifier: can't parse replica value as int: {s}");
+        }
+        services.push(name.to_string());
+    }
+    let create = CreateArgs { scale: specs.to_vec(), no_recreate: true, services, dry_run, ..Default::default() };
+    up(g, UpArgs { create, detach: true, no_deps, ..Default::default() })
 }
 
 fn start(g: &GlobalOpts, services: &[String], wait: bool, wait_timeout: Option<u64>, dry: bool) -> anyhow::Result<i32> {

@@ -15,6 +15,7 @@ mod logs;
 mod ls;
 mod port;
 mod ps;
+mod snapshot;
 mod stats;
 mod top;
 mod wait;
@@ -39,6 +40,10 @@ pub enum Commands {
     Events(events::EventsArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(stats::StatsArgs),
+    /// Export a service container's filesystem as a tar archive
+    Export(snapshot::ExportArgs),
+    /// Create a new image from a service container's changes
+    Commit(snapshot::CommitArgs),
 }
 
 pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
@@ -52,6 +57,8 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
         Commands::Cp(a) => cp::run(g, a),
         Commands::Events(a) => events::run(g, a),
         Commands::Stats(a) => stats::run(g, a),
+        Commands::Export(a) => snapshot::export(g, a),
+        Commands::Commit(a) => snapshot::commit(g, a),
     }
 }
 
