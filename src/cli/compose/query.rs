@@ -8,6 +8,7 @@ use crate::engine::runtime::{self, ContainerConfig, ContainerState, Status, ops}
 use crate::labels;
 use crate::state::StateRoot;
 
+mod attach;
 mod cp;
 mod events;
 mod format;
@@ -40,6 +41,8 @@ pub enum Commands {
     Events(events::EventsArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(stats::StatsArgs),
+    /// Attach local standard input, output, and error streams to a service's running container
+    Attach(attach::AttachArgs),
     /// Export a service container's filesystem as a tar archive
     Export(snapshot::ExportArgs),
     /// Create a new image from a service container's changes
@@ -57,6 +60,7 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
         Commands::Cp(a) => cp::run(g, a),
         Commands::Events(a) => events::run(g, a),
         Commands::Stats(a) => stats::run(g, a),
+        Commands::Attach(a) => attach::run(g, a),
         Commands::Export(a) => snapshot::export(g, a),
         Commands::Commit(a) => snapshot::commit(g, a),
     }
