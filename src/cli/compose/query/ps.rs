@@ -157,7 +157,9 @@ pub(crate) fn port_entries(c: &Ctr) -> Vec<PortEntry> {
     if !c.running() {
         return Vec::new();
     }
-    c.st.network.as_ref().map(|n| n.ports.iter().map(PortEntry::from_published).collect()).unwrap_or_default()
+    let mut ports: Vec<PortEntry> = c.st.network.as_ref().map(|n| n.ports.iter().map(PortEntry::from_published).collect()).unwrap_or_default();
+    format::sort_ports(&mut ports);
+    ports
 }
 
 /// A published port in `ps --format json` (compose's field order).
