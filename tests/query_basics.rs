@@ -227,7 +227,9 @@ services:
     let quick = p.id("quick", 1);
     let w = p.spawn_cmd(["wait", "quick"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    ok(p.here(["exec", "-T", "quick", "touch", "/tmp/go"]));
+    // exec finds the project by -p alone, from any folder, as compose does.
+    ok(p.p(["exec", "-T", "quick", "touch", "/tmp/go"]));
+    assert!(err(&p.p(["exec", "-T", "nosuch", "true"])).contains("service \"nosuch\" is not running"));
     let t = Instant::now();
     let o = w.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(4), "{}", err(&o));

@@ -451,3 +451,18 @@ pub fn images(g: &GlobalOpts, p: &Project, services: &[String], o: ImageOptions)
     }
     Ok((store, out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::name_only;
+
+    #[test]
+    fn a_name_given_alone_is_lowercased_and_checked_as_compose_does() {
+        assert_eq!(name_only("shop").unwrap(), "shop");
+        assert_eq!(name_only("Shop_1-x").unwrap(), "shop_1-x");
+        for bad in ["b@d", "-x", "_x", "a/b", "..", "a.b"] {
+            let e = name_only(bad).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("invalid project name {bad:?}: must consist only of lowercase alphanumeric")), "{e}");
+        }
+    }
+}
