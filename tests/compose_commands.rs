@@ -106,6 +106,15 @@ fn export_writes_the_merged_filesystem_and_commit_makes_a_runnable_image() {
     assert_eq!(out, "made-inside\nx\nno-vi\nyes\n0\n", "{out}");
     // The container was paused only while committing.
     assert_eq!(s.status("csnap-app-1"), "running");
+    // A container of the committed image (two layers under its own changes) exports the same view.
+    s.ok(["up", "-d", "check"]);
+    s.ok(["exec", "-T", "check", "rm", "/hello.txt"]);
+    let o = s.run(["export", "check"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let listed: Vec<String> =
+        tar::Archive::new(&o.stdout[..]).entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
+    assert!(listed.iter().any(|n| n == "etc/extra/f") && listed.iter().any(|n| n == "bin/busybox"), "{listed:?}");
+    assert!(!listed.iter().any(|n| n == "bin/vi" || n == "hello.txt"), "a removed file is exported: {listed:?}");
 
     // compose's errors: only running containers.
     s.ok(["stop", "-t", "0", "app"]);

@@ -3,6 +3,7 @@
 //! and its changes (the overlay upper dir) as a new layer on its image in the local store.
 use std::io::{IsTerminal, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -108,16 +109,25 @@ fn write_rootfs<W: Write>(root: &StateRoot, c: &Ctr, out: W) -> anyhow::Result<W
     let paths = Paths::new(root, &c.cfg.id);
     let mut lowers: Vec<PathBuf> = c.cfg.rootfs.layers.clone();
     lowers.push(paths.diff());
-    for p in &lowers {
-        if p.to_string_lossy().contains([':', ',']) {
-            anyhow::bail!("the layer path {} contains ':' or ',', which overlay options cannot hold", p.display());
-        }
+    // Each layer by an fd of ours (`/proc/self/fd/N`): short, whatever the state root's depth,
+    // and no ':' or ',' to escape. The top first, as overlay lists lower layers.
+    let mut fds = Vec::new();
+    for p in lowers.iter().rev() {
+        // The image's layers are short links into the store: followed here.
+        let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_DIRECTORY).open(p);
+        fds.push(f.with_context(|| format!("cannot open the layer {}", p.display()))?);
     }
-    // The top first, as overlay lists lower layers.
-    let lowerdir: Vec<String> = lowers.iter().rev().map(|p| p.display().to_string()).collect();
-    let lowerdir = lowerdir.join(":");
-    let opts = [("lowerdir", Some(lowerdir.as_str())), ("index", Some("off")), ("redirect_dir", Some("off"))];
+    let names: Vec<String> = fds.iter().map(|f| format!("/proc/self/fd/{}", f.as_raw_fd())).collect();
+    let joined = names.join(":");
+    let mut opts: Vec<(&str, Option<&str>)> = vec![("index", Some("off")), ("redirect_dir", Some("off"))];
+    // A string option holds 256 bytes; more layers are given one by one (Linux 6.8+).
+    if joined.len() < 256 {
+        opts.push(("lowerdir", Some(joined.as_str())));
+    } else {
+        opts.extend(names.iter().map(|n| ("lowerdir+", Some(n.as_str()))));
+    }
     let mnt = mountapi::new_fs("overlay", "overlay", &opts, mountapi::ATTR_RDONLY).context("cannot mount the container's layers read-only")?;
+    drop(fds);
     let fd = cp::openat(mnt.as_raw_fd(), std::ffi::OsStr::new("."), libc::O_PATH | libc::O_DIRECTORY, 0)?;
     let mut sink = TarSink { b: tar::Builder::new(out), root: PathBuf::new() };
     sink.b.follow_symlinks(false);
