@@ -28,16 +28,10 @@ pub struct Target {
 }
 
 impl Target {
-    /// Loads the project. With `labels_ok` (the commands compose runs on `projectOrName`: stop,
-    /// start, restart, kill, pause, unpause, rm, down, ps, logs, wait, events), `-p` without `-f`
-    /// names the project alone and no file is read: its containers' labels are the project, from
-    /// any folder; and when no file can be loaded, `COMPOSE_PROJECT_NAME` names it.
-    pub fn find(g: &GlobalOpts, labels_ok: bool) -> anyhow::Result<Target> {
-        if labels_ok { Target::project_or_name(g) } else { Target::load(g) }
-    }
-
-    /// As compose's `projectOrName`: with `-p` and no `-f`, the name alone (no file is read);
-    /// otherwise the project is loaded, falling back on `COMPOSE_PROJECT_NAME` when it cannot be.
+    /// As compose's `projectOrName` (stop, start, restart, kill, pause, unpause, rm, down, ps,
+    /// logs, wait, events): with `-p` and no `-f`, the name alone, and no file is read: the
+    /// containers' labels are the project, from any folder. Otherwise the project is loaded,
+    /// falling back on `COMPOSE_PROJECT_NAME` when it cannot be.
     pub fn project_or_name(g: &GlobalOpts) -> anyhow::Result<Target> {
         let root = g.state_root();
         if g.files.is_empty() {
@@ -63,7 +57,7 @@ impl Target {
         Ok(Target { root: g.state_root(), name: p.name.clone(), project: Some(p) })
     }
 
-/// Takes the project's lock: one command changes a project at a time.
+    /// Takes the project's lock: one command changes a project at a time.
     pub fn lock(&self) -> anyhow::Result<FileLock> {
         self.root.ensure()?;
         Ok(self.root.lock_project(&self.name)?)

@@ -185,7 +185,7 @@ fn exec(g: &GlobalOpts, a: ExecArgs) -> anyhow::Result<i32> {
 /// `--no-deps`; the service's ports are published only with `--service-ports`.
 fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
     use super::converge::{self, Run, Target};
-    let t = Target::find(g, false)?;
+    let t = Target::load(g)?;
     let project = t.project.as_ref().expect("run loads the project");
     let service = project
         .services

@@ -274,7 +274,7 @@ fn up(g: &GlobalOpts, mut a: UpArgs) -> anyhow::Result<i32> {
     if a.abort_on_container_exit && a.abort_on_container_failure {
         bail!("--abort-on-container-exit and --abort-on-container-failure are incompatible");
     }
-    let t = Target::find(g, false)?;
+    let t = Target::load(g)?;
     let p = t.project.as_ref().expect("up always loads the project");
     for s in a.create.services.iter().chain(a.exit_code_from.iter()).chain(a.attach.iter()).chain(a.no_attach.iter()) {
         if !p.services.contains_key(s) {
@@ -350,7 +350,7 @@ fn scale(g: &GlobalOpts, specs: &[String], no_deps: bool, dry_run: bool) -> anyh
 }
 
 fn start(g: &GlobalOpts, services: &[String], wait: bool, wait_timeout: Option<u64>, dry: bool) -> anyhow::Result<i32> {
-    let t = Target::find(g, true)?;
+    let t = Target::project_or_name(g)?;
     let _lock = if dry { None } else { Some(t.lock()?) };
     let o = t.observe()?;
     t.check_observed_services(&o, services)?;
@@ -360,7 +360,7 @@ fn start(g: &GlobalOpts, services: &[String], wait: bool, wait_timeout: Option<u
 }
 
 fn stop(g: &GlobalOpts, services: &[String], timeout: Option<u64>, dry: bool) -> anyhow::Result<i32> {
-    let t = Target::find(g, true)?;
+    let t = Target::project_or_name(g)?;
     let _lock = if dry { None } else { Some(t.lock()?) };
     let o = t.observe()?;
     t.check_observed_services(&o, services)?;
@@ -371,7 +371,7 @@ fn stop(g: &GlobalOpts, services: &[String], timeout: Option<u64>, dry: bool) ->
 }
 
 fn restart(g: &GlobalOpts, services: &[String], no_deps: bool, timeout: Option<u64>, dry: bool) -> anyhow::Result<i32> {
-    let t = Target::find(g, true)?;
+    let t = Target::project_or_name(g)?;
     let _lock = if dry { None } else { Some(t.lock()?) };
     let o = t.observe()?;
     t.check_observed_services(&o, services)?;
@@ -406,7 +406,7 @@ fn simple(
     with_orphans: bool,
     make: impl FnMut(&crate::project::observe::Container) -> Option<Op>,
 ) -> anyhow::Result<i32> {
-    let t = Target::find(g, true)?;
+    let t = Target::project_or_name(g)?;
     let _lock = if dry { None } else { Some(t.lock()?) };
     let mut o = t.observe()?;
     t.check_observed_services(&o, services)?;
@@ -433,7 +433,7 @@ fn execute_simple(g: &GlobalOpts, t: &Target, plan: &plan::Plan, dry: bool, titl
 }
 
 fn rm(g: &GlobalOpts, services: &[String], force: bool, stop: bool, volumes: bool, dry: bool) -> anyhow::Result<i32> {
-    let t = Target::find(g, true)?;
+    let t = Target::project_or_name(g)?;
     let _lock = if dry { None } else { Some(t.lock()?) };
     let o = t.observe()?;
     t.check_observed_services(&o, services)?;
@@ -482,7 +482,7 @@ fn rm(g: &GlobalOpts, services: &[String], force: bool, stop: bool, volumes: boo
 }
 
 fn down(g: &GlobalOpts, a: DownArgs) -> anyhow::Result<i32> {
-    down_target(g, &Target::find(g, true)?, a)
+    down_target(g, &Target::project_or_name(g)?, a)
 }
 
 /// `down` of a project found already: what `berth down` runs, and `wait --down-project` too.
