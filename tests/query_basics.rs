@@ -106,7 +106,8 @@ fn ps_port_ls_and_top_on_a_running_project_and_after_stop() {
     assert_eq!(ok(p.p(["port", "web", "8080"])), format!("0.0.0.0:{random}\n"));
     let o = p.p(["port", "web", "9999"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(err(&o).contains("no port 9999/tcp for container qps-web-1: 80/tcp, 8080/tcp"), "{}", err(&o));
+    // compose lists the published ports of every binding.
+    assert!(err(&o).contains("no port 9999/tcp for container qps-web-1: 43500/tcp, "), "{}", err(&o));
     let o = p.p(["port", "--protocol", "udp", "web", "80"]);
     assert!(err(&o).contains("no port 80/udp"), "{}", err(&o));
     let o = p.p(["port", "--index", "3", "worker", "80"]);
@@ -128,8 +129,14 @@ fn ps_port_ls_and_top_on_a_running_project_and_after_stop() {
     assert_eq!(ok(p.t.run(["ls", "--filter", "name=^nomatch"])), "NAME                STATUS              CONFIG FILES\n");
     assert!(err(&p.t.run(["ls", "--filter", "foo=x"])).contains("invalid filter 'foo'"));
 
+    // -p is lowercased, as compose does; what is still no project name is refused in its words.
+    assert_eq!(ok(p.t.run(["-p", "QPS", "ps", "-q"])), ok(p.p(["ps", "-q"])));
+    let o = p.t.run(["-p", "q/ps", "ps"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("invalid project name \"q/ps\": must consist only of lowercase alphanumeric"), "{}", err(&o));
+
     // After stop: gone from ps, exited in ps -a and ls -a.
-    p.stop(&p.id("web", 1));
+    p.stop("web");
     assert_eq!(ok(p.p(["ps", "--format", "{{.Name}}"])), "qps-worker-1\nqps-worker-2\n");
     let all = ok(p.p(["ps", "-a", "--format", "{{.Name}} {{.State}} {{.Ports}}"]));
     assert!(all.contains("qps-web-1 exited \n"), "{all}");
@@ -173,10 +180,10 @@ services:
         }
     });
     std::thread::sleep(Duration::from_millis(300));
-    let loaded = p.load();
-    let id = p.create(&loaded, "sleeper", 2);
-    p.start(&id);
-    p.stop(&id);
+    ok(p.here(["up", "-d", "--scale", "sleeper=2", "--no-recreate"]));
+    let id = p.id("sleeper", 2);
+    p.stop("sleeper");
+    p.start("sleeper");
     let mut got: Vec<serde_json::Value> = Vec::new();
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(15) && !got.iter().any(|e| e["action"] == "stop" && e["id"] == id.as_str()) {
@@ -220,7 +227,9 @@ services:
     let quick = p.id("quick", 1);
     let w = p.spawn_cmd(["wait", "quick"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    ok(p.here(["exec", "-T", "quick", "touch", "/tmp/go"]));
+    // exec finds the project by -p alone, from any folder, as compose does.
+    ok(p.p(["exec", "-T", "quick", "touch", "/tmp/go"]));
+    assert!(err(&p.p(["exec", "-T", "nosuch", "true"])).contains("service \"nosuch\" is not running"));
     let t = Instant::now();
     let o = w.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(4), "{}", err(&o));
@@ -231,10 +240,9 @@ services:
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("no containers for project \"qwait\""), "{}", err(&o));
     // --down-project: once the waited containers stop, the project is taken down.
-    let sleeper = p.id("sleeper", 1);
     let w = p.spawn_cmd(["wait", "--down-project", "sleeper"]).stdout(Stdio::piped()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    p.t.ok(["__ctr", "kill", &sleeper]);
+    ok(p.p(["kill", "sleeper"]));
     let o = w.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(137));
     assert_eq!(ok(p.p(["ps", "-a", "-q"])), "");

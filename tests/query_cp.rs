@@ -104,7 +104,7 @@ volumes:
 
     // A stopped container: its layers (and volume) are mounted in a private namespace only.
     let id = p.id("web", 1);
-    p.stop(&id);
+    p.stop("web");
     let after = scratch.join("after.txt");
     ok(p.p(["cp", "web:/tmp/in.txt", after.to_str().unwrap()]));
     assert_eq!(std::fs::read_to_string(&after).unwrap(), "inside\n");
@@ -115,7 +115,7 @@ volumes:
     assert!(!std::path::Path::new(&format!("/{unique}-2")).exists(), "a write escaped to the host's /");
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(!mounts.contains(&id), "a mount of the stopped container leaked to the host");
-    p.start(&id);
+    p.start("web");
     assert_eq!(sh(&p, &format!("cat /tmp/while-stopped.txt /{unique}-2")), "hello\nhello\n");
 
     // Errors as compose words them.

@@ -106,7 +106,7 @@ services:
     until(&rxr, &mut seen_r, &format!("r-start {host1}"), Duration::from_secs(10));
 
     // r stops: compose's exit line; the follower of r alone ends, as nothing of it runs.
-    p.stop(&r1);
+    p.stop("r");
     until(&rx, &mut seen, "r-1 exited with code 137", Duration::from_secs(10));
     wait_exit(&mut only_r, "logs -f r");
     while let Ok(l) = rxr.recv_timeout(Duration::from_millis(200)) {
@@ -115,7 +115,7 @@ services:
     assert_eq!(seen_r, [format!("r-start {host1}"), "r-1 exited with code 137".to_string()]);
 
     // A restart of the same container: its new output follows.
-    p.start(&r1);
+    p.start("r");
     let t = Instant::now();
     while seen.iter().filter(|l| **l == format!("r-1  | r-start {host1}")).count() < 2 {
         assert!(t.elapsed() < Duration::from_secs(10), "no second start: {seen:#?}");
@@ -124,16 +124,14 @@ services:
         }
     }
     // A scale-up: the new replica's output joins.
-    let loaded = p.load();
-    let r2 = p.create(&loaded, "r", 2);
-    p.start(&r2);
+    ok(p.here(["up", "-d", "--scale", "r=2", "--no-recreate"]));
+    let r2 = p.id("r", 2);
     until(&rx, &mut seen, &format!("r-2  | r-start {}", &r2[..12]), Duration::from_secs(10));
 
     // Nothing of the project runs any more: -f ends by itself, successfully.
-    p.stop(&r1);
-    p.stop(&r2);
+    p.stop("r");
     assert!(all.try_wait().unwrap().is_none(), "logs -f ended while s runs: {seen:#?}");
-    p.stop(&p.id("s", 1));
+    p.stop("s");
     wait_exit(&mut all, "logs -f");
     while let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
         seen.push(l);

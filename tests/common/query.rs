@@ -1,21 +1,11 @@
-//! Helpers for the query commands' tests: a compose project in a private root whose containers
-//! are created as compose creates them (names, labels, networks, published ports), so that `ps`,
-//! `logs`, `port`, `cp`... have something real to read.
-//!
-//! Until `berth up` lands, [`Proj::up`] builds each container's spec with the library
-//! (`project::convert::container_config`, compose's labels added here) and creates and starts it
-//! with `berth __ctr`, so that the supervisor is the built berth binary.
+//! Helpers for the query commands' tests: a compose project in a private root, brought up with
+//! `berth up -d` as a user would, so that `ps`, `logs`, `port`, `cp`... have something real to
+//! read.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-use berth::engine::image::ImageStore;
-use berth::labels;
-use berth::net::{PortRequest, Protocol};
-use berth::project::{LoadOptions, Project};
-use berth::state::StateRoot;
 
 use super::{TestRoot, make_busybox_tar, require_root};
 
@@ -37,29 +27,22 @@ impl Proj {
         let t = TestRoot::new();
         let dir = t.scratch().join(name);
         std::fs::create_dir_all(&dir).unwrap();
+        let subnet = format!("10.211.{}.0/24", 128 + net as u32);
+        // The project's default network takes the test's own subnet, as a user pins one.
+        let yaml = if yaml.lines().any(|l| l.starts_with("networks:")) {
+            yaml.to_string()
+        } else {
+            format!("{yaml}\nnetworks:\n  default:\n    ipam:\n      config:\n        - subnet: {subnet}\n")
+        };
         std::fs::write(dir.join("compose.yaml"), yaml).unwrap();
         let tar = t.scratch().join("busybox.tar");
         make_busybox_tar(&tar);
         t.ok(["image", "import", tar.to_str().unwrap(), IMAGE, "--change", "CMD [\"sh\"]"]);
-        Proj { t, dir, name: name.to_string(), subnet: format!("10.211.{}.0/24", 128 + net as u32) }
-    }
-
-    pub fn root(&self) -> StateRoot {
-        StateRoot::new(self.t.root())
+        Proj { t, dir, name: name.to_string(), subnet }
     }
 
     pub fn file(&self) -> PathBuf {
         self.dir.join("compose.yaml")
-    }
-
-    pub fn load(&self) -> Project {
-        berth::project::load(&LoadOptions {
-            files: vec![self.file()],
-            project_name: Some(self.name.clone()),
-            interpolate: true,
-            ..Default::default()
-        })
-        .expect("load the test project")
     }
 
     /// `berth -p <name> ARGS` run from `/`: no compose file is read.
@@ -95,78 +78,19 @@ impl Proj {
         c
     }
 
-    /// Creates the networks and every service's containers (`scale` or `deploy.replicas` of
-    /// them) in dependency order, and starts them.
+    /// `berth up -d` in the project folder: networks, volumes and every service's containers.
     pub fn up(&self) {
-        let p = self.load();
-        self.networks(&p);
-        let order = p.graph().unwrap().start_order().unwrap();
-        for svc in order {
-            let s = &p.services[&svc];
-            let n = s.scale.or_else(|| s.deploy.as_ref().and_then(|d| d.replicas)).unwrap_or(1).max(0) as u32;
-            for i in 1..=n {
-                let id = self.create(&p, &svc, i);
-                self.start(&id);
-            }
-        }
+        ok(self.here(["up", "-d", "--quiet-pull"]));
     }
 
-    /// Makes the project's networks (as compose names and labels them).
-    pub fn networks(&self, p: &Project) {
-        let root = self.root();
-        for (key, n) in &p.networks {
-            if n.external || berth::net::network::find(&root, &n.name).unwrap().is_some() {
-                continue;
-            }
-            let mut spec = berth::net::NetworkSpec { name: n.name.clone(), ..Default::default() };
-            spec.labels.insert(labels::PROJECT.into(), p.name.clone());
-            spec.labels.insert(labels::NETWORK.into(), key.clone());
-            spec.labels.insert(labels::VERSION.into(), labels::COMPOSE_VERSION.into());
-            spec.ipam.config.push(berth::net::IpamConfig { subnet: Some(self.subnet.clone()), ..Default::default() });
-            berth::net::network::create(&root, spec).expect("create the project network");
-        }
+    /// `berth -p <name> stop -t 1 SERVICE`.
+    pub fn stop(&self, service: &str) {
+        ok(self.p(["stop", "-t", "1", service]));
     }
 
-    /// Creates container `n` of `service` with compose's name and labels; returns its id.
-    pub fn create(&self, p: &Project, service: &str, n: u32) -> String {
-        let root = self.root();
-        let s = &p.services[service];
-        let store = ImageStore::open(&root).unwrap();
-        let image = store.resolve(&berth::project::convert::service_image_name(p, s)).unwrap().expect("the test image");
-        let mut cfg = berth::project::convert::container_config(&root, p, s, &image, &store).expect("container config");
-        cfg.name = s.container_name.clone().unwrap_or_else(|| format!("{}-{}-{n}", p.name, service));
-        cfg.labels.insert(labels::CONTAINER_NUMBER.into(), n.to_string());
-        cfg.labels.insert(labels::ONEOFF.into(), "False".into());
-        cfg.labels.insert(labels::CONFIG_HASH.into(), berth::project::hash::service_hash(s));
-        let deps: Vec<String> = s.depends_on.iter().map(|(k, d)| format!("{k}:{}:{}", d.condition, d.restart)).collect();
-        cfg.labels.insert(labels::DEPENDS_ON.into(), deps.join(","));
-        for port in &s.ports {
-            let (host_port, host_port_end) = match port.published.as_deref() {
-                None | Some("") => (None, None),
-                Some(r) => match r.split_once('-') {
-                    Some((a, b)) => (a.parse().ok(), b.parse().ok()),
-                    None => (r.parse().ok(), None),
-                },
-            };
-            cfg.ports.push(PortRequest {
-                host_ip: port.host_ip.as_deref().and_then(|h| h.parse().ok()),
-                host_port,
-                container_port: port.target as u16,
-                protocol: if port.protocol == "udp" { Protocol::Udp } else { Protocol::Tcp },
-                host_port_end,
-            });
-        }
-        let spec = self.t.scratch().join(format!("spec-{}-{n}.json", cfg.name));
-        std::fs::write(&spec, serde_json::to_vec(&cfg).unwrap()).unwrap();
-        self.t.ok(["__ctr", "create", spec.to_str().unwrap()]).trim().to_string()
-    }
-
-    pub fn start(&self, id: &str) {
-        self.t.ok(["__ctr", "start", id]);
-    }
-
-    pub fn stop(&self, id: &str) {
-        self.t.ok(["__ctr", "stop", "-t", "1", id]);
+    /// `berth -p <name> start SERVICE`.
+    pub fn start(&self, service: &str) {
+        ok(self.p(["start", service]));
     }
 
     /// The id of container `<project>-<service>-<n>`.

@@ -15,7 +15,7 @@ use crate::engine::image::{Image, ImageStore, PullItem, PullOptions, PullPolicy}
 use crate::project::execute::{self, Context, ExecError, Report};
 use crate::project::observe::{self, Observed};
 use crate::project::plan::{Condition, Desired, Plan};
-use crate::project::{LoadError, Project};
+use crate::project::Project;
 use crate::state::StateRoot;
 use crate::util::lock::FileLock;
 
@@ -28,33 +28,33 @@ pub struct Target {
 }
 
 impl Target {
-    /// Loads the project. With `labels_ok` (the commands compose runs on `projectOrName`: stop,
-    /// start, restart, kill, pause, unpause, rm, down), `-p` without `-f` names the project
-    /// alone and no file is read: its containers' labels are the project, from any folder; and
-    /// when no file can be loaded, `COMPOSE_PROJECT_NAME` names it.
-    pub fn find(g: &GlobalOpts, labels_ok: bool) -> anyhow::Result<Target> {
+    /// As compose's `projectOrName` (stop, start, restart, kill, pause, unpause, rm, down, ps,
+    /// logs, wait, events): with `-p` and no `-f`, the name alone, and no file is read: the
+    /// containers' labels are the project, from any folder. Otherwise the project is loaded,
+    /// falling back on `COMPOSE_PROJECT_NAME` when it cannot be.
+    pub fn project_or_name(g: &GlobalOpts) -> anyhow::Result<Target> {
         let root = g.state_root();
-        if labels_ok && g.files.is_empty() {
-            if let Some(name) = &g.project_name {
-                check_name(name)?;
-                return Ok(Target { root, project: None, name: name.clone() });
+        if g.files.is_empty() {
+            if let Some(name) = g.project_name.as_ref().filter(|n| !n.is_empty()) {
+                return Ok(Target { root, project: None, name: name_only(name)? });
             }
         }
-        match crate::project::load(&crate::project::LoadOptions::from_global(g)) {
-            Ok(p) => {
-                for w in &p.warnings {
-                    eprintln!("WARN[0000] {w}");
-                }
-                Ok(Target { root, name: p.name.clone(), project: Some(p) })
-            }
+        match Target::load(g) {
+            Ok(t) => Ok(t),
             Err(e) => match std::env::var("COMPOSE_PROJECT_NAME") {
-                Ok(n) if labels_ok && !n.is_empty() && matches!(e, LoadError::NoConfigFile(_)) => {
-                    check_name(&n)?;
-                    Ok(Target { root, project: None, name: n })
-                }
-                _ => Err(e.into()),
+                Ok(n) if !n.is_empty() => Ok(Target { root, project: None, name: name_only(&n)? }),
+                _ => Err(e),
             },
         }
+    }
+
+    /// Loads the project from its files (`up`, `create`, `run`, `exec`...).
+    pub fn load(g: &GlobalOpts) -> anyhow::Result<Target> {
+        let p = crate::project::load(&crate::project::LoadOptions::from_global(g))?;
+        for w in &p.warnings {
+            eprintln!("WARN[0000] {w}");
+        }
+        Ok(Target { root: g.state_root(), name: p.name.clone(), project: Some(p) })
     }
 
     /// Takes the project's lock: one command changes a project at a time.
@@ -72,12 +72,13 @@ impl Target {
         self.project.as_ref().map(|p| Desired::from_project(p, images, scale)).transpose().map_err(Into::into)
     }
 
-    /// Fails on a service the project does not have (from the file, else from the labels).
-    pub fn check_services(&self, o: &Observed, services: &[String]) -> anyhow::Result<()> {
+    /// Fails on a service the project does not have: from the file, else (loaded by name
+    /// alone) as `in_labels` says, from its containers' labels.
+    pub fn check_services(&self, services: &[String], in_labels: impl Fn(&str) -> bool) -> anyhow::Result<()> {
         for s in services {
             let known = match &self.project {
                 Some(p) => p.services.contains_key(s),
-                None => o.containers.iter().any(|c| &c.service == s),
+                None => in_labels(s),
             };
             if !known {
                 bail!("no such service: {s}");
@@ -85,16 +86,39 @@ impl Target {
         }
         Ok(())
     }
+
+    /// As [`Target::check_services`], with the project's observed containers as the labels.
+    pub fn check_observed_services(&self, o: &Observed, services: &[String]) -> anyhow::Result<()> {
+        self.check_services(services, |s| o.containers.iter().any(|c| c.service == s))
+    }
 }
 
-fn check_name(name: &str) -> anyhow::Result<()> {
-    if name.is_empty() || crate::project::load::normalize_project_name(name) != name {
+/// As compose's `toProjectName` (`top`, `port`, `cp`, `stats`): `-p`, then
+/// `COMPOSE_PROJECT_NAME`, then the loaded project's.
+pub fn project_name(g: &GlobalOpts) -> anyhow::Result<String> {
+    if let Some(name) = g.project_name.as_ref().filter(|n| !n.is_empty()) {
+        return name_only(name);
+    }
+    if let Ok(n) = std::env::var("COMPOSE_PROJECT_NAME") {
+        if !n.is_empty() {
+            return name_only(&n);
+        }
+    }
+    Ok(Target::load(g)?.name)
+}
+
+/// A project named without its file (`-p`, `COMPOSE_PROJECT_NAME`): lowercased, as compose does
+/// (`-p MyApp ps` lists project `myapp`), and refused with compose's message when it still is
+/// not a project name (berth keeps per-project state under that name).
+fn name_only(name: &str) -> anyhow::Result<String> {
+    let lower = name.to_lowercase();
+    if lower.is_empty() || crate::project::load::normalize_project_name(&lower) != lower {
         bail!(
-            "invalid project name {name:?}: it must contain only lowercase letters, decimal digits, dashes, and \
-             underscores, and must begin with a lowercase letter or decimal digit"
+            "invalid project name {name:?}: must consist only of lowercase alphanumeric characters, hyphens, and \
+             underscores as well as start with a letter or number"
         );
     }
-    Ok(())
+    Ok(lower)
 }
 
 /// Service -> (dependency, condition, restart), from the file or the labels.
@@ -420,4 +444,19 @@ pub fn images(g: &GlobalOpts, p: &Project, services: &[String], o: ImageOptions)
         }
     }
     Ok((store, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_only;
+
+    #[test]
+    fn a_name_given_alone_is_lowercased_and_checked_as_compose_does() {
+        assert_eq!(name_only("shop").unwrap(), "shop");
+        assert_eq!(name_only("Shop_1-x").unwrap(), "shop_1-x");
+        for bad in ["b@d", "-x", "_x", "a/b", "..", "a.b"] {
+            let e = name_only(bad).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("invalid project name {bad:?}: must consist only of lowercase alphanumeric")), "{e}");
+        }
+    }
 }

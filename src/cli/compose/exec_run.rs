@@ -153,12 +153,10 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
 }
 
 fn exec(g: &GlobalOpts, a: ExecArgs) -> anyhow::Result<i32> {
-    let project = crate::project::load(&crate::project::LoadOptions::from_global(g))?;
-    if !project.services.contains_key(&a.service) {
-        anyhow::bail!("no such service: {}", a.service);
-    }
+    // As compose's: the project by name (`-p` works from any folder), the container by its labels.
+    let name = super::converge::project_name(g)?;
     let root = g.state_root();
-    let Some(c) = service_container(&root, &project.name, &a.service, a.index) else {
+    let Some(c) = service_container(&root, &name, &a.service, a.index) else {
         anyhow::bail!("service {:?} is not running", a.service);
     };
     let tty = !a.no_tty && (a.tty || std::io::stdin().is_terminal());
@@ -187,7 +185,7 @@ fn exec(g: &GlobalOpts, a: ExecArgs) -> anyhow::Result<i32> {
 /// `--no-deps`; the service's ports are published only with `--service-ports`.
 fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
     use super::converge::{self, Run, Target};
-    let t = Target::find(g, false)?;
+    let t = Target::load(g)?;
     let project = t.project.as_ref().expect("run loads the project");
     let service = project
         .services

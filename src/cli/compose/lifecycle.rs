@@ -92,6 +92,16 @@ pub enum Commands {
     },
     /// Stop and remove containers, networks
     Down(DownArgs),
+    /// Scale services
+    Scale {
+        /// Don't start linked services
+        #[arg(long)]
+        no_deps: bool,
+        #[arg(long, hide = true)]
+        dry_run: bool,
+        #[arg(value_name = "SERVICE=REPLICAS")]
+        services: Vec<String>,
+    },
 }
 
 /// The flags `up` shares with `create`.
@@ -227,6 +237,7 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
         }),
         Commands::Rm { force, stop, volumes, dry_run, services } => rm(g, &services, force, stop, volumes, dry_run || g.dry_run),
         Commands::Down(a) => down(g, a),
+        Commands::Scale { no_deps, dry_run, services } => scale(g, &services, no_deps, dry_run),
     }
 }
 
@@ -263,7 +274,7 @@ fn up(g: &GlobalOpts, mut a: UpArgs) -> anyhow::Result<i32> {
     if a.abort_on_container_exit && a.abort_on_container_failure {
         bail!("--abort-on-container-exit and --abort-on-container-failure are incompatible");
     }
-    let t = Target::find(g, false)?;
+    let t = Target::load(g)?;
     let p = t.project.as_ref().expect("up always loads the project");
     for s in a.create.services.iter().chain(a.exit_code_from.iter()).chain(a.attach.iter()).chain(a.no_attach.iter()) {
         if !p.services.contains_key(s) {
@@ -319,21 +330,40 @@ fn up(g: &GlobalOpts, mut a: UpArgs) -> anyhow::Result<i32> {
     super::attach::attached(g, &t, &desired, &selected, &a)
 }
 
+/// `scale SERVICE=N...`: as compose, `up -d --scale SERVICE=N --no-recreate SERVICE...`: the
+/// missing replicas are created and started (with their dependencies unless `--no-deps`), the
+/// extra ones removed, the others left as they are.
+fn scale(g: &GlobalOpts, specs: &[String], no_deps: bool, dry_run: bool) -> anyhow::Result<i32> {
+    if specs.is_empty() {
+        bail!("requires at least 1 arg(s), only received 0: use `berth scale SERVICE=REPLICAS...`");
+    }
+    let mut services = Vec::new();
+    for s in specs {
+        let Some((name, n)) = s.split_once('=') else { bail!("invalid scale specifier: {s}") };
+        if n.parse::<u32>().is_err() {
+            bail!("invalid scale specifier: can't parse replica value as int: {s}");
+        }
+        services.push(name.to_string());
+    }
+    let create = CreateArgs { scale: specs.to_vec(), no_recreate: true, services, dry_run, ..Default::default() };
+    up(g, UpArgs { create, detach: true, no_deps, ..Default::default() })
+}
+
 fn start(g: &GlobalOpts, services: &[String], wait: bool, wait_timeout: Option<u64>, dry: bool) -> anyhow::Result<i32> {
-    let t = Target::find(g, true)?;
+    let t = Target::project_or_name(g)?;
     let _lock = if dry { None } else { Some(t.lock()?) };
     let o = t.observe()?;
-    t.check_services(&o, services)?;
+    t.check_observed_services(&o, services)?;
     let deps = converge::conditions(&t, &o);
     let plan = plan::start(&o, &deps, services, wait)?;
     execute_simple(g, &t, &plan, dry, "Running", wait_timeout)
 }
 
 fn stop(g: &GlobalOpts, services: &[String], timeout: Option<u64>, dry: bool) -> anyhow::Result<i32> {
-    let t = Target::find(g, true)?;
+    let t = Target::project_or_name(g)?;
     let _lock = if dry { None } else { Some(t.lock()?) };
     let o = t.observe()?;
-    t.check_services(&o, services)?;
+    t.check_observed_services(&o, services)?;
     let desired = t.desired(&BTreeMap::new(), &BTreeMap::new())?;
     let deps = plan::dependencies(desired.as_ref(), &o);
     let plan = plan::stop(&o, &deps, services, timeout);
@@ -341,10 +371,10 @@ fn stop(g: &GlobalOpts, services: &[String], timeout: Option<u64>, dry: bool) ->
 }
 
 fn restart(g: &GlobalOpts, services: &[String], no_deps: bool, timeout: Option<u64>, dry: bool) -> anyhow::Result<i32> {
-    let t = Target::find(g, true)?;
+    let t = Target::project_or_name(g)?;
     let _lock = if dry { None } else { Some(t.lock()?) };
     let o = t.observe()?;
-    t.check_services(&o, services)?;
+    t.check_observed_services(&o, services)?;
     // As compose: only `restart: true` dependencies order the restart, and restarting a service
     // restarts the services that depend on it that way (unless --no-deps).
     let conds = converge::conditions(&t, &o);
@@ -376,10 +406,10 @@ fn simple(
     with_orphans: bool,
     make: impl FnMut(&crate::project::observe::Container) -> Option<Op>,
 ) -> anyhow::Result<i32> {
-    let t = Target::find(g, true)?;
+    let t = Target::project_or_name(g)?;
     let _lock = if dry { None } else { Some(t.lock()?) };
     let mut o = t.observe()?;
-    t.check_services(&o, services)?;
+    t.check_observed_services(&o, services)?;
     if let (Some(p), false) = (&t.project, with_orphans) {
         o.containers.retain(|c| p.services.contains_key(&c.service));
     }
@@ -403,10 +433,10 @@ fn execute_simple(g: &GlobalOpts, t: &Target, plan: &plan::Plan, dry: bool, titl
 }
 
 fn rm(g: &GlobalOpts, services: &[String], force: bool, stop: bool, volumes: bool, dry: bool) -> anyhow::Result<i32> {
-    let t = Target::find(g, true)?;
+    let t = Target::project_or_name(g)?;
     let _lock = if dry { None } else { Some(t.lock()?) };
     let o = t.observe()?;
-    t.check_services(&o, services)?;
+    t.check_observed_services(&o, services)?;
     let mut plan = plan::Plan::default();
     let mut names = Vec::new();
     let chosen: Vec<&crate::project::observe::Container> =
@@ -452,13 +482,17 @@ fn rm(g: &GlobalOpts, services: &[String], force: bool, stop: bool, volumes: boo
 }
 
 fn down(g: &GlobalOpts, a: DownArgs) -> anyhow::Result<i32> {
+    down_target(g, &Target::project_or_name(g)?, a)
+}
+
+/// `down` of a project found already: what `berth down` runs, and `wait --down-project` too.
+pub(crate) fn down_target(g: &GlobalOpts, t: &Target, a: DownArgs) -> anyhow::Result<i32> {
     let dry = a.dry_run || g.dry_run;
     let rmi = match a.rmi.as_deref() {
         None => None,
         Some(x @ ("local" | "all")) => Some(x.to_string()),
         Some(x) => bail!("invalid --rmi {x:?}: use local or all"),
     };
-    let t = Target::find(g, true)?;
     let _lock = if dry { None } else { Some(t.lock()?) };
     let o = t.observe()?;
     let desired = t.desired(&BTreeMap::new(), &BTreeMap::new())?;
@@ -471,12 +505,12 @@ fn down(g: &GlobalOpts, a: DownArgs) -> anyhow::Result<i32> {
         eprintln!("WARN[0000] no resource found for project {:?}: nothing to do (check the name with `berth ls`)", t.name);
     }
     let images = BTreeMap::new();
-    let run = Run { g, target: &t, images: &images, store: None, title: "Running", deadline: None, timeout: a.timeout, renew_anon_volumes: false };
-    let rmi_refs = rmi.as_deref().map(|kind| images_to_remove(&t, &o, kind));
+    let run = Run { g, target: t, images: &images, store: None, title: "Running", deadline: None, timeout: a.timeout, renew_anon_volumes: false };
+    let rmi_refs = rmi.as_deref().map(|kind| images_to_remove(t, &o, kind));
     let report = converge::run_plan(&run, &plan);
-    let mut code = converge::report(&t, &report, None);
+    let mut code = converge::report(t, &report, None);
     if let Some(refs) = rmi_refs {
-        code = code.max(remove_images(g, &t, refs)?);
+        code = code.max(remove_images(g, t, refs)?);
     }
     Ok(code)
 }

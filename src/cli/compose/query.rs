@@ -6,9 +6,9 @@ use clap::Subcommand;
 use crate::cli::GlobalOpts;
 use crate::engine::runtime::{self, ContainerConfig, ContainerState, Status, ops};
 use crate::labels;
-use crate::project::Project;
 use crate::state::StateRoot;
 
+mod attach;
 mod cp;
 mod events;
 mod format;
@@ -16,6 +16,7 @@ mod logs;
 mod ls;
 mod port;
 mod ps;
+mod snapshot;
 mod stats;
 mod top;
 mod wait;
@@ -40,6 +41,12 @@ pub enum Commands {
     Events(events::EventsArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(stats::StatsArgs),
+    /// Attach local standard input, output, and error streams to a service's running container
+    Attach(attach::AttachArgs),
+    /// Export a service container's filesystem as a tar archive
+    Export(snapshot::ExportArgs),
+    /// Create a new image from a service container's changes
+    Commit(snapshot::CommitArgs),
 }
 
 pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
@@ -53,60 +60,13 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
         Commands::Cp(a) => cp::run(g, a),
         Commands::Events(a) => events::run(g, a),
         Commands::Stats(a) => stats::run(g, a),
+        Commands::Attach(a) => attach::run(g, a),
+        Commands::Export(a) => snapshot::export(g, a),
+        Commands::Commit(a) => snapshot::commit(g, a),
     }
 }
 
-/// The project a command reads: its name, and the loaded model when a compose file was used.
-pub(crate) struct Target {
-    pub name: String,
-    pub project: Option<Project>,
-}
-
-/// As compose's `projectOrName`: with `-p` and no `-f`, the name alone (no file is read);
-/// otherwise the project is loaded, falling back on `COMPOSE_PROJECT_NAME` when it cannot be.
-pub(crate) fn project_or_name(g: &GlobalOpts) -> anyhow::Result<Target> {
-    if g.files.is_empty() {
-        if let Some(name) = &g.project_name {
-            check_name(name)?;
-            return Ok(Target { name: name.clone(), project: None });
-        }
-    }
-    match crate::project::load(&crate::project::LoadOptions::from_global(g)) {
-        Ok(p) => Ok(Target { name: p.name.clone(), project: Some(p) }),
-        Err(e) => match std::env::var("COMPOSE_PROJECT_NAME") {
-            Ok(n) if !n.is_empty() => {
-                check_name(&n)?;
-                Ok(Target { name: n, project: None })
-            }
-            _ => Err(e.into()),
-        },
-    }
-}
-
-/// As compose's `toProjectName`: `-p`, then `COMPOSE_PROJECT_NAME`, then the loaded project's.
-pub(crate) fn project_name(g: &GlobalOpts) -> anyhow::Result<String> {
-    if let Some(name) = &g.project_name {
-        check_name(name)?;
-        return Ok(name.clone());
-    }
-    if let Ok(n) = std::env::var("COMPOSE_PROJECT_NAME") {
-        if !n.is_empty() {
-            check_name(&n)?;
-            return Ok(n);
-        }
-    }
-    Ok(crate::project::load(&crate::project::LoadOptions::from_global(g))?.name)
-}
-
-fn check_name(name: &str) -> anyhow::Result<()> {
-    if name.is_empty() || crate::project::load::normalize_project_name(name) != name {
-        anyhow::bail!(
-            "invalid project name {name:?}: it must contain only lowercase letters, decimal digits, dashes, and \
-             underscores, and must begin with a lowercase letter or decimal digit"
-        );
-    }
-    Ok(())
-}
+pub(crate) use super::converge::{Target, project_name};
 
 /// One container of a project, with its state as it really is.
 #[derive(Debug, Clone)]
@@ -191,18 +151,6 @@ pub(crate) fn specified_container(root: &StateRoot, project: &str, oneoff: OneOf
         None if index > 0 => anyhow::bail!("service {service:?} is not running container #{index}"),
         None => anyhow::bail!("service {service:?} is not running"),
     }
-}
-
-/// Checks that every named service is in the loaded project (compose: "no such service").
-pub(crate) fn check_services(project: Option<&Project>, services: &[String]) -> anyhow::Result<()> {
-    if let Some(p) = project {
-        for s in services {
-            if !p.services.contains_key(s) {
-                anyhow::bail!("no such service: {s}");
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Whether output to stdout gets ANSI colors (`--ansi`, and a terminal for `auto`).

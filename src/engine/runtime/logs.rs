@@ -133,27 +133,33 @@ pub struct ReadOptions {
     pub follow: bool,
 }
 
-/// The log files of a container, oldest first.
-fn files(path: &Path) -> Vec<PathBuf> {
-    let mut rotated: Vec<(u32, PathBuf)> = Vec::new();
+/// The rotated files beside a log (`<log>.1`, `.2`...), with their numbers, oldest (highest) first.
+pub fn rotated(path: &Path) -> Vec<(u32, PathBuf)> {
+    let mut out = Vec::new();
     if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
         let prefix = format!("{}.", name.to_string_lossy());
         if let Ok(rd) = std::fs::read_dir(dir) {
             for e in rd.flatten() {
                 let n = e.file_name().to_string_lossy().into_owned();
                 if let Some(i) = n.strip_prefix(&prefix).and_then(|s| s.parse::<u32>().ok()) {
-                    rotated.push((i, e.path()));
+                    out.push((i, e.path()));
                 }
             }
         }
     }
-    rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
-    let mut out: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    out.sort_by_key(|r| std::cmp::Reverse(r.0));
+    out
+}
+
+/// The log files of a container, oldest first.
+fn files(path: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = rotated(path).into_iter().map(|(_, p)| p).collect();
     out.push(path.to_path_buf());
     out
 }
 
-fn parse_line(line: &[u8]) -> Option<(Record, DateTime<Utc>)> {
+/// One line of a log file: the record and its time.
+pub fn parse_line(line: &[u8]) -> Option<(Record, DateTime<Utc>)> {
     let r: Record = serde_json::from_slice(line).ok()?;
     let t = DateTime::parse_from_rfc3339(&r.time).ok()?.with_timezone(&Utc);
     Some((r, t))

@@ -141,7 +141,7 @@ fn open_in_root(root: RawFd, path: &str, flags: libc::c_int) -> io::Result<Owned
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-fn openat(dir: RawFd, name: &OsStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
+pub(super) fn openat(dir: RawFd, name: &OsStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
     let c = cstr(name)?;
     owned(unsafe { libc::openat(dir, c.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOFOLLOW, mode as libc::c_uint) })
 }
@@ -205,7 +205,7 @@ fn list_dir(dir: RawFd) -> io::Result<Vec<OsString>> {
 
 /// What is kept of an entry's metadata.
 #[derive(Debug, Clone, Copy, Default)]
-struct Meta {
+pub(super) struct Meta {
     mode: u32,
     uid: u32,
     gid: u32,
@@ -223,7 +223,7 @@ impl Meta {
 }
 
 /// Where a copy's entries go. `rel` is the entry's path below the copied root (empty: the root).
-trait Sink {
+pub(super) trait Sink {
     fn dir(&mut self, rel: &[OsString], m: &Meta) -> anyhow::Result<()>;
     fn file(&mut self, rel: &[OsString], m: &Meta, size: u64, data: &mut dyn Read) -> anyhow::Result<()>;
     fn symlink(&mut self, rel: &[OsString], m: &Meta, target: &OsStr) -> anyhow::Result<()>;
@@ -239,7 +239,7 @@ fn show(rel: &[OsString]) -> String {
 // Sources.
 
 /// Walks the entry `fd` (an O_PATH fd from the resolution) of the container.
-fn walk_container_root(fd: OwnedFd, sink: &mut dyn Sink, children_only: bool) -> anyhow::Result<()> {
+pub(super) fn walk_container_root(fd: OwnedFd, sink: &mut dyn Sink, children_only: bool) -> anyhow::Result<()> {
     let st = fstat(fd.as_raw_fd())?;
     let m = Meta::of(&st);
     match kind(st.st_mode) {
@@ -604,9 +604,9 @@ impl Sink for HostSink {
 }
 
 /// Writes a tar stream (stdout), entries named below `root`.
-struct TarSink<W: Write> {
-    b: tar::Builder<W>,
-    root: PathBuf,
+pub(super) struct TarSink<W: Write> {
+    pub b: tar::Builder<W>,
+    pub root: PathBuf,
 }
 
 impl<W: Write> TarSink<W> {

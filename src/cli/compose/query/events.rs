@@ -35,7 +35,7 @@ pub fn run(g: &GlobalOpts, a: EventsArgs) -> anyhow::Result<i32> {
     };
     let since = time(&a.since, "since")?;
     let until = time(&a.until, "until")?;
-    let target = super::project_or_name(g)?;
+    let target = super::Target::project_or_name(g)?;
     let root = g.state_root();
     let mut follower = events::Follower::new(&root);
     let mut out = std::io::stdout().lock();

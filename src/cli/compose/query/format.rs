@@ -140,11 +140,18 @@ fn join_host_port(ip: &str, port: &str) -> String {
     if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") }
 }
 
+/// The order Docker lists a container's ports in (and compose its `Publishers`): by container
+/// port, then host address (`0.0.0.0` before `::`), host port and protocol. One entry per
+/// binding the container's state records: a port published on both families shows twice.
+pub fn sort_ports(ports: &mut [PortEntry]) {
+    ports.sort_by(|a, b| (a.private, &a.ip, a.public, &a.proto).cmp(&(b.private, &b.ip, b.public, &b.proto)));
+}
+
 /// The Docker CLI's `DisplayablePorts`: sorted, ranges of same-number mappings grouped, the
 /// others as `ip:public->private/proto`.
 pub fn displayable_ports(ports: &[PortEntry]) -> String {
     let mut ports = ports.to_vec();
-    ports.sort_by(|a, b| (a.private, &a.ip, a.public, &a.proto).cmp(&(b.private, &b.ip, b.public, &b.proto)));
+    sort_ports(&mut ports);
     let mut groups: Vec<(String, u16, u16)> = Vec::new();
     let mut result = Vec::new();
     let mut mappings = Vec::new();
@@ -393,6 +400,28 @@ mod tests {
             displayable_ports(&ports),
             "0.0.0.0:43500->80/tcp, [::]:43500->80/tcp, 0.0.0.0:32768->8080/tcp, [::]:32768->8080/tcp"
         );
+        // What `docker compose ps` printed for ["43980:80", "8080", "43981-43982:90-91",
+        // "127.0.0.1:43983:53/udp"] with Docker publishing on both families.
+        let mut udp = e("127.0.0.1", 53, 43983);
+        udp.proto = "udp".into();
+        let both = vec![
+            e("0.0.0.0", 8080, 32768),
+            e("::", 8080, 32768),
+            e("0.0.0.0", 91, 43982),
+            e("::", 91, 43982),
+            e("0.0.0.0", 90, 43981),
+            e("::", 90, 43981),
+            e("::", 80, 43980),
+            e("0.0.0.0", 80, 43980),
+            udp,
+        ];
+        assert_eq!(
+            displayable_ports(&both),
+            "127.0.0.1:43983->53/udp, 0.0.0.0:43980->80/tcp, [::]:43980->80/tcp, 0.0.0.0:43981->90/tcp, [::]:43981->90/tcp, \
+             0.0.0.0:43982->91/tcp, [::]:43982->91/tcp, 0.0.0.0:32768->8080/tcp, [::]:32768->8080/tcp"
+        );
+        // Only what is recorded: an IPv4-only binding shows once.
+        assert_eq!(displayable_ports(&[e("0.0.0.0", 80, 43980)]), "0.0.0.0:43980->80/tcp");
         let same = vec![e("0.0.0.0", 80, 80), e("0.0.0.0", 81, 81), e("", 9000, 0)];
         assert_eq!(displayable_ports(&same), "0.0.0.0:80-81->80-81/tcp, 9000/tcp");
     }

@@ -20,7 +20,7 @@ use clap::Args;
 use super::{Ctr, OneOff};
 use crate::cli::GlobalOpts;
 use crate::engine::events;
-use crate::engine::runtime::logs::{Record, parse_time};
+use crate::engine::runtime::logs::{self, Record, parse_time};
 use crate::engine::runtime::state::Paths;
 use crate::engine::runtime::{Status, ops};
 use crate::labels;
@@ -93,8 +93,8 @@ pub fn run(g: &GlobalOpts, a: LogsArgs) -> anyhow::Result<i32> {
             .map(|s| parse_time(s, now).ok_or_else(|| anyhow::anyhow!("invalid value {s:?} for --until: a time (2013-01-02T13:23:37Z) or a duration (42m)")))
             .transpose()?,
     };
-    let target = super::project_or_name(g)?;
-    super::check_services(target.project.as_ref(), &a.service)?;
+    let target = super::Target::project_or_name(g)?;
+    target.check_services(&a.service, |_| true)?;
     let mut services = a.service.clone();
     if services.is_empty() {
         if let Some(p) = &target.project {
@@ -286,29 +286,6 @@ impl LineReader {
     }
 }
 
-fn parse_record(line: &[u8]) -> Option<(Record, DateTime<Utc>)> {
-    let r: Record = serde_json::from_slice(line).ok()?;
-    let t = DateTime::parse_from_rfc3339(&r.time).ok()?.with_timezone(&Utc);
-    Some((r, t))
-}
-
-/// The rotated files beside a log (`<log>.1`, `.2`...), with their numbers, oldest (highest) first.
-fn rotated(path: &Path) -> Vec<(u32, PathBuf)> {
-    let mut out = Vec::new();
-    if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
-        let prefix = format!("{}.", name.to_string_lossy());
-        if let Ok(rd) = std::fs::read_dir(dir) {
-            for e in rd.flatten() {
-                let n = e.file_name().to_string_lossy().into_owned();
-                if let Some(i) = n.strip_prefix(&prefix).and_then(|s| s.parse::<u32>().ok()) {
-                    out.push((i, e.path()));
-                }
-            }
-        }
-    }
-    out.sort_by_key(|r| std::cmp::Reverse(r.0));
-    out
-}
 
 /// One container's log as a stream of records: the rotated files, oldest first, then the
 /// current file, which it then keeps following.
@@ -328,7 +305,7 @@ struct Source {
 impl Source {
     fn open(path: &Path, filter: Filter) -> Source {
         let current = File::open(path).ok().map(LineReader::new);
-        let older: VecDeque<PathBuf> = rotated(path).into_iter().map(|(_, p)| p).collect();
+        let older: VecDeque<PathBuf> = logs::rotated(path).into_iter().map(|(_, p)| p).collect();
         let mut s = Source { path: path.to_path_buf(), filter, older, reading: None, current, ahead: VecDeque::new(), initial_done: false };
         if let Some(n) = s.filter.tail {
             // The last n records: read everything once, keeping a window.
@@ -357,7 +334,7 @@ impl Source {
                     None => {
                         let r = self.current.as_mut()?;
                         let line = r.next_line()?;
-                        if let Some((rec, t)) = parse_record(&line) {
+                        if let Some((rec, t)) = logs::parse_line(&line) {
                             if self.filter.wanted(&t) {
                                 return Some((rec, t));
                             }
@@ -369,7 +346,7 @@ impl Source {
             let r = self.reading.as_mut()?;
             match r.next_line() {
                 Some(line) => {
-                    if let Some((rec, t)) = parse_record(&line) {
+                    if let Some((rec, t)) = logs::parse_line(&line) {
                         // The current file is read after these: skip what it also holds.
                         if self.filter.wanted(&t) {
                             return Some((rec, t));
@@ -400,7 +377,7 @@ impl Source {
     fn poll(&mut self) -> Vec<(Record, DateTime<Utc>)> {
         let mut out = Vec::new();
         let push = |line: &[u8], out: &mut Vec<(Record, DateTime<Utc>)>, f: &Filter| {
-            if let Some((rec, t)) = parse_record(line) {
+            if let Some((rec, t)) = logs::parse_line(line) {
                 if f.wanted(&t) {
                     out.push((rec, t));
                 }
@@ -417,7 +394,7 @@ impl Source {
             // Rotated since: the files newer than ours (lower numbers), oldest first, then the
             // new current file.
             if let Some(ours) = ours {
-                let rot = rotated(&self.path);
+                let rot = logs::rotated(&self.path);
                 if let Some(pos) = rot.iter().position(|(_, p)| std::fs::metadata(p).map(|m| m.ino()).ok() == Some(ours)) {
                     for (_, p) in &rot[pos + 1..] {
                         if let Ok(f) = File::open(p) {

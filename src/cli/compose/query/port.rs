@@ -24,16 +24,16 @@ pub fn run(g: &GlobalOpts, a: PortArgs) -> anyhow::Result<i32> {
     let name = super::project_name(g)?;
     let root = g.state_root();
     let c = super::specified_container(&root, &name, OneOff::Include, false, &a.service, a.index)?;
-    let mut ports = super::ps::port_entries(&c);
-    ports.sort_by(|a, b| (a.private, &a.ip, a.public).cmp(&(b.private, &b.ip, b.public)));
+    // Docker's order: for a port published on both families, the IPv4 binding is printed.
+    let ports = super::ps::port_entries(&c);
     match ports.iter().find(|p| p.private == port && p.proto == proto) {
         Some(p) => {
             println!("{}:{}", p.ip, p.public);
             Ok(0)
         }
         None => {
-            let mut known: Vec<String> = ports.iter().map(|p| format!("{}/{}", p.private, p.proto)).collect();
-            known.dedup();
+            // As compose: every binding's published port.
+            let known: Vec<String> = ports.iter().map(|p| format!("{}/{}", p.public, p.proto)).collect();
             anyhow::bail!("no port {port}/{proto} for container {}: {}", c.cfg.name, known.join(", "))
         }
     }

@@ -52,11 +52,11 @@ pub fn run(g: &GlobalOpts, mut a: PsArgs) -> anyhow::Result<i32> {
         }
     }
     let format = Format::parse(&a.format)?;
-    let target = super::project_or_name(g)?;
+    let target = super::Target::project_or_name(g)?;
     let mut services = a.service.clone();
     if let Some(p) = &target.project {
         if !services.is_empty() {
-            super::check_services(Some(p), &services)?;
+            target.check_services(&services, |_| true)?;
         } else if !a.orphans {
             services = p.services.keys().cloned().collect();
         }
@@ -157,7 +157,9 @@ pub(crate) fn port_entries(c: &Ctr) -> Vec<PortEntry> {
     if !c.running() {
         return Vec::new();
     }
-    c.st.network.as_ref().map(|n| n.ports.iter().map(PortEntry::from_published).collect()).unwrap_or_default()
+    let mut ports: Vec<PortEntry> = c.st.network.as_ref().map(|n| n.ports.iter().map(PortEntry::from_published).collect()).unwrap_or_default();
+    format::sort_ports(&mut ports);
+    ports
 }
 
 /// A published port in `ps --format json` (compose's field order).

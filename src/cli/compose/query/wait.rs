@@ -5,11 +5,10 @@ use std::time::Duration;
 use clap::Args;
 
 use super::OneOff;
+use crate::cli::compose::lifecycle;
 use crate::cli::GlobalOpts;
 use crate::engine::events;
 use crate::engine::runtime::ops;
-use crate::labels;
-use crate::state::StateRoot;
 
 #[derive(Args, Debug)]
 pub struct WaitArgs {
@@ -21,7 +20,7 @@ pub struct WaitArgs {
 }
 
 pub fn run(g: &GlobalOpts, a: WaitArgs) -> anyhow::Result<i32> {
-    let target = super::project_or_name(g)?;
+    let target = super::Target::project_or_name(g)?;
     let root = g.state_root();
     let mut journal = events::Follower::new(&root);
     let mut waiting = super::containers(&root, &target.name, OneOff::Include, false, &a.services);
@@ -47,41 +46,12 @@ pub fn run(g: &GlobalOpts, a: WaitArgs) -> anyhow::Result<i32> {
         }
     }
     if a.down_project {
-        down_project(&root, &target.name)?;
+        // As compose: the project goes as `down --remove-orphans` takes it (the same code).
+        let down = lifecycle::DownArgs { remove_orphans: true, ..Default::default() };
+        let c = lifecycle::down_target(g, &target, down)?;
+        if c != 0 {
+            return Ok(c);
+        }
     }
     Ok(code)
-}
-
-/// Takes project `name` down as `down --remove-orphans` does: its containers (one-offs too) are
-/// stopped and removed, then its networks. Volumes stay.
-///
-/// A small local stand-in for the lifecycle's `down`, which lives in the other half of the
-/// orchestration; it should call that once both are merged.
-pub fn down_project(root: &StateRoot, name: &str) -> anyhow::Result<()> {
-    let list = super::containers(root, name, OneOff::Include, true, &[]);
-    let mut errors = Vec::new();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = list.iter().map(|c| s.spawn(move || ops::stop(root, &c.cfg.id, None).map(|_| ()))).collect();
-        for h in handles {
-            if let Ok(Err(e)) = h.join() {
-                errors.push(anyhow::Error::new(e));
-            }
-        }
-    });
-    for c in &list {
-        if let Err(e) = ops::remove(root, &c.cfg.id, true, false) {
-            errors.push(anyhow::Error::new(e));
-        }
-    }
-    for n in crate::net::network::list(root)? {
-        if n.labels.get(labels::PROJECT).is_some_and(|p| p == name) {
-            if let Err(e) = crate::net::network::remove(root, &n.name) {
-                errors.push(anyhow::Error::new(e));
-            }
-        }
-    }
-    match errors.into_iter().next() {
-        None => Ok(()),
-        Some(e) => Err(e.context(format!("cannot take project {name:?} down; run `berth -p {name} down` to finish"))),
-    }
 }
