@@ -37,10 +37,37 @@ impl V2Cgroup {
         if res.cpuset_cpus.is_some() || res.cpuset_mems.is_some() {
             v.push(("cpuset", "cpuset"));
         }
+        if res.has_blkio() {
+            v.push(("io", "blkio_config"));
+        }
         v
     }
 
+    /// What cgroup v2 has no file for.
+    fn refuse(res: &Resources) -> Result<(), CgroupError> {
+        if res.memory_swappiness.is_some_and(|s| s >= 0) {
+            return Err(CgroupError::Unsupported { setting: "mem_swappiness", why: "cgroup v2 has no per-cgroup swappiness" });
+        }
+        if res.oom_kill_disable {
+            return Err(CgroupError::Unsupported { setting: "oom_kill_disable", why: "cgroup v2 cannot disable the OOM killer" });
+        }
+        if res.cpu_rt_runtime.is_some_and(|r| r != 0) || res.cpu_rt_period.is_some_and(|p| p > 0) {
+            return Err(CgroupError::Unsupported {
+                setting: "cpu_rt_runtime",
+                why: "cgroup v2 has no real-time group scheduling",
+            });
+        }
+        Ok(())
+    }
+
     pub fn create(&self, res: &Resources, privileged: bool) -> Result<(), CgroupError> {
+        Self::refuse(res)?;
+        let mut rules = super::devices::default_rules();
+        for r in res.extra_device_rules()? {
+            rules.extend(super::devices::parse_rule(&r));
+        }
+        let io = res.io_limits()?;
+        let weights = res.io_weights()?;
         let parent = self.root.join(PARENT);
         mkdir(&parent)?;
         // Enable every available controller for the berth subtree (memory and pids always, so
@@ -65,10 +92,11 @@ impl V2Cgroup {
         }
         mkdir(&self.dir)?;
         if !privileged {
-            super::devices::attach(&self.dir, &super::devices::default_rules())
+            super::devices::attach(&self.dir, &rules)
                 .map_err(|e| CgroupError::io("attach the device filter to", &self.dir, e))?;
         }
-        apply(&self.dir, res)
+        apply(&self.dir, res)?;
+        apply_io(&self.dir, res, &io, &weights)
     }
 
     pub fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError> {
@@ -124,6 +152,34 @@ pub fn apply(dir: &Path, res: &Resources) -> Result<(), CgroupError> {
     }
     if let Some(m) = &res.cpuset_mems {
         write_file(&dir.join("cpuset.mems"), m)?;
+    }
+    Ok(())
+}
+
+/// Block I/O on v2: `io.weight` (or BFQ's `io.bfq.weight`) and one `io.max` line per device.
+pub fn apply_io(dir: &Path, res: &Resources, limits: &[(String, &'static str, u64)], weights: &[(String, u64)]) -> Result<(), CgroupError> {
+    let weight_file = || {
+        ["io.weight", "io.bfq.weight"].iter().map(|f| dir.join(f)).find(|f| f.exists()).ok_or(CgroupError::Unsupported {
+            setting: "blkio_config.weight",
+            why: "no block device here uses an I/O scheduler with weights (BFQ or io.cost)",
+        })
+    };
+    if let Some(w) = res.blkio_weight {
+        write_file(&weight_file()?, &format!("default {w}"))?;
+    }
+    for (dev, w) in weights {
+        write_file(&weight_file()?, &format!("{dev} {w}"))?;
+    }
+    let mut by_dev: Vec<(String, Vec<String>)> = Vec::new();
+    for (dev, key, rate) in limits {
+        let kv = format!("{key}={rate}");
+        match by_dev.iter_mut().find(|(d, _)| d == dev) {
+            Some((_, v)) => v.push(kv),
+            None => by_dev.push((dev.clone(), vec![kv])),
+        }
+    }
+    for (dev, kvs) in by_dev {
+        write_file(&dir.join("io.max"), &format!("{dev} {}", kvs.join(" ")))?;
     }
     Ok(())
 }
