@@ -364,6 +364,9 @@ pub fn container_config(
     let mut resources = resources;
     blkio(service, &mut resources)?;
     refuse_unsupported(service)?;
+    // The host devices must exist now (and again at each start, when the cgroup is made).
+    resources.extra_device_rules().map_err(|e| invalid(service, format!("devices: {}", e.one_line())))?;
+    resources.io_limits().and_then(|_| resources.io_weights()).map_err(|e| invalid(service, format!("blkio_config: {}", e.one_line())))?;
 
     let network_mode = match service.network_mode.as_deref() {
         None | Some("bridge") | Some("default") => NetworkMode::Bridge,

@@ -48,6 +48,15 @@ pub enum CgroupError {
 }
 
 impl CgroupError {
+    /// The message with its cause, on one line (for errors reported inside another's).
+    pub fn one_line(&self) -> String {
+        match self {
+            CgroupError::Io { source, .. } => format!("{self}: {source}"),
+            CgroupError::Invalid(m) => m.clone(),
+            e => e.to_string(),
+        }
+    }
+
     fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
         CgroupError::Io { op, path: path.to_path_buf(), source }
     }
@@ -163,7 +172,7 @@ pub fn host_device(path: &str) -> Result<HostDevice, CgroupError> {
 fn block_numbers(path: &str) -> Result<String, CgroupError> {
     let d = host_device(path)?;
     if d.kind != 'b' {
-        return Err(CgroupError::Invalid(format!("blkio_config: {path} is not a block device")));
+        return Err(CgroupError::Invalid(format!("{path} is not a block device")));
     }
     Ok(format!("{}:{}", d.major, d.minor))
 }

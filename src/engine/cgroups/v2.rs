@@ -214,7 +214,7 @@ mod tests {
         let d = parent.join(id);
         std::fs::create_dir(&d).unwrap();
         for f in [
-            "memory.max", "memory.swap.max", "memory.low", "cpu.max", "cpu.weight", "pids.max", "cgroup.freeze",
+            "memory.max", "memory.swap.max", "memory.low", "cpu.max", "cpu.weight", "pids.max", "cgroup.freeze", "io.max", "io.weight",
             "cgroup.kill", "cgroup.procs",
         ] {
             std::fs::write(d.join(f), "").unwrap();
@@ -273,6 +273,62 @@ mod tests {
         let cg = V2Cgroup::new(tmp.path().to_path_buf(), "c3");
         let err = cg.create(&Resources { memory: Some(64 << 20), ..Default::default() }, true).unwrap_err();
         assert!(err.to_string().contains("memory cgroup controller is not available"), "{err}");
+    }
+
+    /// A block device of this host (path, `maj:min`).
+    fn a_block_device() -> Option<(String, String)> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        std::fs::read_dir("/dev").ok()?.flatten().find_map(|e| {
+            let md = e.metadata().ok()?;
+            md.file_type().is_block_device().then(|| {
+                (e.path().display().to_string(), format!("{}:{}", libc::major(md.rdev()), libc::minor(md.rdev())))
+            })
+        })
+    }
+
+    #[test]
+    fn blkio_becomes_io_max_and_io_weight() {
+        let Some((path, mm)) = a_block_device() else {
+            eprintln!("skipped: no block device in /dev");
+            return;
+        };
+        let tmp = fake("cpu io memory pids", "c4");
+        let cg = V2Cgroup::new(tmp.path().to_path_buf(), "c4");
+        let t = |rate| super::super::ThrottleDevice { path: path.clone(), rate };
+        let res = Resources {
+            blkio_weight: Some(300),
+            blkio_device_read_bps: vec![t(1 << 20)],
+            blkio_device_write_iops: vec![t(100)],
+            ..Default::default()
+        };
+        cg.create(&res, true).unwrap();
+        let d = tmp.path().join(PARENT).join("c4");
+        // The fake file keeps the last write; the kernel merges the keys of one line.
+        assert_eq!(std::fs::read_to_string(d.join("io.max")).unwrap(), format!("{mm} rbps=1048576 wiops=100"));
+        assert_eq!(std::fs::read_to_string(d.join("io.weight")).unwrap(), "default 300");
+        // Without the io controller the setting is refused, naming it.
+        let tmp = fake("memory pids", "c5");
+        let err = V2Cgroup::new(tmp.path().to_path_buf(), "c5").create(&res, true).unwrap_err();
+        assert!(err.to_string().contains("io cgroup controller is not available here, so `blkio_config`"), "{err}");
+        // A file that is not a block device.
+        let res = Resources { blkio_device_read_bps: vec![super::super::ThrottleDevice { path: "/dev/null".into(), rate: 1 }], ..Default::default() };
+        let tmp = fake("io", "c6");
+        let err = V2Cgroup::new(tmp.path().to_path_buf(), "c6").create(&res, true).unwrap_err();
+        assert!(err.to_string().contains("/dev/null is not a block device"), "{err}");
+    }
+
+    #[test]
+    fn v1_only_settings_are_refused_on_v2() {
+        let tmp = fake("cpu io memory pids", "c7");
+        let cg = V2Cgroup::new(tmp.path().to_path_buf(), "c7");
+        for (res, key) in [
+            (Resources { memory_swappiness: Some(10), ..Default::default() }, "`mem_swappiness` is not supported here"),
+            (Resources { oom_kill_disable: true, ..Default::default() }, "`oom_kill_disable` is not supported here"),
+            (Resources { cpu_rt_runtime: Some(1000), ..Default::default() }, "`cpu_rt_runtime` is not supported here"),
+        ] {
+            let err = cg.create(&res, true).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
     }
 
     #[test]

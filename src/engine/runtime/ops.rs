@@ -210,7 +210,7 @@ pub fn start(root: &StateRoot, key: &str, attach: Option<OwnedFd>) -> Result<()>
     // going in the background (see cgroups::prime), while the supervisor starts.
     let marker = starting_marker(&paths)?;
     let cg = Cgroup::for_container(&cfg.id)?;
-    cg.create(&cfg.resources, cfg.privileged)?;
+    cg.create(&cfg.resources, cfg.privileged).map_err(|source| RuntimeError::CgroupOf { name: cfg.name.clone(), source })?;
     let _prime = if cg.is_v2() { None } else { crate::engine::cgroups::prime() };
     let started = match spawn_supervisor(root, &cfg, attach, &marker) {
         Ok(s) => s,
