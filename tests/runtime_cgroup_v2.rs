@@ -68,3 +68,39 @@ fn v2_exec_freeze_kill_and_removal() {
     rt.ctr_ok(["rm", "-f", "v2life"]);
     assert!(!dir.exists());
 }
+
+#[test]
+fn v2_devices_and_device_cgroup_rules_extend_the_filter() {
+    let Some(rt) = rt_v2() else { return };
+    if !Path::new("/dev/fuse").exists() {
+        eprintln!("skipped: no /dev/fuse on this host");
+        return;
+    }
+    // `devices:` creates the node and allows it; a rule allows a node made inside (read only).
+    let script = "\
+        head -c0 /dev/myfuse && echo fuse-open; \
+        mknod /tmp/lc c 10 237 && head -c0 /tmp/lc && echo lc-read; \
+        (echo > /tmp/lc) 2>/dev/null || echo lc-no-write; \
+        mknod /tmp/kmsg c 1 11 && ((head -c0 /tmp/kmsg) 2>/dev/null || echo kmsg-denied)";
+    let mut s = rt.spec("v2dev", script);
+    s["Resources"] = json!({
+        "Devices": [{"PathOnHost": "/dev/fuse", "PathInContainer": "/dev/myfuse", "CgroupPermissions": "rw"}],
+        "DeviceCgroupRules": ["c 10:237 r"],
+    });
+    let o = rt.run(&s);
+    assert_eq!(out(&o), "fuse-open\nlc-read\nlc-no-write\nkmsg-denied\n", "{}", err(&o));
+    // Without them, the same nodes are denied.
+    let o = rt.run(&rt.spec("v2nodev", "mknod /tmp/f c 10 229 && ((head -c0 /tmp/f) 2>/dev/null || echo fuse-denied)"));
+    assert_eq!(out(&o), "fuse-denied\n", "{}", err(&o));
+}
+
+#[test]
+fn v2_cgroupns_host_shows_the_host_path() {
+    let Some(rt) = rt_v2() else { return };
+    let mut s = rt.spec("v2cgh", "tail -1 /proc/self/cgroup");
+    s["CgroupnsMode"] = json!("host");
+    let o = rt.run(&s);
+    let id = rt.inspect("v2cgh")["Id"].as_str().unwrap().to_string();
+    assert_eq!(out(&o), format!("0::/berth/{id}\n"), "{}", err(&o));
+    assert_eq!(rt.inspect("v2cgh")["HostConfig"]["CgroupnsMode"], "host");
+}

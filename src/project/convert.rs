@@ -344,7 +344,29 @@ pub fn container_config(
         cpuset_cpus: service.cpuset.clone(),
         cpuset_mems: None,
         pids_limit: pos(service.pids_limit).or_else(|| limits.as_ref().and_then(|l| pos(l.pids))),
+        // As compose: 0 is "unset" (the model cannot tell them apart either).
+        memory_swappiness: (service.mem_swappiness.0 != 0).then_some(service.mem_swappiness.0),
+        oom_kill_disable: service.oom_kill_disable,
+        cpu_rt_period: pos(service.cpu_rt_period).map(|p| p as u64),
+        cpu_rt_runtime: (service.cpu_rt_runtime != 0).then_some(service.cpu_rt_runtime),
+        devices: service
+            .devices
+            .iter()
+            .map(|d| crate::engine::cgroups::DeviceMapping {
+                path_on_host: d.source.clone(),
+                path_in_container: if d.target.is_empty() { d.source.clone() } else { d.target.clone() },
+                cgroup_permissions: if d.permissions.is_empty() { "rwm".into() } else { d.permissions.clone() },
+            })
+            .collect(),
+        device_cgroup_rules: service.device_cgroup_rules.clone(),
+        ..Default::default()
     };
+    let mut resources = resources;
+    blkio(service, &mut resources)?;
+    refuse_unsupported(service)?;
+    // The host devices must exist now (and again at each start, when the cgroup is made).
+    resources.extra_device_rules().map_err(|e| invalid(service, format!("devices: {}", e.one_line())))?;
+    resources.io_limits().and_then(|_| resources.io_weights()).map_err(|e| invalid(service, format!("blkio_config: {}", e.one_line())))?;
 
     let network_mode = match service.network_mode.as_deref() {
         None | Some("bridge") | Some("default") => NetworkMode::Bridge,
@@ -382,6 +404,12 @@ pub fn container_config(
                 mac_address: sn.and_then(|n| n.mac_address.clone()),
                 gw_priority: sn.map(|n| n.gw_priority as i32).unwrap_or(0),
             });
+        }
+        // The service's `mac_address` is the first network's, as compose gives it.
+        if let (Some(mac), Some(first)) = (service.mac_address.as_ref().filter(|m| !m.is_empty()), endpoints.first_mut()) {
+            if first.mac_address.is_none() {
+                first.mac_address = Some(mac.clone());
+            }
         }
     }
 
@@ -442,7 +470,7 @@ pub fn container_config(
         stop_grace_period: service.stop_grace_period.map(|d| d.0.max(0) as u64),
         restart_policy: match service.restart.as_deref() {
             Some(r) => rspec::RestartPolicy::parse(r).map_err(|e| invalid(service, e.to_string()))?,
-            None => rspec::RestartPolicy::default(),
+            None => deploy_restart(service)?,
         },
         healthcheck,
         log_config: rspec::LogConfig {
@@ -451,6 +479,11 @@ pub fn container_config(
         },
         ipc_mode,
         pid_mode,
+        cgroupns_mode: match service.cgroup.as_deref().filter(|c| !c.is_empty()) {
+            None => String::new(),
+            Some(m @ ("host" | "private")) => m.to_string(),
+            Some(m) => return Err(invalid(service, format!("cgroup: {m:?} is not supported: use host or private"))),
+        },
         network_mode,
         endpoints,
         dns: service.dns.iter().filter_map(|d| d.parse().ok()).collect(),
@@ -459,6 +492,195 @@ pub fn container_config(
         extra_hosts: service.extra_hosts.clone(),
         ..Default::default()
     })
+}
+
+/// `deploy.restart_policy` when `restart:` is unset, as compose maps it: `none` is `no`, `any`
+/// is `always`, `on-failure` keeps `max_attempts`.
+fn deploy_restart(service: &Service) -> Result<rspec::RestartPolicy, ConvertError> {
+    let Some(rp) = service.deploy.as_ref().and_then(|d| d.restart_policy.as_ref()) else { return Ok(rspec::RestartPolicy::default()) };
+    let name = match rp.condition.as_deref().unwrap_or("any") {
+        "none" => "no",
+        "any" => "always",
+        "on-failure" => "on-failure",
+        other => return Err(invalid(service, format!("deploy.restart_policy.condition {other:?} is not valid: use none, on-failure or any"))),
+    };
+    let mut p = rspec::RestartPolicy::parse(name).map_err(|e| invalid(service, e))?;
+    if name == "on-failure" {
+        p.maximum_retry_count = rp.max_attempts.unwrap_or(0).min(i64::MAX as u64) as _;
+    }
+    Ok(p)
+}
+
+/// `blkio_config`: weight, weight_device and the four throttles (a rate may be a size such as
+/// `1mb` for the bps ones).
+fn blkio(service: &Service, res: &mut crate::engine::cgroups::Resources) -> Result<(), ConvertError> {
+    use crate::engine::cgroups::ThrottleDevice;
+    let Some(b) = service.blkio_config.as_ref().and_then(|b| b.as_object()) else { return Ok(()) };
+    let num = |key: &str, v: &serde_json::Value| -> Result<u64, ConvertError> {
+        match v {
+            serde_json::Value::Number(n) => n.as_u64().ok_or_else(|| invalid(service, format!("blkio_config.{key}: {n} must be a positive number"))),
+            serde_json::Value::String(s) => crate::project::units::parse_bytes(s)
+                .ok()
+                .filter(|v| *v >= 0)
+                .map(|v| v as u64)
+                .ok_or_else(|| invalid(service, format!("blkio_config.{key}: {s:?} must be a number or a size such as 1mb"))),
+            other => Err(invalid(service, format!("blkio_config.{key}: {other} must be a number"))),
+        }
+    };
+    for (key, v) in b {
+        match key.as_str() {
+            "weight" => {
+                let w = num(key, v)?;
+                res.blkio_weight = Some(u16::try_from(w).map_err(|_| invalid(service, format!("blkio_config.weight {w} is out of range: use 10 to 1000")))?);
+            }
+            "weight_device" | "device_read_bps" | "device_write_bps" | "device_read_iops" | "device_write_iops" => {
+                let field = if key == "weight_device" { "weight" } else { "rate" };
+                let mut list = Vec::new();
+                for e in v.as_array().map(|a| a.as_slice()).unwrap_or_default() {
+                    let path = e["path"].as_str().filter(|p| !p.is_empty()).ok_or_else(|| invalid(service, format!("blkio_config.{key}: every entry needs a path")))?;
+                    list.push(ThrottleDevice { path: path.to_string(), rate: num(&format!("{key}.{field}"), &e[field])? });
+                }
+                *match key.as_str() {
+                    "weight_device" => &mut res.blkio_weight_device,
+                    "device_read_bps" => &mut res.blkio_device_read_bps,
+                    "device_write_bps" => &mut res.blkio_device_write_bps,
+                    "device_read_iops" => &mut res.blkio_device_read_iops,
+                    _ => &mut res.blkio_device_write_iops,
+                } = list;
+            }
+            other => return Err(invalid(service, format!("blkio_config.{other} is not a blkio_config key"))),
+        }
+    }
+    Ok(())
+}
+
+/// Keys whose non-default values the engine cannot honour: refused, as Docker refuses them on a
+/// Linux host without the feature.
+fn refuse_unsupported(service: &Service) -> Result<(), ConvertError> {
+    let set = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(String::from);
+    if let Some(m) = set(&service.userns_mode).filter(|m| m != "host") {
+        return Err(invalid(service, format!("userns_mode {m:?} is not supported: berth runs containers in the host's user namespace; remove it or use `host`")));
+    }
+    if let Some(i) = set(&service.isolation).filter(|i| i != "default") {
+        return Err(invalid(service, format!("isolation {i:?} is not supported on Linux: remove it or use `default`")));
+    }
+    if let Some(r) = set(&service.runtime).filter(|r| r != "runc") {
+        return Err(invalid(service, format!("runtime {r:?} is not supported: berth runs containers with its own engine; remove it (or use `runc`)")));
+    }
+    if !service.storage_opt.is_empty() {
+        return Err(invalid(service, "storage_opt is not supported: berth's overlay root filesystem has no size quota; remove it"));
+    }
+    for o in &service.security_opt {
+        let (k, v) = o.split_once(['=', ':']).unwrap_or((o.as_str(), ""));
+        match k {
+            "no-new-privileges" if ["", "true", "false"].contains(&v) => {}
+            "seccomp" | "apparmor" | "label" if !v.is_empty() => {}
+            _ => {
+                return Err(invalid(
+                    service,
+                    format!("security_opt {o:?} is not supported: use no-new-privileges, seccomp=unconfined, seccomp=<profile.json>, apparmor=... or label=..."),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One warning line (compose's `WARN[0000]` text, without the prefix) for each key of `service`
+/// that berth accepts but does not apply, so that nothing is dropped silently. `up`, `create`
+/// and `run` print them.
+pub fn unapplied(project: &Project, service: &Service) -> Vec<String> {
+    let mut w = Vec::new();
+    let name = &service.name;
+    let mut key = |k: &str, why: &str| w.push(format!("service {name:?}: `{k}` is not supported by berth and is ignored: {why}"));
+    if service.cgroup_parent.as_deref().is_some_and(|p| !p.is_empty()) {
+        key("cgroup_parent", "berth places every container's cgroup under berth/<id>");
+    }
+    if service.cpu_count != 0 || service.cpu_percent != 0.0 {
+        key(if service.cpu_count != 0 { "cpu_count" } else { "cpu_percent" }, "it applies to Windows containers only; use cpus");
+    }
+    if service.credential_spec.is_some() {
+        key("credential_spec", "it applies to Windows containers only");
+    }
+    if !service.gpus.is_empty() {
+        key("gpus", "berth has no GPU support");
+    }
+    if !service.external_links.is_empty() {
+        key("external_links", "reach other containers by their name on a shared network");
+    }
+    if service.links.iter().any(|l| l.contains(':')) {
+        key("links", "a link alias is not a DNS name in berth; reach the service by its name (or add a network alias)");
+    }
+    if service.uts.as_deref().is_some_and(|u| !u.is_empty()) {
+        key("uts", "every container has its own UTS namespace");
+    }
+    if service.volume_driver.as_deref().is_some_and(|d| !d.is_empty() && d != "local") {
+        key("volume_driver", "berth has only the local volume driver");
+    }
+    if !service.volumes_from.is_empty() {
+        key("volumes_from", "mount the same volumes by name instead");
+    }
+    if !service.annotations.is_empty() {
+        key("annotations", "berth has no OCI runtime to hand them to");
+    }
+    if !service.models.is_empty() || service.provider.is_some() {
+        key(if service.provider.is_some() { "provider" } else { "models" }, "berth has no model runner or provider plugins");
+    }
+    if service.use_api_socket {
+        key("use_api_socket", "berth has no engine API socket");
+    }
+    for (k, v) in [("pre_start", &service.pre_start), ("post_start", &service.post_start), ("pre_stop", &service.pre_stop)] {
+        if !v.is_empty() {
+            key(k, "lifecycle hooks are not run; use the command or an entrypoint script");
+        }
+    }
+    if let Some(p) = service.platform.as_deref().filter(|p| !p.is_empty()) {
+        let host = match std::env::consts::ARCH { "x86_64" => "amd64", "aarch64" => "arm64", a => a };
+        if !p.starts_with(&format!("linux/{host}")) {
+            key("platform", "images are pulled for this host's platform");
+        }
+    }
+    for o in &service.security_opt {
+        if o.starts_with("apparmor") || o.starts_with("label") {
+            key("security_opt", &format!("{o:?} needs AppArmor or SELinux, which berth does not use"));
+        }
+    }
+    for (net, sn) in &service.networks {
+        let Some(sn) = sn else { continue };
+        if sn.interface_name.is_some() || !sn.link_local_ips.is_empty() || !sn.driver_opts.is_empty() || sn.priority != 0 {
+            key(&format!("networks.{net}"), "interface_name, link_local_ips, driver_opts and priority are not applied");
+        }
+    }
+    if let Some(d) = &service.deploy {
+        let r = &d.resources;
+        if r.reservations.as_ref().is_some_and(|x| x.cpus > 0.0) {
+            key("deploy.resources.reservations.cpus", "CPU reservations need a scheduler; use cpu_shares");
+        }
+        if [&r.limits, &r.reservations].iter().any(|x| x.as_ref().is_some_and(|x| !x.devices.is_empty() || !x.generic_resources.is_empty())) {
+            key("deploy.resources.*.devices", "berth has no device requests (GPUs); use devices: for device nodes");
+        }
+        if d.mode.as_deref().is_some_and(|m| m == "global") {
+            key("deploy.mode", "global mode is for swarm; berth runs the replicas asked for");
+        }
+        for (k, set) in [
+            ("deploy.placement", !d.placement.is_null() && d.placement.as_object().is_none_or(|o| !o.is_empty())),
+            ("deploy.update_config", d.update_config.is_some()),
+            ("deploy.rollback_config", d.rollback_config.is_some()),
+            ("deploy.endpoint_mode", d.endpoint_mode.is_some()),
+        ] {
+            if set {
+                key(k, "it is for swarm");
+            }
+        }
+    }
+    for (kind, list) in [("secrets", &service.secrets), ("config", &service.configs)] {
+        let tops = if kind == "secrets" { &project.secrets } else { &project.configs };
+        if list.iter().any(|f| tops.get(&f.source).is_some_and(|t| t.file.is_some()) && (f.uid.is_some() || f.gid.is_some() || f.mode.is_some())) {
+            // docker compose's own words.
+            w.push(format!("{kind} `uid`, `gid` and `mode` are not supported, they will be ignored"));
+        }
+    }
+    w
 }
 
 /// The engine's mode for the service's `ipc:` or `pid:` (`key`): one of `plain` as is,

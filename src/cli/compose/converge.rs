@@ -19,6 +19,18 @@ use crate::project::Project;
 use crate::state::StateRoot;
 use crate::util::lock::FileLock;
 
+/// Prints one `WARN[0000]` line on stderr for each key of the `services` that berth accepts
+/// but does not apply (`up`, `create`, `run`), so that none is dropped silently.
+pub fn warn_unapplied(p: &Project, services: &[String]) {
+    for name in services {
+        if let Some(s) = p.services.get(name) {
+            for w in crate::project::convert::unapplied(p, s) {
+                eprintln!("WARN[0000] {w}");
+            }
+        }
+    }
+}
+
 /// The project a command works on.
 pub struct Target {
     pub root: StateRoot,

@@ -207,6 +207,7 @@ fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
     };
     let mut wanted = deps.clone();
     wanted.push(a.service.clone());
+    converge::warn_unapplied(project, &wanted);
     let io = converge::ImageOptions { pull: a.pull, build: a.build, quiet: a.quiet_pull || a.quiet, quiet_build: a.quiet_build || a.quiet, ..Default::default() };
     let (store, images) = converge::images(g, project, &wanted, io)?;
     {

@@ -286,6 +286,7 @@ fn up(g: &GlobalOpts, mut a: UpArgs) -> anyhow::Result<i32> {
     let ids0: BTreeMap<String, String> = BTreeMap::new();
     let desired0 = t.desired(&ids0, &scale)?.expect("loaded");
     let selected: Vec<String> = desired0.select(&a.create.services, a.no_deps)?.into_iter().collect();
+    converge::warn_unapplied(p, &selected);
     let io = converge::ImageOptions {
         pull: a.create.pull,
         build: a.create.build,

@@ -43,9 +43,20 @@ pub enum CgroupError {
     Busy { path: PathBuf },
     #[error("invalid resource limit: {0}")]
     Invalid(String),
+    #[error("`{setting}` is not supported here: {why}; remove it from the service")]
+    Unsupported { setting: &'static str, why: &'static str },
 }
 
 impl CgroupError {
+    /// The message with its cause, on one line (for errors reported inside another's).
+    pub fn one_line(&self) -> String {
+        match self {
+            CgroupError::Io { source, .. } => format!("{self}: {source}"),
+            CgroupError::Invalid(m) => m.clone(),
+            e => e.to_string(),
+        }
+    }
+
     fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
         CgroupError::Io { op, path: path.to_path_buf(), source }
     }
@@ -77,6 +88,93 @@ pub struct Resources {
     pub cpuset_mems: Option<String>,
     /// Maximum number of processes (`pids_limit`); 0 or -1 is unlimited.
     pub pids_limit: Option<i64>,
+    /// The kernel's swap tendency for the cgroup, 0 to 100 (`mem_swappiness`; v1 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_swappiness: Option<i64>,
+    /// Do not OOM-kill the cgroup's processes (`oom_kill_disable`; v1 only).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub oom_kill_disable: bool,
+    /// Real-time scheduling period and runtime in microseconds (`cpu_rt_period`,
+    /// `cpu_rt_runtime`; v1 kernels with real-time group scheduling only).
+    #[serde(rename = "CPURealtimePeriod", skip_serializing_if = "Option::is_none")]
+    pub cpu_rt_period: Option<u64>,
+    #[serde(rename = "CPURealtimeRuntime", skip_serializing_if = "Option::is_none")]
+    pub cpu_rt_runtime: Option<i64>,
+    /// Block I/O weight 10 to 1000 (`blkio_config.weight`).
+    #[serde(rename = "BlkioWeight", skip_serializing_if = "Option::is_none")]
+    pub blkio_weight: Option<u16>,
+    /// Per-device weights, limits in bytes per second and in operations per second
+    /// (`blkio_config.weight_device`, `device_read_bps`, ...); `rate` is the weight for the first.
+    #[serde(rename = "BlkioWeightDevice", skip_serializing_if = "Vec::is_empty")]
+    pub blkio_weight_device: Vec<ThrottleDevice>,
+    #[serde(rename = "BlkioDeviceReadBps", skip_serializing_if = "Vec::is_empty")]
+    pub blkio_device_read_bps: Vec<ThrottleDevice>,
+    #[serde(rename = "BlkioDeviceWriteBps", skip_serializing_if = "Vec::is_empty")]
+    pub blkio_device_write_bps: Vec<ThrottleDevice>,
+    #[serde(rename = "BlkioDeviceReadIOps", skip_serializing_if = "Vec::is_empty")]
+    pub blkio_device_read_iops: Vec<ThrottleDevice>,
+    #[serde(rename = "BlkioDeviceWriteIOps", skip_serializing_if = "Vec::is_empty")]
+    pub blkio_device_write_iops: Vec<ThrottleDevice>,
+    /// Host devices given to the container (`devices:`): created in its /dev and allowed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceMapping>,
+    /// Extra device rules in the v1 syntax, `c 1:3 rwm` (`device_cgroup_rules`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_cgroup_rules: Vec<String>,
+}
+
+/// A block device (by its host path) and a rate or weight.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ThrottleDevice {
+    pub path: String,
+    pub rate: u64,
+}
+
+/// A host device node and where it appears in the container, as Docker's API has it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DeviceMapping {
+    pub path_on_host: String,
+    pub path_in_container: String,
+    /// Some of `rwm` (default `rwm`).
+    pub cgroup_permissions: String,
+}
+
+/// A host device node: its kind (`c` or `b`), numbers and mode bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostDevice {
+    pub kind: char,
+    pub major: u32,
+    pub minor: u32,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Reads the device node at `path` on the host.
+pub fn host_device(path: &str) -> Result<HostDevice, CgroupError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let p = Path::new(path);
+    let md = std::fs::metadata(p).map_err(|e| CgroupError::io("find the device", p, e))?;
+    let kind = if md.file_type().is_char_device() {
+        'c'
+    } else if md.file_type().is_block_device() {
+        'b'
+    } else {
+        return Err(CgroupError::Invalid(format!("{path} is not a device node: give a character or block device")));
+    };
+    let rdev = md.rdev();
+    Ok(HostDevice { kind, major: libc::major(rdev), minor: libc::minor(rdev), mode: md.mode(), uid: md.uid(), gid: md.gid() })
+}
+
+/// `maj:min` of the block device at `path` (for the blkio and io limits).
+fn block_numbers(path: &str) -> Result<String, CgroupError> {
+    let d = host_device(path)?;
+    if d.kind != 'b' {
+        return Err(CgroupError::Invalid(format!("{path} is not a block device")));
+    }
+    Ok(format!("{}:{}", d.major, d.minor))
 }
 
 impl Resources {
@@ -102,6 +200,50 @@ impl Resources {
         }
     }
 
+    /// The device rules beyond Docker's defaults: each `devices:` entry, then `device_cgroup_rules`.
+    pub fn extra_device_rules(&self) -> Result<Vec<String>, CgroupError> {
+        let mut out = Vec::new();
+        for d in &self.devices {
+            let h = host_device(&d.path_on_host)?;
+            let perms = if d.cgroup_permissions.is_empty() { "rwm" } else { d.cgroup_permissions.as_str() };
+            out.push(format!("{} {}:{} {perms}", h.kind, h.major, h.minor));
+        }
+        out.extend(self.device_cgroup_rules.iter().cloned());
+        Ok(out)
+    }
+
+    /// Whether any block I/O setting is asked for.
+    pub fn has_blkio(&self) -> bool {
+        self.blkio_weight.is_some()
+            || !self.blkio_weight_device.is_empty()
+            || !self.blkio_device_read_bps.is_empty()
+            || !self.blkio_device_write_bps.is_empty()
+            || !self.blkio_device_read_iops.is_empty()
+            || !self.blkio_device_write_iops.is_empty()
+    }
+
+    /// The block I/O limits as (`maj:min`, kind, value) with kind one of `rbps`, `wbps`,
+    /// `riops`, `wiops` (the v2 io.max keys), devices resolved on the host.
+    pub fn io_limits(&self) -> Result<Vec<(String, &'static str, u64)>, CgroupError> {
+        let mut out = Vec::new();
+        for (list, key) in [
+            (&self.blkio_device_read_bps, "rbps"),
+            (&self.blkio_device_write_bps, "wbps"),
+            (&self.blkio_device_read_iops, "riops"),
+            (&self.blkio_device_write_iops, "wiops"),
+        ] {
+            for t in list {
+                out.push((block_numbers(&t.path)?, key, t.rate));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The per-device weights as (`maj:min`, weight).
+    pub fn io_weights(&self) -> Result<Vec<(String, u64)>, CgroupError> {
+        self.blkio_weight_device.iter().map(|w| Ok((block_numbers(&w.path)?, w.rate))).collect()
+    }
+
     /// Checks the values the kernel would reject, with Docker's messages.
     pub fn validate(&self) -> Result<(), CgroupError> {
         if let Some(m) = self.memory.filter(|m| *m > 0) {
@@ -122,6 +264,33 @@ impl Resources {
         }
         if self.nano_cpus.is_some_and(|n| n < 0) {
             return Err(CgroupError::Invalid("the CPU count cannot be negative".into()));
+        }
+        if let Some(s) = self.memory_swappiness.filter(|s| !(0..=100).contains(s)) {
+            return Err(CgroupError::Invalid(format!("mem_swappiness {s} is out of range: use 0 to 100")));
+        }
+        if let Some(w) = self.blkio_weight.filter(|w| !(10..=1000).contains(w)) {
+            return Err(CgroupError::Invalid(format!("blkio_config.weight {w} is out of range: use 10 to 1000")));
+        }
+        if let Some(w) = self.blkio_weight_device.iter().find(|w| !(10..=1000).contains(&w.rate)) {
+            return Err(CgroupError::Invalid(format!("blkio_config.weight_device {}: weight {} is out of range: use 10 to 1000", w.path, w.rate)));
+        }
+        if self.cpu_rt_runtime.is_some_and(|r| r > 0) && self.cpu_rt_period.is_some_and(|p| p > 0 && (p as i64) < self.cpu_rt_runtime.unwrap_or(0)) {
+            return Err(CgroupError::Invalid("cpu_rt_runtime cannot be higher than cpu_rt_period".into()));
+        }
+        for r in &self.device_cgroup_rules {
+            if devices::parse_rule(r).is_none() {
+                return Err(CgroupError::Invalid(format!(
+                    "device_cgroup_rules: invalid rule {r:?}: use `c|b|a <major|*>:<minor|*> <rwm>`, such as `c 1:3 rwm`"
+                )));
+            }
+        }
+        for d in &self.devices {
+            if !d.cgroup_permissions.chars().all(|c| "rwm".contains(c)) {
+                return Err(CgroupError::Invalid(format!(
+                    "devices: {}: invalid permissions {:?}: use some of r, w and m",
+                    d.path_on_host, d.cgroup_permissions
+                )));
+            }
         }
         if self.nano_cpus.is_some_and(|n| n > 0) && (self.cpu_quota.is_some_and(|q| q > 0)) {
             return Err(CgroupError::Invalid(

@@ -121,6 +121,13 @@ impl V1Cgroup {
         if res.cpuset_cpus.is_some() || res.cpuset_mems.is_some() {
             wanted.push("cpuset");
         }
+        if res.has_blkio() {
+            wanted.push("blkio");
+        }
+        // Resolve the devices first: a missing one must fail before anything is created.
+        let extra_rules = res.extra_device_rules()?;
+        let io_limits = res.io_limits()?;
+        let io_weights = res.io_weights()?;
         for c in &wanted {
             let Some(mount) = self.mounts.get(c) else {
                 match *c {
@@ -132,6 +139,12 @@ impl V1Cgroup {
                     }
                     "cpuset" => {
                         return Err(CgroupError::MissingController { controller: "cpuset", setting: "cpuset" });
+                    }
+                    "blkio" => {
+                        return Err(CgroupError::MissingController { controller: "blkio", setting: "blkio_config" });
+                    }
+                    "devices" if !extra_rules.is_empty() => {
+                        return Err(CgroupError::MissingController { controller: "devices", setting: "devices" });
                     }
                     _ => continue,
                 }
@@ -165,6 +178,12 @@ impl V1Cgroup {
             if let Some(r) = res.memory_reservation.filter(|r| *r > 0) {
                 write_file(&d.join("memory.soft_limit_in_bytes"), &r.to_string())?;
             }
+            if let Some(s) = res.memory_swappiness.filter(|s| *s >= 0) {
+                write_file(&d.join("memory.swappiness"), &s.to_string())?;
+            }
+            if res.oom_kill_disable {
+                write_file(&d.join("memory.oom_control"), "1")?;
+            }
         }
         if let Some(d) = dir("cpu") {
             if let Some(s) = res.cpu_shares.filter(|s| *s > 0) {
@@ -173,6 +192,26 @@ impl V1Cgroup {
             if let Some((quota, period)) = res.cfs() {
                 write_file(&d.join("cpu.cfs_period_us"), &period.to_string())?;
                 write_file(&d.join("cpu.cfs_quota_us"), &quota.to_string())?;
+            }
+            if res.cpu_rt_runtime.is_some_and(|r| r != 0) || res.cpu_rt_period.is_some_and(|p| p > 0) {
+                set_realtime(&d, res)?;
+            }
+        }
+        if let Some(d) = dir("blkio") {
+            if let Some(w) = res.blkio_weight {
+                write_file(&weight_file(&d)?, &w.to_string())?;
+            }
+            for (dev, w) in &io_weights {
+                write_file(&weight_file(&d)?.with_extension("weight_device"), &format!("{dev} {w}"))?;
+            }
+            for (dev, key, rate) in &io_limits {
+                let f = match *key {
+                    "rbps" => "blkio.throttle.read_bps_device",
+                    "wbps" => "blkio.throttle.write_bps_device",
+                    "riops" => "blkio.throttle.read_iops_device",
+                    _ => "blkio.throttle.write_iops_device",
+                };
+                write_file(&d.join(f), &format!("{dev} {rate}"))?;
             }
         }
         if let Some(d) = dir("pids") {
@@ -185,7 +224,7 @@ impl V1Cgroup {
                 write_file(&d.join("devices.allow"), "a")?;
             } else {
                 write_file(&d.join("devices.deny"), "a")?;
-                for rule in DEFAULT_DEVICE_RULES {
+                for rule in DEFAULT_DEVICE_RULES.iter().copied().chain(extra_rules.iter().map(|r| r.as_str())) {
                     write_file(&d.join("devices.allow"), rule)?;
                 }
             }
@@ -228,6 +267,45 @@ impl V1Cgroup {
         }
         out
     }
+}
+
+/// The proportional weight file: `blkio.weight` (CFQ) or `blkio.bfq.weight` (BFQ). Neither
+/// exists when no block device uses one of those schedulers.
+fn weight_file(d: &Path) -> Result<PathBuf, CgroupError> {
+    ["blkio.weight", "blkio.bfq.weight"].iter().map(|f| d.join(f)).find(|f| f.exists()).ok_or(CgroupError::Unsupported {
+        setting: "blkio_config.weight",
+        why: "no block device here uses an I/O scheduler with weights (CFQ or BFQ)",
+    })
+}
+
+/// Real-time scheduling: the kernel gives a cgroup real-time time only out of its parent's, so
+/// the `berth` parent is raised to the asked runtime first (a sibling's share counts too).
+fn set_realtime(d: &Path, res: &Resources) -> Result<(), CgroupError> {
+    let rt = d.join("cpu.rt_runtime_us");
+    if !rt.exists() {
+        return Err(CgroupError::Unsupported {
+            setting: "cpu_rt_runtime",
+            why: "the kernel has no real-time group scheduling (CONFIG_RT_GROUP_SCHED)",
+        });
+    }
+    let parent = d.parent().unwrap_or(d);
+    if let Some(p) = res.cpu_rt_period.filter(|p| *p > 0) {
+        write_file(&d.join("cpu.rt_period_us"), &p.to_string())?;
+    }
+    if let Some(r) = res.cpu_rt_runtime.filter(|r| *r != 0) {
+        let have: i64 = read_trim(&parent.join("cpu.rt_runtime_us")).parse().unwrap_or(0);
+        if r > have {
+            write_file(&parent.join("cpu.rt_runtime_us"), &r.to_string()).map_err(|_| {
+                CgroupError::Invalid(format!(
+                    "cpu_rt_runtime {r}: the host has no real-time time left to give ({} allows {})",
+                    parent.parent().unwrap_or(parent).join("cpu.rt_runtime_us").display(),
+                    read_trim(&parent.parent().unwrap_or(parent).join("cpu.rt_runtime_us"))
+                ))
+            })?;
+        }
+        write_file(&rt, &r.to_string())?;
+    }
+    Ok(())
 }
 
 fn mkdir(p: &Path) -> Result<(), CgroupError> {

@@ -37,10 +37,37 @@ impl V2Cgroup {
         if res.cpuset_cpus.is_some() || res.cpuset_mems.is_some() {
             v.push(("cpuset", "cpuset"));
         }
+        if res.has_blkio() {
+            v.push(("io", "blkio_config"));
+        }
         v
     }
 
+    /// What cgroup v2 has no file for.
+    fn refuse(res: &Resources) -> Result<(), CgroupError> {
+        if res.memory_swappiness.is_some_and(|s| s >= 0) {
+            return Err(CgroupError::Unsupported { setting: "mem_swappiness", why: "cgroup v2 has no per-cgroup swappiness" });
+        }
+        if res.oom_kill_disable {
+            return Err(CgroupError::Unsupported { setting: "oom_kill_disable", why: "cgroup v2 cannot disable the OOM killer" });
+        }
+        if res.cpu_rt_runtime.is_some_and(|r| r != 0) || res.cpu_rt_period.is_some_and(|p| p > 0) {
+            return Err(CgroupError::Unsupported {
+                setting: "cpu_rt_runtime",
+                why: "cgroup v2 has no real-time group scheduling",
+            });
+        }
+        Ok(())
+    }
+
     pub fn create(&self, res: &Resources, privileged: bool) -> Result<(), CgroupError> {
+        Self::refuse(res)?;
+        let mut rules = super::devices::default_rules();
+        for r in res.extra_device_rules()? {
+            rules.extend(super::devices::parse_rule(&r));
+        }
+        let io = res.io_limits()?;
+        let weights = res.io_weights()?;
         let parent = self.root.join(PARENT);
         mkdir(&parent)?;
         // Enable every available controller for the berth subtree (memory and pids always, so
@@ -65,10 +92,11 @@ impl V2Cgroup {
         }
         mkdir(&self.dir)?;
         if !privileged {
-            super::devices::attach(&self.dir, &super::devices::default_rules())
+            super::devices::attach(&self.dir, &rules)
                 .map_err(|e| CgroupError::io("attach the device filter to", &self.dir, e))?;
         }
-        apply(&self.dir, res)
+        apply(&self.dir, res)?;
+        apply_io(&self.dir, res, &io, &weights)
     }
 
     pub fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError> {
@@ -128,6 +156,34 @@ pub fn apply(dir: &Path, res: &Resources) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// Block I/O on v2: `io.weight` (or BFQ's `io.bfq.weight`) and one `io.max` line per device.
+pub fn apply_io(dir: &Path, res: &Resources, limits: &[(String, &'static str, u64)], weights: &[(String, u64)]) -> Result<(), CgroupError> {
+    let weight_file = || {
+        ["io.weight", "io.bfq.weight"].iter().map(|f| dir.join(f)).find(|f| f.exists()).ok_or(CgroupError::Unsupported {
+            setting: "blkio_config.weight",
+            why: "no block device here uses an I/O scheduler with weights (BFQ or io.cost)",
+        })
+    };
+    if let Some(w) = res.blkio_weight {
+        write_file(&weight_file()?, &format!("default {w}"))?;
+    }
+    for (dev, w) in weights {
+        write_file(&weight_file()?, &format!("{dev} {w}"))?;
+    }
+    let mut by_dev: Vec<(String, Vec<String>)> = Vec::new();
+    for (dev, key, rate) in limits {
+        let kv = format!("{key}={rate}");
+        match by_dev.iter_mut().find(|(d, _)| d == dev) {
+            Some((_, v)) => v.push(kv),
+            None => by_dev.push((dev.clone(), vec![kv])),
+        }
+    }
+    for (dev, kvs) in by_dev {
+        write_file(&dir.join("io.max"), &format!("{dev} {}", kvs.join(" ")))?;
+    }
+    Ok(())
+}
+
 /// cpu.shares (2..262144) to cpu.weight (1..10000), as runc converts them.
 pub fn shares_to_weight(shares: u64) -> u64 {
     let s = shares.clamp(2, 262_144);
@@ -158,7 +214,7 @@ mod tests {
         let d = parent.join(id);
         std::fs::create_dir(&d).unwrap();
         for f in [
-            "memory.max", "memory.swap.max", "memory.low", "cpu.max", "cpu.weight", "pids.max", "cgroup.freeze",
+            "memory.max", "memory.swap.max", "memory.low", "cpu.max", "cpu.weight", "pids.max", "cgroup.freeze", "io.max", "io.weight",
             "cgroup.kill", "cgroup.procs",
         ] {
             std::fs::write(d.join(f), "").unwrap();
@@ -217,6 +273,62 @@ mod tests {
         let cg = V2Cgroup::new(tmp.path().to_path_buf(), "c3");
         let err = cg.create(&Resources { memory: Some(64 << 20), ..Default::default() }, true).unwrap_err();
         assert!(err.to_string().contains("memory cgroup controller is not available"), "{err}");
+    }
+
+    /// A block device of this host (path, `maj:min`).
+    fn a_block_device() -> Option<(String, String)> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        std::fs::read_dir("/dev").ok()?.flatten().find_map(|e| {
+            let md = e.metadata().ok()?;
+            md.file_type().is_block_device().then(|| {
+                (e.path().display().to_string(), format!("{}:{}", libc::major(md.rdev()), libc::minor(md.rdev())))
+            })
+        })
+    }
+
+    #[test]
+    fn blkio_becomes_io_max_and_io_weight() {
+        let Some((path, mm)) = a_block_device() else {
+            eprintln!("skipped: no block device in /dev");
+            return;
+        };
+        let tmp = fake("cpu io memory pids", "c4");
+        let cg = V2Cgroup::new(tmp.path().to_path_buf(), "c4");
+        let t = |rate| super::super::ThrottleDevice { path: path.clone(), rate };
+        let res = Resources {
+            blkio_weight: Some(300),
+            blkio_device_read_bps: vec![t(1 << 20)],
+            blkio_device_write_iops: vec![t(100)],
+            ..Default::default()
+        };
+        cg.create(&res, true).unwrap();
+        let d = tmp.path().join(PARENT).join("c4");
+        // The fake file keeps the last write; the kernel merges the keys of one line.
+        assert_eq!(std::fs::read_to_string(d.join("io.max")).unwrap(), format!("{mm} rbps=1048576 wiops=100"));
+        assert_eq!(std::fs::read_to_string(d.join("io.weight")).unwrap(), "default 300");
+        // Without the io controller the setting is refused, naming it.
+        let tmp = fake("memory pids", "c5");
+        let err = V2Cgroup::new(tmp.path().to_path_buf(), "c5").create(&res, true).unwrap_err();
+        assert!(err.to_string().contains("io cgroup controller is not available here, so `blkio_config`"), "{err}");
+        // A file that is not a block device.
+        let res = Resources { blkio_device_read_bps: vec![super::super::ThrottleDevice { path: "/dev/null".into(), rate: 1 }], ..Default::default() };
+        let tmp = fake("io", "c6");
+        let err = V2Cgroup::new(tmp.path().to_path_buf(), "c6").create(&res, true).unwrap_err();
+        assert!(err.to_string().contains("/dev/null is not a block device"), "{err}");
+    }
+
+    #[test]
+    fn v1_only_settings_are_refused_on_v2() {
+        let tmp = fake("cpu io memory pids", "c7");
+        let cg = V2Cgroup::new(tmp.path().to_path_buf(), "c7");
+        for (res, key) in [
+            (Resources { memory_swappiness: Some(10), ..Default::default() }, "`mem_swappiness` is not supported here"),
+            (Resources { oom_kill_disable: true, ..Default::default() }, "`oom_kill_disable` is not supported here"),
+            (Resources { cpu_rt_runtime: Some(1000), ..Default::default() }, "`cpu_rt_runtime` is not supported here"),
+        ] {
+            let err = cg.create(&res, true).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
     }
 
     #[test]

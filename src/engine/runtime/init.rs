@@ -203,6 +203,7 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
     m::attach(&devm, dev_dir.as_raw_fd()).ctx("cannot mount /dev")?;
     let dev = devm.as_raw_fd();
     make_dev_nodes(dev, cfg.privileged)?;
+    make_user_devices(dev, &cfg.resources.devices)?;
     let pts = mkdir_at(dev, "pts")?;
     let ptsm = m::new_fs(
         "devpts",
@@ -273,11 +274,20 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
     }
 
     sys::timing("child-etc");
-    // /sys/fs/cgroup, read-only.
+    // The cgroup namespace (`cgroup:`): private by default on v2, the host's by default on v1
+    // (as Docker), then /sys/fs/cgroup, read-only.
+    let v2 = matches!(plan.cgroup, CgroupView::V2);
+    let private = match cfg.cgroupns_mode.as_str() {
+        "private" => true,
+        "host" => false,
+        _ => v2,
+    };
+    if private {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| ChildError { code: 127, msg: format!("cannot create the cgroup namespace: {e}") })?;
+    }
     match &plan.cgroup {
         CgroupView::V2 => {
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-                .map_err(|e| ChildError { code: 127, msg: format!("cannot create the cgroup namespace: {e}") })?;
             let t = fsroot::resolve(sysm.as_raw_fd(), OsStr::new("fs/cgroup"), Create::No).ctx("cannot find /sys/fs/cgroup")?;
             let cg = m::new_fs("cgroup2", "cgroup", &[], ATTR_RDONLY | ATTR_NOSUID | ATTR_NOEXEC | ATTR_NODEV)
                 .ctx("cannot mount /sys/fs/cgroup")?;
@@ -476,6 +486,31 @@ fn make_dev_nodes(dev: RawFd, privileged: bool) -> Result<(), ChildError> {
     }
     if privileged {
         copy_host_devices(Path::new("/dev"), dev, 0);
+    }
+    Ok(())
+}
+
+/// The `devices:` nodes, as on the host (kind, numbers, mode and owner), at their targets under
+/// /dev (validated by the spec). Still in the host's view: the host paths are visible here.
+fn make_user_devices(dev: RawFd, devices: &[crate::engine::cgroups::DeviceMapping]) -> Result<(), ChildError> {
+    for d in devices {
+        let h = crate::engine::cgroups::host_device(&d.path_on_host).map_err(|e| ChildError { code: 127, msg: format!("devices: {e}") })?;
+        let rel = super::spec::normalize(&d.path_in_container);
+        let rel = rel.trim_start_matches("/dev/");
+        let (parents, leaf) = rel.rsplit_once('/').unwrap_or(("", rel));
+        let mut dir: Option<OwnedFd> = None;
+        for p in parents.split('/').filter(|p| !p.is_empty()) {
+            dir = Some(mkdir_at(dir.as_ref().map(|d| d.as_raw_fd()).unwrap_or(dev), p)?);
+        }
+        let at = dir.as_ref().map(|d| d.as_raw_fd()).unwrap_or(dev);
+        let c = sys::cstr(leaf).ctx("bad device name")?;
+        unsafe { libc::unlinkat(at, c.as_ptr(), 0) };
+        let kind = if h.kind == 'b' { libc::S_IFBLK } else { libc::S_IFCHR };
+        cvt(unsafe { libc::mknodat(at, c.as_ptr(), kind | (h.mode & 0o7777), libc::makedev(h.major, h.minor)) })
+            .ctx(format!("cannot create device {}", d.path_in_container))?;
+        cvt(unsafe { libc::fchmodat(at, c.as_ptr(), h.mode & 0o7777, 0) }).ctx(format!("cannot chmod device {}", d.path_in_container))?;
+        cvt(unsafe { libc::fchownat(at, c.as_ptr(), h.uid, h.gid, libc::AT_SYMLINK_NOFOLLOW) })
+            .ctx(format!("cannot chown device {}", d.path_in_container))?;
     }
     Ok(())
 }

@@ -77,6 +77,12 @@ pub enum RuntimeError {
     Lock(#[from] LockError),
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
+    #[error("cannot set up the cgroup of container {name}")]
+    CgroupOf {
+        name: String,
+        #[source]
+        source: CgroupError,
+    },
     #[error(transparent)]
     Volume(#[from] volumes::VolumeError),
     #[error(transparent)]

@@ -210,7 +210,7 @@ pub fn start(root: &StateRoot, key: &str, attach: Option<OwnedFd>) -> Result<()>
     // going in the background (see cgroups::prime), while the supervisor starts.
     let marker = starting_marker(&paths)?;
     let cg = Cgroup::for_container(&cfg.id)?;
-    cg.create(&cfg.resources, cfg.privileged)?;
+    cg.create(&cfg.resources, cfg.privileged).map_err(|source| RuntimeError::CgroupOf { name: cfg.name.clone(), source })?;
     let _prime = if cg.is_v2() { None } else { crate::engine::cgroups::prime() };
     let started = match spawn_supervisor(root, &cfg, attach, &marker) {
         Ok(s) => s,
@@ -760,6 +760,26 @@ pub fn inspect(root: &StateRoot, key: &str) -> Result<Value> {
             "CpusetCpus": c.resources.cpuset_cpus.clone().unwrap_or_default(),
             "PidsLimit": c.resources.pids_limit,
         });
+    let v2 = crate::engine::cgroups::hierarchy().is_ok_and(|h| matches!(h, crate::engine::cgroups::Hierarchy::V2(_)));
+    let more = json!({
+            "CpuRealtimePeriod": c.resources.cpu_rt_period.unwrap_or(0),
+            "CpuRealtimeRuntime": c.resources.cpu_rt_runtime.unwrap_or(0),
+            "MemorySwappiness": c.resources.memory_swappiness,
+            "OomKillDisable": c.resources.oom_kill_disable,
+            "BlkioWeight": c.resources.blkio_weight.unwrap_or(0),
+            "BlkioWeightDevice": c.resources.blkio_weight_device,
+            "BlkioDeviceReadBps": c.resources.blkio_device_read_bps,
+            "BlkioDeviceWriteBps": c.resources.blkio_device_write_bps,
+            "BlkioDeviceReadIOps": c.resources.blkio_device_read_iops,
+            "BlkioDeviceWriteIOps": c.resources.blkio_device_write_iops,
+            "Devices": c.resources.devices,
+            "DeviceCgroupRules": c.resources.device_cgroup_rules,
+            "CgroupnsMode": match c.cgroupns_mode.as_str() { "" if v2 => "private", "" => "host", m => m },
+    });
+    let mut host_config = host_config;
+    if let (Some(h), Value::Object(m)) = (host_config.as_object_mut(), more) {
+        h.extend(m);
+    }
     let config = json!({
             "Hostname": c.hostname(),
             "Domainname": c.domainname,

@@ -94,6 +94,10 @@ pub struct ContainerConfig {
     /// The PID namespace: empty (its own), `host`, or `container:<id or name>`.
     #[serde(rename = "PidMode")]
     pub pid_mode: String,
+    /// The cgroup namespace: empty (the host's default: private on v2, the host's on v1),
+    /// `private` or `host`.
+    #[serde(rename = "CgroupnsMode", skip_serializing_if = "String::is_empty")]
+    pub cgroupns_mode: String,
 
     // Network.
     pub network_mode: NetworkMode,
@@ -408,6 +412,18 @@ impl ContainerConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.ipc_namespace()?;
         self.pid_namespace()?;
+        if !["", "host", "private"].contains(&self.cgroupns_mode.as_str()) {
+            return Err(format!("invalid cgroup namespace mode {:?}: use host or private", self.cgroupns_mode));
+        }
+        for d in &self.resources.devices {
+            if !d.path_on_host.starts_with('/') {
+                return Err(format!("invalid device {:?}: the host path must be absolute", d.path_on_host));
+            }
+            let t = normalize(&d.path_in_container);
+            if !t.starts_with("/dev/") || t.split('/').any(|c| c == "..") || t == "/dev/pts" || t.starts_with("/dev/pts/") || t == "/dev/shm" || t.starts_with("/dev/shm/") {
+                return Err(format!("invalid device target {:?}: berth creates device nodes under /dev only", d.path_in_container));
+            }
+        }
         if self.argv().is_empty() {
             return Err("no command specified: give the container a command or an entrypoint".into());
         }

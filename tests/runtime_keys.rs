@@ -1,0 +1,185 @@
+//! Compose keys the engine applies, checked where a user would check them (the container's
+//! cgroup, /proc inside the container, its /dev, `id -G`), the keys it refuses with a clear
+//! error, and the ones it cannot apply, which `up`/`run` name in a warning.
+mod common;
+
+use std::path::PathBuf;
+
+use common::runtime::{Rt, err, make_layer_tar, out};
+
+fn project(rt: &Rt, yaml: &str) -> String {
+    let dir = rt.t.scratch().join("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tar = rt.t.scratch().join("busybox.tar");
+    if !tar.exists() {
+        make_layer_tar(&tar);
+        rt.t.ok(["image", "import", tar.to_str().unwrap(), "keysbox:latest"]);
+    }
+    let f = dir.join("compose.yaml");
+    std::fs::write(&f, yaml).unwrap();
+    f.display().to_string()
+}
+
+fn v1() -> bool {
+    !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// The directory of the container's cgroup in v1 controller `c`.
+fn v1_dir(c: &str, id: &str) -> PathBuf {
+    Rt::cgroup_dirs(id)
+        .into_iter()
+        .find(|d| d.parent().and_then(|p| p.parent()).is_some_and(|m| m.file_name().is_some_and(|n| n.to_string_lossy().split(',').any(|x| x == c))))
+        .unwrap_or_else(|| panic!("no {c} cgroup for {id}"))
+}
+
+fn read(p: PathBuf) -> String {
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).trim().to_string()
+}
+
+#[test]
+fn resource_keys_reach_the_cgroup_and_the_process() {
+    if !v1() {
+        eprintln!("skipped: the v1 files are checked here; v2 is covered by the fake-cgroupfs unit tests");
+        return;
+    }
+    let rt = Rt::new();
+    let f = project(
+        &rt,
+        "services:\n  app:\n    image: keysbox:latest\n    network_mode: none\n    command: sleep 1000\n    \
+         cpuset: \"0\"\n    cpu_period: 50000\n    cpu_quota: 25000\n    cpu_rt_runtime: 10000\n    \
+         mem_limit: 64m\n    mem_reservation: 32m\n    mem_swappiness: 10\n    oom_kill_disable: true\n    \
+         oom_score_adj: 300\n    group_add: [\"1234\", \"5678\"]\n    shm_size: 16m\n    stop_signal: SIGUSR1\n    \
+         devices: [\"/dev/fuse:/dev/myfuse:rw\"]\n    device_cgroup_rules: [\"c 10:237 r\"]\n    \
+         blkio_config:\n      device_read_bps: [{path: /dev/vda, rate: 1mb}]\n      device_write_iops: [{path: /dev/vda, rate: 100}]\n",
+    );
+    let has_vda = std::path::Path::new("/dev/vda").exists();
+    if !has_vda {
+        std::fs::write(&f, std::fs::read_to_string(&f).unwrap().split("    blkio_config").next().unwrap()).unwrap();
+    }
+    let o = rt.t.run(["-f", f.as_str(), "-p", "keysres", "up", "-d"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let id = rt.inspect("keysres-app-1")["Id"].as_str().unwrap().to_string();
+    // The cgroup files.
+    assert_eq!(read(v1_dir("cpuset", &id).join("cpuset.cpus")), "0");
+    let cpu = v1_dir("cpu", &id);
+    assert_eq!(read(cpu.join("cpu.cfs_period_us")), "50000");
+    assert_eq!(read(cpu.join("cpu.cfs_quota_us")), "25000");
+    assert_eq!(read(cpu.join("cpu.rt_runtime_us")), "10000");
+    let mem = v1_dir("memory", &id);
+    assert_eq!(read(mem.join("memory.soft_limit_in_bytes")), (32u64 << 20).to_string());
+    assert_eq!(read(mem.join("memory.swappiness")), "10");
+    assert!(read(mem.join("memory.oom_control")).starts_with("oom_kill_disable 1"));
+    let dev = read(v1_dir("devices", &id).join("devices.list"));
+    assert!(dev.lines().any(|l| l == "c 10:229 rw"), "{dev}");
+    assert!(dev.lines().any(|l| l == "c 10:237 r"), "{dev}");
+    if has_vda {
+        let blk = v1_dir("blkio", &id);
+        let vda = std::fs::metadata("/dev/vda").map(|m| std::os::unix::fs::MetadataExt::rdev(&m)).unwrap();
+        let mm = format!("{}:{}", libc::major(vda), libc::minor(vda));
+        assert_eq!(read(blk.join("blkio.throttle.read_bps_device")), format!("{mm} 1048576"));
+        assert_eq!(read(blk.join("blkio.throttle.write_iops_device")), format!("{mm} 100"));
+    }
+    // What the process sees.
+    let sh = |script: &str| {
+        let o = rt.t.run(["-f", f.as_str(), "-p", "keysres", "exec", "-T", "app", "sh", "-c", script]);
+        assert!(o.status.success(), "{script}: {}", err(&o));
+        out(&o)
+    };
+    assert_eq!(sh("grep Cpus_allowed_list /proc/self/status | cut -f2"), "0\n");
+    assert_eq!(sh("cat /proc/1/oom_score_adj"), "300\n");
+    let groups = sh("id -G");
+    assert!(groups.split_whitespace().any(|g| g == "1234") && groups.split_whitespace().any(|g| g == "5678"), "{groups}");
+    assert_eq!(sh("df -k /dev/shm | tail -1 | awk '{print $2}'"), "16384\n");
+    // The device node is there, as on the host, and usable; the rule allows a node made inside.
+    assert_eq!(sh("stat -c '%F %t:%T %a' /dev/myfuse"), "character special file a:e5 600\n");
+    assert_eq!(sh("head -c0 /dev/myfuse && echo fuse-open"), "fuse-open\n");
+    assert_eq!(sh("mknod /tmp/lc c 10 237 && head -c0 /tmp/lc && echo lc-read; (echo > /tmp/lc) 2>/dev/null || echo lc-no-write"), "lc-read\nlc-no-write\n");
+    let v = rt.inspect("keysres-app-1");
+    assert_eq!(v["HostConfig"]["MemorySwappiness"], 10);
+    assert_eq!(v["HostConfig"]["OomKillDisable"], true);
+    assert_eq!(v["HostConfig"]["Devices"][0]["PathInContainer"], "/dev/myfuse");
+    assert_eq!(v["Config"]["StopSignal"], "SIGUSR1");
+    let o = rt.t.run(["-f", f.as_str(), "-p", "keysres", "down", "-t", "1"]);
+    assert!(o.status.success(), "{}", err(&o));
+}
+
+#[test]
+fn cgroup_namespace_host_or_private() {
+    let rt = Rt::new();
+    let f = project(
+        &rt,
+        "services:\n  priv:\n    image: keysbox:latest\n    network_mode: none\n    cgroup: private\n    \
+         command: [sh, -c, 'grep -c \":/$\" /proc/self/cgroup; grep -vc \":/$\" /proc/self/cgroup']\n  \
+         host:\n    image: keysbox:latest\n    network_mode: none\n    cgroup: host\n    \
+         command: [sh, -c, 'grep -c /berth/ /proc/self/cgroup']\n",
+    );
+    let run = |svc: &str| rt.t.run(["-f", f.as_str(), "-p", "keyscg", "run", "--rm", "-T", svc]);
+    let o = run("priv");
+    let lines: Vec<String> = out(&o).lines().map(String::from).collect();
+    assert!(lines.len() == 2 && lines[0] != "0" && lines[1] == "0", "every cgroup is / in a private namespace: {lines:?} {}", err(&o));
+    let o = run("host");
+    assert_ne!(out(&o).trim(), "0", "the host's namespace shows berth/<id>: {}", err(&o));
+    assert!(o.status.success(), "{}", err(&o));
+}
+
+#[test]
+fn unsupported_values_are_refused_clearly() {
+    let rt = Rt::new();
+    for (key, value, says) in [
+        ("userns_mode", "private", "userns_mode \"private\" is not supported"),
+        ("isolation", "hyperv", "isolation \"hyperv\" is not supported"),
+        ("runtime", "kata", "runtime \"kata\" is not supported"),
+        ("storage_opt", "{size: 1G}", "storage_opt is not supported"),
+        ("security_opt", "[systempaths=unconfined]", "security_opt \"systempaths=unconfined\" is not supported"),
+        ("blkio_config", "{device_read_bps: [{path: /etc/hostname, rate: 1}]}", "/etc/hostname is not a device node"),
+        ("devices", "[\"/dev/nonexistent-keys:/dev/x\"]", "/dev/nonexistent-keys"),
+    ] {
+        let f = project(&rt, &format!("services:\n  app:\n    image: keysbox:latest\n    network_mode: none\n    command: 'true'\n    {key}: {value}\n"));
+        let o = rt.t.run(["-f", f.as_str(), "-p", "keysrefuse", "run", "--rm", "-T", "app"]);
+        assert!(!o.status.success(), "{key}: {value} was accepted");
+        assert!(err(&o).contains(says), "{key}: {}", err(&o));
+        assert!(err(&o).contains("app"), "the error names the service: {}", err(&o));
+    }
+    // Accepted values of the same keys run.
+    let f = project(
+        &rt,
+        "services:\n  app:\n    image: keysbox:latest\n    network_mode: none\n    command: 'true'\n    userns_mode: host\n    \
+         isolation: default\n    runtime: runc\n    security_opt: [no-new-privileges:true, seccomp=unconfined]\n",
+    );
+    let o = rt.t.run(["-f", f.as_str(), "-p", "keysrefuse", "run", "--rm", "-T", "app"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(!err(&o).contains("WARN"), "{}", err(&o));
+}
+
+#[test]
+fn keys_not_applied_are_named_in_a_warning() {
+    let rt = Rt::new();
+    let dir = rt.t.scratch().join("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("s.txt"), "s3cret\n").unwrap();
+    let f = project(
+        &rt,
+        "services:\n  app:\n    image: keysbox:latest\n    network_mode: none\n    command: 'cat /run/secrets/s'\n    \
+         cgroup_parent: mine\n    uts: host\n    security_opt: [\"apparmor=unconfined\"]\n    \
+         secrets: [{source: s, mode: 0400, uid: \"1000\"}]\nsecrets:\n  s:\n    file: ./s.txt\n",
+    );
+    let o = rt.t.run(["-f", f.as_str(), "-p", "keyswarn", "run", "--rm", "-T", "app"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "s3cret\n");
+    let e = err(&o);
+    for w in [
+        "WARN[0000] service \"app\": `cgroup_parent` is not supported by berth and is ignored",
+        "WARN[0000] service \"app\": `uts` is not supported by berth and is ignored",
+        "WARN[0000] service \"app\": `security_opt` is not supported by berth and is ignored: \"apparmor=unconfined\"",
+        "WARN[0000] secrets `uid`, `gid` and `mode` are not supported, they will be ignored",
+    ] {
+        assert_eq!(e.matches(w).count(), 1, "{w:?} once in:\n{e}");
+    }
+    // `up` warns too (and `ps` does not).
+    let o = rt.t.run(["-f", f.as_str(), "-p", "keyswarn", "up", "-d"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(err(&o).contains("`cgroup_parent` is not supported"), "{}", err(&o));
+    let o = rt.t.run(["-f", f.as_str(), "-p", "keyswarn", "ps"]);
+    assert!(!err(&o).contains("WARN"), "{}", err(&o));
+    rt.t.ok(["-f", f.as_str(), "-p", "keyswarn", "down", "-t", "0"]);
+}
