@@ -244,6 +244,16 @@ pub fn container_config(
     image: &Image,
     store: &ImageStore,
 ) -> Result<ContainerConfig, ConvertError> {
+    if let Some(want) = service_platform(service)? {
+        if !platform_matches(service, image) {
+            let rc = &image.raw_config;
+            let have = format!("{}/{}", rc["os"].as_str().unwrap_or("linux"), rc["architecture"].as_str().unwrap_or_default());
+            return Err(invalid(
+                service,
+                format!("image {} is for {have}, not for the platform {want} asked: pull it for that platform with `berth pull {}`, or change `platform:`", service_image_name(project, service), service.name),
+            ));
+        }
+    }
     let ic = image.container_config();
     let image_entry = str_list(&ic["Entrypoint"]).unwrap_or_default();
     let image_cmd = str_list(&ic["Cmd"]).unwrap_or_default();
@@ -382,6 +392,19 @@ pub fn container_config(
         Some(m) => return Err(invalid(service, format!("unsupported network_mode {m:?}"))),
     };
     let ipc_mode = namespace_mode(root, project, service, "ipc", service.ipc.as_deref(), &["private", "shareable", "host"])?;
+    let uts_mode = match service.uts.as_deref().filter(|u| !u.is_empty()) {
+        None => String::new(),
+        Some("host") => {
+            for (k, v) in [("hostname", &service.hostname), ("domainname", &service.domainname)] {
+                if v.as_deref().is_some_and(|v| !v.is_empty()) {
+                    return Err(invalid(service, format!("conflicting options: {k} and the UTS mode: with `uts: host` the container keeps the host's names; remove {k}")));
+                }
+            }
+            "host".to_string()
+        }
+        Some(u) => return Err(invalid(service, format!("uts {u:?} is not supported: use host, or remove it"))),
+    };
+    let volumes_from = volumes_from(root, project, service)?;
     let pid_mode = namespace_mode(root, project, service, "pid", service.pid.as_deref(), &["host"])?;
     let mut endpoints = Vec::new();
     if network_mode == NetworkMode::Bridge {
@@ -479,6 +502,8 @@ pub fn container_config(
         },
         ipc_mode,
         pid_mode,
+        uts_mode,
+        volumes_from,
         cgroupns_mode: match service.cgroup.as_deref().filter(|c| !c.is_empty()) {
             None => String::new(),
             Some(m @ ("host" | "private")) => m.to_string(),
@@ -586,6 +611,24 @@ fn refuse_unsupported(service: &Service) -> Result<(), ConvertError> {
     Ok(())
 }
 
+/// The service's `platform:`, for pulls and the image check; an unparsable one is an error
+/// naming the service.
+pub fn service_platform(service: &Service) -> Result<Option<crate::engine::image::Platform>, ConvertError> {
+    let Some(p) = service.platform.as_deref().filter(|p| !p.is_empty()) else { return Ok(None) };
+    crate::engine::image::Platform::parse(p)
+        .map(Some)
+        .map_err(|_| invalid(service, format!("platform {p:?} is not a platform: use os/arch[/variant], such as linux/amd64")))
+}
+
+/// Whether `image` is for the service's `platform:` (any image is, without one). An image
+/// whose config names no architecture is taken as matching.
+pub fn platform_matches(service: &Service, image: &Image) -> bool {
+    let Ok(Some(want)) = service_platform(service) else { return true };
+    let rc = &image.raw_config;
+    let arch = rc["architecture"].as_str().unwrap_or_default();
+    arch.is_empty() || want.matches(rc["os"].as_str().unwrap_or("linux"), arch, rc["variant"].as_str())
+}
+
 /// One warning line (compose's `WARN[0000]` text, without the prefix) for each key of `service`
 /// that berth accepts but does not apply, so that nothing is dropped silently. `up`, `create`
 /// and `run` print them.
@@ -611,14 +654,8 @@ pub fn unapplied(project: &Project, service: &Service) -> Vec<String> {
     if service.links.iter().any(|l| l.contains(':')) {
         key("links", "a link alias is not a DNS name in berth; reach the service by its name (or add a network alias)");
     }
-    if service.uts.as_deref().is_some_and(|u| !u.is_empty()) {
-        key("uts", "every container has its own UTS namespace");
-    }
     if service.volume_driver.as_deref().is_some_and(|d| !d.is_empty() && d != "local") {
         key("volume_driver", "berth has only the local volume driver");
-    }
-    if !service.volumes_from.is_empty() {
-        key("volumes_from", "mount the same volumes by name instead");
     }
     if !service.annotations.is_empty() {
         key("annotations", "berth has no OCI runtime to hand them to");
@@ -632,12 +669,6 @@ pub fn unapplied(project: &Project, service: &Service) -> Vec<String> {
     for (k, v) in [("pre_start", &service.pre_start), ("post_start", &service.post_start), ("pre_stop", &service.pre_stop)] {
         if !v.is_empty() {
             key(k, "lifecycle hooks are not run; use the command or an entrypoint script");
-        }
-    }
-    if let Some(p) = service.platform.as_deref().filter(|p| !p.is_empty()) {
-        let host = match std::env::consts::ARCH { "x86_64" => "amd64", "aarch64" => "arm64", a => a };
-        if !p.starts_with(&format!("linux/{host}")) {
-            key("platform", "images are pulled for this host's platform");
         }
     }
     for o in &service.security_opt {
@@ -673,6 +704,17 @@ pub fn unapplied(project: &Project, service: &Service) -> Vec<String> {
             }
         }
     }
+    // What this host's cgroups drop, as Docker does with a warning (cgroup v2, no I/O weights).
+    let mut res = crate::engine::cgroups::Resources {
+        memory_swappiness: (service.mem_swappiness.0 != 0).then_some(service.mem_swappiness.0),
+        oom_kill_disable: service.oom_kill_disable,
+        ..Default::default()
+    };
+    if blkio(service, &mut res).is_ok() {
+        if let Ok(h) = crate::engine::cgroups::hierarchy() {
+            w.extend(h.discarded(&res).into_iter().map(|d| format!("service {name:?}: {d}")));
+        }
+    }
     for (kind, list) in [("secrets", &service.secrets), ("config", &service.configs)] {
         let tops = if kind == "secrets" { &project.secrets } else { &project.configs };
         if list.iter().any(|f| tops.get(&f.source).is_some_and(|t| t.file.is_some()) && (f.uid.is_some() || f.gid.is_some() || f.mode.is_some())) {
@@ -681,6 +723,30 @@ pub fn unapplied(project: &Project, service: &Service) -> Vec<String> {
         }
     }
     w
+}
+
+/// The engine's `volumes_from` for the service's, as compose gives them: `container:NAME[:mode]`
+/// as `NAME[:mode]`, and `SERVICE[:mode]` as that service's first container (which the plan
+/// creates first, and recreates this one with).
+fn volumes_from(root: &crate::state::StateRoot, project: &Project, service: &Service) -> Result<Vec<String>, ConvertError> {
+    let mut out = Vec::new();
+    for v in &service.volumes_from {
+        if let Some(c) = v.strip_prefix("container:") {
+            out.push(c.to_string());
+            continue;
+        }
+        let (other, mode) = match v.split_once(':') {
+            Some((o, m)) => (o, Some(m)),
+            None => (v.as_str(), None),
+        };
+        let c = service_container(root, &project.name, other, 1)
+            .ok_or_else(|| ConvertError::NoParent { service: service.name.clone(), other: other.to_string() })?;
+        out.push(match mode {
+            Some(m) => format!("{}:{m}", c.id),
+            None => c.id,
+        });
+    }
+    Ok(out)
 }
 
 /// The engine's mode for the service's `ipc:` or `pid:` (`key`): one of `plain` as is,

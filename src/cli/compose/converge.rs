@@ -409,7 +409,7 @@ pub fn images(g: &GlobalOpts, p: &Project, services: &[String], o: ImageOptions)
         if policy == PullPolicy::Build {
             bail!("service {name:?} has pull_policy build but no build section: add one, or set another pull_policy");
         }
-        let present = store.resolve(&image_name)?;
+        let present = store.resolve(&image_name)?.filter(|i| crate::project::convert::platform_matches(s, i));
         match (policy, present) {
             (PullPolicy::Always, _) | (PullPolicy::Missing, None) => {
                 let r = Reference::parse(&image_name).with_context(|| format!("service {name}: image"))?;
@@ -431,7 +431,7 @@ pub fn images(g: &GlobalOpts, p: &Project, services: &[String], o: ImageOptions)
             crate::engine::image::progress::ProgressMode::Plain
         };
         let prog = crate::engine::image::progress::Progress::stderr(mode);
-        let items: Vec<PullItem> = to_pull.iter().map(|(n, r)| PullItem { label: n.clone(), reference: r.clone(), platform: None }).collect();
+        let items: Vec<PullItem> = to_pull.iter().map(|(n, r)| PullItem { label: n.clone(), reference: r.clone(), platform: crate::project::convert::service_platform(&p.services[n]).ok().flatten() }).collect();
         let opts = PullOptions { insecure_registries: g.insecure_registries.clone(), ..PullOptions::default() };
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let results = rt.block_on(crate::engine::image::pull_many(&store, &items, &opts, &prog));

@@ -310,6 +310,50 @@ pub enum Hierarchy {
     V2(PathBuf),
 }
 
+impl Hierarchy {
+    /// What of `res` this host's cgroups cannot apply and drop, one warning each, where Docker
+    /// drops the setting with a warning and runs the container: `mem_swappiness` and
+    /// `oom_kill_disable` on v2, and the block I/O weights where no device's scheduler has a
+    /// weight file (v1 `blkio.weight`/`blkio.bfq.weight`, v2 `io.weight`/`io.bfq.weight`).
+    pub fn discarded(&self, res: &Resources) -> Vec<String> {
+        let mut w = Vec::new();
+        if let Hierarchy::V2(_) = self {
+            if res.memory_swappiness.is_some_and(|s| s >= 0) {
+                w.push("cgroup v2 does not support memory swappiness: `mem_swappiness` discarded".to_string());
+            }
+            if res.oom_kill_disable {
+                w.push("cgroup v2 cannot disable the OOM killer: `oom_kill_disable` discarded".to_string());
+            }
+        }
+        if (res.blkio_weight.is_some() || !res.blkio_weight_device.is_empty()) && !self.has_io_weights() {
+            let key = if res.blkio_weight.is_some() { "blkio_config.weight" } else { "blkio_config.weight_device" };
+            w.push(format!("no block device here uses an I/O scheduler with weights (BFQ, CFQ or io.cost): `{key}` discarded"));
+        }
+        w
+    }
+
+    /// Whether a cgroup here gets a block I/O weight file: looked up in berth's parent cgroup,
+    /// else (before any container made it) in the hierarchy's first-level cgroups.
+    fn has_io_weights(&self) -> bool {
+        let (root, has): (PathBuf, fn(&Path) -> bool) = match self {
+            Hierarchy::V1(m) => match m.get("blkio") {
+                Some(p) => (p.to_path_buf(), |d| v1::weight_file(d).is_some()),
+                None => return false,
+            },
+            Hierarchy::V2(r) => (r.clone(), |d| v2::weight_file(d).is_some()),
+        };
+        // v1's root cgroup has the files too; v2's never does.
+        if has(&root) {
+            return true;
+        }
+        let parent = root.join(PARENT);
+        if parent.is_dir() {
+            return has(&parent);
+        }
+        std::fs::read_dir(&root).into_iter().flatten().flatten().map(|e| e.path()).any(|d| d.is_dir() && has(&d))
+    }
+}
+
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 const TMPFS_MAGIC: i64 = 0x0102_1994;
 const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;

@@ -198,11 +198,14 @@ impl V1Cgroup {
             }
         }
         if let Some(d) = dir("blkio") {
-            if let Some(w) = res.blkio_weight {
-                write_file(&weight_file(&d)?, &w.to_string())?;
-            }
-            for (dev, w) in &io_weights {
-                write_file(&weight_file(&d)?.with_extension("weight_device"), &format!("{dev} {w}"))?;
+            // Without a weight file the weights are discarded, as Docker does (the caller warns).
+            if let Some(f) = weight_file(&d) {
+                if let Some(w) = res.blkio_weight {
+                    write_file(&f, &w.to_string())?;
+                }
+                for (dev, w) in &io_weights {
+                    write_file(&f.with_extension("weight_device"), &format!("{dev} {w}"))?;
+                }
             }
             for (dev, key, rate) in &io_limits {
                 let f = match *key {
@@ -271,11 +274,8 @@ impl V1Cgroup {
 
 /// The proportional weight file: `blkio.weight` (CFQ) or `blkio.bfq.weight` (BFQ). Neither
 /// exists when no block device uses one of those schedulers.
-fn weight_file(d: &Path) -> Result<PathBuf, CgroupError> {
-    ["blkio.weight", "blkio.bfq.weight"].iter().map(|f| d.join(f)).find(|f| f.exists()).ok_or(CgroupError::Unsupported {
-        setting: "blkio_config.weight",
-        why: "no block device here uses an I/O scheduler with weights (CFQ or BFQ)",
-    })
+pub(super) fn weight_file(d: &Path) -> Option<PathBuf> {
+    ["blkio.weight", "blkio.bfq.weight"].iter().map(|f| d.join(f)).find(|f| f.exists())
 }
 
 /// Real-time scheduling: the kernel gives a cgroup real-time time only out of its parent's, so

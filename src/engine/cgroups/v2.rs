@@ -43,14 +43,9 @@ impl V2Cgroup {
         v
     }
 
-    /// What cgroup v2 has no file for.
+    /// What cgroup v2 has no file for and Docker refuses. (`mem_swappiness` and
+    /// `oom_kill_disable` are discarded instead, as Docker does: see [`super::Hierarchy::discarded`].)
     fn refuse(res: &Resources) -> Result<(), CgroupError> {
-        if res.memory_swappiness.is_some_and(|s| s >= 0) {
-            return Err(CgroupError::Unsupported { setting: "mem_swappiness", why: "cgroup v2 has no per-cgroup swappiness" });
-        }
-        if res.oom_kill_disable {
-            return Err(CgroupError::Unsupported { setting: "oom_kill_disable", why: "cgroup v2 cannot disable the OOM killer" });
-        }
         if res.cpu_rt_runtime.is_some_and(|r| r != 0) || res.cpu_rt_period.is_some_and(|p| p > 0) {
             return Err(CgroupError::Unsupported {
                 setting: "cpu_rt_runtime",
@@ -156,19 +151,21 @@ pub fn apply(dir: &Path, res: &Resources) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// The proportional weight file of a v2 cgroup: `io.weight` (io.cost) or BFQ's `io.bfq.weight`.
+pub(super) fn weight_file(dir: &Path) -> Option<std::path::PathBuf> {
+    ["io.weight", "io.bfq.weight"].iter().map(|f| dir.join(f)).find(|f| f.exists())
+}
+
 /// Block I/O on v2: `io.weight` (or BFQ's `io.bfq.weight`) and one `io.max` line per device.
+/// Without a weight file the weights are discarded, as Docker does (the caller warns).
 pub fn apply_io(dir: &Path, res: &Resources, limits: &[(String, &'static str, u64)], weights: &[(String, u64)]) -> Result<(), CgroupError> {
-    let weight_file = || {
-        ["io.weight", "io.bfq.weight"].iter().map(|f| dir.join(f)).find(|f| f.exists()).ok_or(CgroupError::Unsupported {
-            setting: "blkio_config.weight",
-            why: "no block device here uses an I/O scheduler with weights (BFQ or io.cost)",
-        })
-    };
-    if let Some(w) = res.blkio_weight {
-        write_file(&weight_file()?, &format!("default {w}"))?;
-    }
-    for (dev, w) in weights {
-        write_file(&weight_file()?, &format!("{dev} {w}"))?;
+    if let Some(f) = weight_file(dir) {
+        if let Some(w) = res.blkio_weight {
+            write_file(&f, &format!("default {w}"))?;
+        }
+        for (dev, w) in weights {
+            write_file(&f, &format!("{dev} {w}"))?;
+        }
     }
     let mut by_dev: Vec<(String, Vec<String>)> = Vec::new();
     for (dev, key, rate) in limits {
@@ -318,17 +315,30 @@ mod tests {
     }
 
     #[test]
-    fn v1_only_settings_are_refused_on_v2() {
+    fn v1_only_settings_are_discarded_with_a_warning_or_refused_on_v2() {
         let tmp = fake("cpu io memory pids", "c7");
         let cg = V2Cgroup::new(tmp.path().to_path_buf(), "c7");
-        for (res, key) in [
-            (Resources { memory_swappiness: Some(10), ..Default::default() }, "`mem_swappiness` is not supported here"),
-            (Resources { oom_kill_disable: true, ..Default::default() }, "`oom_kill_disable` is not supported here"),
-            (Resources { cpu_rt_runtime: Some(1000), ..Default::default() }, "`cpu_rt_runtime` is not supported here"),
-        ] {
-            let err = cg.create(&res, true).unwrap_err();
-            assert!(err.to_string().contains(key), "{err}");
-        }
+        let err = cg.create(&Resources { cpu_rt_runtime: Some(1000), ..Default::default() }, true).unwrap_err();
+        assert!(err.to_string().contains("`cpu_rt_runtime` is not supported here"), "{err}");
+        // As Docker on v2: swappiness and oom_kill_disable are dropped, the cgroup is made,
+        // and the hierarchy names what it dropped.
+        let res = Resources { memory_swappiness: Some(10), oom_kill_disable: true, memory: Some(64 << 20), ..Default::default() };
+        cg.create(&res, true).unwrap();
+        let d = tmp.path().join(PARENT).join("c7");
+        assert_eq!(std::fs::read_to_string(d.join("memory.max")).unwrap(), (64u64 << 20).to_string());
+        let h = super::super::Hierarchy::V2(tmp.path().to_path_buf());
+        let w = h.discarded(&res);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("mem_swappiness") && w[0].contains("discarded"), "{w:?}");
+        assert!(w[1].contains("oom_kill_disable") && w[1].contains("discarded"), "{w:?}");
+        assert!(h.discarded(&Resources { memory_swappiness: Some(-1), ..Default::default() }).is_empty());
+        // A weight needs a weight file: here berth/ has none, so it is discarded (and named).
+        let res = Resources { blkio_weight: Some(300), ..Default::default() };
+        assert!(h.discarded(&res).iter().any(|w| w.contains("blkio_config.weight")), "{:?}", h.discarded(&res));
+        std::fs::remove_file(d.join("io.weight")).unwrap();
+        cg.create(&res, true).unwrap();
+        std::fs::write(tmp.path().join(PARENT).join("io.bfq.weight"), "").unwrap();
+        assert!(h.discarded(&res).is_empty(), "{:?}", h.discarded(&res));
     }
 
     #[test]

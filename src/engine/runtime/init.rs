@@ -336,8 +336,11 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
     }
 
     sys::timing("child-masked");
-    nix::unistd::sethostname(cfg.hostname()).map_err(|e| ChildError { code: 127, msg: format!("sethostname: {e}") })?;
-    if !cfg.domainname.is_empty() {
+    // In the host's UTS namespace (`uts: host`) the names are the host's, never changed.
+    if cfg.uts_mode != "host" {
+        nix::unistd::sethostname(cfg.hostname()).map_err(|e| ChildError { code: 127, msg: format!("sethostname: {e}") })?;
+    }
+    if !cfg.domainname.is_empty() && cfg.uts_mode != "host" {
         let d = CString::new(cfg.domainname.as_str()).unwrap_or_default();
         cvt(unsafe { libc::setdomainname(d.as_ptr(), cfg.domainname.len()) }).ctx("setdomainname")?;
     }

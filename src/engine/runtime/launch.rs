@@ -253,7 +253,10 @@ pub fn launch(root: &StateRoot, cfg: &ContainerConfig, cgroup: &Cgroup, seccomp:
     // Read-only caches the child would otherwise fill after the fork.
     let _ = super::caps::last_cap();
 
-    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS;
+    let mut flags = libc::CLONE_NEWNS;
+    if cfg.uts_mode != "host" {
+        flags |= libc::CLONE_NEWUTS;
+    }
     if own_netns {
         flags |= libc::CLONE_NEWNET;
     }

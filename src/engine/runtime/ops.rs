@@ -114,6 +114,12 @@ pub fn create(root: &StateRoot, mut cfg: ContainerConfig) -> Result<ContainerCon
     if let Ok(other) = lookup(root, &cfg.name) {
         return Err(RuntimeError::NameInUse { name: cfg.name, id: other.id });
     }
+    // `volumes_from`: the other containers' volumes and binds, under the container's own.
+    for m in volumes_from(root, &cfg)? {
+        if !cfg.mounts.iter().any(|o| normalize(&o.target) == normalize(&m.target)) {
+            cfg.mounts.push(m);
+        }
+    }
     // Volumes: named ones exist (created on demand), anonymous ones are made now, and every
     // image VOLUME not covered by a mount gets one.
     let mut anonymous = Vec::new();
@@ -156,6 +162,41 @@ pub fn create(root: &StateRoot, mut cfg: ContainerConfig) -> Result<ContainerCon
     events::container(root, &cfg, "create", &[]);
     super::sys::timing("created");
     Ok(cfg)
+}
+
+/// The mounts `cfg.volumes_from` gives, as Docker's daemon copies them: every volume and bind
+/// mount of each source container (a later source wins at the same target), read-only when
+/// the source's is or with `:ro`. Tmpfs mounts and the files berth wrote for the source
+/// (secrets and configs from `content:`/`environment:`) are not shared.
+fn volumes_from(root: &StateRoot, cfg: &ContainerConfig) -> Result<Vec<Mount>> {
+    let mut out: Vec<Mount> = Vec::new();
+    for entry in &cfg.volumes_from {
+        let (key, mode) = match entry.rsplit_once(':') {
+            Some((k, m)) => (k, m),
+            None => (entry.as_str(), ""),
+        };
+        let invalid = |msg: String| RuntimeError::Invalid { name: cfg.name.clone(), msg };
+        if key.is_empty() || !["", "ro", "rw"].contains(&mode) {
+            return Err(invalid(format!("invalid volumes_from {entry:?}: use <container>, <container>:ro or <container>:rw")));
+        }
+        let src = lookup(root, key)
+            .map_err(|_| invalid(format!("volumes_from: no container {key:?}: create it first, or fix the name")))?;
+        let files = Paths::new(root, &src.id).dir;
+        for m in src.mounts.iter().filter(|m| m.kind != MountType::Tmpfs) {
+            if m.kind == MountType::Bind && std::path::Path::new(&m.source).starts_with(&files) {
+                continue;
+            }
+            let mut m = m.clone();
+            m.read_only |= mode == "ro";
+            // Docker never copies image content into a volume another container already has.
+            if m.kind == MountType::Volume {
+                m.volume_options.get_or_insert_with(Default::default).no_copy = true;
+            }
+            out.retain(|o| normalize(&o.target) != normalize(&m.target));
+            out.push(m);
+        }
+    }
+    Ok(out)
 }
 
 /// Writes the config's generated files (secrets, configs) under `containers/<id>/files/`, owned
@@ -742,6 +783,8 @@ pub fn inspect(root: &StateRoot, key: &str) -> Result<Value> {
             "GroupAdd": c.group_add,
             "IpcMode": if c.ipc_mode.is_empty() { "private" } else { c.ipc_mode.as_str() },
             "PidMode": c.pid_mode,
+            "UTSMode": c.uts_mode,
+            "VolumesFrom": if c.volumes_from.is_empty() { None } else { Some(&c.volumes_from) },
             "Privileged": c.privileged,
             "ReadonlyRootfs": c.rootfs.read_only,
             "SecurityOpt": c.security_opt,

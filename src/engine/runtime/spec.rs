@@ -55,6 +55,11 @@ pub struct ContainerConfig {
     /// The image's `VOLUME`s: each becomes an anonymous volume unless a mount covers it.
     pub image_volumes: Vec<String>,
     pub mounts: Vec<Mount>,
+    /// `<container>[:ro|:rw]` entries (`volumes_from`): create copies each container's volume
+    /// and bind mounts (not its tmpfs, nor the files berth writes for it), read-only with
+    /// `:ro`, else in the source's own mode; the container's own mounts win at the same target.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes_from: Vec<String>,
     /// Files whose content berth writes at create (compose secrets and configs from
     /// `environment:` or `content:`). Create writes each under the container's folder and turns
     /// it into a read-only bind mount: the stored config keeps the mount, never the content.
@@ -98,6 +103,10 @@ pub struct ContainerConfig {
     /// `private` or `host`.
     #[serde(rename = "CgroupnsMode", skip_serializing_if = "String::is_empty")]
     pub cgroupns_mode: String,
+    /// The UTS namespace: empty (its own, named `hostname`) or `host` (the host's: no
+    /// hostname is set, and `hostname`/`domainname` are refused, as in Docker).
+    #[serde(rename = "UTSMode", skip_serializing_if = "String::is_empty")]
+    pub uts_mode: String,
 
     // Network.
     pub network_mode: NetworkMode,
@@ -414,6 +423,15 @@ impl ContainerConfig {
         self.pid_namespace()?;
         if !["", "host", "private"].contains(&self.cgroupns_mode.as_str()) {
             return Err(format!("invalid cgroup namespace mode {:?}: use host or private", self.cgroupns_mode));
+        }
+        match self.uts_mode.as_str() {
+            "" => {}
+            "host" if !self.hostname.is_empty() || !self.domainname.is_empty() => {
+                let what = if self.hostname.is_empty() { "domainname" } else { "hostname" };
+                return Err(format!("conflicting options: {what} and the UTS mode: a container in the host's UTS namespace (uts: host) keeps the host's names; remove {what}"));
+            }
+            "host" => {}
+            m => return Err(format!("invalid UTS mode {m:?}: use host, or leave it unset")),
         }
         for d in &self.resources.devices {
             if !d.path_on_host.starts_with('/') {
