@@ -160,7 +160,7 @@ fn keys_not_applied_are_named_in_a_warning() {
     let f = project(
         &rt,
         "services:\n  app:\n    image: keysbox:latest\n    network_mode: none\n    command: 'cat /run/secrets/s'\n    \
-         cgroup_parent: mine\n    uts: host\n    security_opt: [\"apparmor=unconfined\"]\n    \
+         cgroup_parent: mine\n    cpu_count: 2\n    security_opt: [\"apparmor=unconfined\"]\n    \
          secrets: [{source: s, mode: 0400, uid: \"1000\"}]\nsecrets:\n  s:\n    file: ./s.txt\n",
     );
     let o = rt.t.run(["-f", f.as_str(), "-p", "keyswarn", "run", "--rm", "-T", "app"]);
@@ -169,7 +169,7 @@ fn keys_not_applied_are_named_in_a_warning() {
     let e = err(&o);
     for w in [
         "WARN[0000] service \"app\": `cgroup_parent` is not supported by berth and is ignored",
-        "WARN[0000] service \"app\": `uts` is not supported by berth and is ignored",
+        "WARN[0000] service \"app\": `cpu_count` is not supported by berth and is ignored",
         "WARN[0000] service \"app\": `security_opt` is not supported by berth and is ignored: \"apparmor=unconfined\"",
         "WARN[0000] secrets `uid`, `gid` and `mode` are not supported, they will be ignored",
     ] {
@@ -182,4 +182,129 @@ fn keys_not_applied_are_named_in_a_warning() {
     let o = rt.t.run(["-f", f.as_str(), "-p", "keyswarn", "ps"]);
     assert!(!err(&o).contains("WARN"), "{}", err(&o));
     rt.t.ok(["-f", f.as_str(), "-p", "keyswarn", "down", "-t", "0"]);
+}
+
+#[test]
+fn volumes_from_shares_the_source_volumes_and_binds_with_ro() {
+    let rt = Rt::new();
+    let f = project(
+        &rt,
+        "services:\n  src:\n    image: keysbox:latest\n    network_mode: none\n    volumes: [/data, ./bind:/bound]\n    \
+         tmpfs: [/scratch]\n    command: [sh, -c, 'echo hello > /data/f; exec sleep 1000']\n  \
+         rw:\n    image: keysbox:latest\n    network_mode: none\n    volumes_from: [src]\n    command: sleep 1000\n  \
+         ro:\n    image: keysbox:latest\n    network_mode: none\n    volumes_from: [\"src:ro\"]\n    command: sleep 1000\n",
+    );
+    let dir = rt.t.scratch().join("proj").join("bind");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("b"), "bound\n").unwrap();
+    let p = ["-f", f.as_str(), "-p", "keysvf"];
+    let o = rt.t.run(p.iter().copied().chain(["up", "-d"]));
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(!err(&o).contains("volumes_from"), "no warning any more: {}", err(&o));
+    let exec = |svc: &str, script: &str| rt.t.run(p.iter().copied().chain(["exec", "-T", svc, "sh", "-c", script]));
+    // What src wrote in its anonymous volume, rw reads and adds to.
+    rt.wait_for("src to write /data/f", std::time::Duration::from_secs(10), || out(&exec("rw", "cat /data/f 2>/dev/null")) == "hello\n");
+    let o = exec("rw", "echo x > /data/g && cat /bound/b && grep -c ' /scratch ' /proc/mounts");
+    assert_eq!(out(&o), "bound\n0\n", "the bind is shared, the tmpfs is not: {}", err(&o));
+    assert_eq!(out(&exec("src", "cat /data/g")), "x\n");
+    // `:ro` makes the same volume read-only.
+    let o = exec("ro", "cat /data/f /data/g /bound/b; echo y > /data/h");
+    assert_eq!(out(&o), "hello\nx\nbound\n");
+    assert!(!o.status.success() && err(&o).contains("Read-only file system"), "{}", err(&o));
+    let o = exec("ro", "echo y > /bound/h");
+    assert!(!o.status.success() && err(&o).contains("Read-only file system"), "{}", err(&o));
+    // A new src recreates the containers that use its volumes.
+    let ids = |svc: &str| out(&rt.t.run(p.iter().copied().chain(["ps", "-q", svc]))).trim().to_string();
+    let before = (ids("rw"), ids("ro"));
+    assert!(!before.0.is_empty() && !before.1.is_empty());
+    std::fs::write(&f, std::fs::read_to_string(&f).unwrap().replacen("    tmpfs: [/scratch]\n", "    tmpfs: [/scratch]\n    environment: {V: \"2\"}\n", 1)).unwrap();
+    let o = rt.t.run(p.iter().copied().chain(["up", "-d"]));
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(ids("rw") != before.0 && ids("ro") != before.1, "rw and ro are recreated with src: {}", err(&o));
+    rt.t.ok(p.iter().copied().chain(["down", "-v", "-t", "0"]));
+}
+
+#[test]
+fn uts_host_keeps_the_host_name() {
+    let rt = Rt::new();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let f = project(&rt, "services:\n  app:\n    image: keysbox:latest\n    network_mode: none\n    uts: host\n    command: hostname\n");
+    let o = rt.t.run(["-f", f.as_str(), "-p", "keysuts", "run", "--rm", "-T", "app"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), host);
+    assert!(!err(&o).contains("WARN"), "{}", err(&o));
+    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), host);
+    // As Docker: a hostname cannot be set in the host's UTS namespace.
+    let f = project(&rt, "services:\n  app:\n    image: keysbox:latest\n    network_mode: none\n    uts: host\n    hostname: other\n    command: hostname\n");
+    let o = rt.t.run(["-f", f.as_str(), "-p", "keysuts", "run", "--rm", "-T", "app"]);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("conflicting options: hostname and the UTS mode") && err(&o).contains("app"), "{}", err(&o));
+    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), host);
+}
+
+/// Where Docker drops a cgroup setting with a warning and runs the container, so does berth:
+/// `mem_swappiness` and `oom_kill_disable` on cgroup v2 (the v2 code forced onto this host's
+/// controller-less cgroup2 mount). A block I/O weight without a weight file is discarded the
+/// same way: the fake-cgroupfs unit test covers it (this host's cgroups have BFQ's file).
+#[test]
+fn settings_docker_discards_are_warned_and_the_container_runs() {
+    const UNIFIED: &str = "/sys/fs/cgroup/unified";
+    if !std::path::Path::new(UNIFIED).join("cgroup.procs").exists() {
+        eprintln!("skipped: no cgroup2 mount at {UNIFIED}");
+        return;
+    }
+    let mut rt = Rt::new();
+    rt.env.push(("BERTH_CGROUP_V2_ROOT".into(), UNIFIED.into()));
+    let f = project(&rt, "services:\n  app:\n    image: keysbox:latest\n    network_mode: none\n    mem_swappiness: 10\n    oom_kill_disable: true\n    command: echo ran\n");
+    let o = rt.cmd(["-f", f.as_str(), "-p", "keysv2", "run", "--rm", "-T", "app"]).output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "ran\n");
+    for w in [
+        "WARN[0000] service \"app\": cgroup v2 does not support memory swappiness: `mem_swappiness` discarded",
+        "WARN[0000] service \"app\": cgroup v2 cannot disable the OOM killer: `oom_kill_disable` discarded",
+    ] {
+        assert_eq!(err(&o).matches(w).count(), 1, "{w:?} once in:\n{}", err(&o));
+    }
+}
+
+/// `platform:` chooses what `up`/`create` pull from a multi-platform image (a loopback
+/// registry), and a platform the image does not offer is the pull's error, naming the service.
+#[test]
+fn platform_is_pulled_as_asked() {
+    use common::registry::{Auth, Registry, digest_of, gzip, http, push_raw, put_manifest, tar_of};
+    let rt = Rt::new();
+    let reg = Registry::start(Auth::None);
+    let mut manifests = Vec::new();
+    for (arch, variant) in [("amd64", None), ("arm64", Some("v8"))] {
+        let layer = tar_of(&[("arch", arch.as_bytes())]);
+        let m = push_raw(&reg, "plat", arch, arch, &[("application/vnd.oci.image.layer.v1.tar+gzip", gzip(&layer))], &[digest_of(&layer)]);
+        let size = http("GET", &reg.url(&format!("/v2/plat/manifests/{arch}")), &[("Accept", "application/vnd.oci.image.manifest.v1+json")], b"").2.len();
+        let mut platform = serde_json::json!({"os": "linux", "architecture": arch});
+        if let Some(v) = variant {
+            platform["variant"] = v.into();
+        }
+        manifests.push(serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": m, "size": size, "platform": platform}));
+    }
+    let index = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests});
+    put_manifest(&reg, "plat", "latest", "application/vnd.oci.image.index.v1+json", index.to_string().as_bytes());
+    let image = format!("{}/plat:latest", reg.host());
+    let svc = |name: &str, platform: &str| format!("  {name}:\n    image: {image}\n    platform: {platform}\n    network_mode: none\n    command: [/arch]\n");
+    let f = project(&rt, &format!("services:\n{}{}{}", svc("amd", "linux/amd64"), svc("arm", "linux/arm64"), svc("zed", "linux/s390x")));
+    let p = ["-f", f.as_str(), "-p", "keysplat"];
+    let arch_of = |svc: &str| {
+        let id = rt.inspect(&format!("keysplat-{svc}-1"))["Image"].as_str().unwrap().to_string();
+        let v: serde_json::Value = serde_json::from_str(&rt.t.ok(["image", "inspect", &id])).unwrap();
+        v[0]["Architecture"].as_str().unwrap_or_default().to_string()
+    };
+    for (name, arch) in [("amd", "amd64"), ("arm", "arm64")] {
+        let o = rt.t.run(p.iter().copied().chain(["create", name]));
+        assert!(o.status.success(), "{name}: {}", err(&o));
+        assert!(!err(&o).contains("platform"), "no warning any more: {}", err(&o));
+        assert_eq!(arch_of(name), arch);
+    }
+    let o = rt.t.run(p.iter().copied().chain(["create", "zed"]));
+    assert!(!o.status.success());
+    let e = err(&o);
+    assert!(e.contains("zed") && e.contains("no image for platform linux/s390x") && e.contains("linux/amd64"), "{e}");
+    rt.t.ok(p.iter().copied().chain(["down"]));
 }

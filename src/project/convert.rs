@@ -620,11 +620,15 @@ pub fn service_platform(service: &Service) -> Result<Option<crate::engine::image
         .map_err(|_| invalid(service, format!("platform {p:?} is not a platform: use os/arch[/variant], such as linux/amd64")))
 }
 
-/// Whether `image` is for the service's `platform:` (any image is, without one). An image
-/// whose config names no architecture is taken as matching.
+/// Whether `image` is for the service's `platform:` (any image is, without one).
 pub fn platform_matches(service: &Service, image: &Image) -> bool {
     let Ok(Some(want)) = service_platform(service) else { return true };
-    let rc = &image.raw_config;
+    config_matches(&want, &image.raw_config)
+}
+
+/// Whether an image config (`os`, `architecture`, `variant`) is for `want`; one that names no
+/// architecture is taken as matching.
+fn config_matches(want: &crate::engine::image::Platform, rc: &serde_json::Value) -> bool {
     let arch = rc["architecture"].as_str().unwrap_or_default();
     arch.is_empty() || want.matches(rc["os"].as_str().unwrap_or("linux"), arch, rc["variant"].as_str())
 }
@@ -847,4 +851,28 @@ fn secrets_and_configs(project: &Project, service: &Service, mounts: &mut Vec<rs
 /// [`service_config`], a one-off `run` only with `--service-ports`.
 pub fn service_ports(service: &Service, cfg: &ContainerConfig) -> Result<Vec<PortRequest>, ConvertError> {
     if cfg.network_mode == NetworkMode::Bridge { port_requests(service) } else { Ok(Vec::new()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn platform_is_parsed_for_the_pull_and_checked_against_the_image() {
+        let mut s = Service { name: "web".into(), platform: Some("linux/arm64".into()), ..Default::default() };
+        let want = service_platform(&s).unwrap().unwrap();
+        assert_eq!((want.os.as_str(), want.architecture.as_str()), ("linux", "arm64"));
+        assert!(config_matches(&want, &json!({"os": "linux", "architecture": "arm64", "variant": "v8"})));
+        assert!(config_matches(&want, &json!({"os": "linux", "architecture": "aarch64"})));
+        assert!(!config_matches(&want, &json!({"os": "linux", "architecture": "amd64"})));
+        assert!(config_matches(&want, &json!({})));
+        // It is applied now, so no longer named in a warning.
+        assert!(unapplied(&Project::default(), &s).iter().all(|w| !w.contains("platform")), "{:?}", unapplied(&Project::default(), &s));
+        s.platform = Some("linux//x".into());
+        let e = service_platform(&s).unwrap_err().to_string();
+        assert!(e.contains("web") && e.contains("platform \"linux//x\""), "{e}");
+        s.platform = None;
+        assert!(service_platform(&s).unwrap().is_none());
+    }
 }

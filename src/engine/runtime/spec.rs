@@ -549,6 +549,21 @@ mod tests {
     }
 
     #[test]
+    fn uts_host_refuses_names_as_docker() {
+        let mut c = ContainerConfig { uts_mode: "host".into(), cmd: vec!["true".into()], ..Default::default() };
+        c.rootfs.layers = vec!["/l".into()];
+        c.validate().unwrap();
+        c.hostname = "h".into();
+        assert!(c.validate().unwrap_err().contains("conflicting options: hostname and the UTS mode"));
+        c.hostname.clear();
+        c.domainname = "d".into();
+        assert!(c.validate().unwrap_err().contains("conflicting options: domainname and the UTS mode"));
+        c.domainname.clear();
+        c.uts_mode = "private".into();
+        assert!(c.validate().unwrap_err().contains("invalid UTS mode \"private\""));
+    }
+
+    #[test]
     fn restart_policies_parse() {
         assert_eq!(RestartPolicy::parse("on-failure:3").unwrap().maximum_retry_count, 3);
         assert!(RestartPolicy::parse("").unwrap().is_none());
