@@ -980,15 +980,19 @@ fn login(g: &GlobalOpts, a: LoginArgs) -> anyhow::Result<i32> {
     if username.is_empty() || password.is_empty() {
         bail!("a username and a password are required to log in to {domain}");
     }
-    let creds = crate::engine::image::auth::Credentials { username, password };
+    let creds = crate::engine::image::auth::Credentials::basic(username, password);
     let probe = Reference::parse(&format!("{domain}/berth-login-check")).or_else(|_| Reference::parse(&format!("{domain}/x")))?;
     let client = crate::engine::image::registry::Client::new(crate::engine::image::registry::ClientOptions {
         insecure_registries: g.insecure_registries.clone(),
         credentials: Some(creds.clone()),
     })?;
     runtime()?.block_on(client.ping(&probe)).with_context(|| format!("login to {domain} failed"))?;
-    let path = crate::engine::image::auth::store(&domain, &creds)?;
-    eprintln!("WARNING! Your password will be stored unencrypted in {}.", path.display());
+    match crate::engine::image::auth::store(&domain, &creds)? {
+        crate::engine::image::auth::Stored::File(path) => {
+            eprintln!("WARNING! Your password will be stored unencrypted in {}.", path.display())
+        }
+        crate::engine::image::auth::Stored::Helper(_) => {}
+    }
     println!("Login Succeeded");
     Ok(0)
 }
