@@ -84,6 +84,31 @@ fn workdir_and_user_then_run() {
 }
 
 #[test]
+fn history_shows_docker_sizes_and_heredoc_lines() {
+    let t = root_with_busybox();
+    build_network(&t);
+    let dir = t.scratch().join("hist");
+    write_files(
+        &dir,
+        &[("Dockerfile", "FROM busybox\nWORKDIR /app\nRUN mkdir /x\nRUN echo hi > /hi\nRUN <<EOF\necho one\necho two > /two\nEOF\n")],
+    );
+    compose(&dir, "hist");
+    ok(in_project(&t, &dir, &["build"]));
+    let hist = t.ok(["image", "history", "hist-hist"]);
+    let row = |needle: &str| hist.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("no {needle:?} in\n{hist}")).to_string();
+    // Docker's sizes: the bytes of the layer's files, so 0B for directories only.
+    assert!(row("WORKDIR /app").contains("   0B   "), "{hist}");
+    assert!(row("RUN /bin/sh -c mkdir /x").contains("   0B   "), "{hist}");
+    assert!(row("RUN /bin/sh -c echo hi > /hi").contains("   3B   "), "{hist}");
+    // A heredoc keeps its lines, laid out as Docker's tabwriter does: the size on the line
+    // after the script, its column restarted there.
+    let lines: Vec<&str> = hist.lines().collect();
+    let i = lines.iter().position(|l| l.ends_with("RUN /bin/sh -c echo one")).unwrap_or_else(|| panic!("{hist}"));
+    assert_eq!(lines[i + 1], "echo two > /two", "{hist}");
+    assert!(lines[i + 2].trim_start().starts_with("4B ") && lines[i + 2].starts_with("            4B"), "{hist}");
+}
+
+#[test]
 fn a_failing_run_shows_its_output_and_exit_code_and_tags_nothing() {
     let t = root_with_busybox();
     build_network(&t);
