@@ -14,9 +14,9 @@
 //!   archive itself are dropped;
 //! - the uncompressed size, the entry count and the path depth are capped.
 //!
-//! Small regular files are created on a few writer threads while the reader goes on (see
-//! [`writers`]), under the same rules: the reader resolves their parent and keeps every order the
-//! archive implies.
+//! With `BERTH_UNPACK_WRITERS=N`, small regular files are created on N writer threads while the
+//! reader goes on (see [`writers`]), under the same rules: the reader resolves their parent and
+//! keeps every order the archive implies.
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};

@@ -30,8 +30,11 @@ pub const SMALL_FILE: u64 = 1 << 20;
 /// The most file content held in memory for the writers at once.
 pub const MAX_BYTES: usize = 64 << 20;
 /// The number of writer threads, unless `BERTH_UNPACK_WRITERS` says otherwise (0 or 1: the
-/// reader writes every file itself).
-pub const DEFAULT_WRITERS: usize = 4;
+/// reader writes every file itself). One by default: on the 2-core VM berth is measured on,
+/// creating a file is CPU work in ext4 (the inode allocator's search), not a wait, so writer
+/// threads only add system time and contention (docs/benchmarks.md, Images); a pull already
+/// unpacks its layers at once. Worth trying where creating a file waits (slow or network disks).
+pub const DEFAULT_WRITERS: usize = 1;
 pub const ENV_WRITERS: &str = "BERTH_UNPACK_WRITERS";
 
 /// One small regular file to create.
