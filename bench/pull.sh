@@ -73,7 +73,9 @@ echo "image: 5 layers, $((total_gz / 1000000)) MB compressed, $((total_tar / 100
 
 now() { date +%s.%N; }
 best_b=999 best_d=999
+# UNPACK_ONLY=1 skips the pull comparison.
 for i in $(seq "$runs"); do
+  [ -n "${UNPACK_ONLY:-}" ] && break
   root="$work/root-$i"
   t0=$(now); "$berth" --root "$root" image pull -q "$reg/$repo:1" >/dev/null; t1=$(now)
   b=$(echo "$t1 - $t0" | bc); rm -rf "$root"
@@ -84,18 +86,33 @@ for i in $(seq "$runs"); do
   printf 'run %d: berth %.2fs  docker %.2fs\n' "$i" "$b" "$d"
   best_b=$(echo "if ($b < $best_b) $b else $best_b" | bc); best_d=$(echo "if ($d < $best_d) $d else $best_d" | bc)
 done
-printf 'pull (best of %d): berth %.2fs, docker %.2fs, ratio %.1fx\n' "$runs" "$best_b" "$best_d" "$(echo "$best_d / $best_b" | bc -l)"
+[ -n "${UNPACK_ONLY:-}" ] || printf 'pull (best of %d): berth %.2fs, docker %.2fs, ratio %.1fx\n' "$runs" "$best_b" "$best_d" "$(echo "$best_d / $best_b" | bc -l)"
 
-echo "==> unpack, per layer (best of $runs): single-core gzip -dc to /dev/null, GNU tar -xzf to disk, berth image import"
-printf '%-8s %8s %8s %9s %8s %8s %s\n' layer entries tar-MB gzip-dc tar-xzf berth "berth/gzip"
+echo "==> unpack, per layer (best of $runs): single-core gzip -dc to /dev/null, GNU tar -xzf to disk,"
+echo "    berth image import (by default the reader writes every file) and with 4 writer threads for small files"
+echo "    (BERTH_UNPACK_WRITERS=4), and creating as many empty files as the layer has entries, alone (a C loop:"
+echo "    open O_CREAT, close)"
+cc -O2 -x c -o "$work/mkfiles" - <<'EOF'
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(int c, char **v) { char p[64]; for (int i = 0; i < atoi(v[1]); i++) { snprintf(p, 64, "f%d", i); close(open(p, O_WRONLY | O_CREAT | O_EXCL, 0644)); } return 0; }
+EOF
+printf '%-8s %8s %7s %9s %8s %8s %9s %10s %s\n' layer entries tar-MB gzip-dc tar-xzf berth berth-4w creat-only "berth/gzip"
 for n in base doc locale gcc libs; do
   f="$work/$n.tar.gz"; cat "$f" > /dev/null
-  bg=999 bt=999 bi=999
+  bg=999 bt=999 b4=999 bi=999 bc_=999
+  entries=$(tar tf "$work/$n.tar" | wc -l)
   for i in $(seq "$runs"); do
     t0=$(now); gzip -dc "$f" > /dev/null; t1=$(now); bg=$(echo "x=$t1 - $t0; if (x < $bg) x else $bg" | bc)
     mkdir -p "$work/x"; t0=$(now); tar -C "$work/x" -xzf "$f"; t1=$(now); rm -rf "$work/x"; bt=$(echo "x=$t1 - $t0; if (x < $bt) x else $bt" | bc)
+    root="$work/iroot"; t0=$(now); BERTH_UNPACK_WRITERS=4 "$berth" --root "$root" image import "$f" bench:layer >/dev/null; t1=$(now); rm -rf "$root"
+    b4=$(echo "x=$t1 - $t0; if (x < $b4) x else $b4" | bc)
     root="$work/iroot"; t0=$(now); "$berth" --root "$root" image import "$f" bench:layer >/dev/null; t1=$(now); rm -rf "$root"
     bi=$(echo "x=$t1 - $t0; if (x < $bi) x else $bi" | bc)
+    mkdir -p "$work/c"; t0=$(now); (cd "$work/c" && "$work/mkfiles" "$entries"); t1=$(now); rm -rf "$work/c"
+    bc_=$(echo "x=$t1 - $t0; if (x < $bc_) x else $bc_" | bc)
   done
-  printf '%-8s %8d %8d %8.2fs %7.2fs %7.2fs %6.0f%%\n' "$n" "$(tar tf "$work/$n.tar" | wc -l)" "$(( $(stat -c %s "$work/$n.tar") / 1000000 ))" "$bg" "$bt" "$bi" "$(echo "100 * $bg / $bi" | bc -l)"
+  printf '%-8s %8d %7d %8.2fs %7.2fs %7.2fs %8.2fs %9.2fs %6.0f%%\n' "$n" "$entries" "$(( $(stat -c %s "$work/$n.tar") / 1000000 ))" "$bg" "$bt" "$bi" "$b4" "$bc_" "$(echo "100 * $bg / $bi" | bc -l)"
 done

@@ -84,6 +84,31 @@ fn workdir_and_user_then_run() {
 }
 
 #[test]
+fn history_shows_docker_sizes_and_heredoc_lines() {
+    let t = root_with_busybox();
+    build_network(&t);
+    let dir = t.scratch().join("hist");
+    write_files(
+        &dir,
+        &[("Dockerfile", "FROM busybox\nWORKDIR /app\nRUN mkdir /x\nRUN echo hi > /hi\nRUN <<EOF\necho one\necho two > /two\nEOF\n")],
+    );
+    compose(&dir, "hist");
+    ok(in_project(&t, &dir, &["build"]));
+    let hist = t.ok(["image", "history", "hist-hist"]);
+    let row = |needle: &str| hist.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("no {needle:?} in\n{hist}")).to_string();
+    // Docker's sizes: the bytes of the layer's files, so 0B for directories only.
+    assert!(row("WORKDIR /app").contains("   0B   "), "{hist}");
+    assert!(row("RUN /bin/sh -c mkdir /x").contains("   0B   "), "{hist}");
+    assert!(row("RUN /bin/sh -c echo hi > /hi").contains("   3B   "), "{hist}");
+    // A heredoc keeps its lines, laid out as Docker's tabwriter does: the size on the line
+    // after the script, its column restarted there.
+    let lines: Vec<&str> = hist.lines().collect();
+    let i = lines.iter().position(|l| l.ends_with("RUN /bin/sh -c echo one")).unwrap_or_else(|| panic!("{hist}"));
+    assert_eq!(lines[i + 1], "echo two > /two", "{hist}");
+    assert!(lines[i + 2].trim_start().starts_with("4B ") && lines[i + 2].starts_with("            4B"), "{hist}");
+}
+
+#[test]
 fn a_failing_run_shows_its_output_and_exit_code_and_tags_nothing() {
     let t = root_with_busybox();
     build_network(&t);
@@ -311,4 +336,89 @@ fn bind_secret_and_tmpfs_mounts() {
     assert_eq!(content(&files, "from-bind.txt"), "{\"name\": \"changed\"}\n");
     assert_no_build_containers(&t);
     assert!(std::fs::read_dir(t.root().join("images/tmp")).unwrap().next().is_none(), "temp folders are removed");
+}
+
+#[test]
+fn independent_services_build_at_once_and_share_the_cache() {
+    let t = root_with_busybox();
+    build_network(&t);
+    let dir = t.scratch().join("par");
+    // Each RUN waits (up to 20 s) for the other's mark in a cache mount both share: it only
+    // passes when the two builds run at the same time. Both begin with the same step.
+    let step = |me: &str, other: &str| {
+        format!(
+            "FROM busybox\nRUN echo shared > /shared\n\
+             RUN --mount=type=cache,id=rendezvous,target=/sync touch /sync/{me} && \
+             i=0; while [ ! -e /sync/{other} ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; \
+             [ -e /sync/{other} ] && echo {me} > /{me}\n"
+        )
+    };
+    write_files(
+        &dir,
+        &[
+            ("a/Dockerfile", &step("a", "b")),
+            ("b/Dockerfile", &step("b", "a")),
+            ("compose.yaml", "services:\n  a:\n    build: ./a\n  b:\n    build: ./b\n    image: team/b:1\n"),
+        ],
+    );
+    let o = t.cmd(["-f", dir.join("compose.yaml").to_str().unwrap(), "build"]).env_remove("COMPOSE_PARALLEL_LIMIT").output().unwrap();
+    let out = ok(o);
+    assert!(out.contains(" a  Built") && out.contains(" b  Built"), "{out}");
+    let (fa, fb) = (image_files(&t, "par-a"), image_files(&t, "team/b:1"));
+    assert_eq!((content(&fa, "a"), content(&fa, "shared")), ("a\n".to_string(), "shared\n".to_string()));
+    assert_eq!((content(&fb, "b"), content(&fb, "shared")), ("b\n".to_string(), "shared\n".to_string()));
+    assert!(!fa.contains_key("b") && !fb.contains_key("a"), "each image has its own step");
+    // Every step number is printed once, by one build.
+    let begun: Vec<&str> = out.lines().filter(|l| l.starts_with('#') && l.contains(" [")).map(|l| l.split(' ').next().unwrap()).collect();
+    let mut unique = begun.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(begun.len(), unique.len(), "{out}");
+    // Built again: all cached, both images the same.
+    let (ida, idb) = (t.ok(["image", "inspect", "par-a", "--format", "{{.Id}}"]), t.ok(["image", "inspect", "team/b:1", "--format", "{{.Id}}"]));
+    let out = ok(in_project(&t, &dir, &["build"]));
+    assert_eq!(out.matches("RUN ").count(), out.matches("CACHED").count() * 1, "{out}");
+    assert_eq!(t.ok(["image", "inspect", "par-a", "--format", "{{.Id}}"]), ida);
+    assert_eq!(t.ok(["image", "inspect", "team/b:1", "--format", "{{.Id}}"]), idb);
+    assert_no_build_containers(&t);
+}
+
+#[test]
+fn an_interrupt_stops_every_build_running_at_once() {
+    use std::io::{BufRead, BufReader};
+    let t = root_with_busybox();
+    build_network(&t);
+    let dir = t.scratch().join("parint");
+    write_files(
+        &dir,
+        &[
+            ("a/Dockerfile", "FROM busybox\nRUN echo started-a; sleep 300\n"),
+            ("b/Dockerfile", "FROM busybox\nRUN echo started-b; sleep 300\n"),
+            ("compose.yaml", "services:\n  a:\n    build: ./a\n  b:\n    build: ./b\n"),
+        ],
+    );
+    let mut child = t
+        .cmd(["-f", dir.join("compose.yaml").to_str().unwrap(), "build"])
+        .env_remove("COMPOSE_PARALLEL_LIMIT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut a, mut b) = (false, false);
+    while !(a && b) {
+        let l = lines.next().expect("the builds ended before both RUNs started").unwrap();
+        a |= printed(&l, "started-a");
+        b |= printed(&l, "started-b");
+    }
+    let started = std::time::Instant::now();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let rest: Vec<String> = lines.map_while(|l| l.ok()).collect();
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "the second build was not stopped");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the build was interrupted (SIGINT); its container was removed"), "{err}");
+    assert!(!rest.iter().any(|l| l.contains("Built")), "{rest:?}");
+    assert_no_build_containers(&t);
 }

@@ -16,9 +16,10 @@ fn import_list_tag_inspect_history() {
     assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
     let table = root.ok(["image", "ls"]);
     let mut lines = table.lines();
-    assert!(lines.next().unwrap().starts_with("REPOSITORY   TAG      IMAGE ID       CREATED"), "{table}");
+    // Docker's layout: columns at least 10 wide (`docker images busybox` on this machine).
+    assert!(lines.next().unwrap().starts_with("REPOSITORY   TAG       IMAGE ID       CREATED"), "{table}");
     let row = lines.next().unwrap();
-    assert!(row.starts_with("busybox      latest   ") && row.contains(&id[7..19]), "{table}");
+    assert!(row.starts_with("busybox      latest    ") && row.contains(&id[7..19]), "{table}");
 
     root.ok(["image", "tag", "busybox", "me/box:v1"]);
     let q = root.ok(["image", "ls", "-q"]);

@@ -325,3 +325,141 @@ fn compose_pull_pulls_service_images_and_reports_failures() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such service: nosuch"));
 }
+
+/// A fake `docker-credential-<name>` on a private PATH: Docker's helper protocol (the action as
+/// the argument, the server URL or a JSON record on stdin), keeping records as files in `dir`
+/// and logging each call to `dir/calls`.
+fn fake_helper(dir: &Path, name: &str) {
+    let script = format!(
+        r#"#!/bin/sh
+d='{d}'
+in=$(cat)
+case "$1" in
+get)   echo "get $in" >>"$d/calls"; f="$d/$(echo "$in" | tr '/:' '__').json"
+       if [ -f "$f" ]; then cat "$f"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+store) url=$(echo "$in" | sed -n 's/.*"ServerURL":"\([^"]*\)".*/\1/p'); echo "store $url" >>"$d/calls"
+       echo "$in" >"$d/$(echo "$url" | tr '/:' '__').json" ;;
+erase) echo "erase $in" >>"$d/calls"; rm -f "$d/$(echo "$in" | tr '/:' '__').json" ;;
+*)     echo "unknown action $1" >&2; exit 2 ;;
+esac
+"#,
+        d = dir.display()
+    );
+    let path = dir.join(format!("docker-credential-{name}"));
+    std::fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn helper_record(dir: &Path, server: &str, user: &str, secret: &str) {
+    let v = serde_json::json!({"ServerURL": server, "Username": user, "Secret": secret});
+    std::fs::write(dir.join(format!("{}.json", server.replace(['/', ':'], "_"))), v.to_string()).unwrap();
+}
+
+fn with_path(mut cmd: std::process::Command, dir: &Path, cfg: &Path) -> std::process::Command {
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+    cmd.env("PATH", path).env("DOCKER_CONFIG", cfg);
+    cmd
+}
+
+fn run_ok(mut cmd: std::process::Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn creds_store_helper_serves_login_push_pull_and_logout() {
+    common::require_root();
+    let reg = Registry::start(Auth::Htpasswd { user: "carol".into(), password: "h3lper".into() });
+    let host = reg.host();
+    let helpers = tempfile::tempdir().unwrap();
+    fake_helper(helpers.path(), "fake");
+    let cfgdir = tempfile::tempdir().unwrap();
+    let cfg = cfgdir.path();
+    std::fs::write(cfg.join("config.json"), r#"{"credsStore": "fake"}"#).unwrap();
+    let root = TestRoot::new();
+
+    // Login stores through the helper: no password in config.json, an empty auths entry.
+    use std::io::Write;
+    let mut child = with_path(root.cmd(["login", &host, "-u", "carol", "--password-stdin"]), helpers.path(), cfg)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"h3lper\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("unencrypted"), "{}", String::from_utf8_lossy(&out.stderr));
+    let config = std::fs::read_to_string(cfg.join("config.json")).unwrap();
+    assert!(!config.contains("h3lper") && !config.contains("\"auth\""), "{config}");
+    let v: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(v["credsStore"], "fake");
+    assert_eq!(v["auths"][&host], serde_json::json!({}), "{config}");
+    let calls = std::fs::read_to_string(helpers.path().join("calls")).unwrap();
+    assert!(calls.contains(&format!("store {host}")), "{calls}");
+
+    // Push and pull get their credentials from the helper.
+    let src = TestRoot::new();
+    let id = busybox_image(&src);
+    let target = format!("{host}/private/busybox:1");
+    run_ok(with_path(src.cmd(["image", "tag", "busybox", &target]), helpers.path(), cfg));
+    let out = run_ok(with_path(src.cmd(["--progress", "plain", "image", "push", &target]), helpers.path(), cfg));
+    assert!(out.contains("Pushed"), "{out}");
+    run_ok(with_path(root.cmd(["image", "pull", &target]), helpers.path(), cfg));
+    assert!(run_ok(with_path(root.cmd(["image", "ls", "-q"]), helpers.path(), cfg)).contains(&id.trim_start_matches("sha256:")[..12]));
+    let calls = std::fs::read_to_string(helpers.path().join("calls")).unwrap();
+    assert!(calls.contains(&format!("get {host}")), "{calls}");
+
+    // Logout erases from the helper; a pull then needs a login again.
+    let out = run_ok(with_path(root.cmd(["logout", &host]), helpers.path(), cfg));
+    assert!(out.contains("Removing login credentials"), "{out}");
+    assert!(std::fs::read_to_string(helpers.path().join("calls")).unwrap().contains(&format!("erase {host}")));
+    let out = with_path(TestRoot::new().cmd(["image", "pull", &target]), helpers.path(), cfg).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("berth login {host}")), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A helper that is not installed is named in the error.
+    std::fs::write(cfg.join("config.json"), r#"{"credsStore": "missing-helper"}"#).unwrap();
+    let out = with_path(TestRoot::new().cmd(["image", "pull", &target]), helpers.path(), cfg).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("docker-credential-missing-helper") && err.contains("PATH"), "{err}");
+}
+
+#[test]
+fn cred_helpers_per_registry_and_an_identity_token() {
+    common::require_root();
+    let reg = Registry::start(Auth::Token { user: "dave".into(), password: "tok".into() });
+    let host = reg.host();
+    let helpers = tempfile::tempdir().unwrap();
+    fake_helper(helpers.path(), "cloud");
+    // The helper holds an identity token (username `<token>`) for this registry only.
+    helper_record(helpers.path(), &host, "<token>", &identity_token("tok"));
+    let cfgdir = tempfile::tempdir().unwrap();
+    let cfg = cfgdir.path();
+    std::fs::write(
+        cfg.join("config.json"),
+        serde_json::json!({"credHelpers": {host.clone(): "cloud"}, "auths": {host.clone(): {"auth": "d3Jvbmc6d3Jvbmc="}}}).to_string(),
+    )
+    .unwrap();
+
+    let src = TestRoot::new();
+    let id = busybox_image(&src);
+    let target = format!("{host}/team/tokened:v1");
+    run_ok(with_path(src.cmd(["image", "tag", "busybox", &target]), helpers.path(), cfg));
+    run_ok(with_path(src.cmd(["--progress", "plain", "image", "push", &target]), helpers.path(), cfg));
+    let root = TestRoot::new();
+    run_ok(with_path(root.cmd(["image", "pull", &target]), helpers.path(), cfg));
+    assert!(run_ok(with_path(root.cmd(["image", "ls", "-q"]), helpers.path(), cfg)).contains(&id.trim_start_matches("sha256:")[..12]));
+    let calls = std::fs::read_to_string(helpers.path().join("calls")).unwrap();
+    assert!(calls.contains(&format!("get {host}")), "{calls}");
+
+    // A wrong identity token is refused with a clear message.
+    helper_record(helpers.path(), &host, "<token>", "not-the-token");
+    let out = with_path(TestRoot::new().cmd(["image", "pull", &target]), helpers.path(), cfg).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&host) && (err.contains("denied") || err.contains("login")), "{err}");
+}

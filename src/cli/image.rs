@@ -540,27 +540,70 @@ fn compose_images(g: &GlobalOpts, a: &ComposeImagesArgs) -> anyhow::Result<i32> 
     Ok(0)
 }
 
-/// Columns padded to the widest cell plus three spaces, as Docker's tabwriter does.
+/// Columns laid out as Docker's table formatter does: Go's `text/tabwriter` with a minimum
+/// width of 10 and a padding of 3. Cells may hold newlines (a heredoc's CREATED BY), which end
+/// the line and the column blocks that run through it, exactly as in Docker.
 pub fn print_table(out: &mut impl Write, rows: &[Vec<String>]) -> std::io::Result<()> {
-    let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
-    let mut widths = vec![0; cols];
+    let mut text = String::new();
     for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
+        text.push_str(&r.join("\t"));
+        text.push('\n');
     }
-    for r in rows {
-        let mut line = String::new();
-        for (i, c) in r.iter().enumerate() {
-            if i + 1 < r.len() {
-                line.push_str(&format!("{c:<w$}", w = widths[i] + 3));
-            } else {
-                line.push_str(c);
+    out.write_all(go_tabwriter(&text, 10, 3).as_bytes())
+}
+
+/// Go's `text/tabwriter` (padding with spaces, no flags): every line is split into tab-terminated
+/// cells; a cell's column block is the run of adjacent lines that have a terminated cell in that
+/// column, padded to the block's widest cell plus `padding`, at least `minwidth`. A line's last
+/// (unterminated) cell is not aligned.
+pub fn go_tabwriter(text: &str, minwidth: usize, padding: usize) -> String {
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    let lines: Vec<Vec<&str>> = body.split('\n').map(|l| l.split('\t').collect()).collect();
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut widths = Vec::new();
+    tab_format(&lines, 0, lines.len(), &mut widths, minwidth, padding, &mut out);
+    if text.ends_with('\n') {
+        // (The loop below wrote a newline after each line but the last.)
+        out.push('\n');
+    }
+    out
+}
+
+fn tab_format(lines: &[Vec<&str>], mut line0: usize, line1: usize, widths: &mut Vec<usize>, minwidth: usize, padding: usize, out: &mut String) {
+    let column = widths.len();
+    let mut this = line0;
+    while this < line1 {
+        if column + 1 >= lines[this].len() {
+            this += 1;
+            continue;
+        }
+        tab_write_lines(lines, line0, this, widths, out);
+        line0 = this;
+        let mut width = minwidth;
+        while this < line1 && column + 1 < lines[this].len() {
+            width = width.max(lines[this][column].chars().count() + padding);
+            this += 1;
+        }
+        widths.push(width);
+        tab_format(lines, line0, this, widths, minwidth, padding, out);
+        widths.pop();
+        line0 = this;
+    }
+    tab_write_lines(lines, line0, line1, widths, out);
+}
+
+fn tab_write_lines(lines: &[Vec<&str>], line0: usize, line1: usize, widths: &[usize], out: &mut String) {
+    for (i, line) in lines.iter().enumerate().take(line1).skip(line0) {
+        for (j, cell) in line.iter().enumerate() {
+            out.push_str(cell);
+            if let Some(w) = widths.get(j) {
+                out.extend(std::iter::repeat_n(' ', w.saturating_sub(cell.chars().count())));
             }
         }
-        writeln!(out, "{}", line.trim_end())?;
+        if i + 1 < lines.len() {
+            out.push('\n');
+        }
     }
-    Ok(())
 }
 
 // ---- rm / prune / import ----
@@ -980,15 +1023,19 @@ fn login(g: &GlobalOpts, a: LoginArgs) -> anyhow::Result<i32> {
     if username.is_empty() || password.is_empty() {
         bail!("a username and a password are required to log in to {domain}");
     }
-    let creds = crate::engine::image::auth::Credentials { username, password };
+    let creds = crate::engine::image::auth::Credentials::basic(username, password);
     let probe = Reference::parse(&format!("{domain}/berth-login-check")).or_else(|_| Reference::parse(&format!("{domain}/x")))?;
     let client = crate::engine::image::registry::Client::new(crate::engine::image::registry::ClientOptions {
         insecure_registries: g.insecure_registries.clone(),
         credentials: Some(creds.clone()),
     })?;
     runtime()?.block_on(client.ping(&probe)).with_context(|| format!("login to {domain} failed"))?;
-    let path = crate::engine::image::auth::store(&domain, &creds)?;
-    eprintln!("WARNING! Your password will be stored unencrypted in {}.", path.display());
+    match crate::engine::image::auth::store(&domain, &creds)? {
+        crate::engine::image::auth::Stored::File(path) => {
+            eprintln!("WARNING! Your password will be stored unencrypted in {}.", path.display())
+        }
+        crate::engine::image::auth::Stored::Helper(_) => {}
+    }
     println!("Login Succeeded");
     Ok(0)
 }
@@ -1071,6 +1118,33 @@ fn save(g: &GlobalOpts, images: &[String], output: Option<PathBuf>) -> anyhow::R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tables_with_multi_line_cells_lay_out_as_docker_history_does() {
+        // Captured from `docker history` (Docker 20.10) on an image with heredoc RUN steps.
+        let rows: Vec<Vec<String>> = [
+            ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
+            ["69510a532e42", "15 seconds ago", "RUN /bin/sh -c <<EOF sh\nset -e\necho 3\nEOF\n", "0B", "berth.dockerfile.v0"],
+            ["<missing>", "18 seconds ago", "RUN /bin/sh -c echo one\necho two > /two\n", "4B", "berth.dockerfile.v0"],
+            ["<missing>", "18 seconds ago", "RUN /bin/sh -c mkdir /x", "0B", "berth.dockerfile.v0"],
+            ["<missing>", "3 hours ago", "", "1.98MB", ""],
+        ]
+        .iter()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+        let mut out = Vec::new();
+        print_table(&mut out, &rows).unwrap();
+        let want = "IMAGE          CREATED          CREATED BY   SIZE      COMMENT\n\
+                    69510a532e42   15 seconds ago   RUN /bin/sh -c <<EOF sh\n\
+                    set -e\n\
+                    echo 3\n\
+                    EOF\n            0B               berth.dockerfile.v0\n\
+                    <missing>   18 seconds ago   RUN /bin/sh -c echo one\n\
+                    echo two > /two\n            4B               berth.dockerfile.v0\n\
+                    <missing>   18 seconds ago   RUN /bin/sh -c mkdir /x   0B        berth.dockerfile.v0\n\
+                    <missing>   3 hours ago                                1.98MB    \n";
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+    }
 
     #[test]
     fn sizes_and_durations_read_as_docker_prints_them() {

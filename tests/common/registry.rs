@@ -233,18 +233,31 @@ impl TokenServer {
         let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")));
-        let (user, reqs) = (user.to_string(), requests.clone());
+        let (user, reqs, identity) = (user.to_string(), requests.clone(), identity_token(password));
         let handle: Arc<dyn Fn(TcpStream) + Send + Sync> = Arc::new(move |s: TcpStream| {
             let mut r = BufReader::new(s.try_clone().unwrap());
             let Some(req) = read_request(&mut r) else { return };
-            reqs.lock().unwrap().push(req.target.clone());
+            reqs.lock().unwrap().push(format!("{} {}", req.method, req.target));
             let mut s = s;
-            let authed = req.header("Authorization") == Some(expected.as_str());
-            if req.header("Authorization").is_some() && !authed {
+            // A POST is the OAuth2 form (grant_type=refresh_token): the identity token that
+            // `identity_token(password)` gives is accepted for `user`.
+            let (authed, presented, query) = if req.method == "POST" {
+                let len = req.header("Content-Length").and_then(|l| l.parse().ok()).unwrap_or(0usize);
+                let mut body = vec![0; len];
+                let _ = std::io::Read::read_exact(&mut r, &mut body);
+                let form = String::from_utf8_lossy(&body).into_owned();
+                let field = |k: &str| form.split('&').find_map(|p| p.strip_prefix(&format!("{k}="))).map(percent_decode);
+                let ok = field("grant_type").as_deref() == Some("refresh_token") && field("refresh_token") == Some(identity.clone());
+                (ok, field("refresh_token").is_some(), format!("&{form}"))
+            } else {
+                let authed = req.header("Authorization") == Some(expected.as_str());
+                (authed, req.header("Authorization").is_some(), req.target.clone())
+            };
+            if presented && !authed {
                 respond(&mut s, "401 Unauthorized", &[], br#"{"details":"incorrect username or password"}"#);
                 return;
             }
-            let scope = req.target.split(['?', '&']).find_map(|p| p.strip_prefix("scope=")).map(percent_decode).unwrap_or_default();
+            let scope = query.split(['?', '&']).find_map(|p| p.strip_prefix("scope=")).map(percent_decode).unwrap_or_default();
             let mut access = Vec::new();
             if authed {
                 if let Some(rest) = scope.strip_prefix("repository:") {
@@ -287,6 +300,11 @@ impl Drop for TokenServer {
             let _ = t.join();
         }
     }
+}
+
+/// The identity (refresh) token the harness's token server accepts for the user with `password`.
+pub fn identity_token(password: &str) -> String {
+    format!("idtoken-{password}")
 }
 
 fn rand_u64() -> u64 {

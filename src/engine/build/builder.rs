@@ -212,6 +212,8 @@ pub(crate) struct Builder<'a> {
     now: chrono::DateTime<chrono::Utc>,
     all_cached: bool,
     warnings: Vec<String>,
+    /// The lock of the step being run since its cache miss, until [`Builder::commit`].
+    step_lock: Option<crate::util::lock::FileLock>,
 }
 
 /// Builds the image `req` asks for and records it in `store`.
@@ -271,6 +273,7 @@ pub fn build(store: &ImageStore, req: &BuildRequest, out: &mut Printer) -> Resul
         now: chrono::Utc::now(),
         all_cached: true,
         warnings: Vec::new(),
+        step_lock: None,
     };
     let _guard = store.writer_guard()?;
     let result = b.run();
@@ -667,12 +670,18 @@ impl Builder<'_> {
         if self.req.no_cache {
             return Err(v);
         }
+        // Held from the miss until the step is recorded: a build running the same step at once
+        // waits here, then finds it.
+        self.step_lock = None;
+        // (A lock that cannot be taken only costs that sharing.)
+        self.step_lock = self.cache.lock(key).ok();
         match self.cache.get(self.store, key) {
             Some(e) => {
                 state.layers = e.layers;
                 state.created = e.history.get("created").and_then(|c| c.as_str()).unwrap_or(&state.created).to_string();
                 state.history.push(e.history);
                 state.key = key.clone();
+                self.step_lock = None;
                 self.out.cached(v);
                 Ok(())
             }
@@ -692,6 +701,7 @@ impl Builder<'_> {
         state.key = key.clone();
         let entry = cache::Entry { layers: state.layers.clone(), history: state.history.last().cloned().unwrap_or_default() };
         self.cache.put(&key, &entry)?;
+        self.step_lock = None;
         Ok(())
     }
 

@@ -7,8 +7,13 @@
 //! <root>/build/cache/<key hex>.json
 //! <root>/build/hashes/<context hex>.json   context files' content digests by inode and times
 //! <root>/build/mounts/<id>/                RUN --mount=type=cache directories
+//! <root>/build/locks/step-<xx>.lock         held while a step is looked up, run and recorded
 //! ```
 //! A record whose layers are gone from the store (removed with their last image) is a miss.
+//! Builds running at once (threads of one `berth build`, or processes) take the step's lock
+//! (one of 256, by the key's first byte) around the lookup, the run and the record, so that the
+//! same step is run once and the other build finds it CACHED: two services on one base share
+//! its layers, and a rebuild gives each the same image again.
 
 use std::path::PathBuf;
 
@@ -59,6 +64,12 @@ impl Cache {
             let _ = std::fs::remove_file(&path);
             None
         }
+    }
+
+    /// The lock of step `key` (see the module documentation).
+    pub fn lock(&self, key: &Digest) -> Result<crate::util::lock::FileLock> {
+        let path = self.dir.with_file_name("locks").join(format!("step-{}.lock", &key.hex()[..2]));
+        Ok(crate::util::lock::FileLock::exclusive(&path)?)
     }
 
     pub fn put(&self, key: &Digest, e: &Entry) -> Result<()> {

@@ -3,6 +3,7 @@
 //! and the output of RUN steps prefixed with the seconds since the step started.
 
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,38 +28,62 @@ impl Vertex {
 }
 
 /// Prints the progress of one or several builds (the step numbers run on across services).
+/// Builds that run at once each print through their own [`Printer::fork`]: one counter and one
+/// output, written a whole line (or block) at a time, so that their lines interleave as
+/// BuildKit's plain progress does, each tagged with its step number.
 pub struct Printer {
     mode: Mode,
+    shared: Arc<Mutex<Shared>>,
+    /// Steps of this printer's build begun and not yet ended.
+    open: Vec<usize>,
+}
+
+struct Shared {
     next: usize,
     out: Box<dyn Write + Send>,
-    /// Steps begun and not yet ended.
-    open: Vec<usize>,
 }
 
 impl Printer {
     /// Progress on stdout, as `docker compose build` prints it.
     pub fn stdout(mode: Mode) -> Printer {
-        Printer { mode, next: 1, out: Box::new(std::io::stdout()), open: Vec::new() }
+        Printer::to_writer(mode, Box::new(std::io::stdout()))
     }
     /// Progress into any writer (tests, libraries).
     pub fn to_writer(mode: Mode, out: Box<dyn Write + Send>) -> Printer {
-        Printer { mode, next: 1, out, open: Vec::new() }
+        Printer { mode, shared: Arc::new(Mutex::new(Shared { next: 1, out })), open: Vec::new() }
+    }
+    /// A printer for another build running at the same time: the same output and step numbers,
+    /// its own open steps.
+    pub fn fork(&self) -> Printer {
+        Printer { mode: self.mode, shared: self.shared.clone(), open: Vec::new() }
     }
     pub fn mode(&self) -> Mode {
         self.mode
     }
+    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        // A thread that panicked while printing left nothing half-done that matters here.
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
     fn write(&mut self, s: &str) {
         if self.mode == Mode::Plain {
-            let _ = self.out.write_all(s.as_bytes());
-            let _ = self.out.flush();
+            let mut sh = self.shared();
+            let _ = sh.out.write_all(s.as_bytes());
+            let _ = sh.out.flush();
         }
     }
     /// Starts step `name` (`[app base 2/3] COPY a /b`).
     pub fn begin(&mut self, name: String) -> Vertex {
-        let n = self.next;
-        self.next += 1;
+        let n = {
+            let mut sh = self.shared();
+            let n = sh.next;
+            sh.next += 1;
+            if self.mode == Mode::Plain {
+                let _ = sh.out.write_all(format!("#{n} {name}\n").as_bytes());
+                let _ = sh.out.flush();
+            }
+            n
+        };
         self.open.push(n);
-        self.write(&format!("#{n} {name}\n"));
         Vertex { n, name, started: Instant::now() }
     }
     /// A line of a step's output, with the seconds since it started.

@@ -368,6 +368,18 @@ pub fn run(store: &ImageStore, layers: &[Layer], job: &Job, sink: &mut dyn FnMut
     Ok(Outcome::Exited { code, layer })
 }
 
+/// The last SIGINT, SIGTERM or SIGHUP a RUN step took (0 for none): builds running at once
+/// pass it on to each other (see `compose::build_services`).
+static LAST_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// The signal that interrupted a RUN step of this process, if one did.
+pub fn interrupted_by() -> Option<i32> {
+    match LAST_SIGNAL.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
 enum Pumped {
     Exit(i32),
     /// The supervisor went away without an exit code.
@@ -442,6 +454,7 @@ fn pump(sock: &std::os::fd::OwnedFd, sink: &mut dyn FnMut(&str)) -> Pumped {
         }
         if fds[1].revents != 0 {
             if let Some(sig) = signals.as_ref().and_then(|x| x.read()) {
+                LAST_SIGNAL.store(sig, std::sync::atomic::Ordering::SeqCst);
                 flush(&mut partial, sink, true);
                 return Pumped::Signal(sig);
             }

@@ -99,6 +99,8 @@ pub enum ImageError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("credential helper docker-credential-{helper} ({action} for {server}): {reason}")]
+    CredentialHelper { helper: String, action: &'static str, server: String, reason: String },
     #[error("{0}")]
     Other(String),
 }

@@ -170,8 +170,8 @@ impl Client {
                 Authz::Bearer(self.token(r, &params, req.actions, creds.as_ref()).await?)
             } else if challenge.to_ascii_lowercase().starts_with("basic") {
                 match &creds {
-                    Some(c) => Authz::Basic(c.basic_header()),
-                    None => return Ok(resp),
+                    Some(c) if c.identity_token.is_none() => Authz::Basic(c.basic_header()),
+                    _ => return Ok(resp),
                 }
             } else {
                 return Ok(resp);
@@ -228,20 +228,39 @@ impl Client {
                 reason: format!("refusing to send credentials to the token realm {realm}: it is not HTTPS"),
             });
         }
-        {
+        let scope = format!("repository:{}:{actions}", r.path());
+        let identity = creds.and_then(|c| c.identity_token.as_deref());
+        if identity.is_none() {
             let mut q = url.query_pairs_mut();
             if let Some(s) = params.get("service") {
                 q.append_pair("service", s);
             }
-            q.append_pair("scope", &format!("repository:{}:{actions}", r.path()));
+            q.append_pair("scope", &scope);
         }
         let mut attempt = 0;
         let resp = loop {
             attempt += 1;
-            let mut b = self.http.get(url.clone());
-            if let Some(c) = creds {
-                b = b.header(AUTHORIZATION, c.basic_header());
-            }
+            let b = match (identity, creds) {
+                // An identity token is an OAuth2 refresh token: POSTed as a form, as Docker does.
+                (Some(token), _) => {
+                    // Url's query serializer is the form encoder (application/x-www-form-urlencoded).
+                    let mut form = Url::parse("http://form.invalid/").expect("a constant URL");
+                    {
+                        let mut q = form.query_pairs_mut();
+                        q.append_pair("grant_type", "refresh_token").append_pair("refresh_token", token);
+                        q.append_pair("client_id", "berth").append_pair("scope", &scope);
+                        if let Some(s) = params.get("service") {
+                            q.append_pair("service", s);
+                        }
+                    }
+                    self.http
+                        .post(url.clone())
+                        .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                        .body(form.query().unwrap_or("").to_string())
+                }
+                (None, Some(c)) => self.http.get(url.clone()).header(AUTHORIZATION, c.basic_header()),
+                (None, None) => self.http.get(url.clone()),
+            };
             match b.send().await {
                 Ok(resp) if resp.status().is_server_error() && attempt < ATTEMPTS => {}
                 Ok(resp) => break resp,

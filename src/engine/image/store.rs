@@ -108,8 +108,16 @@ struct LayerMeta {
     chain_id: Digest,
     diff_id: Digest,
     size: u64,
+    /// The sum of its regular files' sizes, what Docker shows as a layer's size (0 for a layer
+    /// of directories only). Absent in records written before berth kept it: the tar size then.
     #[serde(default)]
-    content_size: u64,
+    content_size: Option<u64>,
+}
+
+impl LayerMeta {
+    fn shown_size(&self) -> u64 {
+        self.content_size.unwrap_or(self.size)
+    }
 }
 
 /// What `remove` did, in Docker's words.
@@ -180,7 +188,7 @@ impl ImageStore {
     }
     /// The bytes of file content in an unpacked layer (Docker's layer size).
     pub fn layer_content_size(&self, chain: &Digest) -> Option<u64> {
-        read_json::<LayerMeta>(&self.layer_root(chain).join("layer.json")).ok().flatten().map(|m| if m.content_size > 0 { m.content_size } else { m.size })
+        read_json::<LayerMeta>(&self.layer_root(chain).join("layer.json")).ok().flatten().map(|m| m.shown_size())
     }
     /// The uncompressed size of an unpacked layer.
     pub fn layer_size(&self, chain: &Digest) -> Option<u64> {
@@ -414,7 +422,7 @@ impl ImageStore {
         let _lock = self.lock_layer(chain)?;
         let root = self.layer_root(chain);
         if !self.has_layer(chain) {
-            write_json(&tmp.join("layer.json"), &LayerMeta { chain_id: chain.clone(), diff_id: diff_id.clone(), size, content_size })?;
+            write_json(&tmp.join("layer.json"), &LayerMeta { chain_id: chain.clone(), diff_id: diff_id.clone(), size, content_size: Some(content_size) })?;
             if root.exists() {
                 // A half-removed layer from an interrupted prune.
                 crate::util::fs::remove_dir_all_if_exists(&root)?;
@@ -520,7 +528,7 @@ impl ImageStore {
             .layers
             .iter()
             .map(|l| match read_json::<LayerMeta>(&self.layer_root(&l.chain_id).join("layer.json")) {
-                Ok(Some(m)) if m.content_size > 0 => m.content_size,
+                Ok(Some(m)) => m.shown_size(),
                 _ => l.size,
             })
             .sum();

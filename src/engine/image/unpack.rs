@@ -13,6 +13,10 @@
 //!   `trusted.overlay.opaque=y` xattr for `.wh..wh..opq`; `trusted.overlay.*` xattrs from the
 //!   archive itself are dropped;
 //! - the uncompressed size, the entry count and the path depth are capped.
+//!
+//! With `BERTH_UNPACK_WRITERS=N`, small regular files are created on N writer threads while the
+//! reader goes on (see [`writers`]), under the same rules: the reader resolves their parent and
+//! keeps every order the archive implies.
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};
@@ -239,12 +243,18 @@ impl<R: Read> Read for Capped<R> {
 /// Unpacks a tar stream (already decompressed) into `dest`, an existing empty directory, and
 /// returns the digest and size of the stream. `layer` names the layer in errors.
 pub fn unpack_layer<R: Read>(layer: &str, tar: R, dest: &Path, limits: &Limits) -> Result<UnpackStats> {
+    unpack_layer_with(layer, tar, dest, limits, writers::count_from_env())
+}
+
+/// [`unpack_layer`] with `n` writer threads for small files (0 or 1: none).
+fn unpack_layer_with<R: Read>(layer: &str, tar: R, dest: &Path, limits: &Limits, n: usize) -> Result<UnpackStats> {
     let flag = Arc::new(AtomicU8::new(0));
     let guard = HeaderGuard { inner: tar, head: Vec::with_capacity(512), data_left: 0, ext_pending: false, pax: None, pax_size: None, flag: flag.clone() };
     let capped = Capped { inner: guard, left: limits.max_bytes, flag: flag.clone() };
     let mut archive = tar::Archive::new(HashingReader::new(capped));
     let root = File::open(dest).map_err(|e| ImageError::Unpack { layer: layer.into(), entry: dest.into(), source: e })?;
-    let mut u = Unpacker { layer, root: root.into(), parent_cache: None, dir_times: Vec::new(), buf: vec![0u8; 1 << 20], content: 0 };
+    let pool = if n > 1 { writers::Writers::start(n) } else { None };
+    let mut u = Unpacker { layer, root: root.into(), parent_cache: None, dir_times: Vec::new(), buf: vec![0u8; 1 << 20], content: 0, pool };
     let classify = |e: ImageError, flag: &AtomicU8| -> ImageError {
         match flag.load(Ordering::Relaxed) {
             TOO_BIG => ImageError::LimitExceeded {
@@ -298,11 +308,13 @@ struct Unpacker<'a> {
     layer: &'a str,
     root: OwnedFd,
     /// The last parent directory resolved (entries come grouped by directory).
-    parent_cache: Option<(Vec<u8>, std::rc::Rc<OwnedFd>)>,
+    parent_cache: Option<(Vec<u8>, Arc<OwnedFd>)>,
     /// Directories whose mtime is set at the end (writing into them changes it).
     dir_times: Vec<(Vec<u8>, i64)>,
     buf: Vec<u8>,
     content: u64,
+    /// The writer threads for small files (none: the reader writes everything).
+    pool: Option<writers::Writers>,
 }
 
 /// Splits an archive path into its components, dropping `/` and `.`; `..` is an escape.
@@ -377,20 +389,22 @@ impl Unpacker<'_> {
         }
     }
 
-    fn parent(&mut self, parts: &[&[u8]], entry: &[u8]) -> Result<std::rc::Rc<OwnedFd>> {
+    fn parent(&mut self, parts: &[&[u8]], entry: &[u8]) -> Result<Arc<OwnedFd>> {
         let key = join(parts);
         if let Some((k, fd)) = &self.parent_cache {
             if *k == key {
                 return Ok(fd.clone());
             }
         }
-        let fd = std::rc::Rc::new(self.open_dir(parts, true, entry)?);
+        let fd = Arc::new(self.open_dir(parts, true, entry)?);
         self.parent_cache = Some((key, fd.clone()));
         Ok(fd)
     }
 
     /// Removes whatever `name` is in `dir` (a tree too), never following symlinks.
     fn remove(&mut self, dir: &OwnedFd, name: &CStr, entry: &[u8]) -> Result<()> {
+        // Nothing is removed while a writer may still be creating something there.
+        self.barrier()?;
         self.parent_cache = None;
         match nix::unistd::unlinkat(dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
             Ok(()) | Err(Errno::ENOENT) => Ok(()),
@@ -413,6 +427,11 @@ impl Unpacker<'_> {
         let (uid, gid, mtime) = ids_and_time(entry);
         let mode = entry.header().mode().map_err(|e| self.io_err(&raw, e))? & 0o7777;
         let xattrs = xattrs(entry).map_err(|e| ImageError::BadArchive { layer: self.layer.into(), source: e })?;
+        // A file still being written at this path, or at a parent of it: let it land first, so
+        // that this entry meets what the archive put before it.
+        if self.pool.as_ref().is_some_and(|p| p.touches(&parts)) {
+            self.barrier()?;
+        }
 
         let Some((name, dir_parts)) = parts.split_last() else {
             // The layer root itself ("./"): only its metadata applies.
@@ -462,6 +481,20 @@ impl Unpacker<'_> {
                 self.set_meta_fd(&fd, uid, gid, mode, &xattrs, &raw)?;
                 self.dir_times.push((join(&parts), mtime));
             }
+            T::Regular | T::Continuous if self.pool.is_some() && entry.size() <= writers::SMALL_FILE => {
+                // The writers create with O_EXCL: clear the name here first, as below.
+                match nix::sys::stat::fstatat(&*dir, cname.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+                    Ok(_) => self.remove(&dir, &cname, &raw)?,
+                    Err(Errno::ENOENT) => {}
+                    Err(e) => return Err(self.io_err(&raw, e)),
+                }
+                let mut data = Vec::with_capacity(entry.size() as usize);
+                entry.read_to_end(&mut data).map_err(|e| self.io_err(&raw, e))?;
+                self.content += data.len() as u64;
+                let job = writers::Job { dir, name: cname, path: join(&parts), data, uid, gid, mode, mtime, xattrs };
+                let pool = self.pool.as_ref().expect("checked above");
+                pool.submit(&join(dir_parts), job).map_err(|(p, e)| ImageError::Unpack { layer: self.layer.into(), entry: show(&p), source: e })?;
+            }
             T::Regular | T::Continuous | T::GNUSparse => {
                 let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
                 let fd = match openat(&dir, cname.as_c_str(), flags, Mode::from_bits_truncate(0o600)) {
@@ -497,6 +530,10 @@ impl Unpacker<'_> {
                 let Some((tname, tdir_parts)) = tparts.split_last() else {
                     return Err(self.unsafe_layer(format!("hardlink {:?} points to the layer root", show(&raw))));
                 };
+                // Its target is complete before it is linked.
+                if self.pool.as_ref().is_some_and(|p| p.touches(&tparts)) {
+                    self.barrier()?;
+                }
                 let tdir = match self.open_dir(tdir_parts, false, &raw) {
                     Ok(fd) => fd,
                     Err(ImageError::Unpack { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {
@@ -558,21 +595,21 @@ impl Unpacker<'_> {
     }
 
     fn set_meta_fd(&self, fd: &OwnedFd, uid: u32, gid: u32, mode: u32, xattrs: &[(String, Vec<u8>)], raw: &[u8]) -> Result<()> {
-        nix::unistd::fchown(fd, Some(uid.into()), Some(gid.into())).map_err(|e| self.io_err(raw, e))?;
-        // After chown, which clears setuid/setgid.
-        nix::sys::stat::fchmod(fd, Mode::from_bits_truncate(mode)).map_err(|e| self.io_err(raw, e))?;
-        for (k, v) in xattrs {
-            if let Err(e) = set_xattr_fd(fd, k, v) {
-                // A filesystem without user xattrs should not fail a pull, as with Docker.
-                if !matches!(e.raw_os_error(), Some(libc::ENOTSUP) | Some(libc::EPERM)) {
-                    return Err(self.io_err(raw, e));
-                }
-            }
+        apply_meta(fd, uid, gid, mode, xattrs).map_err(|e| self.io_err(raw, e))
+    }
+
+    /// Waits for the writers to be idle; the first error one met.
+    fn barrier(&mut self) -> Result<()> {
+        match &self.pool {
+            Some(p) => p.barrier().map_err(|(path, e)| self.io_err(&path, e)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn finish(&mut self) -> Result<()> {
+        if let Some(p) = self.pool.take() {
+            p.finish().map_err(|(path, e)| self.io_err(&path, e))?;
+        }
         self.parent_cache = None;
         // The last entry for a directory wins; setting a directory's time leaves its parent's alone.
         let times = std::mem::take(&mut self.dir_times);
@@ -591,6 +628,21 @@ impl Unpacker<'_> {
         }
         Ok(())
     }
+}
+
+/// Sets owner, mode (after the owner, as chown clears setuid/setgid) and xattrs on `fd`. A file
+/// system without user xattrs does not fail the unpack, as with Docker.
+fn apply_meta(fd: &OwnedFd, uid: u32, gid: u32, mode: u32, xattrs: &[(String, Vec<u8>)]) -> io::Result<()> {
+    nix::unistd::fchown(fd, Some(uid.into()), Some(gid.into()))?;
+    nix::sys::stat::fchmod(fd, Mode::from_bits_truncate(mode))?;
+    for (k, v) in xattrs {
+        if let Err(e) = set_xattr_fd(fd, k, v) {
+            if !matches!(e.raw_os_error(), Some(libc::ENOTSUP) | Some(libc::EPERM)) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn copy_with<R: Read, W: Write>(r: &mut R, w: &mut W, buf: &mut [u8]) -> io::Result<u64> {
@@ -798,6 +850,8 @@ pub fn open_dir_fd(path: &Path) -> io::Result<OwnedFd> {
     let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
     if fd < 0 { Err(io::Error::last_os_error()) } else { Ok(unsafe { OwnedFd::from_raw_fd(fd) }) }
 }
+
+mod writers;
 
 #[cfg(test)]
 mod tests;

@@ -336,3 +336,91 @@ fn the_guard_follows_a_pax_size_override() {
     s.unpack(out).unwrap();
     assert_eq!(std::fs::metadata(s.dest.join("big")).unwrap().len(), 2048);
 }
+
+/// Everything a layer directory holds, to compare two unpacks: path, kind, owner, mode, mtime,
+/// content or link target, and which paths share an inode.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut inodes: HashMap<u64, String> = HashMap::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let p = dir.join(&rel);
+        let md = std::fs::symlink_metadata(&p).unwrap();
+        let ft = md.file_type();
+        let what = if ft.is_dir() {
+            let mut names: Vec<_> = std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().file_name()).collect();
+            names.sort();
+            for n in names.into_iter().rev() {
+                stack.push(rel.join(n));
+            }
+            "dir".to_string()
+        } else if ft.is_symlink() {
+            format!("link {}", std::fs::read_link(&p).unwrap().display())
+        } else if ft.is_file() {
+            let linked = inodes.entry(md.ino()).or_insert_with(|| rel.display().to_string()).clone();
+            format!("file {:?} inode-of {linked}", String::from_utf8_lossy(&std::fs::read(&p).unwrap()))
+        } else {
+            format!("node {:o}", md.mode() & libc::S_IFMT)
+        };
+        out.push(format!("{} {what} {}:{} {:o} {}", rel.display(), md.uid(), md.gid(), md.mode() & 0o7777, md.mtime()));
+    }
+    out
+}
+
+#[test]
+fn writer_threads_give_the_same_layer_as_one_thread() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let mut b = tar::Builder::new(Vec::new());
+    raw(&mut b, "d/", tar::EntryType::Directory, "", b"");
+    for i in 0..60 {
+        file(&mut b, &format!("d/f{i}"), format!("content {i}").as_bytes());
+        if i % 10 == 0 {
+            raw(&mut b, &format!("d/sub{i}/"), tar::EntryType::Directory, "", b"");
+            file(&mut b, &format!("d/sub{i}/g"), b"nested");
+        }
+    }
+    // A file replaced by a directory, by another file, by a whiteout; a hardlink to a file just
+    // written; a symlink replacing a file; a big file written by the reader itself.
+    raw(&mut b, "d/f1/", tar::EntryType::Directory, "", b"");
+    file(&mut b, "d/f1/x", b"in the new dir");
+    file(&mut b, "d/f2", b"second version");
+    file(&mut b, "d/.wh.f4", b"");
+    raw(&mut b, "e/h", tar::EntryType::Link, "d/f3", b"");
+    raw(&mut b, "d/f5", tar::EntryType::Symlink, "f6", b"");
+    file(&mut b, "e/big", &vec![7u8; (writers::SMALL_FILE + 5) as usize]);
+    // A directory replaced by a file, with files still in flight inside it.
+    file(&mut b, "d/sub10", b"now a file");
+    let tar = b.into_inner().unwrap();
+
+    let (one, many) = (scene(), scene());
+    let a = unpack_layer_with("test", &tar[..], &one.dest, &Limits::default(), 1).unwrap();
+    let b = unpack_layer_with("test", &tar[..], &many.dest, &Limits::default(), 4).unwrap();
+    assert_eq!((a.diff_id, a.content_size), (b.diff_id, b.content_size));
+    assert_eq!(listing(&one.dest), listing(&many.dest));
+    let l = listing(&many.dest);
+    assert!(l.iter().any(|x| x.starts_with("d/f1/x file \"in the new dir\"")), "{l:#?}");
+    assert!(l.iter().any(|x| x.starts_with("d/f2 file \"second version\"")), "{l:#?}");
+    assert!(l.iter().any(|x| x.starts_with("e/h file \"content 3\" inode-of d/f3")), "{l:#?}");
+    assert!(l.iter().any(|x| x.starts_with("d/sub10 file \"now a file\"")), "{l:#?}");
+}
+
+#[test]
+fn writer_threads_refuse_a_path_through_a_file_as_one_thread_does() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let mut b = tar::Builder::new(Vec::new());
+    file(&mut b, "a", b"a file");
+    file(&mut b, "a/b", b"under a file");
+    let tar = b.into_inner().unwrap();
+    for n in [1, 4] {
+        let s = scene();
+        let e = unpack_layer_with("test", &tar[..], &s.dest, &Limits::default(), n).unwrap_err();
+        assert!(matches!(e, ImageError::UnsafeLayer { .. }), "{n} writers: {e}");
+        s.outside_untouched();
+    }
+}
