@@ -455,7 +455,8 @@ fn ls(g: &GlobalOpts, a: &LsArgs) -> anyhow::Result<i32> {
 
 /// `berth images`: the images of the project's containers, as `docker compose images`.
 fn compose_images(g: &GlobalOpts, a: &ComposeImagesArgs) -> anyhow::Result<i32> {
-    let project = crate::project::load(&crate::project::LoadOptions::from_global(g))?;
+    // As compose's: `-p NAME` alone is enough (the containers' labels are the project).
+    let project = crate::cli::compose::converge::project_name(g)?;
     let store = open(g)?;
     let dir = g.state_root().containers_dir();
     let mut rows: Vec<(String, Image)> = Vec::new();
@@ -463,7 +464,7 @@ fn compose_images(g: &GlobalOpts, a: &ComposeImagesArgs) -> anyhow::Result<i32> 
         for e in rd.flatten() {
             let Ok(Some(c)) = crate::util::fs::read_json::<serde_json::Value>(&e.path().join("config.json")) else { continue };
             let label = |k: &str| c.pointer(&format!("/Labels/{}", k.replace('~', "~0").replace('/', "~1"))).and_then(|v| v.as_str()).map(str::to_string);
-            if label(crate::labels::PROJECT).as_deref() != Some(project.name.as_str()) {
+            if label(crate::labels::PROJECT).as_deref() != Some(project.as_str()) {
                 continue;
             }
             if !a.services.is_empty() && !label(crate::labels::SERVICE).is_some_and(|s| a.services.contains(&s)) {
