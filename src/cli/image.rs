@@ -838,24 +838,7 @@ fn image_push(g: &GlobalOpts, reference: &str, quiet: bool) -> anyhow::Result<i3
 fn compose_pull(g: &GlobalOpts, a: ComposePullArgs) -> anyhow::Result<i32> {
     use crate::engine::image::{PullItem, PullPolicy};
     let project = crate::project::load(&crate::project::LoadOptions::from_global(g))?;
-    for s in &a.services {
-        if !project.services.contains_key(s) {
-            bail!("no such service: {s}");
-        }
-    }
-    let mut wanted: Vec<String> = if a.services.is_empty() { project.services.keys().cloned().collect() } else { a.services.clone() };
-    if a.include_deps && !a.services.is_empty() {
-        let graph = project.graph()?;
-        let mut i = 0;
-        while i < wanted.len() {
-            for d in graph.dependencies(&wanted[i]) {
-                if !wanted.iter().any(|w| w == d) {
-                    wanted.push(d.to_string());
-                }
-            }
-            i += 1;
-        }
-    }
+    let wanted = crate::cli::compose::converge::services_and_dependencies(&project, &a.services, a.include_deps)?;
     let forced = a.policy.as_deref().map(PullPolicy::parse).transpose()?;
     let store = open(g)?;
     let mut items: Vec<PullItem> = Vec::new();

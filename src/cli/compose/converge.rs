@@ -93,6 +93,29 @@ impl Target {
     }
 }
 
+/// The services a command names (all when none), checked against the project, with their
+/// dependencies, transitively, when `with_deps` (`build --with-dependencies`, `pull
+/// --include-deps`): named ones first, then each one's dependencies as found.
+pub fn services_and_dependencies(p: &Project, services: &[String], with_deps: bool) -> anyhow::Result<Vec<String>> {
+    if let Some(s) = services.iter().find(|s| !p.services.contains_key(*s)) {
+        bail!("no such service: {s}");
+    }
+    let mut wanted: Vec<String> = if services.is_empty() { p.services.keys().cloned().collect() } else { services.to_vec() };
+    if with_deps && !services.is_empty() {
+        let graph = p.graph()?;
+        let mut i = 0;
+        while i < wanted.len() {
+            for d in graph.dependencies(&wanted[i]) {
+                if !wanted.iter().any(|w| w == d) {
+                    wanted.push(d.to_string());
+                }
+            }
+            i += 1;
+        }
+    }
+    Ok(wanted)
+}
+
 /// As compose's `toProjectName` (`top`, `port`, `cp`, `stats`): `-p`, then
 /// `COMPOSE_PROJECT_NAME`, then the loaded project's.
 pub fn project_name(g: &GlobalOpts) -> anyhow::Result<String> {
@@ -448,7 +471,24 @@ pub fn images(g: &GlobalOpts, p: &Project, services: &[String], o: ImageOptions)
 
 #[cfg(test)]
 mod tests {
-    use super::name_only;
+    use super::{name_only, services_and_dependencies};
+
+    #[test]
+    fn named_services_are_checked_and_their_dependencies_follow_them() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("compose.yaml");
+        std::fs::write(
+            &f,
+            "services:\n  web: {image: x, depends_on: [api]}\n  api: {image: x, depends_on: [db]}\n  db: {image: x}\n  other: {image: x}\n",
+        )
+        .unwrap();
+        let o = crate::project::LoadOptions { files: vec![f], interpolate: true, ..Default::default() };
+        let p = crate::project::load(&o).unwrap();
+        assert_eq!(services_and_dependencies(&p, &["web".into()], true).unwrap(), ["web", "api", "db"]);
+        assert_eq!(services_and_dependencies(&p, &["web".into()], false).unwrap(), ["web"]);
+        assert_eq!(services_and_dependencies(&p, &[], true).unwrap(), ["api", "db", "other", "web"]);
+        assert_eq!(services_and_dependencies(&p, &["nope".into()], true).unwrap_err().to_string(), "no such service: nope");
+    }
 
     #[test]
     fn a_name_given_alone_is_lowercased_and_checked_as_compose_does() {
