@@ -36,13 +36,13 @@ impl Target {
         let root = g.state_root();
         if g.files.is_empty() {
             if let Some(name) = g.project_name.as_ref().filter(|n| !n.is_empty()) {
-                return Ok(Target { root, project: None, name: name_only(name)? });
+                return Ok(Target { root, project: None, name: name_only(name, "pass -p")? });
             }
         }
         match Target::load(g) {
             Ok(t) => Ok(t),
             Err(e) => match std::env::var("COMPOSE_PROJECT_NAME") {
-                Ok(n) if !n.is_empty() => Ok(Target { root, project: None, name: name_only(&n)? }),
+                Ok(n) if !n.is_empty() => Ok(Target { root, project: None, name: name_only(&n, "set COMPOSE_PROJECT_NAME to")? }),
                 _ => Err(e),
             },
         }
@@ -120,11 +120,11 @@ pub fn services_and_dependencies(p: &Project, services: &[String], with_deps: bo
 /// `COMPOSE_PROJECT_NAME`, then the loaded project's.
 pub fn project_name(g: &GlobalOpts) -> anyhow::Result<String> {
     if let Some(name) = g.project_name.as_ref().filter(|n| !n.is_empty()) {
-        return name_only(name);
+        return name_only(name, "pass -p");
     }
     if let Ok(n) = std::env::var("COMPOSE_PROJECT_NAME") {
         if !n.is_empty() {
-            return name_only(&n);
+            return name_only(&n, "set COMPOSE_PROJECT_NAME to");
         }
     }
     Ok(Target::load(g)?.name)
@@ -133,13 +133,10 @@ pub fn project_name(g: &GlobalOpts) -> anyhow::Result<String> {
 /// A project named without its file (`-p`, `COMPOSE_PROJECT_NAME`): lowercased, as compose does
 /// (`-p MyApp ps` lists project `myapp`), and refused with compose's message when it still is
 /// not a project name (berth keeps per-project state under that name).
-fn name_only(name: &str) -> anyhow::Result<String> {
+fn name_only(name: &str, fix: &str) -> anyhow::Result<String> {
     let lower = name.to_lowercase();
     if lower.is_empty() || crate::project::load::normalize_project_name(&lower) != lower {
-        bail!(
-            "invalid project name {name:?}: must consist only of lowercase alphanumeric characters, hyphens, and \
-             underscores as well as start with a letter or number"
-        );
+        bail!(crate::project::load::invalid_project_name(name, fix));
     }
     Ok(lower)
 }
@@ -492,10 +489,10 @@ mod tests {
 
     #[test]
     fn a_name_given_alone_is_lowercased_and_checked_as_compose_does() {
-        assert_eq!(name_only("shop").unwrap(), "shop");
-        assert_eq!(name_only("Shop_1-x").unwrap(), "shop_1-x");
+        assert_eq!(name_only("shop", "pass -p").unwrap(), "shop");
+        assert_eq!(name_only("Shop_1-x", "pass -p").unwrap(), "shop_1-x");
         for bad in ["b@d", "-x", "_x", "a/b", "..", "a.b"] {
-            let e = name_only(bad).unwrap_err().to_string();
+            let e = name_only(bad, "pass -p").unwrap_err().to_string();
             assert!(e.starts_with(&format!("invalid project name {bad:?}: must consist only of lowercase alphanumeric")), "{e}");
         }
     }
