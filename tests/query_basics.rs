@@ -281,9 +281,12 @@ services:
     let s = status("qstat-web-1");
     assert!(s.starts_with("Up ") && s.ends_with(" (Paused)") && !s.contains("healthy"), "{s}");
     ok(p.p(["unpause", "web"]));
-    p.wait_for("flap to be restarting", Duration::from_secs(10), || status("qstat-flap-1").starts_with("Restarting (1) "));
-    let s = status("qstat-flap-1");
-    assert!(s.ends_with(" ago"), "{s}");
+    let mut seen = String::new();
+    p.wait_for("flap to be restarting", Duration::from_secs(10), || {
+        seen = status("qstat-flap-1");
+        seen.starts_with("Restarting (1) ")
+    });
+    assert!(seen.ends_with(" ago"), "{seen}");
     assert_eq!(status("qstat-later-1"), "Created");
 
     // images by -p alone, from any folder: the project's containers' images.
