@@ -172,3 +172,49 @@ fn attach_streams_live_output_and_forwards_signals() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("service \"talk\" is not running"));
     down_clean(&s);
 }
+
+/// CPU time (user + system) the process `pid` has used so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<u64> = rest.split(' ').skip(11).take(2).map(|x| x.parse().unwrap()).collect();
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).unwrap().unwrap() as u64;
+    Duration::from_millis((f[0] + f[1]) * 1000 / hz)
+}
+
+#[test]
+fn attached_up_is_idle_while_nothing_happens() {
+    let s = Stack::new("cidle", &yaml("  web:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"echo ready; while true; do if [ -f /tmp/go ]; then echo late; rm /tmp/go; fi; sleep 0.3; done\"]\n    init: true\n", 153));
+    let mut c = s.cmd(["up"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let out = c.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let t = Instant::now();
+    loop {
+        let l = rx.recv_timeout(Duration::from_secs(20)).expect("up prints the service's output");
+        if l.contains("ready") {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20));
+    }
+    // What `top` shows: an attached `up` following one quiet service uses next to no CPU.
+    let before = cpu_time(c.id());
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_time(c.id()) - before;
+    assert!(used < Duration::from_millis(300), "attached up used {used:?} of CPU in 2 s of silence");
+    // Still following: a line printed now shows up.
+    s.ok(["exec", "web", "touch", "/tmp/go"]);
+    let l = rx.recv_timeout(Duration::from_secs(10)).expect("up follows new output");
+    assert!(l.ends_with("| late"), "{l}");
+    // Ctrl+C stops the project, as compose does.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let st = c.wait().unwrap();
+    assert_eq!(st.code(), Some(130));
+    assert_eq!(s.status("cidle-web-1"), "exited");
+    down_clean(&s);
+}

@@ -127,6 +127,16 @@ fn errors_name_the_problem_and_what_to_do() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("invalid --scale \"b\": use SERVICE=NUM"));
     let o = s.run(["up", "-d", "--abort-on-container-exit"]);
     assert!(!o.status.success());
+    // A bad project name, with the file: compose's words, then what to do.
+    let compose_words = "invalid project name \"B@d\": must consist only of lowercase alphanumeric characters, hyphens, and underscores as well as start with a letter or number";
+    let o = s.t.cmd(["-p", "B@d", "up", "-d"]).current_dir(&s.dir).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("{compose_words}; pass -p a valid name such as \"bd\"")), "{err}");
+    let o = s.t.cmd(["up", "-d"]).env("COMPOSE_PROJECT_NAME", "B@d").current_dir(&s.dir).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("{compose_words}; set COMPOSE_PROJECT_NAME to a valid name such as \"bd\"")), "{err}");
+    assert!(s.containers().is_empty(), "nothing was created");
     // A missing image with pull_policy never.
     s.write(&TWO.replace("image: busybox\n    command: [\"sleep\", \"1000\"]\n    init: true\n    environment", "image: nosuch:1\n    pull_policy: never\n    command: [\"sleep\", \"1000\"]\n    environment"));
     let o = s.run(["up", "-d"]);

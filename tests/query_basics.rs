@@ -248,3 +248,82 @@ services:
     assert_eq!(ok(p.p(["ps", "-a", "-q"])), "");
     assert!(!p.t.ok(["network", "ls"]).contains("qwait_default"));
 }
+
+#[test]
+fn status_strings_images_by_name_and_restart_events() {
+    let p = Proj::new(
+        "qstat",
+        r#"
+services:
+  web:
+    image: qbusybox:latest
+    command: sh -c 'trap "exit 0" TERM; while true; do sleep 0.2; done'
+    healthcheck: {test: ["CMD", "true"], interval: 300ms}
+  flap:
+    image: qbusybox:latest
+    command: sh -c 'exit 1'
+    restart: always
+  later:
+    image: qbusybox:latest
+    command: sleep 1000
+"#,
+        7,
+    );
+    ok(p.here(["up", "-d", "web", "flap"]));
+    ok(p.here(["create", "later"]));
+    let status = |name: &str| {
+        let all = ok(p.p(["ps", "-a", "--format", "{{.Name}}\t{{.Status}}"]));
+        all.lines().find_map(|l| l.strip_prefix(&format!("{name}\t")).map(str::to_string)).unwrap_or_else(|| panic!("{all}"))
+    };
+    p.wait_for("web to be healthy", Duration::from_secs(10), || status("qstat-web-1").ends_with(" (healthy)"));
+    // docker's strings: paused hides the health; a restart loop shows the last exit code.
+    ok(p.p(["pause", "web"]));
+    let s = status("qstat-web-1");
+    assert!(s.starts_with("Up ") && s.ends_with(" (Paused)") && !s.contains("healthy"), "{s}");
+    ok(p.p(["unpause", "web"]));
+    let mut seen = String::new();
+    p.wait_for("flap to be restarting", Duration::from_secs(10), || {
+        seen = status("qstat-flap-1");
+        seen.starts_with("Restarting (1) ")
+    });
+    assert!(seen.ends_with(" ago"), "{seen}");
+    assert_eq!(status("qstat-later-1"), "Created");
+
+    // images by -p alone, from any folder: the project's containers' images.
+    let imgs = json_lines(&ok(p.p(["images", "--format", "json"])));
+    let imgs: Vec<serde_json::Value> = imgs.into_iter().flat_map(|v| if let serde_json::Value::Array(a) = v { a } else { vec![v] }).collect();
+    let names: Vec<&str> = imgs.iter().map(|i| i["ContainerName"].as_str().unwrap()).collect();
+    assert_eq!(names, ["qstat-flap-1", "qstat-later-1", "qstat-web-1"], "{imgs:?}");
+    assert!(imgs.iter().all(|i| i["Repository"] == "qbusybox" && i["Tag"] == "latest"), "{imgs:?}");
+    let table = ok(p.p(["images"]));
+    assert!(table.starts_with("CONTAINER ") && table.contains("qstat-web-1 "), "{table}");
+
+    // restart: docker's events, ending with `restart`.
+    let id = p.id("web", 1);
+    let mut ev = p.spawn_cmd(["events", "--json", "web"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let stdout = ev.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    ok(p.p(["restart", "web"]));
+    let mut actions: Vec<String> = Vec::new();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(15) && !actions.iter().any(|a| a == "restart") {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            let e: serde_json::Value = serde_json::from_str(&l).unwrap();
+            if e["id"] == id.as_str() && !e["action"].as_str().unwrap().starts_with("exec_") && !e["action"].as_str().unwrap().starts_with("health_status") {
+                actions.push(e["action"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    let _ = ev.kill();
+    let _ = ev.wait();
+    assert_eq!(actions, ["kill", "die", "stop", "start", "restart"]);
+    ok(p.p(["down", "-t", "0"]));
+}

@@ -22,6 +22,11 @@ services:
     command: sh -c 'exec sleep 1000'
     volumes:
       - data:/data
+      - ./www:/www:ro
+  locked:
+    image: qbusybox:latest
+    command: sh -c 'exec sleep 1000'
+    read_only: true
 volumes:
   data: {}
 "#,
@@ -126,5 +131,17 @@ volumes:
     assert!(err(&o).contains("copying between services is not supported"), "{}", err(&o));
     let o = p.p(["cp", f.to_str().unwrap(), "nosuch:/tmp"]);
     assert!(err(&o).contains("no container found for service \"nosuch\""), "{}", err(&o));
+    // A read-only mount or rootfs: refused before anything is written, naming the path, the
+    // container and what to do (docker: "mounted volume is marked read-only").
+    let o = p.p(["cp", f.to_str().unwrap(), "web:/www/"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = err(&o);
+    assert!(e.contains("to qcp-web-1:/www/") && e.contains("mounted volume is marked read-only") && e.contains("/www is mounted read-only"), "{e}");
+    assert!(e.contains("drop \":ro\""), "{e}");
+    assert!(!p.dir.join("www/f.txt").exists());
+    let o = p.p(["cp", f.to_str().unwrap(), "locked:/etc/"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = err(&o);
+    assert!(e.contains("to qcp-locked-1:/etc/") && e.contains("container rootfs is marked read-only"), "{e}");
     let _ = out;
 }

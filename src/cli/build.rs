@@ -73,24 +73,7 @@ fn build(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<i32> {
     for w in &project.warnings {
         eprintln!("WARN[0000] {w}");
     }
-    for s in &a.services {
-        if !project.services.contains_key(s) {
-            bail!("no such service: {s}");
-        }
-    }
-    let mut wanted: Vec<String> = if a.services.is_empty() { project.services.keys().cloned().collect() } else { a.services.clone() };
-    if a.with_dependencies && !a.services.is_empty() {
-        let graph = project.graph()?;
-        let mut i = 0;
-        while i < wanted.len() {
-            for d in graph.dependencies(&wanted[i]) {
-                if !wanted.iter().any(|w| w == d) {
-                    wanted.push(d.to_string());
-                }
-            }
-            i += 1;
-        }
-    }
+    let mut wanted = crate::cli::compose::converge::services_and_dependencies(&project, &a.services, a.with_dependencies)?;
     // Dependencies first, as compose builds them.
     let order = project.graph()?.start_order()?;
     wanted.sort_by_key(|s| order.iter().position(|o| o == s).unwrap_or(usize::MAX));

@@ -455,7 +455,8 @@ fn ls(g: &GlobalOpts, a: &LsArgs) -> anyhow::Result<i32> {
 
 /// `berth images`: the images of the project's containers, as `docker compose images`.
 fn compose_images(g: &GlobalOpts, a: &ComposeImagesArgs) -> anyhow::Result<i32> {
-    let project = crate::project::load(&crate::project::LoadOptions::from_global(g))?;
+    // As compose's: `-p NAME` alone is enough (the containers' labels are the project).
+    let project = crate::cli::compose::converge::project_name(g)?;
     let store = open(g)?;
     let dir = g.state_root().containers_dir();
     let mut rows: Vec<(String, Image)> = Vec::new();
@@ -463,7 +464,7 @@ fn compose_images(g: &GlobalOpts, a: &ComposeImagesArgs) -> anyhow::Result<i32> 
         for e in rd.flatten() {
             let Ok(Some(c)) = crate::util::fs::read_json::<serde_json::Value>(&e.path().join("config.json")) else { continue };
             let label = |k: &str| c.pointer(&format!("/Labels/{}", k.replace('~', "~0").replace('/', "~1"))).and_then(|v| v.as_str()).map(str::to_string);
-            if label(crate::labels::PROJECT).as_deref() != Some(project.name.as_str()) {
+            if label(crate::labels::PROJECT).as_deref() != Some(project.as_str()) {
                 continue;
             }
             if !a.services.is_empty() && !label(crate::labels::SERVICE).is_some_and(|s| a.services.contains(&s)) {
@@ -880,24 +881,7 @@ fn image_push(g: &GlobalOpts, reference: &str, quiet: bool) -> anyhow::Result<i3
 fn compose_pull(g: &GlobalOpts, a: ComposePullArgs) -> anyhow::Result<i32> {
     use crate::engine::image::{PullItem, PullPolicy};
     let project = crate::project::load(&crate::project::LoadOptions::from_global(g))?;
-    for s in &a.services {
-        if !project.services.contains_key(s) {
-            bail!("no such service: {s}");
-        }
-    }
-    let mut wanted: Vec<String> = if a.services.is_empty() { project.services.keys().cloned().collect() } else { a.services.clone() };
-    if a.include_deps && !a.services.is_empty() {
-        let graph = project.graph()?;
-        let mut i = 0;
-        while i < wanted.len() {
-            for d in graph.dependencies(&wanted[i]) {
-                if !wanted.iter().any(|w| w == d) {
-                    wanted.push(d.to_string());
-                }
-            }
-            i += 1;
-        }
-    }
+    let wanted = crate::cli::compose::converge::services_and_dependencies(&project, &a.services, a.include_deps)?;
     let forced = a.policy.as_deref().map(PullPolicy::parse).transpose()?;
     let store = open(g)?;
     let mut items: Vec<PullItem> = Vec::new();

@@ -324,6 +324,10 @@ fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
             ev(State::Working, "Restarting");
             ops::stop(root, name, timeout.map(Duration::from_secs))?;
             ops::start(root, name, None)?;
+            // Docker's restart ends with a `restart` event, after stop's and start's.
+            if let Ok(c) = ops::lookup(root, name) {
+                crate::engine::events::container(root, &c, "restart", &[]);
+            }
             ev(State::Done, "Started");
         }
         Op::Kill { name, signal, .. } => {

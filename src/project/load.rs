@@ -231,11 +231,20 @@ pub fn normalize_project_name(s: &str) -> String {
     lower.trim_start_matches(['_', '-']).to_string()
 }
 
-fn check_project_name(name: &str, from: &str) -> Result<()> {
+/// Compose's words for a project name it refuses, then what to do: `fix` says where to put a
+/// valid one ("pass -p"), and a valid name close to the given one is suggested.
+pub fn invalid_project_name(name: &str, fix: &str) -> String {
+    let close = normalize_project_name(name);
+    let example = if close.is_empty() { String::new() } else { format!(" such as {close:?}") };
+    format!(
+        "invalid project name {name:?}: must consist only of lowercase alphanumeric characters, hyphens, and underscores as well as \
+         start with a letter or number; {fix} a valid name{example}"
+    )
+}
+
+fn check_project_name(name: &str, fix: &str) -> Result<()> {
     if name.is_empty() || normalize_project_name(name) != name {
-        return Err(LoadError::project(format!(
-            "invalid project name {name:?} ({from}): it must contain only lowercase letters, decimal digits, dashes, and underscores, and must begin with a lowercase letter or decimal digit"
-        )));
+        return Err(LoadError::project(invalid_project_name(name, fix)));
     }
     Ok(())
 }
@@ -309,15 +318,15 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
 
     // The project name: -p, COMPOSE_PROJECT_NAME, `name:`, the directory's name.
     let name = if let Some(p) = &opts.project_name {
-        check_project_name(p, "given with -p")?;
+        check_project_name(p, "pass -p")?;
         p.clone()
     } else if let Some(p) = loader.env.get("COMPOSE_PROJECT_NAME").filter(|p| !p.is_empty()) {
-        let n = normalize_project_name(p);
-        check_project_name(&n, "from COMPOSE_PROJECT_NAME")?;
-        n
+        // As compose: taken as given (never normalized), so checked as -p is.
+        check_project_name(p, "set COMPOSE_PROJECT_NAME to")?;
+        p.clone()
     } else if let Some(n) = root.get("name").and_then(Node::scalar_string).filter(|n| !n.is_empty()) {
         let n2 = normalize_project_name(&n);
-        check_project_name(&n2, "from the top-level name")?;
+        check_project_name(&n2, "give the top-level name:")?;
         n2
     } else {
         let base = working_dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();

@@ -48,13 +48,13 @@ impl Target {
         let root = g.state_root();
         if g.files.is_empty() {
             if let Some(name) = g.project_name.as_ref().filter(|n| !n.is_empty()) {
-                return Ok(Target { root, project: None, name: name_only(name)? });
+                return Ok(Target { root, project: None, name: name_only(name, "pass -p")? });
             }
         }
         match Target::load(g) {
             Ok(t) => Ok(t),
             Err(e) => match std::env::var("COMPOSE_PROJECT_NAME") {
-                Ok(n) if !n.is_empty() => Ok(Target { root, project: None, name: name_only(&n)? }),
+                Ok(n) if !n.is_empty() => Ok(Target { root, project: None, name: name_only(&n, "set COMPOSE_PROJECT_NAME to")? }),
                 _ => Err(e),
             },
         }
@@ -105,15 +105,38 @@ impl Target {
     }
 }
 
+/// The services a command names (all when none), checked against the project, with their
+/// dependencies, transitively, when `with_deps` (`build --with-dependencies`, `pull
+/// --include-deps`): named ones first, then each one's dependencies as found.
+pub fn services_and_dependencies(p: &Project, services: &[String], with_deps: bool) -> anyhow::Result<Vec<String>> {
+    if let Some(s) = services.iter().find(|s| !p.services.contains_key(*s)) {
+        bail!("no such service: {s}");
+    }
+    let mut wanted: Vec<String> = if services.is_empty() { p.services.keys().cloned().collect() } else { services.to_vec() };
+    if with_deps && !services.is_empty() {
+        let graph = p.graph()?;
+        let mut i = 0;
+        while i < wanted.len() {
+            for d in graph.dependencies(&wanted[i]) {
+                if !wanted.iter().any(|w| w == d) {
+                    wanted.push(d.to_string());
+                }
+            }
+            i += 1;
+        }
+    }
+    Ok(wanted)
+}
+
 /// As compose's `toProjectName` (`top`, `port`, `cp`, `stats`): `-p`, then
 /// `COMPOSE_PROJECT_NAME`, then the loaded project's.
 pub fn project_name(g: &GlobalOpts) -> anyhow::Result<String> {
     if let Some(name) = g.project_name.as_ref().filter(|n| !n.is_empty()) {
-        return name_only(name);
+        return name_only(name, "pass -p");
     }
     if let Ok(n) = std::env::var("COMPOSE_PROJECT_NAME") {
         if !n.is_empty() {
-            return name_only(&n);
+            return name_only(&n, "set COMPOSE_PROJECT_NAME to");
         }
     }
     Ok(Target::load(g)?.name)
@@ -122,13 +145,10 @@ pub fn project_name(g: &GlobalOpts) -> anyhow::Result<String> {
 /// A project named without its file (`-p`, `COMPOSE_PROJECT_NAME`): lowercased, as compose does
 /// (`-p MyApp ps` lists project `myapp`), and refused with compose's message when it still is
 /// not a project name (berth keeps per-project state under that name).
-fn name_only(name: &str) -> anyhow::Result<String> {
+fn name_only(name: &str, fix: &str) -> anyhow::Result<String> {
     let lower = name.to_lowercase();
     if lower.is_empty() || crate::project::load::normalize_project_name(&lower) != lower {
-        bail!(
-            "invalid project name {name:?}: must consist only of lowercase alphanumeric characters, hyphens, and \
-             underscores as well as start with a letter or number"
-        );
+        bail!(crate::project::load::invalid_project_name(name, fix));
     }
     Ok(lower)
 }
@@ -460,14 +480,31 @@ pub fn images(g: &GlobalOpts, p: &Project, services: &[String], o: ImageOptions)
 
 #[cfg(test)]
 mod tests {
-    use super::name_only;
+    use super::{name_only, services_and_dependencies};
+
+    #[test]
+    fn named_services_are_checked_and_their_dependencies_follow_them() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("compose.yaml");
+        std::fs::write(
+            &f,
+            "services:\n  web: {image: x, depends_on: [api]}\n  api: {image: x, depends_on: [db]}\n  db: {image: x}\n  other: {image: x}\n",
+        )
+        .unwrap();
+        let o = crate::project::LoadOptions { files: vec![f], interpolate: true, ..Default::default() };
+        let p = crate::project::load(&o).unwrap();
+        assert_eq!(services_and_dependencies(&p, &["web".into()], true).unwrap(), ["web", "api", "db"]);
+        assert_eq!(services_and_dependencies(&p, &["web".into()], false).unwrap(), ["web"]);
+        assert_eq!(services_and_dependencies(&p, &[], true).unwrap(), ["api", "db", "other", "web"]);
+        assert_eq!(services_and_dependencies(&p, &["nope".into()], true).unwrap_err().to_string(), "no such service: nope");
+    }
 
     #[test]
     fn a_name_given_alone_is_lowercased_and_checked_as_compose_does() {
-        assert_eq!(name_only("shop").unwrap(), "shop");
-        assert_eq!(name_only("Shop_1-x").unwrap(), "shop_1-x");
+        assert_eq!(name_only("shop", "pass -p").unwrap(), "shop");
+        assert_eq!(name_only("Shop_1-x", "pass -p").unwrap(), "shop_1-x");
         for bad in ["b@d", "-x", "_x", "a/b", "..", "a.b"] {
-            let e = name_only(bad).unwrap_err().to_string();
+            let e = name_only(bad, "pass -p").unwrap_err().to_string();
             assert!(e.starts_with(&format!("invalid project name {bad:?}: must consist only of lowercase alphanumeric")), "{e}");
         }
     }

@@ -183,8 +183,11 @@ pub fn read(
     let mut _watcher = None;
     if opts.follow {
         use notify::Watcher;
-        let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
-            let _ = tx.send(());
+        let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            // Opens (ours of state.json included) change nothing: waking on them spins the CPU.
+            if !matches!(res, Ok(ref e) if matches!(e.kind, notify::EventKind::Access(notify::event::AccessKind::Open(_)))) {
+                let _ = tx.send(());
+            }
         })
         .map_err(io::Error::other)?;
         if let Some(dir) = path.parent() {

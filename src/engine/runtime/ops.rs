@@ -654,7 +654,9 @@ pub fn human_duration(secs: i64) -> String {
 pub fn human_status(st: &ContainerState) -> String {
     match st.status {
         Status::Created => "Created".into(),
-        Status::Running | Status::Paused => {
+        // Docker's: paused hides the health.
+        Status::Paused => format!("Up {} (Paused)", since(&st.started_at)),
+        Status::Running => {
             let mut s = format!("Up {}", since(&st.started_at));
             if let Some(h) = &st.health {
                 match h.status.as_str() {
@@ -662,9 +664,6 @@ pub fn human_status(st: &ContainerState) -> String {
                     "" => {}
                     other => s.push_str(&format!(" ({other})")),
                 }
-            }
-            if st.status == Status::Paused {
-                s.push_str(" (Paused)");
             }
             s
         }

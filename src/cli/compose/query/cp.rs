@@ -98,13 +98,58 @@ pub fn run(g: &GlobalOpts, a: CpArgs) -> anyhow::Result<i32> {
         let (croot, _lock) = container_root(&root, c, &mut ns).with_context(|| format!("cannot reach the filesystem of container {}", c.cfg.name))?;
         let opts = Opts { follow: a.follow_link, archive: a.archive };
         if to_container {
-            copy_in(croot.as_raw_fd(), src_path, dst_path, &c.cfg.name, &opts)?;
+            // As docker, refused before anything is copied.
+            if let Some(why) = read_only_at(&c.cfg, dst_path) {
+                anyhow::bail!("cannot copy {what}: {why}");
+            }
+            copy_in(croot.as_raw_fd(), src_path, dst_path, &c.cfg.name, &opts).map_err(|e| {
+                let erofs = e.chain().any(|x| x.downcast_ref::<io::Error>().is_some_and(|io| io.raw_os_error() == Some(libc::EROFS)));
+                if erofs {
+                    e.context(format!("cannot copy {what}: {dst_path} is on a read-only file system in the container; copy into a writable mount instead"))
+                } else {
+                    e
+                }
+            })?;
         } else {
             copy_out(croot.as_raw_fd(), src_path, dst_path, &c.cfg.name, &opts)?;
         }
         eprintln!(" {} copy {what} Copied", c.cfg.name);
     }
     Ok(0)
+}
+
+/// Why `dst` cannot be written in the container, in docker's words with what to do: under a
+/// read-only mount (the deepest mount holding it decides), or on a read-only rootfs.
+fn read_only_at(cfg: &crate::engine::runtime::spec::ContainerConfig, dst: &str) -> Option<String> {
+    let parts = |p: &str| -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        for c in p.split('/') {
+            match c {
+                "" | "." => {}
+                ".." => {
+                    v.pop();
+                }
+                c => v.push(c.to_string()),
+            }
+        }
+        v
+    };
+    let d = parts(dst);
+    let holder = cfg.mounts.iter().filter(|m| d.starts_with(&parts(&m.target))).max_by_key(|m| parts(&m.target).len());
+    match holder {
+        Some(m) if m.read_only => {
+            let from = if m.source.is_empty() { String::new() } else { format!(" from {}", m.source) };
+            Some(format!(
+                "mounted volume is marked read-only: {} is mounted read-only{from}; drop \":ro\" (or read_only: true) from the service's volume to copy into it",
+                m.target
+            ))
+        }
+        None if cfg.rootfs.read_only => Some(
+            "container rootfs is marked read-only (read_only: true): copy into a writable volume or tmpfs mount, or drop read_only from the service"
+                .to_string(),
+        ),
+        _ => None,
+    }
 }
 
 struct Opts {
@@ -866,6 +911,21 @@ fn container_root(root: &StateRoot, c: &Ctr, ns: &mut Namespace) -> anyhow::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_deepest_mount_decides_whether_a_destination_is_read_only() {
+        use crate::engine::runtime::spec::{ContainerConfig, Mount};
+        let m = |target: &str, read_only: bool| Mount { target: target.into(), read_only, source: "/src".into(), ..Default::default() };
+        let mut c = ContainerConfig { mounts: vec![m("/www", true), m("/www/upload", false)], ..Default::default() };
+        assert!(read_only_at(&c, "/www/").unwrap().contains("/www is mounted read-only from /src"));
+        assert!(read_only_at(&c, "/www/a/../b").is_some());
+        assert!(read_only_at(&c, "/www/upload/x").is_none());
+        assert!(read_only_at(&c, "/wwwx/").is_none());
+        assert!(read_only_at(&c, "/tmp").is_none());
+        c.rootfs.read_only = true;
+        assert!(read_only_at(&c, "/tmp").unwrap().contains("container rootfs is marked read-only"));
+        assert!(read_only_at(&c, "/www/upload/").is_none());
+    }
 
     #[test]
     fn arguments_split_as_docker_splits_them() {
