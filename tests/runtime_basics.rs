@@ -240,7 +240,7 @@ fn compose_exec_finds_the_service_container_by_labels() {
     let o = rt.t.run(["-f", f, "-p", "rtexec", "exec", "-T", "db", "true"]);
     assert!(err(&o).contains("service \"db\" is not running"), "{}", err(&o));
     let o = rt.t.run(["-f", f, "-p", "rtexec", "exec", "-T", "nope", "true"]);
-    assert!(err(&o).contains("no such service: nope"), "{}", err(&o));
+    assert!(err(&o).contains("service \"nope\" is not running"), "{}", err(&o));
     let o = rt.t.run(["-f", f, "-p", "rtexec", "exec", "-T", "web", "nosuchcmd"]);
     assert_eq!(o.status.code(), Some(127));
 }
