@@ -199,6 +199,9 @@ fn table_batch(table: &str, networks: &[Network], rules: &[PortRule]) -> Vec<Val
     let local = m(json!({"fib": {"result": "type", "flags": ["daddr"]}}), "==", json!("local"));
     b.push(c.rule("prerouting", vec![local.clone(), json!({"jump": {"target": "ports"}})]));
     b.push(c.rule("output", vec![local, json!({"jump": {"target": "ports"}})]));
+    // The host's own traffic to [::1] cannot be DNATed out of the host: the container's
+    // supervisor forwards it (`proxy.rs`).
+    b.push(c.rule("ports", vec![m(payload("ip6", "daddr"), "==", json!("::1")), verdict("return")]));
     // The resolver on each gateway answers port 53 even if a container publishes 53.
     b.push(c.rule("ports", vec![m(payload("ip", "daddr"), "==", json!("@gw4")), m(payload("th", "dport"), "==", json!(53)), verdict("return")]));
     b.push(c.rule("ports", vec![m(payload("ip6", "daddr"), "==", json!("@gw6")), m(payload("th", "dport"), "==", json!(53)), verdict("return")]));
