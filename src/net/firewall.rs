@@ -199,6 +199,9 @@ fn table_batch(table: &str, networks: &[Network], rules: &[PortRule]) -> Vec<Val
     let local = m(json!({"fib": {"result": "type", "flags": ["daddr"]}}), "==", json!("local"));
     b.push(c.rule("prerouting", vec![local.clone(), json!({"jump": {"target": "ports"}})]));
     b.push(c.rule("output", vec![local, json!({"jump": {"target": "ports"}})]));
+    // The host's own traffic to [::1] cannot be DNATed out of the host: the container's
+    // supervisor forwards it (`proxy.rs`).
+    b.push(c.rule("ports", vec![m(payload("ip6", "daddr"), "==", json!("::1")), verdict("return")]));
     // The resolver on each gateway answers port 53 even if a container publishes 53.
     b.push(c.rule("ports", vec![m(payload("ip", "daddr"), "==", json!("@gw4")), m(payload("th", "dport"), "==", json!(53)), verdict("return")]));
     b.push(c.rule("ports", vec![m(payload("ip6", "daddr"), "==", json!("@gw6")), m(payload("th", "dport"), "==", json!(53)), verdict("return")]));
@@ -337,23 +340,37 @@ pub fn rebuild(root: &StateRoot) -> Result<(), NetError> {
     rebuild_locked(root)
 }
 
+/// [`rebuild`] as if the network `gone` (still in state) were removed.
+pub(crate) fn rebuild_without(root: &StateRoot, gone: &str) -> Result<(), NetError> {
+    let _lock = lock(root)?;
+    rebuild_filtered(root, Some(gone))
+}
+
 pub(crate) fn rebuild_locked(root: &StateRoot) -> Result<(), NetError> {
+    rebuild_filtered(root, None)
+}
+
+fn rebuild_filtered(root: &StateRoot, gone: Option<&str>) -> Result<(), NetError> {
     let table = table_name(root);
-    let networks = network::list(root)?;
+    let networks: Vec<Network> = network::list(root)?.into_iter().filter(|n| Some(n.name.as_str()) != gone).collect();
     let rules: Vec<PortRule> = ports::read_all(root)?.into_iter().flat_map(|r| r.ports).collect();
+    crate::engine::runtime::sys::timing("fw-read");
     let mut batch = match docker_user_handles(&table)? {
         Some(old) => docker_user_batch(&table, &old, &networks),
         None => Vec::new(),
     };
+    crate::engine::runtime::sys::timing("fw-docker-user");
     if networks.is_empty() {
         batch.push(json!({"add": {"table": {"family": "inet", "name": table}}}));
         batch.push(json!({"delete": {"table": {"family": "inet", "name": table}}}));
         apply(&batch, &format!("remove nftables table inet {table}"))?;
+        crate::engine::runtime::sys::timing("fw-applied");
         let _ = std::fs::remove_file(marker_path(root));
         return Ok(());
     }
     batch.extend(table_batch(&table, &networks, &rules));
     apply(&batch, &format!("write nftables table inet {table}"))?;
+    crate::engine::runtime::sys::timing("fw-applied");
     if root.networks_dir().is_dir() {
         write_json(&marker_path(root), &json!({"boot_id": boot_id(), "table": table}))?;
     }

@@ -13,6 +13,7 @@ pub mod netlink;
 pub mod network;
 pub mod nftnl;
 pub mod ports;
+pub mod proxy;
 pub mod types;
 
 use std::fs::File;
@@ -426,16 +427,20 @@ pub fn attach(root: &StateRoot, req: &AttachRequest) -> Result<AttachResult, Net
     }
     let mut published = Vec::new();
     let mut reservations = Vec::new();
+    let mut forwards = Vec::new();
     if !req.ports.is_empty() {
         // Ports go to the address on the gateway network (the first network when all are internal).
         let target = &attached[best.unwrap_or(0)];
         let mut rules = Vec::new();
+        let mut forwarded = Vec::new();
         for p in &req.ports {
             let r = ports::reserve(root, p, target.info.ipv4, target.info.ipv6, target.network.host_binding_ipv4)
                 .map_err(|e| with_container(e, req))?;
             published.extend(r.published);
             rules.extend(r.rules);
+            forwarded.extend(r.forwarded);
             reservations.extend(r.fds);
+            forwards.extend(r.forwards);
         }
         let _fw = firewall::lock(root)?;
         firewall::ensure_current_locked(root)?;
@@ -447,6 +452,7 @@ pub fn attach(root: &StateRoot, req: &AttachRequest) -> Result<AttachResult, Net
                 project: req.project.clone(),
                 service: req.service.clone(),
                 ports: rules.clone(),
+                forwarded,
             },
         )?;
         undo.ports = true;
@@ -454,10 +460,12 @@ pub fn attach(root: &StateRoot, req: &AttachRequest) -> Result<AttachResult, Net
         firewall::update_ports_locked(root, "delete", &stale)?;
         firewall::update_ports_locked(root, "add", &rules)?;
     }
+    crate::engine::runtime::sys::timing("attach-linked");
     // The new names must answer before the container's process runs.
     if !dns::ensure_running(root)? {
         dns::sync(root);
     }
+    crate::engine::runtime::sys::timing("attach-dns");
     let nameservers = attached
         .first()
         .and_then(|a| a.info.gateway.map(IpAddr::V4).or(a.info.ipv6_gateway.map(IpAddr::V6)))
@@ -467,6 +475,7 @@ pub fn attach(root: &StateRoot, req: &AttachRequest) -> Result<AttachResult, Net
     Ok(AttachResult {
         attachment: Attachment { endpoints: attached.into_iter().map(|a| a.info).collect(), ports: published, nameservers },
         reservations,
+        forwards,
     })
 }
 

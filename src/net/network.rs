@@ -478,9 +478,14 @@ pub fn create(root: &StateRoot, spec: NetworkSpec) -> Result<Network, NetError> 
     // State first, so that a crash leaves a network that attach repairs rather than a lost bridge.
     write_new_network_dir(root, &network)?;
     let mut guard = CreateGuard { root, name: network.name.clone(), bridge: None, armed: true };
+    crate::engine::runtime::sys::timing("net-create-planned");
     guard.bridge = Some(bring_up_bridge(&mut nl, &network)?);
     drop(host_lock);
+    // The resolver starts while the firewall is written and the containers are created.
+    super::dns::start_early(root);
+    crate::engine::runtime::sys::timing("net-create-bridge");
     super::firewall::rebuild(root)?;
+    crate::engine::runtime::sys::timing("net-create-firewall");
     guard.armed = false;
     Ok(network)
 }
@@ -736,11 +741,25 @@ pub fn remove(root: &StateRoot, name_or_id: &str) -> Result<Network, NetError> {
             containers: names.into_iter().collect::<Vec<_>>().join(", "),
         });
     }
-    if let Some(i) = nl.link_index(&network.bridge)? {
-        nl.delete_link(i, &network.bridge)?;
+    crate::engine::runtime::sys::timing("net-rm-checked");
+    // Deleting a bridge waits for the kernel (RCU grace periods), as does the nft transaction:
+    // the two run side by side, the firewall written as if the network were gone. The state
+    // goes last, so that a crash in between leaves a network that `rm` finishes.
+    let deleted = match nl.link_index(&network.bridge)? {
+        Some(i) => {
+            let bridge = network.bridge.clone();
+            Some(std::thread::spawn(move || nl.delete_link(i, &bridge)))
+        }
+        None => None,
+    };
+    let fw = super::firewall::rebuild_without(root, &network.name);
+    if let Some(t) = deleted {
+        t.join().map_err(|_| NetError::invalid(format!("deleting bridge {} panicked", network.bridge)))??;
     }
+    fw?;
+    crate::engine::runtime::sys::timing("net-rm-bridge-firewall");
     remove_network_dir(root, &network.name)?;
-    super::firewall::rebuild(root)?;
+    crate::engine::runtime::sys::timing("net-rm-firewall");
     Ok(network)
 }
 

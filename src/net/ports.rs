@@ -35,6 +35,10 @@ pub struct PortRecord {
     #[serde(default)]
     pub service: Option<String>,
     pub ports: Vec<PortRule>,
+    /// Bindings the container's supervisor forwards in userland (IPv6 to an IPv4-only container,
+    /// `[::1]`): no map elements, but they hold their port all the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwarded: Vec<PortRule>,
 }
 
 pub fn ports_dir(root: &StateRoot) -> PathBuf {
@@ -145,6 +149,7 @@ fn holder(root: &StateRoot, ip: Option<IpAddr>, port: u16, proto: Protocol) -> O
     recs.into_iter().find_map(|r| {
         r.ports
             .iter()
+            .chain(r.forwarded.iter())
             .any(|p| {
                 p.host_port == port
                     && p.protocol == proto
@@ -169,6 +174,11 @@ fn bind_socket(addr: SocketAddr, proto: Protocol) -> io::Result<(OwnedFd, u16)> 
     if addr.is_ipv6() {
         nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::Ipv6V6Only, &true)?;
     }
+    if proto == Protocol::Tcp {
+        // Connections the forwarder accepted leave TIME_WAIT sockets on the port; they must not
+        // keep the next run of the container from binding it. Two listeners still conflict.
+        nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReuseAddr, &true)?;
+    }
     let sa = nix::sys::socket::SockaddrStorage::from(addr);
     nix::sys::socket::bind(fd.as_raw_fd(), &sa)?;
     if proto == Protocol::Tcp {
@@ -188,12 +198,44 @@ fn bind_socket(addr: SocketAddr, proto: Protocol) -> io::Result<(OwnedFd, u16)> 
 /// The published result of one request, with the sockets that reserve it.
 pub(crate) struct Reserved {
     pub published: Vec<PublishedPort>,
+    /// Kernel DNAT rules (map elements).
     pub rules: Vec<PortRule>,
+    /// Bindings served by the supervisor's forwarder ([`super::proxy`]), recorded so that a
+    /// conflict can name their holder.
+    pub forwarded: Vec<PortRule>,
+    /// Sockets that only hold their port (the kernel DNATs its traffic before it reaches them).
     pub fds: Vec<OwnedFd>,
+    /// Sockets whose traffic the forwarder relays.
+    pub forwards: Vec<super::proxy::Forward>,
+}
+
+/// Whether the host has IPv6 (Docker skips the `[::]` side of a port silently when not).
+pub(crate) fn host_has_ipv6() -> bool {
+    match std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6") {
+        Ok(s) => s.trim() != "1",
+        Err(_) => false,
+    }
+}
+
+/// How one bound address is served.
+struct Bind {
+    addr: IpAddr,
+    /// The DNAT rule's host address (`None`: every local address); no rule when `nat` is false.
+    rule_ip: Option<IpAddr>,
+    /// The container address for the DNAT rule, if the kernel serves this address.
+    nat: Option<IpAddr>,
+    /// The container address the forwarder relays to, if it serves this address.
+    forward: Option<IpAddr>,
 }
 
 /// Reserves the host port(s) of one request and returns the DNAT rules for it. `v4`/`v6` are the
 /// container's addresses; `default_ip` is the network's `host_binding_ipv4`.
+///
+/// Without a host address a port is published on `0.0.0.0` and, when the host has IPv6, on `[::]`
+/// (as Docker does); an IPv4 host address binds IPv4 only, an IPv6 one IPv6 only. IPv4 is served by
+/// kernel DNAT. IPv6 is served by the forwarder, to the container's IPv6 address when it has one
+/// (else its IPv4 address); with an IPv6 container address the kernel also DNATs what arrives
+/// from elsewhere than `::1`, so the forwarder then sees only the host's own loopback traffic.
 pub(crate) fn reserve(
     root: &StateRoot,
     req: &PortRequest,
@@ -201,38 +243,30 @@ pub(crate) fn reserve(
     v6: Option<Ipv6Addr>,
     default_ip: Option<Ipv4Addr>,
 ) -> Result<Reserved, NetError> {
-    let host_ip = req.host_ip.or(default_ip.map(IpAddr::V4)).filter(|ip| !ip.is_unspecified());
-    let any6 = req.host_ip.is_some_and(|ip| ip == IpAddr::V6(Ipv6Addr::UNSPECIFIED));
-    // The families this request binds, each with the container address traffic goes to.
-    let mut binds: Vec<(IpAddr, Option<IpAddr>, IpAddr)> = Vec::new(); // (bind addr, rule host ip, target)
-    match host_ip {
-        Some(ip @ IpAddr::V4(_)) => {
+    let requested = req.host_ip.or(default_ip.filter(|ip| !ip.is_unspecified()).map(IpAddr::V4));
+    let v6_bind = |addr: Ipv6Addr| -> Result<Bind, NetError> {
+        let forward = v6.map(IpAddr::V6).or(v4.map(IpAddr::V4)).ok_or_else(|| NetError::PortFamily { port: describe(req), family: "IPv4 or IPv6" })?;
+        let nat = v6.filter(|_| !addr.is_loopback()).map(IpAddr::V6);
+        let rule_ip = (!addr.is_unspecified()).then_some(IpAddr::V6(addr));
+        Ok(Bind { addr: IpAddr::V6(addr), rule_ip, nat, forward: Some(forward) })
+    };
+    let mut binds: Vec<Bind> = Vec::new();
+    match requested {
+        Some(IpAddr::V4(ip)) => {
             let t = v4.ok_or_else(|| NetError::PortFamily { port: describe(req), family: "IPv4" })?;
-            binds.push((ip, Some(ip), IpAddr::V4(t)));
+            let rule_ip = (!ip.is_unspecified()).then_some(IpAddr::V4(ip));
+            binds.push(Bind { addr: IpAddr::V4(ip), rule_ip, nat: Some(IpAddr::V4(t)), forward: None });
         }
-        Some(IpAddr::V6(l)) if l.is_loopback() => {
-            // The kernel never routes packets from ::1 out of the host, so DNAT cannot serve it.
-            return Err(NetError::invalid(format!(
-                "cannot publish port {} on [::1]: berth publishes ports with kernel NAT, which IPv6 loopback \
-                 does not allow; publish on 127.0.0.1 (\"localhost\" falls back to it) or on all addresses",
-                describe(req)
-            )));
-        }
-        Some(ip @ IpAddr::V6(_)) => {
-            let t = v6.ok_or_else(|| NetError::PortFamily { port: describe(req), family: "IPv6" })?;
-            binds.push((ip, Some(ip), IpAddr::V6(t)));
-        }
+        Some(IpAddr::V6(ip)) => binds.push(v6_bind(ip)?),
         None => {
-            if !any6 {
-                if let Some(t) = v4 {
-                    binds.push((IpAddr::V4(Ipv4Addr::UNSPECIFIED), None, IpAddr::V4(t)));
-                }
+            if let Some(t) = v4 {
+                binds.push(Bind { addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED), rule_ip: None, nat: Some(IpAddr::V4(t)), forward: None });
             }
-            if let Some(t) = v6 {
-                binds.push((IpAddr::V6(Ipv6Addr::UNSPECIFIED), None, IpAddr::V6(t)));
+            if host_has_ipv6() {
+                binds.push(v6_bind(Ipv6Addr::UNSPECIFIED)?);
             }
             if binds.is_empty() {
-                return Err(NetError::PortFamily { port: describe(req), family: "IPv6" });
+                return Err(NetError::PortFamily { port: describe(req), family: "IPv4" });
             }
         }
     }
@@ -249,29 +283,36 @@ pub(crate) fn reserve(
             let mut fds = Vec::new();
             let mut port = want;
             let mut ok = true;
-            for (addr, _, _) in &binds {
-                match bind_socket(SocketAddr::new(*addr, port), req.protocol) {
+            for b in &binds {
+                match bind_socket(SocketAddr::new(b.addr, port), req.protocol) {
                     Ok((fd, p)) => {
                         port = p;
                         fds.push(fd);
                     }
                     Err(e) => {
-                        last_err = Some((*addr, port, e));
+                        last_err = Some((b.addr, port, e));
                         ok = false;
                         break;
                     }
                 }
             }
             if ok {
-                let published = binds
-                    .iter()
-                    .map(|(a, _, _)| PublishedPort { host_ip: *a, host_port: port, container_port: req.container_port, protocol: req.protocol })
-                    .collect();
-                let rules = binds
-                    .iter()
-                    .map(|(_, h, t)| PortRule { host_ip: *h, host_port: port, protocol: req.protocol, target: *t, target_port: req.container_port })
-                    .collect();
-                return Ok(Reserved { published, rules, fds });
+                let mut r = Reserved { published: Vec::new(), rules: Vec::new(), forwarded: Vec::new(), fds: Vec::new(), forwards: Vec::new() };
+                for (b, fd) in binds.iter().zip(fds) {
+                    r.published.push(PublishedPort { host_ip: b.addr, host_port: port, container_port: req.container_port, protocol: req.protocol });
+                    let rule = |target: IpAddr| PortRule { host_ip: b.rule_ip, host_port: port, protocol: req.protocol, target, target_port: req.container_port };
+                    if let Some(t) = b.nat {
+                        r.rules.push(rule(t));
+                    }
+                    match b.forward {
+                        Some(t) => {
+                            r.forwarded.push(PortRule { host_ip: Some(b.addr), ..rule(t) });
+                            r.forwards.push(super::proxy::Forward { socket: fd, protocol: req.protocol, target: SocketAddr::new(t, req.container_port) });
+                        }
+                        None => r.fds.push(fd),
+                    }
+                }
+                return Ok(r);
             }
             if want != 0 {
                 continue 'port;
@@ -284,9 +325,9 @@ pub(crate) fn reserve(
         Some(libc::EADDRINUSE) => NetError::PortInUse {
             port: format!("{port_shown}/{}", req.protocol),
             host_ip: addr,
-            holder: holder(root, host_ip, port, req.protocol),
+            holder: holder(root, Some(addr).filter(|a| !a.is_unspecified()), port, req.protocol),
         },
-        Some(libc::EADDRNOTAVAIL) => NetError::PortAddress { port: format!("{port_shown}/{}", req.protocol), host_ip: addr },
+        Some(libc::EADDRNOTAVAIL) | Some(libc::EAFNOSUPPORT) => NetError::PortAddress { port: format!("{port_shown}/{}", req.protocol), host_ip: addr },
         _ => NetError::io(format!("reserve host port {port_shown}/{} on {addr}", req.protocol), e),
     })
 }
@@ -321,8 +362,26 @@ mod tests {
             let r2 = reserve(&root, &range, Some(Ipv4Addr::new(10, 210, 0, 3)), None, None).unwrap();
             assert_ne!(r2.published[0].host_port, port);
         }
-        // Without an IPv6 address a v6 host ip is refused clearly.
-        let v6 = PortRequest { host_ip: Some("::1".parse().unwrap()), ..req };
-        assert!(reserve(&root, &v6, Some(Ipv4Addr::new(10, 210, 0, 3)), None, None).is_err());
+        if host_has_ipv6() {
+            // [::1] to an IPv4-only container is forwarded in userland, with no DNAT rule.
+            let v6 = PortRequest { host_ip: Some("::1".parse().unwrap()), ..req.clone() };
+            let r = reserve(&root, &v6, Some(Ipv4Addr::new(10, 210, 0, 3)), None, None).unwrap();
+            assert!(r.rules.is_empty() && r.fds.is_empty());
+            assert_eq!(r.forwards[0].target, "10.210.0.3:80".parse().unwrap());
+            assert_eq!(r.published[0].host_ip, "::1".parse::<IpAddr>().unwrap());
+            // No host address: 0.0.0.0 by DNAT and [::] by the forwarder, on the same port.
+            let both = PortRequest { host_ip: None, ..req.clone() };
+            let r = reserve(&root, &both, Some(Ipv4Addr::new(10, 210, 0, 3)), None, None).unwrap();
+            let ips: Vec<String> = r.published.iter().map(|p| p.host_ip.to_string()).collect();
+            assert_eq!(ips, ["0.0.0.0", "::"]);
+            assert_eq!(r.published[0].host_port, r.published[1].host_port);
+            assert_eq!(r.rules.len(), 1);
+            assert_eq!(r.forwards.len(), 1);
+        }
+        // An IPv4 host address stays IPv4.
+        let v4only = PortRequest { host_ip: Some("0.0.0.0".parse().unwrap()), ..req };
+        let r = reserve(&root, &v4only, Some(Ipv4Addr::new(10, 210, 0, 3)), None, None).unwrap();
+        assert_eq!(r.published.len(), 1);
+        assert!(r.forwards.is_empty());
     }
 }

@@ -145,4 +145,7 @@ pub struct Attachment {
 pub struct AttachResult {
     pub attachment: Attachment,
     pub reservations: Vec<OwnedFd>,
+    /// Bound sockets whose traffic the caller relays with [`crate::net::proxy::Proxy`] (the
+    /// IPv6 side of published ports, which kernel NAT cannot serve); they reserve their ports too.
+    pub forwards: Vec<crate::net::proxy::Forward>,
 }

@@ -27,6 +27,8 @@ pub struct Launched {
     pub pty: Option<OwnedFd>,
     pub attachment: Attachment,
     pub reservations: Vec<OwnedFd>,
+    /// Published ports the supervisor forwards in userland (`net::proxy`).
+    pub forwards: Vec<crate::net::proxy::Forward>,
     /// Whether `net::attach` was called (so `net::detach` is owed).
     pub attached: bool,
 }
@@ -311,6 +313,7 @@ pub fn launch(root: &StateRoot, cfg: &ContainerConfig, cgroup: &Cgroup, seccomp:
     // The network, then the files that depend on it.
     let mut attachment = Attachment::default();
     let mut reservations = Vec::new();
+    let mut forwards = Vec::new();
     if cfg.network_mode == NetworkMode::Bridge && (!cfg.endpoints.is_empty() || !cfg.ports.is_empty()) {
         let req = AttachRequest {
             container_id: cfg.id.clone(),
@@ -327,6 +330,7 @@ pub fn launch(root: &StateRoot, cfg: &ContainerConfig, cgroup: &Cgroup, seccomp:
         let res = crate::net::attach(root, &req).map_err(|source| RuntimeError::Net { name: cfg.name.clone(), source })?;
         attachment = res.attachment;
         reservations = res.reservations;
+        forwards = res.forwards;
     }
     write_etc_files(root, cfg, &paths, &attachment)?;
     sys::timing("etc-written");
@@ -368,6 +372,7 @@ pub fn launch(root: &StateRoot, cfg: &ContainerConfig, cgroup: &Cgroup, seccomp:
         pty,
         attachment,
         reservations,
+        forwards,
         attached: cfg.network_mode == NetworkMode::Bridge && (!cfg.endpoints.is_empty() || !cfg.ports.is_empty()),
     })
 }

@@ -28,6 +28,7 @@ use crate::engine::runtime::state::{ContainerState, Paths, Status};
 use crate::engine::runtime::stdio as att;
 use crate::engine::runtime::sys::{self, ProcId};
 use crate::engine::runtime::{RuntimeError, ops};
+use crate::net::proxy::{Proxy, Token as ProxyToken};
 use crate::state::StateRoot;
 
 use ctl::{Request, Response};
@@ -156,6 +157,8 @@ struct Instance {
     /// Set once PID 1 is reaped: (wait status, when).
     exited: Option<(libc::c_int, Instant)>,
     _reservations: Vec<OwnedFd>,
+    /// The IPv6 side of published ports, relayed to the container (see `net::proxy`).
+    proxy: Proxy,
     attached: bool,
 }
 
@@ -317,6 +320,7 @@ impl Supervisor {
             close_stdin: false,
             exited: None,
             _reservations: l.reservations,
+            proxy: Proxy::new(l.forwards),
             attached: l.attached,
         });
         self.killed = false;
@@ -362,6 +366,15 @@ impl Supervisor {
                 let ev = if self.attach_queue.is_empty() { libc::POLLIN } else { libc::POLLIN | libc::POLLOUT };
                 add(a.as_raw_fd(), ev, Role::Attach, &mut fds);
             }
+            if let Some(inst) = &self.instance {
+                if !inst.proxy.is_empty() {
+                    let mut want = Vec::new();
+                    inst.proxy.interests(&mut want);
+                    for (fd, ev, t) in want {
+                        add(fd, ev, Role::Proxy(t), &mut fds);
+                    }
+                }
+            }
             if let Some(p) = &self.probe {
                 if let Some(fd) = &p.out {
                     add(fd.as_raw_fd(), libc::POLLIN, Role::Probe, &mut fds);
@@ -388,9 +401,17 @@ impl Supervisor {
                     Role::Attach => self.on_attach(pfd.revents),
                     Role::Probe => self.on_probe_output(&mut buf),
                     Role::ProbeExit => self.reap(),
+                    Role::Proxy(t) => {
+                        if let Some(inst) = &mut self.instance {
+                            inst.proxy.ready(*t, pfd.revents);
+                        }
+                    }
                 }
             }
             self.clients.retain(|c| !c.dead);
+            if let Some(inst) = &mut self.instance {
+                inst.proxy.sweep();
+            }
             self.on_time();
         }
     }
@@ -404,6 +425,7 @@ impl Supervisor {
             }
         };
         consider(self.stop_deadline);
+        consider(self.instance.as_ref().and_then(|i| i.proxy.deadline()));
         consider(self.restart_at);
         if self.state.status == Status::Running {
             consider(self.health.as_ref().map(|h| h.deadline()));
@@ -1004,6 +1026,7 @@ enum Role {
     Attach,
     Probe,
     ProbeExit,
+    Proxy(ProxyToken),
 }
 
 fn reply(stream: &UnixStream, error: Option<String>) {

@@ -63,6 +63,19 @@ fn serving(root: &StateRoot) -> bool {
     }
 }
 
+/// Starts the root's resolver unless one runs or is starting, without waiting: a new network
+/// calls it so that the resolver's start overlaps the firewall and the container's creation;
+/// [`ensure_running`] at attach then waits, and reports any failure.
+pub(crate) fn start_early(root: &StateRoot) {
+    if serving(root) {
+        return;
+    }
+    if let Ok(l) = FileLock::try_exclusive(&lock_path(root)) {
+        drop(l);
+        let _ = spawn(root);
+    }
+}
+
 /// Starts the root's resolver unless one runs, and waits until it serves (its pid file is
 /// written once its sockets are bound), so that a container never asks before it listens.
 /// Returns true when it started it (it then serves the current state already).
