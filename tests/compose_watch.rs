@@ -233,3 +233,25 @@ fn volumes_lists_the_project_volumes_as_compose() {
     let (out, _) = s.ok(["volumes"]);
     assert_eq!(out, "DRIVER    VOLUME NAME\n");
 }
+
+#[test]
+fn up_watch_streams_logs_and_syncs() {
+    let s = Stack::new(
+        "cwup",
+        &yaml(
+            "  web:\n    image: busybox:latest\n    command: sh -c 'echo ready; exec sleep 1000'\n    develop:\n      watch:\n        - action: sync\n          path: ./app\n          target: /app\n",
+            64,
+        ),
+    );
+    std::fs::create_dir_all(s.dir.join("app")).unwrap();
+    let w = Watching::start(&s, &["up", "--watch"]);
+    w.wait_for("web-1  | ready", Duration::from_secs(10));
+    std::fs::write(s.dir.join("app/a.txt"), "a\n").unwrap();
+    eventually_cat(&s, "web", "/app/a.txt", Some("a\n"), Duration::from_secs(10));
+    w.wait_for("Syncing service \"web\" after 1 changes were detected", Duration::from_secs(5));
+    // Ctrl-C ends `up` as it ends an attached up: the containers are stopped.
+    let code = w.interrupt();
+    assert_eq!(code, 130);
+    assert_eq!(s.status("cwup-web-1"), "exited");
+    s.ok(["down", "-t", "0"]);
+}
