@@ -246,6 +246,8 @@ fn up_watch_streams_logs_and_syncs() {
     std::fs::create_dir_all(s.dir.join("app")).unwrap();
     let w = Watching::start(&s, &["up", "--watch"]);
     w.wait_for("web-1  | ready", Duration::from_secs(10));
+    let out = w.output();
+    assert!(out.find("        ⦿ Watch enabled").unwrap() < out.find("Attaching to web-1").unwrap(), "{out}");
     std::fs::write(s.dir.join("app/a.txt"), "a\n").unwrap();
     eventually_cat(&s, "web", "/app/a.txt", Some("a\n"), Duration::from_secs(10));
     w.wait_for("Syncing service \"web\" after 1 changes were detected", Duration::from_secs(5));
@@ -253,5 +255,35 @@ fn up_watch_streams_logs_and_syncs() {
     let code = w.interrupt();
     assert_eq!(code, 130);
     assert_eq!(s.status("cwup-web-1"), "exited");
+    s.ok(["down", "-t", "0"]);
+}
+
+#[test]
+fn watch_initial_sync_then_sync_restart() {
+    let s = Stack::new(
+        "cwinit",
+        &yaml(
+            "  web:\n    image: busybox:latest\n    command: sleep 1000\n    stop_signal: SIGKILL\n    develop:\n      watch:\n        - action: sync+restart\n          path: ./conf\n          target: /etc/app\n          initial_sync: true\n",
+            65,
+        ),
+    );
+    std::fs::create_dir_all(s.dir.join("conf/d")).unwrap();
+    std::fs::write(s.dir.join("conf/a.conf"), "1\n").unwrap();
+    std::fs::write(s.dir.join("conf/d/b.conf"), "b\n").unwrap();
+    s.ok(["up", "-d"]);
+    let w = Watching::start(&s, &["watch", "--no-up"]);
+    // The initial sync is done before the watch says it is enabled.
+    let (a, _) = s.ok(["exec", "-T", "web", "cat", "/etc/app/a.conf", "/etc/app/d/b.conf"]);
+    assert_eq!(a, "1\nb\n");
+    let started = s.inspect("cwinit-web-1").unwrap()["State"]["StartedAt"].clone();
+    std::fs::write(s.dir.join("conf/a.conf"), "2\n").unwrap();
+    w.wait_for("service(s) [\"web\"] restarted", Duration::from_secs(20));
+    let out = w.output();
+    assert!(out.find("Syncing service \"web\" after 1 changes were detected").unwrap() < out.find("restarted").unwrap(), "{out}");
+    eventually_cat(&s, "web", "/etc/app/a.conf", Some("2\n"), Duration::from_secs(5));
+    let v = s.inspect("cwinit-web-1").unwrap();
+    assert_ne!(v["State"]["StartedAt"], started, "restarted");
+    assert_eq!(v["State"]["Status"], "running");
+    assert_eq!(w.interrupt(), 130);
     s.ok(["down", "-t", "0"]);
 }

@@ -335,7 +335,7 @@ pub(crate) fn up(g: &GlobalOpts, mut a: UpArgs) -> anyhow::Result<i32> {
         return Ok(code);
     }
     if let Some(rules) = watch_rules {
-        super::watch::spawn(g, &t, rules);
+        super::watch::spawn(g, &t, rules)?;
     }
     super::attach::attached(g, &t, &desired, &selected, &a)
 }

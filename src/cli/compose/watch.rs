@@ -238,26 +238,31 @@ pub fn run(g: &GlobalOpts, a: WatchArgs) -> anyhow::Result<i32> {
     }
     converge::catch_signals(true);
     let base = converge::signals();
-    let w = Watch { g: g.clone(), target: t, rules, prune: a.prune, quiet: a.quiet };
-    w.run(|| converge::signals() > base)?;
+    let w = Watch { g: g.clone(), target: t, rules, prune: a.prune, quiet: a.quiet, prefix: String::new() };
+    w.start()?.serve(|| converge::signals() > base)?;
     // As compose: interrupted by Ctrl-C, the project left as it is.
     Ok(130)
 }
 
-/// `up --watch`: watches in a thread while `up` streams the logs; the process's end ends it.
-pub(crate) fn spawn(g: &GlobalOpts, t: &Target, rules: Vec<Rule>) {
+/// `up --watch`: starts watching (`Watch enabled` comes before the logs, as compose's), then
+/// handles changes in a thread while `up` streams the logs; the process's end ends it.
+pub(crate) fn spawn(g: &GlobalOpts, t: &Target, rules: Vec<Rule>) -> anyhow::Result<()> {
+    let mark = if query::use_color(g) { "\x1b[92m        ⦿ \x1b[0m" } else { "        ⦿ " };
     let w = Watch {
         g: g.clone(),
         target: Target { root: t.root.clone(), project: t.project.clone(), name: t.name.clone() },
         rules,
         prune: false,
         quiet: false,
+        prefix: mark.to_string(),
     };
+    let started = w.start()?;
     std::thread::spawn(move || {
-        if let Err(e) = w.run(|| false) {
+        if let Err(e) = started.serve(|| false) {
             eprintln!("WARN[0000] Watch disabled with errors: {e:#}");
         }
     });
+    Ok(())
 }
 
 struct Watch {
@@ -266,11 +271,49 @@ struct Watch {
     rules: Vec<Rule>,
     prune: bool,
     quiet: bool,
+    /// Before each line the watch prints: nothing for `watch`, compose's watch logger mark
+    /// for `up --watch`, whose output it shares with the containers' logs.
+    prefix: String,
+}
+
+/// A watch that watches: its events arrive on `rx` while `_watcher` lives.
+struct Started {
+    w: Watch,
+    _watcher: notify::RecommendedWatcher,
+    rx: mpsc::Receiver<PathBuf>,
+}
+
+impl Started {
+    /// Handles batches of changes until `stop` says so (checked every 100 ms).
+    fn serve(self, stop: impl Fn() -> bool) -> anyhow::Result<()> {
+        let mut batch: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut last = Instant::now();
+        loop {
+            if stop() {
+                return Ok(());
+            }
+            match self.rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(p) => {
+                    batch.insert(p);
+                    last = Instant::now();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => bail!("the file watcher stopped"),
+            }
+            if !batch.is_empty() && last.elapsed() >= DEBOUNCE {
+                let b = std::mem::take(&mut batch);
+                if let Err(e) = self.w.handle(&b) {
+                    eprintln!("WARN[0000] Error handling changed files: {e:#}");
+                }
+            }
+        }
+    }
 }
 
 impl Watch {
-    /// Watches until `stop` says so (checked every 100 ms).
-    fn run(&self, stop: impl Fn() -> bool) -> anyhow::Result<()> {
+    /// Runs the initial syncs, starts watching, and prints `Watch enabled`.
+    fn start(self) -> anyhow::Result<Started> {
         for r in self.rules.iter().filter(|r| r.initial_sync && r.action.syncs() && r.watched) {
             let files = initial_files(r);
             if let Err(e) = self.sync(&r.service, &files) {
@@ -296,29 +339,13 @@ impl Watch {
                 watcher.watch(&dir, mode).with_context(|| format!("cannot watch {}: check that it exists and is readable", dir.display()))?;
             }
         }
-        println!("Watch enabled");
-        let mut batch: BTreeSet<PathBuf> = BTreeSet::new();
-        let mut last = Instant::now();
-        loop {
-            if stop() {
-                return Ok(());
-            }
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(p) => {
-                    batch.insert(p);
-                    last = Instant::now();
-                    continue;
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => bail!("the file watcher stopped"),
-            }
-            if !batch.is_empty() && last.elapsed() >= DEBOUNCE {
-                let b = std::mem::take(&mut batch);
-                if let Err(e) = self.handle(&b) {
-                    eprintln!("WARN[0000] Error handling changed files: {e:#}");
-                }
-            }
-        }
+        self.log("Watch enabled");
+        Ok(Started { w: self, _watcher: watcher, rx })
+    }
+
+    /// A line of the watch's own output (prefixed as compose's watch logger under `up --watch`).
+    fn log(&self, line: &str) {
+        println!("{}{line}", self.prefix);
     }
 
     /// One batch of changed paths, in compose's order: rebuild, sync, restart, exec.
@@ -356,7 +383,7 @@ impl Watch {
             self.rebuild(&rebuild.into_iter().collect::<Vec<_>>())?;
         }
         for (service, files) in &sync {
-            println!("Syncing service {service:?} after {} changes were detected", files.len());
+            self.log(&format!("Syncing service {service:?} after {} changes were detected", files.len()));
             self.sync(service, files)?;
         }
         if !restart.is_empty() {
@@ -365,14 +392,13 @@ impl Watch {
             if code != 0 {
                 bail!("cannot restart service(s) {}", go_list(&services));
             }
-            println!("service(s) {} restarted", go_list(&services));
+            self.log(&format!("service(s) {} restarted", go_list(&services)));
         }
         for (service, idx) in exec {
             for i in idx {
                 let spec = self.rules[i].exec.clone().expect("sync+exec rules have a command");
                 for c in self.running(&service) {
-                    let code = ops::exec(&self.target.root, &c.cfg.id, spec.clone(), ops::ExecOptions { interactive: false, tty: false, detach: false })
-                        .map_err(query::runtime_err)?;
+                    let code = exec_in(&self.target.root, &c.cfg.id, spec.clone())?;
                     if code != 0 {
                         bail!("exit code {code}");
                     }
@@ -396,8 +422,7 @@ impl Watch {
         for c in self.running(service) {
             let run = |argv: Vec<String>| -> anyhow::Result<()> {
                 let spec = ExecSpec { argv, env: Vec::new(), user: None, workdir: None, tty: false, privileged: false };
-                let code = ops::exec(&self.target.root, &c.cfg.id, spec, ops::ExecOptions { interactive: false, tty: false, detach: false })
-                    .map_err(query::runtime_err)?;
+                let code = exec_in(&self.target.root, &c.cfg.id, spec)?;
                 if code != 0 {
                     bail!("exit code {code}");
                 }
@@ -435,7 +460,7 @@ impl Watch {
 
     /// Builds the services' images, then recreates them as `up --no-deps SERVICE...` does.
     fn rebuild(&self, services: &[String]) -> anyhow::Result<()> {
-        println!("Rebuilding service(s) {} after changes were detected...", go_list(services));
+        self.log(&format!("Rebuilding service(s) {} after changes were detected...", go_list(services)));
         let t = Target::load(&self.g)?;
         let p = t.project.as_ref().expect("loaded");
         let io = converge::ImageOptions { build: true, quiet_build: self.quiet, ..Default::default() };
@@ -443,7 +468,7 @@ impl Watch {
         let (store, _) = match built {
             Ok(x) => x,
             Err(e) => {
-                println!("Build failed. Error: {e:#}");
+                self.log(&format!("Build failed. Error: {e:#}"));
                 return Err(e);
             }
         };
@@ -452,14 +477,24 @@ impl Watch {
                 eprintln!("WARN[0000] cannot prune dangling images: {e}");
             }
         }
-        println!("service(s) {} successfully built", go_list(services));
+        self.log(&format!("service(s) {} successfully built", go_list(services)));
         let create = CreateArgs { services: services.to_vec(), force_recreate: true, quiet_build: self.quiet, ..Default::default() };
         let code = lifecycle::up(&self.g, UpArgs { create, detach: true, no_deps: true, ..Default::default() })?;
         if code != 0 {
-            println!("Application failed to start after update. Error: exit code {code}");
+            self.log(&format!("Application failed to start after update. Error: exit code {code}"));
         }
         Ok(())
     }
+}
+
+/// `exec` in a thread of its own: it blocks SIGINT and SIGTERM in its thread to forward them to
+/// the process, and the watch must still see Ctrl-C afterwards.
+fn exec_in(root: &crate::state::StateRoot, id: &str, spec: ExecSpec) -> anyhow::Result<i32> {
+    std::thread::scope(|sc| {
+        sc.spawn(|| ops::exec(root, id, spec, ops::ExecOptions { interactive: false, tty: false, detach: false }).map_err(query::runtime_err))
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("exec in container {id} panicked")))
+    })
 }
 
 /// What to give inotify for a rule's path: a folder recursively, a file through its folder, a
