@@ -399,7 +399,7 @@ fn parse_publish(s: &str) -> anyhow::Result<crate::net::PortRequest> {
 }
 
 /// Splits `--entrypoint "sh -c"` as a shell would (quotes, no expansion).
-fn shell_words(s: &str) -> Vec<String> {
+pub(crate) fn shell_words(s: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut quote: Option<char> = None;

@@ -193,7 +193,9 @@ pub struct UpArgs {
     pub timestamps: bool,
     /// Recreate anonymous volumes instead of retrieving data from the previous containers
     #[arg(short = 'V', long)]
-    pub renew_anon_volumes: bool,
+    pub renew_anon_volumes: bool,    /// Watch source code and rebuild/refresh containers when files are updated.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -254,7 +256,7 @@ fn parse_scale(t: &Target, scale: &[String]) -> anyhow::Result<BTreeMap<String, 
     Ok(out)
 }
 
-fn up(g: &GlobalOpts, mut a: UpArgs) -> anyhow::Result<i32> {
+pub(crate) fn up(g: &GlobalOpts, mut a: UpArgs) -> anyhow::Result<i32> {
     let dry = a.create.dry_run || g.dry_run;
     if a.create.force_recreate && a.create.no_recreate {
         bail!("--force-recreate and --no-recreate are incompatible");
@@ -274,8 +276,12 @@ fn up(g: &GlobalOpts, mut a: UpArgs) -> anyhow::Result<i32> {
     if a.abort_on_container_exit && a.abort_on_container_failure {
         bail!("--abort-on-container-exit and --abort-on-container-failure are incompatible");
     }
+    if a.detach && a.watch {
+        bail!("--detach cannot be combined with --abort-on-container-exit, --abort-on-container-failure, --attach, --attach-dependencies or --watch");
+    }
     let t = Target::load(g)?;
     let p = t.project.as_ref().expect("up always loads the project");
+    let watch_rules = if a.watch { Some(super::watch::rules(p, &a.create.services)?) } else { None };
     for s in a.create.services.iter().chain(a.exit_code_from.iter()).chain(a.attach.iter()).chain(a.no_attach.iter()) {
         if !p.services.contains_key(s) {
             bail!("no such service: {s}");
@@ -328,6 +334,9 @@ fn up(g: &GlobalOpts, mut a: UpArgs) -> anyhow::Result<i32> {
     if code != 0 || a.detach || a.no_start {
         return Ok(code);
     }
+    if let Some(rules) = watch_rules {
+        super::watch::spawn(g, &t, rules)?;
+    }
     super::attach::attached(g, &t, &desired, &selected, &a)
 }
 
@@ -371,7 +380,7 @@ fn stop(g: &GlobalOpts, services: &[String], timeout: Option<u64>, dry: bool) ->
     execute_simple(g, &t, &plan, dry, "Stopping", None)
 }
 
-fn restart(g: &GlobalOpts, services: &[String], no_deps: bool, timeout: Option<u64>, dry: bool) -> anyhow::Result<i32> {
+pub(crate) fn restart(g: &GlobalOpts, services: &[String], no_deps: bool, timeout: Option<u64>, dry: bool) -> anyhow::Result<i32> {
     let t = Target::project_or_name(g)?;
     let _lock = if dry { None } else { Some(t.lock()?) };
     let o = t.observe()?;

@@ -9,6 +9,8 @@ pub mod converge;
 pub mod exec_run;
 pub mod lifecycle;
 pub mod query;
+pub mod volumes;
+pub mod watch;
 
 #[derive(Subcommand, Debug)]
 pub enum Commands {
@@ -18,6 +20,10 @@ pub enum Commands {
     Query(query::Commands),
     #[command(flatten)]
     ExecRun(exec_run::Commands),
+    /// Watch the build context for a service and rebuild/refresh containers when files are updated
+    Watch(watch::WatchArgs),
+    /// List volumes
+    Volumes(volumes::VolumesArgs),
 }
 
 pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
@@ -25,5 +31,7 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
         Commands::Lifecycle(c) => lifecycle::run(g, c),
         Commands::Query(c) => query::run(g, c),
         Commands::ExecRun(c) => exec_run::run(g, c),
+        Commands::Watch(a) => watch::run(g, a),
+        Commands::Volumes(a) => volumes::run(g, a),
     }
 }

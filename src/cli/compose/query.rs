@@ -9,7 +9,7 @@ use crate::labels;
 use crate::state::StateRoot;
 
 mod attach;
-mod cp;
+pub(crate) mod cp;
 mod events;
 mod format;
 mod logs;

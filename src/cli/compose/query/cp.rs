@@ -152,6 +152,17 @@ fn read_only_at(cfg: &crate::engine::runtime::spec::ContainerConfig, dst: &str) 
     }
 }
 
+/// Copies host file or folder `src` to `dst` in container `c` (`watch`'s sync): a folder's
+/// contents go into `dst`, created or merged; `dst`'s parent must exist.
+pub(crate) fn copy_to_container(root: &StateRoot, c: &Ctr, src: &Path, dst: &str) -> anyhow::Result<()> {
+    let (croot, _lock) = container_root(root, c, &mut Namespace::default())?;
+    let mut s = src.to_string_lossy().into_owned();
+    if src.is_dir() {
+        s.push_str("/.");
+    }
+    copy_in(croot.as_raw_fd(), &s, dst, &c.cfg.name, &Opts { follow: false, archive: false })
+}
+
 struct Opts {
     follow: bool,
     archive: bool,
