@@ -101,8 +101,11 @@ pub fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// A stream whose first bytes were read ahead, read again from its start.
+pub type Replay<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
+
 /// The first `N` bytes of `r` (fewer if it is shorter), and a reader of the whole stream again.
-pub fn peek<R: Read, const N: usize>(mut r: R) -> io::Result<(Vec<u8>, io::Chain<io::Cursor<Vec<u8>>, R>)> {
+pub fn peek<R: Read, const N: usize>(mut r: R) -> io::Result<(Vec<u8>, Replay<R>)> {
     let mut head = [0u8; N];
     let n = fill(&mut r, &mut head)?;
     Ok((head[..n].to_vec(), io::Cursor::new(head[..n].to_vec()).chain(r)))
