@@ -15,6 +15,7 @@ use super::fstree::{Node, Tree};
 use super::ignore::{Ignore, glob_match, has_wildcard};
 use crate::engine::image::Digest;
 use crate::engine::image::digest::Hasher;
+use crate::engine::image::unpack;
 
 /// What a planned file's bytes come from.
 #[derive(Clone, Debug)]
@@ -438,24 +439,14 @@ fn expand_source(st: &SourceTree, pattern: &str) -> Result<Vec<(PathBuf, Node)>,
 
 /// Wraps `r` in the decompressor its first bytes call for: gzip, bzip2, xz or zstd (as Docker's
 /// ADD, plus zstd), or none.
-fn archive_reader<'a, R: Read + Send + 'a>(mut r: R) -> io::Result<Box<dyn Read + Send + 'a>> {
-    let mut head = [0u8; 6];
-    let mut n = 0;
-    while n < head.len() {
-        match r.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let joined = io::Cursor::new(head[..n].to_vec()).chain(r);
-    if n >= 3 && &head[..3] == b"BZh" {
+fn archive_reader<'a, R: Read + Send + 'a>(r: R) -> io::Result<Box<dyn Read + Send + 'a>> {
+    let (head, joined) = unpack::peek::<_, 6>(r)?;
+    if head.starts_with(b"BZh") {
         Ok(Box::new(bzip2::read::MultiBzDecoder::new(joined)))
-    } else if n == 6 && head == [0xfd, b'7', b'z', b'X', b'Z', 0] {
+    } else if head == [0xfd, b'7', b'z', b'X', b'Z', 0] {
         Ok(Box::new(liblzma::read::XzDecoder::new_multi_decoder(joined)))
     } else {
-        crate::engine::image::unpack::decompress(joined).map(|(_, r)| r)
+        unpack::decompress(joined).map(|(_, r)| r)
     }
 }
 
@@ -465,15 +456,7 @@ fn is_archive(tree: &Tree, rel: &Path, node: &Node) -> bool {
     let Ok(f) = tree.open_file(rel, node) else { return false };
     let Ok(mut r) = archive_reader(io::BufReader::new(f)) else { return false };
     let mut block = [0u8; 512];
-    let mut n = 0;
-    while n < block.len() {
-        match r.read(&mut block[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(_) => return false,
-        }
-    }
-    if n < 512 {
+    if !matches!(unpack::fill(&mut r, &mut block), Ok(512)) {
         return false;
     }
     // A valid header checksum (the checksum field counted as spaces).

@@ -13,6 +13,7 @@ use crate::engine::image::{ImageError, ImageStore, Layer};
 use crate::engine::runtime::{self, ContainerConfig, RuntimeError};
 use crate::net::{EndpointRequest, NetworkMode};
 use crate::state::StateRoot;
+use crate::util::fs::FsError;
 
 /// The network RUN steps use by default, as Docker's classic builder uses its `bridge`.
 pub const BUILD_NETWORK: &str = "berth-build";
@@ -61,13 +62,8 @@ pub enum RunError {
     Interrupted(String),
     #[error("cannot commit the changes of the step")]
     Commit(#[source] ImageError),
-    #[error("cannot {op} {}", path.display())]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Fs(#[from] FsError),
 }
 
 /// The command line: the exec form as given; the shell form through the stage's SHELL, with
@@ -263,9 +259,9 @@ pub fn run(store: &ImageStore, layers: &[Layer], job: &Job, sink: &mut dyn FnMut
         let RunMount::Cache { target, id, read_only, uid, gid, mode } = m else { continue };
         let key = crate::engine::image::Digest::of(id.as_bytes());
         let dir = build_dir.join("mounts").join(&key.hex()[..32]);
-        crate::util::fs::create_dir_all_mode(&dir, 0o755).map_err(|e| RunError::Io { op: "create", path: dir.clone(), source: std::io::Error::other(e.to_string()) })?;
-        std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid)).map_err(|e| RunError::Io { op: "chown", path: dir.clone(), source: e })?;
-        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(*mode)).map_err(|e| RunError::Io { op: "chmod", path: dir.clone(), source: e })?;
+        crate::util::fs::create_dir_all_mode(&dir, 0o755).map_err(|e| FsError::io("create", &dir, std::io::Error::other(e.to_string())))?;
+        std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid)).map_err(|e| FsError::io("chown", &dir, e))?;
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(*mode)).map_err(|e| FsError::io("chmod", &dir, e))?;
         stubs.push(target.trim_start_matches('/').to_string());
         mounts.push(runtime::spec::Mount {
             kind: runtime::spec::MountType::Bind,
@@ -301,8 +297,8 @@ pub fn run(store: &ImageStore, layers: &[Layer], job: &Job, sink: &mut dyn FnMut
             continue;
         }
         let path = store.temp_path("script");
-        std::fs::write(&path, &h.content).map_err(|e| RunError::Io { op: "write", path: path.clone(), source: e })?;
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).map_err(|e| RunError::Io { op: "chmod", path: path.clone(), source: e })?;
+        std::fs::write(&path, &h.content).map_err(|e| FsError::io("write", &path, e))?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).map_err(|e| FsError::io("chmod", &path, e))?;
         scripts.0.push(path.clone());
         mounts.push(runtime::spec::Mount {
             kind: runtime::spec::MountType::Bind,
@@ -316,7 +312,7 @@ pub fn run(store: &ImageStore, layers: &[Layer], job: &Job, sink: &mut dyn FnMut
     let mut lowers: Vec<PathBuf> = layers.iter().map(|l| store.dir().join(store.layer_link(&l.chain_id))).collect();
     if lowers.is_empty() {
         let empty = build_dir.join("empty");
-        std::fs::create_dir_all(&empty).map_err(|e| RunError::Io { op: "create", path: empty.clone(), source: e })?;
+        std::fs::create_dir_all(&empty).map_err(|e| FsError::io("create", &empty, e))?;
         lowers.push(empty);
     }
     let (network_mode, endpoints) = network(root, &job.network)?;
@@ -338,7 +334,7 @@ pub fn run(store: &ImageStore, layers: &[Layer], job: &Job, sink: &mut dyn FnMut
     cfg.rootfs.layers = lowers;
     let cfg = runtime::create(root, cfg)?;
     let mut guard = ContainerGuard { root, id: Some(cfg.id.clone()) };
-    let (mine, theirs) = runtime::sys::socketpair(libc::SOCK_SEQPACKET).map_err(|e| RunError::Io { op: "create a socket for", path: PathBuf::from("the build container"), source: e })?;
+    let (mine, theirs) = runtime::sys::socketpair(libc::SOCK_SEQPACKET).map_err(|e| FsError::io("create a socket for", Path::new("the build container"), e))?;
     if let Err(e) = runtime::start(root, &cfg.id, Some(theirs)) {
         // A command that cannot start ends the step as Docker's does: its message and code.
         if let Some(code) = e.exit_code() {
@@ -358,7 +354,7 @@ pub fn run(store: &ImageStore, layers: &[Layer], job: &Job, sink: &mut dyn FnMut
     }
     let upper = runtime::state::Paths::new(root, &cfg.id).diff();
     let below = super::fstree::Tree::layers(&layers.iter().map(|l| store.layer_dir(&l.chain_id)).collect::<Vec<_>>())
-        .map_err(|e| RunError::Io { op: "read", path: store.dir().to_path_buf(), source: e })?;
+        .map_err(|e| FsError::io("read", store.dir(), e))?;
     remove_stubs(&upper, &below, &stubs);
     let empty = std::fs::read_dir(&upper).map(|mut d| d.next().is_none()).unwrap_or(true);
     let layer = if empty { None } else { Some(store.commit_layer(layers.last().map(|l| &l.chain_id), &upper).map_err(RunError::Commit)?) };

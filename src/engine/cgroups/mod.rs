@@ -20,18 +20,15 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::util::fs::FsError;
+
 /// The parent every container cgroup lives under.
 pub const PARENT: &str = "berth";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
-    #[error("cannot {op} {}", path.display())]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Fs(#[from] FsError),
     #[error("no cgroup filesystem is mounted at /sys/fs/cgroup; mount cgroup2 (or the v1 controllers) there")]
     NotMounted,
     #[error(
@@ -51,14 +48,14 @@ impl CgroupError {
     /// The message with its cause, on one line (for errors reported inside another's).
     pub fn one_line(&self) -> String {
         match self {
-            CgroupError::Io { source, .. } => format!("{self}: {source}"),
+            CgroupError::Fs(FsError::Io { source, .. }) => format!("{self}: {source}"),
             CgroupError::Invalid(m) => m.clone(),
             e => e.to_string(),
         }
     }
 
     fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
-        CgroupError::Io { op, path: path.to_path_buf(), source }
+        CgroupError::Fs(FsError::io(op, path, source))
     }
 }
 

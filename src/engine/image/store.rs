@@ -311,7 +311,7 @@ impl ImageStore {
                     Ok((compression, mut dec)) => {
                         loop {
                             let mut buf = vec![0u8; 1 << 20];
-                            match fill(&mut dec, &mut buf) {
+                            match unpack::fill(&mut dec, &mut buf) {
                                 Ok(0) => break,
                                 Ok(n) => {
                                     buf.truncate(n);
@@ -972,20 +972,6 @@ pub fn oci_manifest(config: &Digest, config_size: u64, layers: &[Layer]) -> Vec<
         "layers": layers,
     });
     serde_json::to_vec(&m).expect("JSON values serialize")
-}
-
-/// Reads until `buf` is full or the stream ends.
-fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// The unpacking side of the two-stage pipeline.

@@ -87,22 +87,36 @@ pub enum Compression {
     Zstd,
 }
 
-/// Wraps `r` in the decompressor its magic bytes call for.
-pub fn decompress<'a, R: Read + Send + 'a>(mut r: R) -> io::Result<(Compression, Box<dyn Read + Send + 'a>)> {
-    let mut head = [0u8; 4];
+/// Reads until `buf` is full or the stream ends, retrying on EINTR; the count read.
+pub fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
-    while n < head.len() {
-        match r.read(&mut head[n..]) {
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
             Ok(0) => break,
             Ok(k) => n += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    let joined = io::Cursor::new(head[..n].to_vec()).chain(r);
-    if n >= 2 && head[..2] == [0x1f, 0x8b] {
+    Ok(n)
+}
+
+/// A stream whose first bytes were read ahead, read again from its start.
+pub type Replay<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
+
+/// The first `N` bytes of `r` (fewer if it is shorter), and a reader of the whole stream again.
+pub fn peek<R: Read, const N: usize>(mut r: R) -> io::Result<(Vec<u8>, Replay<R>)> {
+    let mut head = [0u8; N];
+    let n = fill(&mut r, &mut head)?;
+    Ok((head[..n].to_vec(), io::Cursor::new(head[..n].to_vec()).chain(r)))
+}
+
+/// Wraps `r` in the decompressor its magic bytes call for.
+pub fn decompress<'a, R: Read + Send + 'a>(r: R) -> io::Result<(Compression, Box<dyn Read + Send + 'a>)> {
+    let (head, joined) = peek::<_, 4>(r)?;
+    if head.starts_with(&[0x1f, 0x8b]) {
         Ok((Compression::Gzip, Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(256 << 10, joined)))))
-    } else if n == 4 && head == [0x28, 0xb5, 0x2f, 0xfd] {
+    } else if head == [0x28, 0xb5, 0x2f, 0xfd] {
         let d = zstd::stream::read::Decoder::new(joined)?;
         Ok((Compression::Zstd, Box::new(d)))
     } else {

@@ -94,17 +94,21 @@ struct Prepared {
     rlimits: Vec<(libc::__rlimit_resource_t, libc::rlimit)>,
 }
 
-/// Starts `spec` in the container whose PID 1 is `init`.
-pub fn spawn(
-    cfg: &ContainerConfig,
-    init: ProcId,
-    cgroup_procs: &[PathBuf],
-    cgroup_v2: bool,
-    seccomp: Option<Vec<u8>>,
-    spec: &ExecSpec,
-    stdio: ExecStdio,
-) -> Result<Spawned, ExecError> {
-    let p = prepare(cfg, init, cgroup_procs, cgroup_v2, seccomp, spec)?;
+/// The running container a process is started in.
+pub struct Target<'a> {
+    pub cfg: &'a ContainerConfig,
+    /// Its PID 1.
+    pub init: ProcId,
+    /// The `cgroup.procs` files of its cgroup.
+    pub cgroup_procs: &'a [PathBuf],
+    pub cgroup_v2: bool,
+    /// Its seccomp filter (unless privileged).
+    pub seccomp: Option<Vec<u8>>,
+}
+
+/// Starts `spec` in the container `target`.
+pub fn spawn(target: Target, spec: &ExecSpec, stdio: ExecStdio) -> Result<Spawned, ExecError> {
+    let p = prepare(target, spec)?;
     let (err_r, err_w) = sys::pipe().map_err(ExecError::Spawn)?;
     let (pid_r, pid_w) = sys::pipe().map_err(ExecError::Spawn)?;
     let helper = unsafe { libc::fork() };
@@ -143,14 +147,8 @@ fn decode_error(b: &[u8]) -> Option<ExecError> {
     Some(ExecError::Start { code, msg: String::from_utf8_lossy(&b[4..]).into_owned() })
 }
 
-fn prepare(
-    cfg: &ContainerConfig,
-    init: ProcId,
-    cgroup_procs: &[PathBuf],
-    cgroup_v2: bool,
-    seccomp: Option<Vec<u8>>,
-    spec: &ExecSpec,
-) -> Result<Prepared, ExecError> {
+fn prepare(target: Target, spec: &ExecSpec) -> Result<Prepared, ExecError> {
+    let Target { cfg, init, cgroup_procs, cgroup_v2, seccomp } = target;
     let ns_fd = init.pidfd().map_err(|_| ExecError::Gone(init.pid))?;
     // The container's root, as its PID 1 sees it; checked to still be that process afterwards.
     let root_path = CString::new(format!("/proc/{}/root", init.pid)).unwrap_or_default();

@@ -27,7 +27,7 @@ pub use ops::*;
 pub use spec::ContainerConfig;
 pub use state::{ContainerState, Status};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::engine::cgroups::CgroupError;
 use crate::util::fs::FsError;
@@ -58,13 +58,6 @@ pub enum RuntimeError {
     Start { name: String, code: i32, msg: String },
     #[error("the supervisor of container {name} {what}")]
     Supervisor { name: String, what: String },
-    #[error("cannot {op} {}", path.display())]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("{op}")]
     Sys {
         op: String,
@@ -99,7 +92,7 @@ pub enum RuntimeError {
 
 impl RuntimeError {
     pub fn io(op: &'static str, path: &Path, source: std::io::Error) -> Self {
-        RuntimeError::Io { op, path: path.to_path_buf(), source }
+        RuntimeError::Fs(FsError::io(op, path, source))
     }
     pub fn sys(op: impl Into<String>, source: std::io::Error) -> Self {
         RuntimeError::Sys { op: op.into(), source }

@@ -984,10 +984,11 @@ pub fn exec(root: &StateRoot, key: &str, mut spec: ExecSpec, opts: ExecOptions) 
     let what = format!("{} {}", spec.argv.first().map(String::as_str).unwrap_or(""), spec.argv.iter().skip(1).cloned().collect::<Vec<_>>().join(" "));
     events::container(root, &cfg, &format!("exec_create: {what}"), &[("execID", exec_id.clone())]);
     events::container(root, &cfg, &format!("exec_start: {what}"), &[("execID", exec_id.clone())]);
+    let target = exec::Target { cfg: &cfg, init, cgroup_procs: &procs, cgroup_v2: cg.is_v2(), seccomp };
     if opts.detach {
         let null = std::fs::OpenOptions::new().write(true).open("/dev/null").map_err(|e| RuntimeError::io("open", std::path::Path::new("/dev/null"), e))?;
         let fd = null.as_raw_fd();
-        let sp = exec::spawn(&cfg, init, &procs, cg.is_v2(), seccomp, &spec, ExecStdio::Fds { stdin: None, stdout: fd, stderr: fd })?;
+        let sp = exec::spawn(target, &spec, ExecStdio::Fds { stdin: None, stdout: fd, stderr: fd })?;
         drop(sp);
         return Ok(0);
     }
@@ -997,7 +998,7 @@ pub fn exec(root: &StateRoot, key: &str, mut spec: ExecSpec, opts: ExecOptions) 
     let sp;
     if opts.tty {
         let (a, b) = sys::socketpair(libc::SOCK_STREAM).map_err(|e| RuntimeError::sys("socketpair", e))?;
-        sp = exec::spawn(&cfg, init, &procs, cg.is_v2(), seccomp, &spec, ExecStdio::Tty { master_to: b.as_raw_fd() })?;
+        sp = exec::spawn(target, &spec, ExecStdio::Tty { master_to: b.as_raw_fd() })?;
         drop(b);
         let mut tag = [0u8; 1];
         let (_, mut fds) = sys::recv_msg(a.as_raw_fd(), &mut tag).map_err(|e| RuntimeError::sys("receive the pty", e))?;
@@ -1014,7 +1015,7 @@ pub fn exec(root: &StateRoot, key: &str, mut spec: ExecSpec, opts: ExecOptions) 
             stdout: out_w.as_raw_fd(),
             stderr: err_w.as_raw_fd(),
         };
-        sp = exec::spawn(&cfg, init, &procs, cg.is_v2(), seccomp, &spec, stdio)?;
+        sp = exec::spawn(target, &spec, stdio)?;
         drop(out_w);
         drop(err_w);
         let stdin_w = stdin.map(|(r, w)| {

@@ -886,7 +886,11 @@ impl Supervisor {
         let spec = ExecSpec { argv, ..Default::default() };
         let stdio = ExecStdio::Fds { stdin: None, stdout: w.as_raw_fd(), stderr: w.as_raw_fd() };
         let procs = self.cgroup.procs_files();
-        match exec::spawn(&self.cfg, inst.init, &procs, self.cgroup.is_v2(), self.seccomp.clone(), &spec, stdio) {
+        match exec::spawn(
+            exec::Target { cfg: &self.cfg, init: inst.init, cgroup_procs: &procs, cgroup_v2: self.cgroup.is_v2(), seccomp: self.seccomp.clone() },
+            &spec,
+            stdio,
+        ) {
             Ok(sp) => {
                 drop(w);
                 let _ = sys::set_nonblock(r.as_raw_fd(), true);
