@@ -259,7 +259,7 @@ pub fn run(store: &ImageStore, layers: &[Layer], job: &Job, sink: &mut dyn FnMut
         let RunMount::Cache { target, id, read_only, uid, gid, mode } = m else { continue };
         let key = crate::engine::image::Digest::of(id.as_bytes());
         let dir = build_dir.join("mounts").join(&key.hex()[..32]);
-        crate::util::fs::create_dir_all_mode(&dir, 0o755).map_err(|e| FsError::io("create", &dir, std::io::Error::other(e.to_string())))?;
+        crate::util::fs::create_dir_all_mode(&dir, 0o755)?;
         std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid)).map_err(|e| FsError::io("chown", &dir, e))?;
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(*mode)).map_err(|e| FsError::io("chmod", &dir, e))?;
         stubs.push(target.trim_start_matches('/').to_string());
