@@ -61,20 +61,47 @@ pub fn winsize(fd: RawFd) -> Option<libc::winsize> {
     (unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_row > 0).then_some(ws)
 }
 
+/// A signalfd for SIGWINCH, SIGINT, SIGTERM and SIGHUP, which are blocked for this thread while
+/// it lives; dropping it restores the thread's previous mask, so a long-running caller (`watch`,
+/// attached `up`) gets its Ctrl-C back once the exec or attach is over.
+struct SignalFd {
+    fd: OwnedFd,
+    old: libc::sigset_t,
+}
+
+impl SignalFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl Drop for SignalFd {
+    fn drop(&mut self) {
+        // What arrived after the pump's last read belongs to the exec or attach that just ended:
+        // drain it rather than deliver it to this process once unblocked.
+        let _ = read_signals(self.fd.as_raw_fd());
+        // SAFETY: restores the mask this thread had before `signals`.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+    }
+}
+
 /// Blocks SIGWINCH, SIGINT, SIGTERM and SIGHUP for this thread and returns a signalfd for them.
-fn signals() -> std::io::Result<OwnedFd> {
+fn signals() -> std::io::Result<SignalFd> {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         for s in [libc::SIGWINCH, libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
             libc::sigaddset(&mut set, s);
         }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
         let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
         if fd < 0 {
-            return Err(std::io::Error::last_os_error());
+            let e = std::io::Error::last_os_error();
+            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+            return Err(e);
         }
-        Ok(std::os::fd::FromRawFd::from_raw_fd(fd))
+        Ok(SignalFd { fd: std::os::fd::FromRawFd::from_raw_fd(fd), old })
     }
 }
 
