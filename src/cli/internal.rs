@@ -127,32 +127,51 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
             }
             Ok(if errors.is_empty() { 0 } else { 1 })
         }
-        Commands::Supervise { id, attach_fd } => {
-            // Only fds 0-2, 3 (the start report), 4 (attach) and 5 (the starting lock) are ours
-            // to keep.
-            unsafe {
-                libc::syscall(libc::SYS_close_range, 6u32, u32::MAX, 0u32);
-            }
-            let notify = (unsafe { libc::fcntl(3, libc::F_GETFD) } >= 0).then(|| unsafe { OwnedFd::from_raw_fd(3) });
-            if let Some(n) = &notify {
-                let _ = runtime::sys::set_cloexec(std::os::fd::AsRawFd::as_raw_fd(n), true);
-            }
-            let attach = attach_fd.filter(|fd| unsafe { libc::fcntl(*fd, libc::F_GETFD) } >= 0).map(|fd| {
-                let _ = runtime::sys::set_cloexec(fd, true);
-                unsafe { OwnedFd::from_raw_fd(fd) }
-            });
-            let starting = (unsafe { libc::fcntl(5, libc::F_GETFD) } >= 0).then(|| {
-                let _ = runtime::sys::set_cloexec(5, true);
-                unsafe { OwnedFd::from_raw_fd(5) }
-            });
-            Ok(crate::engine::supervisor::main(g.state_root(), &id, notify, attach, starting))
-        }
+        Commands::Supervise { id, attach_fd } => Ok(supervise(g.state_root(), &id, attach_fd)),
         Commands::Ctr(c) => ctr(g, c),
         Commands::Dns => {
             crate::net::dns::run(&g.state_root())?;
             Ok(0)
         }
     }
+}
+
+/// The supervisor's entry: takes over the fds `start` passed and runs until the container is gone.
+pub fn supervise(root: crate::state::StateRoot, id: &str, attach_fd: Option<i32>) -> i32 {
+    // Only fds 0-2, 3 (the start report), 4 (attach) and 5 (the starting lock) are ours to keep.
+    unsafe {
+        libc::syscall(libc::SYS_close_range, 6u32, u32::MAX, 0u32);
+    }
+    let notify = (unsafe { libc::fcntl(3, libc::F_GETFD) } >= 0).then(|| unsafe { OwnedFd::from_raw_fd(3) });
+    if let Some(n) = &notify {
+        let _ = runtime::sys::set_cloexec(std::os::fd::AsRawFd::as_raw_fd(n), true);
+    }
+    let attach = attach_fd.filter(|fd| unsafe { libc::fcntl(*fd, libc::F_GETFD) } >= 0).map(|fd| {
+        let _ = runtime::sys::set_cloexec(fd, true);
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    });
+    let starting = (unsafe { libc::fcntl(5, libc::F_GETFD) } >= 0).then(|| {
+        let _ = runtime::sys::set_cloexec(5, true);
+        unsafe { OwnedFd::from_raw_fd(5) }
+    });
+    crate::engine::supervisor::main(root, id, notify, attach, starting)
+}
+
+/// `berth --root ROOT __supervise ID [--attach-fd N]`, exactly as `start` spawns it, without
+/// building the whole command line parser: the supervisor lives as long as its container, and
+/// every page of the binary it touches stays resident, so it touches as few as it can. Any other
+/// form goes through clap as usual.
+pub fn supervise_fast_path(args: &[std::ffi::OsString]) -> Option<i32> {
+    let [_, flag, root, cmd, id, rest @ ..] = args else { return None };
+    if flag != "--root" || cmd != "__supervise" {
+        return None;
+    }
+    let attach_fd = match rest {
+        [] => None,
+        [f, n] if f == "--attach-fd" => Some(n.to_str()?.parse::<i32>().ok()?),
+        _ => return None,
+    };
+    Some(supervise(crate::state::StateRoot::new(std::path::Path::new(root)), id.to_str()?, attach_fd))
 }
 
 fn read_spec(p: &PathBuf) -> anyhow::Result<ContainerConfig> {

@@ -95,6 +95,7 @@ pub fn main(root: StateRoot, id: &str, notify: Option<OwnedFd>, attach: Option<O
     let pid = sup.instance.as_ref().map(|i| i.init.pid).unwrap_or(0);
     sys::timing("sup-notify");
     notify_cli(notify, &Started { error: None, code: 0, pid });
+    sys::release_startup_code();
     sup.run();
     0
 }
