@@ -377,7 +377,7 @@ fn independent_services_build_at_once_and_share_the_cache() {
     // Built again: all cached, both images the same.
     let (ida, idb) = (t.ok(["image", "inspect", "par-a", "--format", "{{.Id}}"]), t.ok(["image", "inspect", "team/b:1", "--format", "{{.Id}}"]));
     let out = ok(in_project(&t, &dir, &["build"]));
-    assert_eq!(out.matches("RUN ").count(), out.matches("CACHED").count() * 1, "{out}");
+    assert_eq!(out.matches("RUN ").count(), out.matches("CACHED").count(), "{out}");
     assert_eq!(t.ok(["image", "inspect", "par-a", "--format", "{{.Id}}"]), ida);
     assert_eq!(t.ok(["image", "inspect", "team/b:1", "--format", "{{.Id}}"]), idb);
     assert_no_build_containers(&t);

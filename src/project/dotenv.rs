@@ -66,9 +66,6 @@ pub fn parse(src: &str, lookup: &HashMap<String, String>) -> Result<Vec<(String,
         if key.contains(' ') {
             return Err(format!("line {line}: key cannot contain a space"));
         }
-        let lookup_val = |k: &str, out: &Vec<(String, String)>| -> Option<String> {
-            lookup.get(k).cloned().or_else(|| out.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
-        };
         if sep == '\n' {
             // a bare KEY: inherited from the environment when set there
             if let Some(v) = lookup.get(&key) {
@@ -86,7 +83,7 @@ pub fn parse(src: &str, lookup: &HashMap<String, String>) -> Result<Vec<(String,
                 let (v, r) = rest.split_once('\n').unwrap_or((rest, ""));
                 line += 1;
                 let v = v.split_once(" #").map(|(a, _)| a).unwrap_or(v).trim_end();
-                value = expand(v, lookup, &out, &lookup_val).map_err(|e| format!("line {}: {e}", line - 1))?;
+                value = expand(v, lookup, &out).map_err(|e| format!("line {}: {e}", line - 1))?;
                 rest = r;
             }
             Some(q) => {
@@ -123,7 +120,7 @@ pub fn parse(src: &str, lookup: &HashMap<String, String>) -> Result<Vec<(String,
                     return Err(format!("line {line}: unterminated quoted value {first}"));
                 };
                 value = if q == '"' {
-                    expand(&unescape(&chars), lookup, &out, &lookup_val).map_err(|e| format!("line {line}: {e}"))?
+                    expand(&unescape(&chars), lookup, &out).map_err(|e| format!("line {line}: {e}"))?
                 } else {
                     chars
                 };
@@ -145,8 +142,7 @@ fn set(out: &mut Vec<(String, String)>, k: String, v: String) {
 fn expand(
     v: &str,
     lookup: &HashMap<String, String>,
-    out: &Vec<(String, String)>,
-    _f: &dyn Fn(&str, &Vec<(String, String)>) -> Option<String>,
+    out: &[(String, String)],
 ) -> Result<String, String> {
     if !v.contains('$') {
         return Ok(v.to_string());

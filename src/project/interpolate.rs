@@ -169,14 +169,10 @@ fn braced(inner: &str, whole: &str, env: &mut Env) -> Result<String, TemplateErr
 /// for errors.
 pub fn interpolate(node: &mut Node, path: &str, env: &mut Env) -> Result<()> {
     match &mut node.v {
-        Value::Str(s) => {
-            if s.contains('$') {
-                match substitute(s, env) {
-                    Ok(v) => *s = v,
-                    Err(e) => return Err(LoadError::at(&node.pos, path, e.to_string())),
-                }
-            }
-        }
+        Value::Str(s) if s.contains('$') => match substitute(s, env) {
+            Ok(v) => *s = v,
+            Err(e) => return Err(LoadError::at(&node.pos, path, e.to_string())),
+        },
         Value::Seq(items) => {
             for (i, it) in items.iter_mut().enumerate() {
                 interpolate(it, &format!("{path}[{i}]"), env)?;

@@ -470,9 +470,7 @@ fn deploy(d: &R) -> Result<Deploy> {
         for dev in l.seq("devices")? {
             let mut j = to_json(dev);
             if let Some(o) = j.as_object_mut() {
-                if !o.contains_key("count") && !o.contains_key("device_ids") {
-                    o.insert("count".into(), serde_json::Value::from(-1));
-                } else if o.get("count").and_then(|c| c.as_str()) == Some("all") {
+                if (!o.contains_key("count") && !o.contains_key("device_ids")) || o.get("count").and_then(|c| c.as_str()) == Some("all") {
                     o.insert("count".into(), serde_json::Value::from(-1));
                 }
             }

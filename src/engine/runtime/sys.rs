@@ -347,6 +347,42 @@ pub fn reset_signals() {
     }
 }
 
+/// Lets go of the resident pages of this executable's code and read-only data, which start-up
+/// touched and a long-lived process mostly never uses again. The pages stay in the page cache: what
+/// runs later faults back in, cheaply. Only mappings of the binary that are not writable and hold
+/// no private (anonymous) pages are dropped, so nothing written is ever lost (relocated read-only
+/// data has private pages and is left alone, as is every writable mapping). The supervisor calls
+/// this once its container runs, so that its resident size is what it keeps using.
+pub fn release_startup_code() {
+    let Ok(exe) = std::fs::read_link("/proc/self/exe") else { return };
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else { return };
+    let mut current: Option<(usize, usize)> = None;
+    let release = |r: Option<(usize, usize)>| {
+        if let Some((a, b)) = r {
+            // SAFETY: a private, non-writable file mapping of our own binary with no private pages:
+            // dropping its pages only makes the next access read them again from the same file.
+            unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
+        }
+    };
+    for line in smaps.lines() {
+        let mut f = line.split_whitespace();
+        let Some(first) = f.next() else { continue };
+        if let Some((a, b)) = first.split_once('-')
+            && let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        {
+            let perms = f.next().unwrap_or("");
+            let path = f.nth(3).map(std::path::Path::new);
+            current = ((perms == "r-xp" || perms == "r--p") && path == Some(exe.as_path())).then_some((a, b));
+        } else if first == "Anonymous:" && current.is_some() {
+            // The mapping's header is followed by its counters: drop it only if it has no private pages.
+            if f.next() == Some("0") {
+                release(current);
+            }
+            current = None;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,41 +421,5 @@ mod tests {
         write_all(got[0].as_raw_fd(), b"hi").unwrap();
         drop(got);
         assert_eq!(read_to_end(r.as_raw_fd()).unwrap(), b"hi");
-    }
-}
-
-/// Lets go of the resident pages of this executable's code and read-only data, which start-up
-/// touched and a long-lived process mostly never uses again. The pages stay in the page cache: what
-/// runs later faults back in, cheaply. Only mappings of the binary that are not writable and hold
-/// no private (anonymous) pages are dropped, so nothing written is ever lost (relocated read-only
-/// data has private pages and is left alone, as is every writable mapping). The supervisor calls
-/// this once its container runs, so that its resident size is what it keeps using.
-pub fn release_startup_code() {
-    let Ok(exe) = std::fs::read_link("/proc/self/exe") else { return };
-    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else { return };
-    let mut current: Option<(usize, usize)> = None;
-    let release = |r: Option<(usize, usize)>| {
-        if let Some((a, b)) = r {
-            // SAFETY: a private, non-writable file mapping of our own binary with no private pages:
-            // dropping its pages only makes the next access read them again from the same file.
-            unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
-        }
-    };
-    for line in smaps.lines() {
-        let mut f = line.split_whitespace();
-        let Some(first) = f.next() else { continue };
-        if let Some((a, b)) = first.split_once('-')
-            && let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-        {
-            let perms = f.next().unwrap_or("");
-            let path = f.nth(3).map(std::path::Path::new);
-            current = ((perms == "r-xp" || perms == "r--p") && path == Some(exe.as_path())).then_some((a, b));
-        } else if first == "Anonymous:" && current.is_some() {
-            // The mapping's header is followed by its counters: drop it only if it has no private pages.
-            if f.next() == Some("0") {
-                release(current);
-            }
-            current = None;
-        }
     }
 }
