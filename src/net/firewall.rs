@@ -432,18 +432,25 @@ pub(crate) fn add_network(root: &StateRoot, n: &Network) -> Result<(), NetError>
 }
 
 /// Removes a network (still in state) from the firewall, as [`add_network`] adds it; berth's
-/// DOCKER-USER rules go with the root's last network.
+/// DOCKER-USER rules go with the root's last network, in the same transaction (a transaction
+/// that deletes waits for a kernel grace period: one is cheaper than two).
 pub(crate) fn remove_network(root: &StateRoot, n: &Network) -> Result<(), NetError> {
     let _lock = lock(root)?;
     let table = table_name(root);
-    if !skeleton_current(root) || super::nftnl::apply(&table, false, &network_kernel_elems(n)).is_err() {
+    if !skeleton_current(root) {
+        return rebuild_filtered(root, Some(&n.name));
+    }
+    let last = network::list(root)?.iter().all(|o| o.name == n.name);
+    let docker_user = match last {
+        true => super::nftnl::docker_user_handles(&docker_user_tag(&table)).map_err(|e| docker_user_error(&table, e))?,
+        false => None,
+    };
+    crate::engine::runtime::sys::timing("fw-listed");
+    let elems = network_kernel_elems(n);
+    if super::nftnl::apply_and_delete_rules(&table, false, &elems, docker_user.as_deref().unwrap_or_default()).is_err() {
         return rebuild_filtered(root, Some(&n.name));
     }
     crate::engine::runtime::sys::timing("fw-elements");
-    if network::list(root)?.iter().all(|o| o.name == n.name) {
-        docker_user_sync(&table, false)?;
-        crate::engine::runtime::sys::timing("fw-docker-user");
-    }
     Ok(())
 }
 

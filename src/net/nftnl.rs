@@ -98,8 +98,9 @@ fn message(out: &mut Vec<u8>, ty: u16, flags: u16, seq: u32, family: u8, res_id:
     out.extend_from_slice(attrs);
 }
 
-/// The transaction that adds (or deletes) `elems` in table `inet <table>`.
-fn batch(table: &str, add: bool, elems: &[Elem], seq0: u32) -> (Vec<u8>, Vec<u32>) {
+/// The transaction that adds (or deletes) `elems` in table `inet <table>`, and deletes the rules
+/// `docker_user` (handles) of Docker's `DOCKER-USER` chain.
+fn batch(table: &str, add: bool, elems: &[Elem], docker_user: &[u64], seq0: u32) -> (Vec<u8>, Vec<u32>) {
     let mut out = Vec::new();
     let mut acks = Vec::new();
     let mut seq = seq0;
@@ -133,18 +134,38 @@ fn batch(table: &str, add: bool, elems: &[Elem], seq0: u32) -> (Vec<u8>, Vec<u32
         message(&mut out, (NFNL_SUBSYS_NFTABLES << 8) | ty, flags, seq, NFPROTO_INET, 0, &attrs);
         acks.push(seq);
     }
+    rule_deletes(&mut out, &mut seq, &mut acks, docker_user);
     seq += 1;
     message(&mut out, NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq, 0, NFNL_SUBSYS_NFTABLES, &[]);
     (out, acks)
 }
 
+/// Appends the deletion of the `DOCKER-USER` rules `handles` to a transaction.
+fn rule_deletes(out: &mut Vec<u8>, seq: &mut u32, acks: &mut Vec<u32>, handles: &[u64]) {
+    for h in handles {
+        *seq += 1;
+        let mut a = Vec::new();
+        attr(&mut a, NFTA_RULE_TABLE, &cstr(DOCKER_TABLE));
+        attr(&mut a, NFTA_RULE_CHAIN, &cstr(DOCKER_CHAIN));
+        attr(&mut a, NFTA_RULE_HANDLE, &h.to_be_bytes());
+        message(out, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_DELRULE, NLM_F_REQUEST | NLM_F_ACK, *seq, NFPROTO_IPV4, 0, &a);
+        acks.push(*seq);
+    }
+}
+
 /// Adds (`add`) or deletes the elements in one transaction: all or none apply.
 pub fn apply(table: &str, add: bool, elems: &[Elem]) -> io::Result<()> {
-    if elems.is_empty() {
+    apply_and_delete_rules(table, add, elems, &[])
+}
+
+/// [`apply`], in the same transaction deleting the `DOCKER-USER` rules `docker_user` (handles):
+/// a transaction that deletes waits for the kernel (a grace period), so one is cheaper than two.
+pub fn apply_and_delete_rules(table: &str, add: bool, elems: &[Elem], docker_user: &[u64]) -> io::Result<()> {
+    if elems.is_empty() && docker_user.is_empty() {
         return Ok(());
     }
     let seq0: u32 = rand::random::<u32>() >> 1;
-    let (msg, waiting) = batch(table, add, elems, seq0);
+    let (msg, waiting) = batch(table, add, elems, docker_user, seq0);
     exchange(&msg, waiting, false).map(|_| ())
 }
 
@@ -304,15 +325,7 @@ pub fn docker_user_update(delete: &[u64], insert: Option<&str>, comment: &str) -
     let mut msg = Vec::new();
     let mut acks = Vec::new();
     message(&mut msg, NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq, 0, NFNL_SUBSYS_NFTABLES, &[]);
-    for h in delete {
-        seq += 1;
-        let mut a = Vec::new();
-        attr(&mut a, NFTA_RULE_TABLE, &cstr(DOCKER_TABLE));
-        attr(&mut a, NFTA_RULE_CHAIN, &cstr(DOCKER_CHAIN));
-        attr(&mut a, NFTA_RULE_HANDLE, &h.to_be_bytes());
-        message(&mut msg, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_DELRULE, NLM_F_REQUEST | NLM_F_ACK, seq, NFPROTO_IPV4, 0, &a);
-        acks.push(seq);
-    }
+    rule_deletes(&mut msg, &mut seq, &mut acks, delete);
     if let Some(prefix) = insert {
         // Each is inserted at the top: the oifname rule ends up second.
         for key in [NFT_META_OIFNAME, NFT_META_IIFNAME] {
@@ -338,7 +351,7 @@ mod tests {
     #[test]
     fn batch_layout() {
         let e = Elem { map: "p4any_a", key: vec![6, 0, 0, 0, 0x1f, 0x90, 0, 0], key_end: vec![], data: vec![10, 210, 0, 2] };
-        let (b, acks) = batch("berth-x", true, &[e], 7);
+        let (b, acks) = batch("berth-x", true, &[e], &[], 7);
         assert_eq!(acks, vec![8]);
         // begin (20 bytes), the element message, end (20 bytes).
         assert_eq!(u16::from_ne_bytes([b[4], b[5]]), NFNL_MSG_BATCH_BEGIN);
