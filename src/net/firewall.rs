@@ -400,8 +400,7 @@ pub(crate) fn rebuild_locked(root: &StateRoot) -> Result<(), NetError> {
 }
 
 /// Writes the whole table from state (as if the network `gone` were removed) in one `nft`
-/// transaction, and berth's DOCKER-USER rules while the root has a network. The table stays
-/// when the root has no network (the next network is then only elements); teardown removes it.
+/// transaction, and berth's DOCKER-USER rules while the root has a network.
 fn rebuild_filtered(root: &StateRoot, gone: Option<&str>) -> Result<(), NetError> {
     let table = table_name(root);
     let networks: Vec<Network> = network::list(root)?.into_iter().filter(|n| Some(n.name.as_str()) != gone).collect();
@@ -431,23 +430,24 @@ pub(crate) fn add_network(root: &StateRoot, n: &Network) -> Result<(), NetError>
     Ok(())
 }
 
-/// Removes a network (still in state) from the firewall, as [`add_network`] adds it; berth's
-/// DOCKER-USER rules go with the root's last network, in the same transaction (a transaction
-/// that deletes waits for a kernel grace period: one is cheaper than two).
+/// Removes a network (still in state) from the firewall, as [`add_network`] adds it. The root's
+/// last network takes the whole table and berth's DOCKER-USER rules with it, so that nothing of
+/// berth's stays in the host's ruleset once no berth network is left (the next network writes the
+/// skeleton again).
 pub(crate) fn remove_network(root: &StateRoot, n: &Network) -> Result<(), NetError> {
     let _lock = lock(root)?;
     let table = table_name(root);
+    let last = network::list(root)?.iter().all(|o| o.name == n.name);
+    if last {
+        let _ = std::fs::remove_file(marker_path(root));
+        return remove_all(root);
+    }
     if !skeleton_current(root) {
         return rebuild_filtered(root, Some(&n.name));
     }
-    let last = network::list(root)?.iter().all(|o| o.name == n.name);
-    let docker_user = match last {
-        true => super::nftnl::docker_user_handles(&docker_user_tag(&table)).map_err(|e| docker_user_error(&table, e))?,
-        false => None,
-    };
     crate::engine::runtime::sys::timing("fw-listed");
     let elems = network_kernel_elems(n);
-    if super::nftnl::apply_and_delete_rules(&table, false, &elems, docker_user.as_deref().unwrap_or_default()).is_err() {
+    if super::nftnl::apply(&table, false, &elems).is_err() {
         return rebuild_filtered(root, Some(&n.name));
     }
     crate::engine::runtime::sys::timing("fw-elements");
