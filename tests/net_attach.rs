@@ -295,9 +295,11 @@ fn nothing_is_left_after_detach_and_network_rm() {
     assert!(before.addresses.contains(&"10.210.50.1/24".to_string()), "{before:?}");
     assert!(before.routes.contains(&"10.210.51.0/24".to_string()), "{before:?}");
     assert!(before.nft_table && before.dns_running, "{before:?}");
+    assert_eq!(before.nft_names, 2, "both bridges are in the table's sets: {before:?}");
     let docker = std::process::Command::new("nft").args(["list", "chain", "ip", "filter", "DOCKER-USER"]).output().unwrap().status.success();
     if docker {
-        assert_eq!(before.docker_user_rules, 4, "{before:?}");
+        // One pair per root (`iifname/oifname "berth*" accept`), whatever its number of networks.
+        assert_eq!(before.docker_user_rules, 2, "{before:?}");
     }
     // The network in use cannot be removed.
     let out = t.run(["network", "rm", "clean_a"]);
@@ -320,8 +322,8 @@ fn nothing_is_left_after_detach_and_network_rm() {
     t.ok(["network", "rm", "clean_a", "clean_b"]);
     let after = host_view(&t.root(), &names);
     assert!(after.links.is_empty() && after.addresses.is_empty() && after.routes.is_empty(), "{after:?}");
-    assert!(!after.nft_table, "the table goes with the last network");
-    assert_eq!(after.docker_user_rules, 0);
+    assert!(!after.nft_table, "the table goes with the last network: {after:?}");
+    assert_eq!(after.docker_user_rules, 0, "berth's DOCKER-USER rules go with the root's last network");
     assert!(eventually(|| !host_view(&t.root(), &names).dns_running), "the resolver exits with the last network");
     assert_eq!(t.ok(["network", "ls", "-q"]), "");
 }
@@ -476,4 +478,52 @@ fn ipv6_networks_give_addresses_names_and_ports() {
     }
     // IPv4 keeps working on the same port.
     assert!(tcp_fetch(None, SocketAddr::new(a("127.0.0.1"), 42056)).unwrap().starts_with("web4 "));
+}
+
+/// The table is re-created from state whenever the kernel lost it (`nft flush ruleset`, another
+/// program) or another berth version wrote it: the next network, port or removal rebuilds it whole.
+#[test]
+fn the_table_is_rebuilt_from_state_when_lost_or_outdated() {
+    let (t, root) = setup();
+    let table = net::firewall::table_name(&root);
+    let listed = || String::from_utf8_lossy(&std::process::Command::new("nft").args(["list", "table", "inet", &table]).output().unwrap().stdout).to_string();
+    let drop_table = || assert!(std::process::Command::new("nft").args(["delete", "table", "inet", &table]).status().unwrap().success());
+    t.ok(["network", "create", "--subnet", "10.210.80.0/24", "lost_a"]);
+    drop_table();
+    // A new network finds no table to add to: both networks come back.
+    t.ok(["network", "create", "--internal", "--subnet", "10.210.81.0/24", "lost_b"]);
+    let rules = listed();
+    assert!(rules.contains("10.210.80.0/24 . ") && rules.contains("10.210.81.0/24 . "), "{rules}");
+    let bridges: Vec<String> = net::network::list(&root).unwrap().into_iter().map(|n| n.bridge).collect();
+    assert!(bridges.iter().all(|b| rules.contains(&format!("\"{b}\" . \"{b}\""))), "{rules}");
+
+    // A published port with the table gone: the port and the networks come back.
+    drop_table();
+    let c = container("lost-1");
+    let mut r = request(&c, Some("one"), &[("lost_a", &[])]);
+    r.ports = vec![PortRequest { host_port: Some(42058), container_port: 80, ..Default::default() }];
+    let res = net::attach(&root, &r).unwrap();
+    let rules = listed();
+    assert!(rules.contains("tcp . 42058") && rules.contains("10.210.81.0/24 . "), "{rules}");
+
+    // Written by another version (the marker says so): rewritten whole before the next change.
+    let marker = t.root().join("networks/.firewall.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
+    m["version"] = serde_json::json!(1);
+    std::fs::write(&marker, serde_json::to_vec(&m).unwrap()).unwrap();
+    drop(res);
+    drop(c.ns);
+    net::detach(&root, &c.id).unwrap();
+    t.ok(["network", "rm", "lost_b"]);
+    let rules = listed();
+    assert!(rules.contains("10.210.80.0/24 . ") && !rules.contains("10.210.81.") && !rules.contains("42058"), "{rules}");
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
+    assert_ne!(m["version"], serde_json::json!(1), "the marker records the version that wrote the table");
+
+    // Removing the last network whose table is gone still works, and leaves no table.
+    drop_table();
+    t.ok(["network", "rm", "lost_a"]);
+    assert!(listed().is_empty(), "the table goes with the last network");
+    t.ok(["__teardown"]);
+    assert!(std::process::Command::new("nft").args(["list", "table", "inet", &table]).output().unwrap().stdout.is_empty());
 }

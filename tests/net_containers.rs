@@ -175,7 +175,7 @@ fn nothing_is_left_after_stop_rm_and_network_rm() {
     }
     let before = host_view(&rt.t.root(), &names);
     assert_eq!(before.links.len(), 3, "{before:?}");
-    assert!(before.nft_table && before.dns_running, "{before:?}");
+    assert!(before.nft_table && before.dns_running && before.nft_names == 1, "{before:?}");
     let eps = || berth::net::network::read_endpoints(&root, "pb_clean").unwrap().endpoints.len();
     assert_eq!(eps(), 2);
 
@@ -190,6 +190,6 @@ fn nothing_is_left_after_stop_rm_and_network_rm() {
     rt.t.ok(["network", "rm", "pb_clean"]);
     let after = host_view(&rt.t.root(), &names);
     assert!(after.links.is_empty() && after.addresses.is_empty() && after.routes.is_empty(), "{after:?}");
-    assert!(!after.nft_table && after.docker_user_rules == 0, "{after:?}");
+    assert!(!after.nft_table && after.docker_user_rules == 0, "the table goes with the last network: {after:?}");
     rt.wait_for("the resolver to exit", Duration::from_secs(3), || !host_view(&rt.t.root(), &names).dns_running);
 }

@@ -1,24 +1,29 @@
-//! The firewall: one nftables table per state root, driven through the `nft` binary with JSON, as
-//! netavark does.
+//! The firewall: one nftables table per state root.
 //!
-//! The table (`berth` for the default root, `berth-<8 hex>` for any other) is always rebuilt whole
-//! from state in one transaction when a network comes or goes, so it can be re-created at any time
-//! (after `nft flush ruleset` or a reboot). Published ports are elements of maps in that table,
-//! added and deleted by key as containers start and stop, so a port change never rewrites rules.
+//! The table (`berth` for the default root, `berth-<8 hex>` for any other) has a fixed skeleton
+//! (sets, maps, chains and rules) that `nft` writes with JSON, in one transaction, when the table
+//! is missing, from another boot or another skeleton version; it stays while the root exists
+//! (teardown removes it). Everything per network or per published port is an element of its sets
+//! and maps, added and deleted over `NETLINK_NETFILTER` (`nftnl.rs`) when a network or a container
+//! comes or goes, so neither runs a process. The whole table, elements included, can be rewritten
+//! from state at any time (after `nft flush ruleset` or a reboot, or when the kernel refuses an
+//! element change).
 //!
 //! Layout:
 //! - `prerouting`/`output` (nat, priority dstnat-1) jump to `ports` for local destinations, which
 //!   DNATs through the maps `p4any`/`p4ip` (and `p6any`/`p6ip`): `proto . port` or
 //!   `host ip . proto . port` to the container address and port (one map for each).
-//! - `postrouting` (nat, srcnat-1): masquerade for non-internal subnets, hairpin and localhost.
-//! - `forward` (filter, priority filter-1, before Docker's chains): internal networks stay inside
-//!   their bridge, and new connections into a bridge from elsewhere must be DNATed (published).
+//! - `postrouting` (nat, srcnat-1): masquerade for the bridges in `masq`, hairpin (`hair4`/`hair6`,
+//!   `subnet . bridge`) and localhost.
+//! - `forward` (filter, priority filter-1, before Docker's chains): the bridges in `internal` stay
+//!   inside themselves, and new connections into a bridge from elsewhere must be DNATed
+//!   (published); "the same bridge" is the set `self` of `bridge . bridge`.
 //!
 //! Docker coexistence: Docker's `ip filter FORWARD` has policy drop, and an accept in our table
 //! cannot override it. When Docker's `DOCKER-USER` chain exists (Docker's documented place for
-//! user rules), berth inserts `iifname <bridge> accept` and `oifname <bridge> accept` there for its
-//! bridges, tagged with the comment `berth:<table>`, after its own chain has filtered; it never
-//! touches Docker's other rules, and removes its own with its last network.
+//! user rules), berth inserts `iifname "berth*" accept` and `oifname "berth*" accept` there with
+//! the root's first network, tagged with the comment `berth:<table>`, after its own chain has
+//! filtered; it never touches Docker's other rules, and removes its own with its last network.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -127,7 +132,10 @@ impl Ctx<'_> {
     fn map(&self, name: &str, key: Value, data: &str) -> Value {
         self.add("map", json!({"name": name, "type": key, "map": data}))
     }
-    fn set(&self, name: &str, ty: &str) -> Value {
+    fn set(&self, name: &str, ty: Value, ranges: bool) -> Value {
+        if ranges {
+            return self.add("set", json!({"name": name, "type": ty, "flags": ["interval"]}));
+        }
         self.add("set", json!({"name": name, "type": ty}))
     }
     fn element(&self, op: &str, set: &str, elem: Vec<Value>) -> Value {
@@ -173,15 +181,33 @@ fn port_elements(ctx: &Ctx, op: &str, rules: &[PortRule]) -> Vec<Value> {
     out
 }
 
-/// The whole table for these networks and ports, as one batch that replaces any previous one.
-fn table_batch(table: &str, networks: &[Network], rules: &[PortRule]) -> Vec<Value> {
+/// The version of the table's skeleton (sets, maps, chains and rules): a table written by another
+/// version is rewritten whole before any element is added to it.
+const SKELETON_VERSION: u32 = 2;
+
+/// Berth's bridges are named `berth` + 10 hex digits: the `DOCKER-USER` rules match the prefix.
+const BRIDGE_PREFIX: &str = "berth";
+
+/// The table's fixed part, which no network or port changes, as one batch that replaces any
+/// previous table. Everything per network is an element of its sets:
+/// - `brs` (bridge names), `self` (`bridge . bridge`: "the same bridge in and out"),
+///   `masq` (bridges whose traffic out is masqueraded), `internal` (bridges with no route out);
+/// - `hair4`/`hair6` (`subnet . bridge`: a container's own network, for hairpin NAT);
+/// - `gw4`/`gw6` (the gateways, where the resolver answers).
+fn skeleton_batch(table: &str) -> Vec<Value> {
     let c = Ctx { table };
     let mut b = vec![
         json!({"add": {"table": {"family": "inet", "name": table}}}),
         json!({"delete": {"table": {"family": "inet", "name": table}}}),
         json!({"add": {"table": {"family": "inet", "name": table}}}),
-        c.set("gw4", "ipv4_addr"),
-        c.set("gw6", "ipv6_addr"),
+        c.set("gw4", json!("ipv4_addr"), false),
+        c.set("gw6", json!("ipv6_addr"), false),
+        c.set("brs", json!("ifname"), false),
+        c.set("self", json!(["ifname", "ifname"]), false),
+        c.set("masq", json!("ifname"), false),
+        c.set("internal", json!("ifname"), false),
+        c.set("hair4", json!(["ipv4_addr", "ifname"]), true),
+        c.set("hair6", json!(["ipv6_addr", "ifname"]), true),
         c.map("p4any_a", json!(["inet_proto", "inet_service"]), "ipv4_addr"),
         c.map("p4any_p", json!(["inet_proto", "inet_service"]), "inet_service"),
         c.map("p4ip_a", json!(["ipv4_addr", "inet_proto", "inet_service"]), "ipv4_addr"),
@@ -223,105 +249,127 @@ fn table_batch(table: &str, networks: &[Network], rules: &[PortRule]) -> Vec<Val
             ));
         }
     }
-    let mut gw4 = Vec::new();
-    let mut gw6 = Vec::new();
-    for n in networks {
-        let br = json!(n.bridge);
-        for p in n.pools() {
-            let (fam, list) = if p.subnet.is_ipv4() { ("ip", &mut gw4) } else { ("ip6", &mut gw6) };
-            list.push(json!(p.gateway.to_string()));
-            let saddr = payload(fam, "saddr");
-            if n.masquerade {
-                b.push(c.rule(
-                    "postrouting",
-                    vec![m(saddr.clone(), "==", prefix(&p.subnet)), m(meta("oifname"), "!=", br.clone()), verdict("masquerade")],
-                ));
+    let in_out = json!({"concat": [meta("iifname"), meta("oifname")]});
+    let crossing = m(in_out, "!=", json!("@self"));
+    let dnat = m(ct("status"), "in", json!("dnat"));
+    // Routed out of a masquerading network's bridge through any other interface. (Traffic
+    // bridged within a bridge has no input interface here and is never masqueraded.)
+    b.push(c.rule("postrouting", vec![m(meta("iifname"), "==", json!("@masq")), crossing.clone(), verdict("masquerade")]));
+    // Hairpin: a container reaching a port published by its own network.
+    for (fam, set) in [("ip", "@hair4"), ("ip6", "@hair6")] {
+        let key = json!({"concat": [payload(fam, "saddr"), meta("oifname")]});
+        b.push(c.rule("postrouting", vec![dnat.clone(), m(key, "==", json!(set)), verdict("masquerade")]));
+    }
+    // The host reaching a published port on 127.0.0.1 (route_localnet is on for the bridge).
+    b.push(c.rule(
+        "postrouting",
+        vec![
+            m(meta("oifname"), "==", json!("@brs")),
+            dnat.clone(),
+            m(payload("ip", "saddr"), "==", json!({"prefix": {"addr": "127.0.0.0", "len": 8}})),
+            verdict("masquerade"),
+        ],
+    ));
+    // Internal networks stay inside their bridge (first: this wins over a published port).
+    for dir in ["iifname", "oifname"] {
+        b.push(c.rule("forward", vec![m(meta(dir), "==", json!("@internal")), crossing.clone(), verdict("drop")]));
+    }
+    // Into a bridge from elsewhere only what was published (DNATed).
+    b.push(c.rule("forward", vec![m(meta("oifname"), "==", json!("@brs")), dnat, verdict("accept")]));
+    b.push(c.rule(
+        "forward",
+        vec![m(meta("oifname"), "==", json!("@brs")), crossing, m(ct("state"), "in", json!("new")), verdict("drop")],
+    ));
+    b
+}
+
+/// A network's elements in `nft` JSON, for [`table_batch`].
+fn network_elements(c: &Ctx, n: &Network) -> Vec<Value> {
+    let br = json!(n.bridge);
+    let mut b = vec![
+        c.element("add", "brs", vec![br.clone()]),
+        c.element("add", "self", vec![json!({"concat": [br.clone(), br.clone()]})]),
+    ];
+    if n.masquerade {
+        b.push(c.element("add", "masq", vec![br.clone()]));
+    }
+    if n.internal {
+        b.push(c.element("add", "internal", vec![br.clone()]));
+    }
+    for p in n.pools() {
+        let (hair, gw) = if p.subnet.is_ipv4() { ("hair4", "gw4") } else { ("hair6", "gw6") };
+        b.push(c.element("add", hair, vec![json!({"concat": [prefix(&p.subnet), br.clone()]})]));
+        b.push(c.element("add", gw, vec![json!(p.gateway.to_string())]));
+    }
+    b
+}
+
+/// The kernel's form of [`network_elements`]: interface names are 16 bytes (IFNAMSIZ), zero
+/// padded; a subnet in a set of ranges is its first and last address.
+fn network_kernel_elems(n: &Network) -> Vec<super::nftnl::Elem> {
+    use super::nftnl::Elem;
+    let mut br = n.bridge.as_bytes().to_vec();
+    br.resize(16, 0);
+    let elem = |map: &'static str, key: Vec<u8>, key_end: Vec<u8>| Elem { map, key, key_end, data: Vec::new() };
+    let mut out = vec![elem("brs", br.clone(), vec![]), elem("self", [br.clone(), br.clone()].concat(), vec![])];
+    if n.masquerade {
+        out.push(elem("masq", br.clone(), vec![]));
+    }
+    if n.internal {
+        out.push(elem("internal", br.clone(), vec![]));
+    }
+    for p in n.pools() {
+        let (first, last, gw) = match (p.subnet.addr(), p.gateway) {
+            (IpAddr::V4(a), IpAddr::V4(g)) => {
+                let mask = u32::MAX.checked_shr(u32::from(p.subnet.prefix())).unwrap_or(0);
+                let a = u32::from(a) & !mask;
+                (a.to_be_bytes().to_vec(), (a | mask).to_be_bytes().to_vec(), g.octets().to_vec())
             }
-            // Hairpin: a container reaching a port published by its own network.
-            b.push(c.rule(
-                "postrouting",
-                vec![
-                    m(meta("oifname"), "==", br.clone()),
-                    m(ct("status"), "in", json!("dnat")),
-                    m(saddr.clone(), "==", prefix(&p.subnet)),
-                    verdict("masquerade"),
-                ],
-            ));
-        }
-        // The host reaching a published port on 127.0.0.1 (route_localnet is on for the bridge).
-        b.push(c.rule(
-            "postrouting",
-            vec![
-                m(meta("oifname"), "==", br.clone()),
-                m(ct("status"), "in", json!("dnat")),
-                m(payload("ip", "saddr"), "==", json!({"prefix": {"addr": "127.0.0.0", "len": 8}})),
-                verdict("masquerade"),
-            ],
-        ));
-        if n.internal {
-            b.push(c.rule("forward", vec![m(meta("iifname"), "==", br.clone()), m(meta("oifname"), "!=", br.clone()), verdict("drop")]));
-            b.push(c.rule("forward", vec![m(meta("oifname"), "==", br.clone()), m(meta("iifname"), "!=", br.clone()), verdict("drop")]));
-        } else {
-            b.push(c.rule("forward", vec![m(meta("oifname"), "==", br.clone()), m(ct("status"), "in", json!("dnat")), verdict("accept")]));
-            b.push(c.rule(
-                "forward",
-                vec![
-                    m(meta("oifname"), "==", br.clone()),
-                    m(meta("iifname"), "!=", br.clone()),
-                    m(ct("state"), "in", json!("new")),
-                    verdict("drop"),
-                ],
-            ));
-        }
+            (IpAddr::V6(a), IpAddr::V6(g)) => {
+                let mask = u128::MAX.checked_shr(u32::from(p.subnet.prefix())).unwrap_or(0);
+                let a = u128::from(a) & !mask;
+                (a.to_be_bytes().to_vec(), (a | mask).to_be_bytes().to_vec(), g.octets().to_vec())
+            }
+            _ => continue,
+        };
+        let (hair, gws) = if p.subnet.is_ipv4() { ("hair4", "gw4") } else { ("hair6", "gw6") };
+        out.push(elem(hair, [first, br.clone()].concat(), [last, br.clone()].concat()));
+        out.push(elem(gws, gw, vec![]));
     }
-    if !gw4.is_empty() {
-        b.push(c.element("add", "gw4", gw4));
-    }
-    if !gw6.is_empty() {
-        b.push(c.element("add", "gw6", gw6));
+    out
+}
+
+/// The whole table for these networks and ports, as one batch that replaces any previous one.
+fn table_batch(table: &str, networks: &[Network], rules: &[PortRule]) -> Vec<Value> {
+    let c = Ctx { table };
+    let mut b = skeleton_batch(table);
+    for n in networks {
+        b.extend(network_elements(&c, n));
     }
     b.extend(port_elements(&c, "add", rules));
     b
 }
 
-/// The handles of berth's rules for `table` in Docker's DOCKER-USER chain, or `None` when Docker's
-/// chain does not exist (Docker is not installed or not running).
-fn docker_user_handles(table: &str) -> Result<Option<Vec<u64>>, NetError> {
-    let out = run_nft(&["-j", "list", "chain", "ip", "filter", "DOCKER-USER"], None)?;
-    if !out.status.success() {
-        return Ok(None);
+/// A failed change to berth's rules in Docker's `DOCKER-USER` chain.
+fn docker_user_error(table: &str, e: std::io::Error) -> NetError {
+    NetError::Nft {
+        what: format!("update berth's rules (comment {}) in Docker's chain ip filter DOCKER-USER", docker_user_tag(table)),
+        stderr: e.to_string(),
     }
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    let tag = docker_user_tag(table);
-    let handles = v["nftables"]
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|i| i.get("rule"))
-                .filter(|r| r["comment"].as_str() == Some(tag.as_str()))
-                .filter_map(|r| r["handle"].as_u64())
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(Some(handles))
 }
 
-fn docker_user_batch(table: &str, old: &[u64], networks: &[Network]) -> Vec<Value> {
+/// Makes berth's two `DOCKER-USER` rules for this root present (`want`) or absent, when Docker's
+/// chain exists; one netlink dump, and a transaction only when something changes.
+fn docker_user_sync(table: &str, want: bool) -> Result<(), NetError> {
     let tag = docker_user_tag(table);
-    let mut b: Vec<Value> = old
-        .iter()
-        .map(|h| json!({"delete": {"rule": {"family": "ip", "table": "filter", "chain": "DOCKER-USER", "handle": h}}}))
-        .collect();
-    for n in networks {
-        for dir in ["iifname", "oifname"] {
-            b.push(json!({"insert": {"rule": {
-                "family": "ip", "table": "filter", "chain": "DOCKER-USER", "comment": tag,
-                "expr": [m(meta(dir), "==", json!(n.bridge)), verdict("accept")],
-            }}}));
-        }
+    let Some(have) = super::nftnl::docker_user_handles(&tag).map_err(|e| docker_user_error(table, e))? else {
+        return Ok(());
+    };
+    if want && have.len() == 2 {
+        return Ok(());
     }
-    b
+    let delete: &[u64] = if want && have.is_empty() { &[] } else { &have };
+    super::nftnl::docker_user_update(delete, want.then_some(BRIDGE_PREFIX), &tag).map_err(|e| docker_user_error(table, e))
 }
 
 /// The boot this root's table was last built in: a rebuilt host has lost it.
@@ -333,54 +381,82 @@ fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
-/// Rebuilds the root's table (and its DOCKER-USER rules) from state; removes both when the root
-/// has no network left.
+/// Whether the table was written in this boot by this skeleton version.
+fn skeleton_current(root: &StateRoot) -> bool {
+    let marker: Option<Value> = read_json(&marker_path(root)).ok().flatten();
+    marker.as_ref().is_some_and(|m| {
+        m["boot_id"].as_str() == Some(boot_id().as_str()) && m["version"].as_u64() == Some(u64::from(SKELETON_VERSION))
+    })
+}
+
+/// Rebuilds the root's table (and its DOCKER-USER rules) from state.
 pub fn rebuild(root: &StateRoot) -> Result<(), NetError> {
     let _lock = lock(root)?;
     rebuild_locked(root)
-}
-
-/// [`rebuild`] as if the network `gone` (still in state) were removed.
-pub(crate) fn rebuild_without(root: &StateRoot, gone: &str) -> Result<(), NetError> {
-    let _lock = lock(root)?;
-    rebuild_filtered(root, Some(gone))
 }
 
 pub(crate) fn rebuild_locked(root: &StateRoot) -> Result<(), NetError> {
     rebuild_filtered(root, None)
 }
 
+/// Writes the whole table from state (as if the network `gone` were removed) in one `nft`
+/// transaction, and berth's DOCKER-USER rules while the root has a network.
 fn rebuild_filtered(root: &StateRoot, gone: Option<&str>) -> Result<(), NetError> {
     let table = table_name(root);
     let networks: Vec<Network> = network::list(root)?.into_iter().filter(|n| Some(n.name.as_str()) != gone).collect();
     let rules: Vec<PortRule> = ports::read_all(root)?.into_iter().flat_map(|r| r.ports).collect();
     crate::engine::runtime::sys::timing("fw-read");
-    let mut batch = match docker_user_handles(&table)? {
-        Some(old) => docker_user_batch(&table, &old, &networks),
-        None => Vec::new(),
-    };
-    crate::engine::runtime::sys::timing("fw-docker-user");
-    if networks.is_empty() {
-        batch.push(json!({"add": {"table": {"family": "inet", "name": table}}}));
-        batch.push(json!({"delete": {"table": {"family": "inet", "name": table}}}));
-        apply(&batch, &format!("remove nftables table inet {table}"))?;
-        crate::engine::runtime::sys::timing("fw-applied");
-        let _ = std::fs::remove_file(marker_path(root));
-        return Ok(());
-    }
-    batch.extend(table_batch(&table, &networks, &rules));
-    apply(&batch, &format!("write nftables table inet {table}"))?;
+    apply(&table_batch(&table, &networks, &rules), &format!("write nftables table inet {table}"))?;
     crate::engine::runtime::sys::timing("fw-applied");
     if root.networks_dir().is_dir() {
-        write_json(&marker_path(root), &json!({"boot_id": boot_id(), "table": table}))?;
+        write_json(&marker_path(root), &json!({"boot_id": boot_id(), "table": table, "version": SKELETON_VERSION}))?;
     }
+    docker_user_sync(&table, !networks.is_empty())?;
+    crate::engine::runtime::sys::timing("fw-docker-user");
     Ok(())
 }
 
-/// Rebuilds the table if this boot has not built it yet (cheap: reads one small file).
+/// Adds a new network (already in state) to the firewall: its elements, over netlink, when the
+/// table is current; the whole table from state otherwise (or when the kernel refuses).
+pub(crate) fn add_network(root: &StateRoot, n: &Network) -> Result<(), NetError> {
+    let _lock = lock(root)?;
+    let table = table_name(root);
+    if !skeleton_current(root) || super::nftnl::apply(&table, true, &network_kernel_elems(n)).is_err() {
+        return rebuild_locked(root);
+    }
+    crate::engine::runtime::sys::timing("fw-elements");
+    docker_user_sync(&table, true)?;
+    crate::engine::runtime::sys::timing("fw-docker-user");
+    Ok(())
+}
+
+/// Removes a network (still in state) from the firewall, as [`add_network`] adds it. The root's
+/// last network takes the whole table and berth's DOCKER-USER rules with it, so that nothing of
+/// berth's stays in the host's ruleset once no berth network is left (the next network writes the
+/// skeleton again).
+pub(crate) fn remove_network(root: &StateRoot, n: &Network) -> Result<(), NetError> {
+    let _lock = lock(root)?;
+    let table = table_name(root);
+    let last = network::list(root)?.iter().all(|o| o.name == n.name);
+    if last {
+        let _ = std::fs::remove_file(marker_path(root));
+        return remove_all(root);
+    }
+    if !skeleton_current(root) {
+        return rebuild_filtered(root, Some(&n.name));
+    }
+    crate::engine::runtime::sys::timing("fw-listed");
+    let elems = network_kernel_elems(n);
+    if super::nftnl::apply(&table, false, &elems).is_err() {
+        return rebuild_filtered(root, Some(&n.name));
+    }
+    crate::engine::runtime::sys::timing("fw-elements");
+    Ok(())
+}
+
+/// Rebuilds the table if this boot (or version) has not built it yet (cheap: reads one small file).
 pub(crate) fn ensure_current_locked(root: &StateRoot) -> Result<(), NetError> {
-    let marker: Option<Value> = read_json(&marker_path(root)).ok().flatten();
-    if marker.as_ref().and_then(|m| m["boot_id"].as_str()) != Some(boot_id().as_str()) {
+    if !skeleton_current(root) {
         rebuild_locked(root)?;
     }
     Ok(())
@@ -408,8 +484,8 @@ fn kernel_elems(rule: &PortRule) -> Vec<super::nftnl::Elem> {
         IpAddr::V6(a) => a.octets().to_vec(),
     };
     vec![
-        super::nftnl::Elem { map: amap, key: key.clone(), data: addr },
-        super::nftnl::Elem { map: pmap, key, data: rule.target_port.to_be_bytes().to_vec() },
+        super::nftnl::Elem { map: amap, key: key.clone(), key_end: vec![], data: addr },
+        super::nftnl::Elem { map: pmap, key, key_end: vec![], data: rule.target_port.to_be_bytes().to_vec() },
     ]
 }
 
@@ -437,12 +513,11 @@ fn nft_port_batch(table: &str, op: &str, rules: &[PortRule]) -> Vec<Value> {
 /// Deletes the root's table and DOCKER-USER rules whatever the state says (teardown).
 pub fn remove_all(root: &StateRoot) -> Result<(), NetError> {
     let table = table_name(root);
-    let mut batch = match docker_user_handles(&table)? {
-        Some(old) => docker_user_batch(&table, &old, &[]),
-        None => Vec::new(),
-    };
-    batch.push(json!({"add": {"table": {"family": "inet", "name": table}}}));
-    batch.push(json!({"delete": {"table": {"family": "inet", "name": table}}}));
+    docker_user_sync(&table, false)?;
+    let batch = [
+        json!({"add": {"table": {"family": "inet", "name": table}}}),
+        json!({"delete": {"table": {"family": "inet", "name": table}}}),
+    ];
     apply(&batch, &format!("remove nftables table inet {table}"))
 }
 
@@ -488,6 +563,54 @@ mod tests {
         assert!(via_nft.contains("tcp . 42070 : 10.210.70.2"), "{via_nft}");
         assert!(via_nft.contains("127.0.0.1 . udp . 42071 : 5353"), "{via_nft}");
         assert!(!emptied.contains("42070"));
+    }
+
+    fn test_network(name: &str, bridge: &str, v4: &str, v6: Option<&str>, internal: bool) -> Network {
+        let pool = |s: &str, gw: &str| json!({"subnet": s, "gateway": gw});
+        serde_json::from_value(json!({
+            "name": name, "id": "x", "created": "", "driver": "bridge", "bridge": bridge,
+            "ipv4": pool(v4, &v4.replace(".0/24", ".1")),
+            "ipv6": v6.map(|s| pool(s, &s.replace("::/64", "::1"))),
+            "internal": internal, "mtu": 1500, "masquerade": !internal, "icc": true, "iface_prefix": "eth",
+        }))
+        .unwrap()
+    }
+
+    /// A network's elements written over netlink read back through nft as the JSON path writes
+    /// them, and deleting them leaves the skeleton as it was.
+    #[test]
+    fn netlink_network_elements_match_nft() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let table = format!("berth-ut{:06x}", rand::random::<u32>() & 0xffffff);
+        let nets = [
+            test_network("a", "berthut000000a1", "10.210.71.0/24", Some("fd00:210:71::/64"), false),
+            test_network("b", "berthut000000b2", "10.210.72.0/24", None, true),
+        ];
+        let listed = || {
+            let out = Command::new("nft").args(["list", "table", "inet", &table]).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).to_string()
+        };
+        let drop = || apply(&[json!({"delete": {"table": {"family": "inet", "name": table}}})], "drop").unwrap();
+        apply(&table_batch(&table, &nets, &[]), "create a test table").unwrap();
+        let via_nft = listed();
+        drop();
+        apply(&table_batch(&table, &[], &[]), "create a test table").unwrap();
+        let empty = listed();
+        let add: Vec<_> = nets.iter().flat_map(network_kernel_elems).collect();
+        let added = super::super::nftnl::apply(&table, true, &add);
+        let via_netlink = listed();
+        let removed = super::super::nftnl::apply(&table, false, &add);
+        let emptied = listed();
+        drop();
+        added.unwrap();
+        removed.unwrap();
+        assert_eq!(via_netlink, via_nft);
+        assert_eq!(emptied, empty);
+        assert!(via_nft.contains(r#"10.210.71.0/24 . "berthut000000a1""#), "{via_nft}");
+        assert!(via_nft.contains(r#"fd00:210:71::/64 . "berthut000000a1""#), "{via_nft}");
+        assert!(via_nft.contains(r#""berthut000000b2" . "berthut000000b2""#), "{via_nft}");
     }
 
     #[test]

@@ -484,7 +484,7 @@ pub fn create(root: &StateRoot, spec: NetworkSpec) -> Result<Network, NetError> 
     // The resolver starts while the firewall is written and the containers are created.
     super::dns::start_early(root);
     crate::engine::runtime::sys::timing("net-create-bridge");
-    super::firewall::rebuild(root)?;
+    super::firewall::add_network(root, &network)?;
     crate::engine::runtime::sys::timing("net-create-firewall");
     guard.armed = false;
     Ok(network)
@@ -752,7 +752,7 @@ pub fn remove(root: &StateRoot, name_or_id: &str) -> Result<Network, NetError> {
         }
         None => None,
     };
-    let fw = super::firewall::rebuild_without(root, &network.name);
+    let fw = super::firewall::remove_network(root, &network);
     if let Some(t) = deleted {
         t.join().map_err(|_| NetError::invalid(format!("deleting bridge {} panicked", network.bridge)))??;
     }

@@ -403,6 +403,8 @@ pub struct HostView {
     pub addresses: Vec<String>,
     pub routes: Vec<String>,
     pub nft_table: bool,
+    /// How many of the given names (bridges) the table mentions (its sets' elements).
+    pub nft_names: usize,
     pub docker_user_rules: usize,
     pub dns_running: bool,
 }
@@ -432,6 +434,8 @@ pub fn host_view(root: &Path, names: &[String]) -> HostView {
     let table = berth::net::firewall::table_name(&berth::state::StateRoot::new(root));
     let out = Command::new("nft").args(["list", "table", "inet", &table]).output().unwrap();
     v.nft_table = out.status.success();
+    let text = String::from_utf8_lossy(&out.stdout);
+    v.nft_names = names.iter().filter(|n| text.contains(&format!("\"{n}\""))).count();
     let du = Command::new("nft").args(["list", "chain", "ip", "filter", "DOCKER-USER"]).output().unwrap();
     v.docker_user_rules = String::from_utf8_lossy(&du.stdout).matches(&format!("berth:{table}")).count();
     v.dns_running = std::fs::read_to_string(root.join("dns/dns.pid"))
