@@ -367,9 +367,8 @@ pub fn release_startup_code() {
     for line in smaps.lines() {
         let mut f = line.split_whitespace();
         let Some(first) = f.next() else { continue };
-        if let Some((a, b)) = first.split_once('-')
-            && let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-        {
+        let range = first.split_once('-').and_then(|(a, b)| Some((usize::from_str_radix(a, 16).ok()?, usize::from_str_radix(b, 16).ok()?)));
+        if let Some((a, b)) = range {
             let perms = f.next().unwrap_or("");
             let path = f.nth(3).map(std::path::Path::new);
             current = ((perms == "r-xp" || perms == "r--p") && path == Some(exe.as_path())).then_some((a, b));
