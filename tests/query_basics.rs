@@ -170,15 +170,7 @@ services:
 
     // events --json: a live stream with compose's fields, the project's containers only.
     let mut ev = p.spawn_cmd(["events", "--json"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let stdout = ev.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines_of(&mut ev);
     std::thread::sleep(Duration::from_millis(300));
     ok(p.here(["up", "-d", "--scale", "sleeper=2", "--no-recreate"]));
     let id = p.id("sleeper", 2);
@@ -301,15 +293,7 @@ services:
     // restart: docker's events, ending with `restart`.
     let id = p.id("web", 1);
     let mut ev = p.spawn_cmd(["events", "--json", "web"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let stdout = ev.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines_of(&mut ev);
     std::thread::sleep(Duration::from_millis(300));
     ok(p.p(["restart", "web"]));
     let mut actions: Vec<String> = Vec::new();
@@ -326,4 +310,18 @@ services:
     let _ = ev.wait();
     assert_eq!(actions, ["kill", "die", "stop", "start", "restart"]);
     ok(p.p(["down", "-t", "0"]));
+}
+
+/// The lines a child prints on its stdout, as they come.
+fn lines_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }

@@ -2,19 +2,10 @@
 //! host's, see what the other sees; the others stay apart.
 mod common;
 
-use common::runtime::{Rt, err, make_layer_tar};
+use common::runtime::{Rt, err};
 
 fn up(rt: &Rt, project: &str, yaml: &str) -> String {
-    let dir = rt.t.scratch().join(project);
-    std::fs::create_dir_all(&dir).unwrap();
-    let tar = rt.t.scratch().join("busybox.tar");
-    if !tar.exists() {
-        make_layer_tar(&tar);
-        rt.t.ok(["image", "import", tar.to_str().unwrap(), "rtbusybox:latest"]);
-    }
-    let f = dir.join("compose.yaml");
-    std::fs::write(&f, yaml).unwrap();
-    let f = f.display().to_string();
+    let f = rt.compose_file(project, "rtbusybox:latest", yaml);
     let o = rt.t.run(["-f", f.as_str(), "-p", project, "up", "-d"]);
     assert!(o.status.success(), "{}", err(&o));
     f

@@ -3,19 +3,10 @@
 //! clear errors for a missing file, an unset variable and an external secret.
 mod common;
 
-use common::runtime::{Rt, err, make_layer_tar, out};
+use common::runtime::{Rt, err, out};
 
 fn project(rt: &Rt, yaml: &str) -> String {
-    let dir = rt.t.scratch().join("proj");
-    std::fs::create_dir_all(&dir).unwrap();
-    let tar = rt.t.scratch().join("busybox.tar");
-    if !tar.exists() {
-        make_layer_tar(&tar);
-        rt.t.ok(["image", "import", tar.to_str().unwrap(), "rtbusybox:latest"]);
-    }
-    let f = dir.join("compose.yaml");
-    std::fs::write(&f, yaml).unwrap();
-    f.display().to_string()
+    rt.compose_file("proj", "rtbusybox:latest", yaml)
 }
 
 const STACK: &str = r#"services:

@@ -435,7 +435,7 @@ mod tests {
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream, UdpSocket};
 
-    fn run(p: &mut Proxy, until: impl Fn() -> bool) {
+    fn run(p: &mut Proxy, mut until: impl FnMut() -> bool) {
         let end = Instant::now() + Duration::from_secs(5);
         while !until() && Instant::now() < end {
             let mut want = Vec::new();
@@ -506,19 +506,10 @@ mod tests {
         u.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
         let mut b = [0u8; 16];
         let mut n = 0;
-        let end = Instant::now() + Duration::from_secs(5);
-        while n == 0 && Instant::now() < end {
-            let mut want = Vec::new();
-            p.interests(&mut want);
-            let mut fds: Vec<libc::pollfd> = want.iter().map(|(fd, ev, _)| libc::pollfd { fd: *fd, events: *ev, revents: 0 }).collect();
-            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 20) };
-            for (pfd, (_, _, t)) in fds.iter().zip(want.iter()) {
-                if pfd.revents != 0 {
-                    p.ready(*t, pfd.revents);
-                }
-            }
+        run(&mut p, || {
             n = u.recv(&mut b).unwrap_or(0);
-        }
+            n != 0
+        });
         assert_eq!(&b[..n], b"ping");
         echo.join().unwrap();
         assert!(p.deadline().is_some());

@@ -153,6 +153,21 @@ impl Rt {
         panic!("timed out after {max:?} waiting for {what}");
     }
 
+    /// Writes `yaml` as `compose.yaml` in the scratch folder `dir`, importing the busybox layer as
+    /// `image` first (once per test root); returns the file's path.
+    pub fn compose_file(&self, dir: &str, image: &str, yaml: &str) -> String {
+        let d = self.t.scratch().join(dir);
+        std::fs::create_dir_all(&d).unwrap();
+        let tar = self.t.scratch().join("busybox.tar");
+        if !tar.exists() {
+            make_layer_tar(&tar);
+            self.t.ok(["image", "import", tar.to_str().unwrap(), image]);
+        }
+        let f = d.join("compose.yaml");
+        std::fs::write(&f, yaml).unwrap();
+        f.display().to_string()
+    }
+
     /// The container's cgroup directories on this host (v1 controllers or the v2 one).
     pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
         let mut out = Vec::new();
