@@ -33,11 +33,7 @@ impl StateRoot {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
         // Relative roots are resolved once so that supervisors started in another cwd agree.
-        let root = if root.is_relative() {
-            std::env::current_dir().map(|d| d.join(&root)).unwrap_or(root)
-        } else {
-            root
-        };
+        let root = if root.is_relative() { std::env::current_dir().map(|d| d.join(&root)).unwrap_or(root) } else { root };
         StateRoot { root }
     }
 

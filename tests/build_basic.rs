@@ -125,7 +125,10 @@ fn config_instructions_land_in_the_image() {
              HEALTHCHECK --interval=5s --retries=3 CMD wget -q localhost || exit 1\n",
         )],
     );
-    compose(&dir, "services:\n  app:\n    image: my/config:v1\n    build:\n      context: .\n      labels: {team: web}\n      tags: [\"my/config:extra\"]\n");
+    compose(
+        &dir,
+        "services:\n  app:\n    image: my/config:v1\n    build:\n      context: .\n      labels: {team: web}\n      tags: [\"my/config:extra\"]\n",
+    );
     ok(in_project(&t, &dir, &["build", "-q"]));
     let c = "my/config:v1";
     assert_eq!(inspect(&t, c, "{{json .Config.Entrypoint}}"), r#"["/bin/sh","-ec","echo hi"]"#);
@@ -133,7 +136,10 @@ fn config_instructions_land_in_the_image() {
     assert_eq!(inspect(&t, c, "{{json .Config.ExposedPorts}}"), r#"{"53/udp":{},"80/tcp":{},"9000/tcp":{},"9001/tcp":{}}"#);
     assert_eq!(inspect(&t, c, "{{json .Config.Volumes}}"), r#"{"/data":{},"/logs":{},"/v1":{},"/v2":{}}"#);
     assert_eq!(inspect(&t, c, "{{.Config.StopSignal}}"), "SIGINT");
-    assert_eq!(inspect(&t, c, "{{json .Config.Healthcheck}}"), r#"{"Interval":5000000000,"Retries":3,"Test":["CMD-SHELL","wget -q localhost || exit 1"]}"#);
+    assert_eq!(
+        inspect(&t, c, "{{json .Config.Healthcheck}}"),
+        r#"{"Interval":5000000000,"Retries":3,"Test":["CMD-SHELL","wget -q localhost || exit 1"]}"#
+    );
     assert_eq!(label(&t, c, "team"), "web");
     assert_eq!(inspect(&t, c, "{{.Author}}"), "someone");
     // build.tags name the same image.
@@ -168,7 +174,18 @@ fn dockerignore_follows_dockers_rules() {
     let ctx: Vec<&str> = files.keys().filter_map(|k| k.strip_prefix("ctx/")).collect();
     assert_eq!(
         ctx,
-        vec![".dockerignore", "Dockerfile", "compose.yaml", "important.log", "keep.txt", "secrets", "secrets/public", "sub", "sub/code.rs", "sub/deep"]
+        vec![
+            ".dockerignore",
+            "Dockerfile",
+            "compose.yaml",
+            "important.log",
+            "keep.txt",
+            "secrets",
+            "secrets/public",
+            "sub",
+            "sub/code.rs",
+            "sub/deep"
+        ]
     );
     // `<Dockerfile>.dockerignore` beside the Dockerfile wins over the context's.
     write_files(&dir, &[("Dockerfile.dockerignore", "keep.txt\n")]);
@@ -180,7 +197,11 @@ fn dockerignore_follows_dockers_rules() {
     write_files(&dir, &[("Dockerfile", "FROM scratch\nCOPY debug.log /\n")]);
     let o = in_project(&t, &dir, &["build"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("Dockerfile:2: COPY failed: debug.log not found in the build context (or excluded by .dockerignore)"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Dockerfile:2: COPY failed: debug.log not found in the build context (or excluded by .dockerignore)"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -313,7 +334,11 @@ fn add_extracts_local_archives_and_downloads_urls() {
             let mut buf = [0u8; 2048];
             let _ = s.read(&mut buf);
             let body = b"downloaded!";
-            let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Tue, 15 Nov 1994 12:45:26 GMT\r\nConnection: close\r\n\r\n", body.len());
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Tue, 15 Nov 1994 12:45:26 GMT\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
             let _ = s.write_all(body);
         }
     });
@@ -321,13 +346,19 @@ fn add_extracts_local_archives_and_downloads_urls() {
         &dir,
         &[(
             "Dockerfile",
-            &format!("FROM scratch\nADD site.tar.gz /srv/\nADD http://127.0.0.1:{port}/files/data.bin /dl/\nCOPY site.tar.gz /kept/\nADD rootfs.tar.xz /\nADD more.tar.bz2 /bz/\n"),
+            &format!(
+                "FROM scratch\nADD site.tar.gz /srv/\nADD http://127.0.0.1:{port}/files/data.bin /dl/\nCOPY site.tar.gz /kept/\nADD rootfs.tar.xz /\nADD more.tar.bz2 /bz/\n"
+            ),
         )],
     );
     compose(&dir, "services:\n  app:\n    build: .\n");
     ok(in_project(&t, &dir, &["build"]));
     let files = image_files(&t, "bbadd-app");
-    assert!(matches!(&files["srv/www/index.html"], FileInfo::File { mode: 0o640, uid: 33, gid: 33, .. }), "{:?}", files.get("srv/www/index.html"));
+    assert!(
+        matches!(&files["srv/www/index.html"], FileInfo::File { mode: 0o640, uid: 33, gid: 33, .. }),
+        "{:?}",
+        files.get("srv/www/index.html")
+    );
     assert_eq!(content(&files, "srv/www/index.html"), "hello");
     assert!(matches!(&files["dl/data.bin"], FileInfo::File { mode: 0o600, uid: 0, .. }));
     assert_eq!(content(&files, "dl/data.bin"), "downloaded!");
@@ -348,7 +379,10 @@ fn dockerfile_errors_name_the_file_and_line() {
     let cases = [
         ("FROM busybox\nONBUILD RUN echo\n", "Dockerfile:2: ONBUILD is not supported"),
         ("FROM busybox\n\nFROB x\n", "Dockerfile:3: unknown instruction: FROB"),
-        ("FROM busybox AS a\nCOPY --from=later /x /y\nFROM busybox AS later\nFROM a\n", "Dockerfile:2: COPY --from=later: stage later is defined after this one"),
+        (
+            "FROM busybox AS a\nCOPY --from=later /x /y\nFROM busybox AS later\nFROM a\n",
+            "Dockerfile:2: COPY --from=later: stage later is defined after this one",
+        ),
         ("FROM --platform=linux/s390x busybox\n", "Dockerfile:1: FROM --platform=linux/s390x: berth builds for this machine's platform"),
         ("FROM busybox\nCOPY missing.txt /\n", "Dockerfile:2: COPY failed: missing.txt not found in the build context"),
         ("FROM busybox\nCOPY --chown=ghost a /\n", "Dockerfile:2: --chown=ghost: no user \"ghost\" in the image's /etc/passwd"),
@@ -366,7 +400,10 @@ fn dockerfile_errors_name_the_file_and_line() {
         assert!(t.run(["image", "inspect", "bberrors-app"]).status.code() != Some(0), "nothing is tagged");
     }
     // dockerfile_inline and a missing Dockerfile.
-    compose(&dir, "services:\n  app:\n    build:\n      context: .\n      dockerfile_inline: |\n        FROM busybox\n        LABEL inline=yes\n");
+    compose(
+        &dir,
+        "services:\n  app:\n    build:\n      context: .\n      dockerfile_inline: |\n        FROM busybox\n        LABEL inline=yes\n",
+    );
     ok(in_project(&t, &dir, &["build"]));
     assert_eq!(label(&t, "bberrors-app", "inline"), "yes");
     compose(&dir, "services:\n  app:\n    build:\n      context: .\n      dockerfile: nope.Dockerfile\n");

@@ -54,7 +54,10 @@ fn base_images_missing_locally_are_pulled() {
     let base = format!("{}/team/base:1", reg.host());
     write_files(
         &dir,
-        &[("Dockerfile", &format!("FROM {base}\nCOPY --from={base} /etc/base-release /copied\n")), ("compose.yaml", "services:\n  app:\n    build: .\n")],
+        &[
+            ("Dockerfile", &format!("FROM {base}\nCOPY --from={base} /etc/base-release /copied\n")),
+            ("compose.yaml", "services:\n  app:\n    build: .\n"),
+        ],
     );
     let out = ok(in_project(&t, &dir, &["build"]));
     assert!(out.contains(&format!("load metadata for {base}")), "{out}");

@@ -21,7 +21,10 @@ fn symlinks_out_of_the_context_are_copied_as_links_never_followed() {
     symlink("/etc/shadow", dir.join("shadow")).unwrap();
     symlink("real.txt", dir.join("inside/alias")).unwrap();
     symlink("../../outside", dir.join("inside/outdir")).unwrap();
-    write_files(&dir, &[("Dockerfile", "FROM scratch\nCOPY up abs shadow /named/\nCOPY inside /tree/\nCOPY inside/alias /followed.txt\nCOPY . /all/\n")]);
+    write_files(
+        &dir,
+        &[("Dockerfile", "FROM scratch\nCOPY up abs shadow /named/\nCOPY inside /tree/\nCOPY inside/alias /followed.txt\nCOPY . /all/\n")],
+    );
     compose(&dir);
     ok(in_project(&t, &dir, &["build"]));
     let files = image_files(&t, "ctx-app");

@@ -2,7 +2,7 @@
 //! steps, multi-stage builds, the cache, cache mounts, heredocs and `--network=none`.
 mod common;
 
-use common::build::{build_network, FileInfo, content, image_files, in_project, ok, root_with_busybox, stderr, stdout, write_files};
+use common::build::{FileInfo, build_network, content, image_files, in_project, ok, root_with_busybox, stderr, stdout, write_files};
 
 /// True when a step printed `line` (`#N 0.123 line`).
 fn printed(out: &str, line: &str) -> bool {
@@ -20,7 +20,9 @@ fn compose(dir: &std::path::Path, service: &str) {
 /// Nothing of a build is left running or mounted.
 fn assert_no_build_containers(t: &common::TestRoot) {
     let dir = t.root().join("containers");
-    let left: Vec<_> = std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.file_name()).filter(|n| !n.to_string_lossy().starts_with('.')).collect()).unwrap_or_default();
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.flatten().map(|e| e.file_name()).filter(|n| !n.to_string_lossy().starts_with('.')).collect())
+        .unwrap_or_default();
     assert!(left.is_empty(), "build containers left behind: {left:?}");
 }
 
@@ -118,11 +120,18 @@ fn a_failing_run_shows_its_output_and_exit_code_and_tags_nothing() {
     let o = in_project(&t, &dir, &["build"]);
     assert_eq!(o.status.code(), Some(1));
     let (out, err) = (stdout(&o), stderr(&o));
-    assert!(out.contains("ERROR: process \"/bin/sh -c echo oops; echo to-stderr >&2; exit 3\" did not complete successfully: exit code: 3"), "{out}");
+    assert!(
+        out.contains("ERROR: process \"/bin/sh -c echo oops; echo to-stderr >&2; exit 3\" did not complete successfully: exit code: 3"),
+        "{out}"
+    );
     assert!(out.contains(" > [bad 3/4] RUN echo oops; echo to-stderr >&2; exit 3:"), "{out}");
     assert!(printed(&out, "oops") && printed(&out, "to-stderr"), "{out}");
     assert!(!printed(&out, "never-runs"), "{out}");
-    assert!(err.contains("service bad: cannot build its image") && err.contains("Dockerfile:3: RUN echo oops; echo to-stderr >&2; exit 3 did not complete successfully: exit code 3"), "{err}");
+    assert!(
+        err.contains("service bad: cannot build its image")
+            && err.contains("Dockerfile:3: RUN echo oops; echo to-stderr >&2; exit 3 did not complete successfully: exit code 3"),
+        "{err}"
+    );
     assert!(!t.run(["image", "inspect", "runfail-bad"]).status.success(), "a failed build tags nothing");
     // Quiet: the failure still shows, on stderr.
     let o = in_project(&t, &dir, &["build", "-q"]);
@@ -235,7 +244,12 @@ fn run_steps_reach_the_network_through_the_build_bridge() {
     write_files(
         &dir,
         &[
-            ("Dockerfile", &format!("FROM busybox\nRUN wget -q -O /fetched http://{gateway}:{port}/index && ip -4 addr show eth0 | grep -o 'inet [0-9.]*' > /addr\n")),
+            (
+                "Dockerfile",
+                &format!(
+                    "FROM busybox\nRUN wget -q -O /fetched http://{gateway}:{port}/index && ip -4 addr show eth0 | grep -o 'inet [0-9.]*' > /addr\n"
+                ),
+            ),
             ("compose.yaml", "services:\n  app:\n    build: .\n"),
         ],
     );
@@ -278,7 +292,11 @@ fn an_interrupted_build_removes_its_container() {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("the build was interrupted (SIGINT); its container was removed"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the build was interrupted (SIGINT); its container was removed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_no_build_containers(&t);
     assert!(!t.run(["image", "inspect", "runint-app"]).status.success());
 }
@@ -306,7 +324,10 @@ fn bind_secret_and_tmpfs_mounts() {
                  RUN --mount=type=secret,id=absent echo fine > /absent.txt\n\
                  RUN --mount=type=tmpfs,target=/scratch echo x > /scratch/y && grep -c ' /scratch tmpfs' /proc/mounts > /tmpfs.txt\n",
             ),
-            ("compose.yaml", "services:\n  app:\n    build:\n      context: .\n      secrets: [token]\nsecrets:\n  token:\n    file: ./token.txt\n"),
+            (
+                "compose.yaml",
+                "services:\n  app:\n    build:\n      context: .\n      secrets: [token]\nsecrets:\n  token:\n    file: ./token.txt\n",
+            ),
         ],
     );
     ok(in_project(&t, &dir, &["build"]));
@@ -375,7 +396,8 @@ fn independent_services_build_at_once_and_share_the_cache() {
     unique.dedup();
     assert_eq!(begun.len(), unique.len(), "{out}");
     // Built again: all cached, both images the same.
-    let (ida, idb) = (t.ok(["image", "inspect", "par-a", "--format", "{{.Id}}"]), t.ok(["image", "inspect", "team/b:1", "--format", "{{.Id}}"]));
+    let (ida, idb) =
+        (t.ok(["image", "inspect", "par-a", "--format", "{{.Id}}"]), t.ok(["image", "inspect", "team/b:1", "--format", "{{.Id}}"]));
     let out = ok(in_project(&t, &dir, &["build"]));
     assert_eq!(out.matches("RUN ").count(), out.matches("CACHED").count(), "{out}");
     assert_eq!(t.ok(["image", "inspect", "par-a", "--format", "{{.Id}}"]), ida);

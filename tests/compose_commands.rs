@@ -64,7 +64,14 @@ fn export_writes_the_merged_filesystem_and_commit_makes_a_runnable_image() {
         &yaml("  app:\n    image: busybox:latest\n    command: sleep 1000\n    volumes: [data:/data]\nvolumes:\n  data: {}\n", 151),
     );
     s.ok(["up", "-d"]);
-    s.ok(["exec", "-T", "app", "sh", "-c", "echo made-inside > /hello.txt; rm /bin/vi; mkdir -p /etc/extra && echo x > /etc/extra/f; echo vol > /data/v"]);
+    s.ok([
+        "exec",
+        "-T",
+        "app",
+        "sh",
+        "-c",
+        "echo made-inside > /hello.txt; rm /bin/vi; mkdir -p /etc/extra && echo x > /etc/extra/f; echo vol > /data/v",
+    ]);
 
     // export: the image's files and the container's changes, no volume, no /proc contents.
     let tar_path = s.t.scratch().join("app.tar");
@@ -102,7 +109,15 @@ fn export_writes_the_merged_filesystem_and_commit_makes_a_runnable_image() {
     assert_eq!(v["Config"]["Cmd"], serde_json::json!(["sleep", "1000"]));
     assert!(v["Config"]["Env"].as_array().unwrap().iter().any(|e| e == "COMMITTED=yes"), "{v}");
     s.write(&yaml("  app:\n    image: busybox:latest\n    command: sleep 1000\n  check:\n    image: csnap-committed:v1\n", 151));
-    let (out, _) = s.ok(["run", "--rm", "-T", "check", "sh", "-c", "cat /hello.txt /etc/extra/f; ls /bin/vi || echo no-vi; echo $COMMITTED; ls /data | wc -l"]);
+    let (out, _) = s.ok([
+        "run",
+        "--rm",
+        "-T",
+        "check",
+        "sh",
+        "-c",
+        "cat /hello.txt /etc/extra/f; ls /bin/vi || echo no-vi; echo $COMMITTED; ls /data | wc -l",
+    ]);
     assert_eq!(out, "made-inside\nx\nno-vi\nyes\n0\n", "{out}");
     // The container was paused only while committing.
     assert_eq!(s.status("csnap-app-1"), "running");
@@ -185,7 +200,13 @@ fn cpu_time(pid: u32) -> Duration {
 
 #[test]
 fn attached_up_is_idle_while_nothing_happens() {
-    let s = Stack::new("cidle", &yaml("  web:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"echo ready; while true; do if [ -f /tmp/go ]; then echo late; rm /tmp/go; fi; sleep 0.3; done\"]\n    init: true\n", 153));
+    let s = Stack::new(
+        "cidle",
+        &yaml(
+            "  web:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"echo ready; while true; do if [ -f /tmp/go ]; then echo late; rm /tmp/go; fi; sleep 0.3; done\"]\n    init: true\n",
+            153,
+        ),
+    );
     let mut c = s.cmd(["up"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let out = c.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();

@@ -39,7 +39,8 @@ fn service_healthy_waits_and_wait_returns_when_healthy() {
     let db = s.inspect("chealthy-db-1").unwrap();
     assert_eq!(db["State"]["Health"]["Status"], "healthy", "--wait returned only once db was healthy");
     // app started only after db was healthy: after db's first passing check ended.
-    let first_ok = db["State"]["Health"]["Log"].as_array().unwrap().iter().find(|r| r["ExitCode"] == 0).map(|r| rfc3339(&r["End"])).unwrap();
+    let first_ok =
+        db["State"]["Health"]["Log"].as_array().unwrap().iter().find(|r| r["ExitCode"] == 0).map(|r| rfc3339(&r["End"])).unwrap();
     let app = s.inspect("chealthy-app-1").unwrap();
     assert_eq!(app["State"]["Status"], "running");
     assert!(rfc3339(&app["State"]["StartedAt"]) >= first_ok, "app started before db was healthy");

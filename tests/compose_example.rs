@@ -42,7 +42,8 @@ fn example_stack_up_stop_start_rm_down() {
     assert!(page.contains("hello from berth"), "{page}");
     // ps: the running services with their ports (the one-shot only with -a).
     let (ps, _) = s.ok(["ps"]);
-    let line = |name: &str, text: &str| text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in\n{text}")).to_string();
+    let line =
+        |name: &str, text: &str| text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in\n{text}")).to_string();
     assert!(ps.starts_with("NAME "), "{ps}");
     let w = line("cexample-web-1", &ps);
     assert!(w.contains(" web ") && w.contains("Up ") && w.contains("(healthy)") && w.contains(&format!(":{port}->8080/tcp")), "{w}");

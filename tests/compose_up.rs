@@ -138,7 +138,10 @@ fn errors_name_the_problem_and_what_to_do() {
     assert!(err.contains(&format!("{compose_words}; set COMPOSE_PROJECT_NAME to a valid name such as \"bd\"")), "{err}");
     assert!(s.containers().is_empty(), "nothing was created");
     // A missing image with pull_policy never.
-    s.write(&TWO.replace("image: busybox\n    command: [\"sleep\", \"1000\"]\n    init: true\n    environment", "image: nosuch:1\n    pull_policy: never\n    command: [\"sleep\", \"1000\"]\n    environment"));
+    s.write(&TWO.replace(
+        "image: busybox\n    command: [\"sleep\", \"1000\"]\n    init: true\n    environment",
+        "image: nosuch:1\n    pull_policy: never\n    command: [\"sleep\", \"1000\"]\n    environment",
+    ));
     let o = s.run(["up", "-d"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("image nosuch:1 is not present and its pull policy is never: pull it with `berth pull b`"), "{err}");
@@ -293,7 +296,8 @@ fn a_recreated_container_keeps_its_anonymous_volumes_unless_v() {
     environment: {V: \"1\"}
 ";
     let s = Stack::new("canon", yaml);
-    let log = |want: &str| common::compose::wait_until(std::time::Duration::from_secs(5), want, || s.logs("canon-keep-1") == format!("{want}\n"));
+    let log =
+        |want: &str| common::compose::wait_until(std::time::Duration::from_secs(5), want, || s.logs("canon-keep-1") == format!("{want}\n"));
     s.ok(["up", "-d"]);
     log("new");
     s.write(&yaml.replace("V: \"1\"", "V: \"2\""));

@@ -13,7 +13,9 @@ fn prune(v: Value) -> Value {
         Value::Object(m) => Value::Object(
             m.into_iter()
                 .map(|(k, v)| (k, prune(v)))
-                .filter(|(_, v)| !(v.is_null() || v.as_object().is_some_and(|o| o.is_empty()) || v.as_array().is_some_and(|a| a.is_empty())))
+                .filter(|(_, v)| {
+                    !(v.is_null() || v.as_object().is_some_and(|o| o.is_empty()) || v.as_array().is_some_and(|a| a.is_empty()))
+                })
                 .collect(),
         ),
         Value::Array(a) => Value::Array(a.into_iter().map(prune).collect()),

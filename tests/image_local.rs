@@ -25,7 +25,8 @@ fn import_list_tag_inspect_history() {
     let q = root.ok(["image", "ls", "-q"]);
     assert_eq!(q.lines().collect::<Vec<_>>(), vec![&id[7..19]], "one image, listed once");
     let json = root.ok(["image", "ls", "--format", "json"]);
-    let repos: Vec<String> = json.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["Repository"].as_str().unwrap().to_string()).collect();
+    let repos: Vec<String> =
+        json.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["Repository"].as_str().unwrap().to_string()).collect();
     assert!(repos.contains(&"me/box".to_string()) && repos.contains(&"busybox".to_string()), "{json}");
 
     let doc: serde_json::Value = serde_json::from_str(&root.ok(["image", "inspect", "me/box:v1"])).unwrap();
@@ -156,7 +157,11 @@ fn hostile_tarballs_leave_the_host_untouched() {
     // An absolute path lands inside the layer.
     hostile("absolute", &[("@OUT@/sentinel", T::Regular, "", b"pwned")], true);
     hostile("symlink-then-file", &[("evil", T::Symlink, "@OUT@", b""), ("evil/sentinel", T::Regular, "", b"pwned")], false);
-    hostile("symlink-relative", &[("evil", T::Symlink, "../../../../../../../../../@OUT@", b""), ("evil/new", T::Regular, "", b"x")], false);
+    hostile(
+        "symlink-relative",
+        &[("evil", T::Symlink, "../../../../../../../../../@OUT@", b""), ("evil/new", T::Regular, "", b"x")],
+        false,
+    );
     hostile("hardlink-passwd", &[("pw", T::Link, "/etc/passwd", b"")], false);
     hostile("hardlink-outside", &[("pw", T::Link, "../../../../../../../../../@OUT@/sentinel", b"")], false);
     hostile("whiteout-outside", &[("../../../../../../../../../@OUT@/.wh.sentinel", T::Regular, "", b"")], false);

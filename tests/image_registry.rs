@@ -133,9 +133,15 @@ fn a_multi_arch_index_gives_amd64_or_the_platform_asked() {
     let host = reg.host();
     let amd = tar_of(&[("arch", b"amd64")]);
     let arm = tar_of(&[("arch", b"arm64")]);
-    let m_amd = push_raw(&reg, "multi", "amd64", "amd64", &[("application/vnd.oci.image.layer.v1.tar+gzip", gzip(&amd))], &[digest_of(&amd)]);
-    let m_arm = push_raw(&reg, "multi", "arm64", "arm64", &[("application/vnd.oci.image.layer.v1.tar+gzip", gzip(&arm))], &[digest_of(&arm)]);
-    let size = |tag: &str| http("GET", &reg.url(&format!("/v2/multi/manifests/{tag}")), &[("Accept", "application/vnd.oci.image.manifest.v1+json")], b"").2.len();
+    let m_amd =
+        push_raw(&reg, "multi", "amd64", "amd64", &[("application/vnd.oci.image.layer.v1.tar+gzip", gzip(&amd))], &[digest_of(&amd)]);
+    let m_arm =
+        push_raw(&reg, "multi", "arm64", "arm64", &[("application/vnd.oci.image.layer.v1.tar+gzip", gzip(&arm))], &[digest_of(&arm)]);
+    let size = |tag: &str| {
+        http("GET", &reg.url(&format!("/v2/multi/manifests/{tag}")), &[("Accept", "application/vnd.oci.image.manifest.v1+json")], b"")
+            .2
+            .len()
+    };
     let index = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
@@ -241,7 +247,13 @@ fn a_pull_killed_mid_layer_completes_when_run_again() {
     let reference = format!("{}/slow/busybox:1", front.host());
     // 32 KiB per 100 ms: the ~1 MB compressed... (busybox is stored uncompressed, ~2 MB) takes seconds.
     front.throttle.store(32 << 10, std::sync::atomic::Ordering::SeqCst);
-    let mut child = root.cmd(["image", "pull", &reference]).env("DOCKER_CONFIG", cfg.path()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = root
+        .cmd(["image", "pull", &reference])
+        .env("DOCKER_CONFIG", cfg.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     // Wait until the layer is being written, then kill.
     let tmp = root.root().join("images/tmp");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

@@ -296,7 +296,8 @@ fn nothing_is_left_after_detach_and_network_rm() {
     assert!(before.routes.contains(&"10.210.51.0/24".to_string()), "{before:?}");
     assert!(before.nft_table && before.dns_running, "{before:?}");
     assert_eq!(before.nft_names, 2, "both bridges are in the table's sets: {before:?}");
-    let docker = std::process::Command::new("nft").args(["list", "chain", "ip", "filter", "DOCKER-USER"]).output().unwrap().status.success();
+    let docker =
+        std::process::Command::new("nft").args(["list", "chain", "ip", "filter", "DOCKER-USER"]).output().unwrap().status.success();
     if docker {
         // One pair per root (`iifname/oifname "berth*" accept`), whatever its number of networks.
         assert_eq!(before.docker_user_rules, 2, "{before:?}");
@@ -316,7 +317,9 @@ fn nothing_is_left_after_detach_and_network_rm() {
     // The veths go with their namespaces (the kernel cleans them up shortly after).
     assert!(eventually(|| host_view(&t.root(), &names).links.len() == 2), "only the bridges stay: {:?}", host_view(&t.root(), &names));
     let table = berth::net::firewall::table_name(&root);
-    let rules = String::from_utf8_lossy(&std::process::Command::new("nft").args(["list", "table", "inet", &table]).output().unwrap().stdout).to_string();
+    let rules =
+        String::from_utf8_lossy(&std::process::Command::new("nft").args(["list", "table", "inet", &table]).output().unwrap().stdout)
+            .to_string();
     assert!(!rules.contains("42050"), "the DNAT element is gone:\n{rules}");
 
     t.ok(["network", "rm", "clean_a", "clean_b"]);
@@ -348,8 +351,19 @@ fn teardown_removes_networks_still_in_use() {
 fn static_addresses_macs_ranges_and_restarts() {
     let (t, root) = setup();
     t.ok([
-        "network", "create", "--subnet", "10.210.53.0/24", "--ip-range", "10.210.53.128/25", "--gateway", "10.210.53.254",
-        "--aux-address", "printer=10.210.53.128", "-o", "com.docker.network.driver.mtu=1400", "static_net",
+        "network",
+        "create",
+        "--subnet",
+        "10.210.53.0/24",
+        "--ip-range",
+        "10.210.53.128/25",
+        "--gateway",
+        "10.210.53.254",
+        "--aux-address",
+        "printer=10.210.53.128",
+        "-o",
+        "com.docker.network.driver.mtu=1400",
+        "static_net",
     ]);
     let c1 = container("st-1");
     let mut r1 = request(&c1, Some("st"), &[("static_net", &[])]);
@@ -486,7 +500,10 @@ fn ipv6_networks_give_addresses_names_and_ports() {
 fn the_table_is_rebuilt_from_state_when_lost_or_outdated() {
     let (t, root) = setup();
     let table = net::firewall::table_name(&root);
-    let listed = || String::from_utf8_lossy(&std::process::Command::new("nft").args(["list", "table", "inet", &table]).output().unwrap().stdout).to_string();
+    let listed = || {
+        String::from_utf8_lossy(&std::process::Command::new("nft").args(["list", "table", "inet", &table]).output().unwrap().stdout)
+            .to_string()
+    };
     let drop_table = || assert!(std::process::Command::new("nft").args(["delete", "table", "inet", &table]).status().unwrap().success());
     t.ok(["network", "create", "--subnet", "10.210.80.0/24", "lost_a"]);
     drop_table();

@@ -74,7 +74,8 @@ pub fn iperf(addr: SocketAddr, secs: u32) -> f64 {
         .args(["-c", &addr.ip().to_string(), "-p", &addr.port().to_string(), "-t", &secs.to_string(), "-J"])
         .output()
         .expect("iperf3 is installed");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("iperf3: {}", String::from_utf8_lossy(&out.stdout)));
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("iperf3: {}", String::from_utf8_lossy(&out.stdout)));
     v["end"]["sum_received"]["bits_per_second"].as_f64().unwrap_or_else(|| panic!("iperf3 failed: {v}")) / 1e9
 }
 
@@ -105,7 +106,8 @@ fn bench_berth_network() {
     let mut ported = Vec::new();
     for i in n / 2..n {
         let mut r = req(&ids[i], &format!("bench-b-{i}"), "b", &nss[i]);
-        r.ports = vec![PortRequest { host_port: Some(42900 + i as u16), container_port: 80, protocol: Protocol::Tcp, ..Default::default() }];
+        r.ports =
+            vec![PortRequest { host_port: Some(42900 + i as u16), container_port: 80, protocol: Protocol::Tcp, ..Default::default() }];
         let t0 = Instant::now();
         held.push(net::attach(&root, &r).unwrap());
         ported.push(t0.elapsed());
@@ -143,15 +145,16 @@ fn bench_berth_network() {
     let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let iperf_secs: u32 = std::env::var("BENCH_IPERF_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     // Docker's side, set up by bench/net.sh: its client and web containers (pids) and web address.
-    let docker = match (std::env::var("BENCH_DOCKER_CLIENT_PID"), std::env::var("BENCH_DOCKER_WEB_PID"), std::env::var("BENCH_DOCKER_WEB_IP")) {
-        (Ok(c), Ok(w), Ok(ip)) => Some((
-            std::path::PathBuf::from(format!("/proc/{c}/ns/net")),
-            std::path::PathBuf::from(format!("/proc/{w}/ns/net")),
-            ip.parse::<IpAddr>().expect("BENCH_DOCKER_WEB_IP is an address"),
-            std::env::var("BENCH_DOCKER_PORT").ok().and_then(|p| p.parse::<u16>().ok()).unwrap_or(42995),
-        )),
-        _ => None,
-    };
+    let docker =
+        match (std::env::var("BENCH_DOCKER_CLIENT_PID"), std::env::var("BENCH_DOCKER_WEB_PID"), std::env::var("BENCH_DOCKER_WEB_IP")) {
+            (Ok(c), Ok(w), Ok(ip)) => Some((
+                std::path::PathBuf::from(format!("/proc/{c}/ns/net")),
+                std::path::PathBuf::from(format!("/proc/{w}/ns/net")),
+                ip.parse::<IpAddr>().expect("BENCH_DOCKER_WEB_IP is an address"),
+                std::env::var("BENCH_DOCKER_PORT").ok().and_then(|p| p.parse::<u16>().ok()).unwrap_or(42995),
+            )),
+            _ => None,
+        };
     let web_ip = IpAddr::V4(w1.attachment.endpoints[0].ipv4.unwrap());
     let host = IpAddr::V4(host_address());
     let lo: IpAddr = "127.0.0.1".parse().unwrap();
@@ -171,11 +174,15 @@ fn bench_berth_network() {
     for _ in 0..rounds {
         m.entry("berth_dns_qps").or_default().push(dnsperf(&client.path(), gw, &queries, &["-l", &secs, "-c", "8", "-q", "500"]).0);
         if let Some((dc, _, _, _)) = &docker {
-            m.entry("docker_dns_qps").or_default().push(dnsperf(dc, "127.0.0.11".parse().unwrap(), &queries, &["-l", &secs, "-c", "8", "-q", "500"]).0);
+            m.entry("docker_dns_qps")
+                .or_default()
+                .push(dnsperf(dc, "127.0.0.11".parse().unwrap(), &queries, &["-l", &secs, "-c", "8", "-q", "500"]).0);
         }
         m.entry("berth_dns_latency_us").or_default().push(dnsperf(&client.path(), gw, &queries, &["-l", &secs, "-Q", "2000"]).1);
         if let Some((dc, _, _, _)) = &docker {
-            m.entry("docker_dns_latency_us").or_default().push(dnsperf(dc, "127.0.0.11".parse().unwrap(), &queries, &["-l", &secs, "-Q", "2000"]).1);
+            m.entry("docker_dns_latency_us")
+                .or_default()
+                .push(dnsperf(dc, "127.0.0.11".parse().unwrap(), &queries, &["-l", &secs, "-Q", "2000"]).1);
         }
         m.entry("berth_tcp_direct_gbps").or_default().push(tcp(&web1.path(), SocketAddr::new(web_ip, 5201)));
         m.entry("berth_tcp_published_127_gbps").or_default().push(tcp(&web1.path(), SocketAddr::new(lo, 42990)));

@@ -31,8 +31,20 @@ fn create_ls_inspect_rm_like_docker() {
     require_root();
     let t = TestRoot::new();
     let id = t.ok([
-        "network", "create", "--subnet", "10.210.10.0/24", "--gateway", "10.210.10.254", "--label", "team=net",
-        "--label", "tier", "-o", "com.docker.network.driver.mtu=1450", "--internal", "net_a",
+        "network",
+        "create",
+        "--subnet",
+        "10.210.10.0/24",
+        "--gateway",
+        "10.210.10.254",
+        "--label",
+        "team=net",
+        "--label",
+        "tier",
+        "-o",
+        "com.docker.network.driver.mtu=1450",
+        "--internal",
+        "net_a",
     ]);
     let id = id.trim();
     assert_eq!(id.len(), 64, "the full id is printed: {id}");

@@ -59,8 +59,26 @@ fn ps_port_ls_and_top_on_a_running_project_and_after_stop() {
     assert_eq!(
         keys,
         [
-            "Command", "CreatedAt", "ExitCode", "Health", "ID", "Image", "Labels", "LocalVolumes", "Mounts", "Name", "Names",
-            "Networks", "Ports", "Project", "Publishers", "RunningFor", "Service", "Size", "State", "Status"
+            "Command",
+            "CreatedAt",
+            "ExitCode",
+            "Health",
+            "ID",
+            "Image",
+            "Labels",
+            "LocalVolumes",
+            "Mounts",
+            "Name",
+            "Names",
+            "Networks",
+            "Ports",
+            "Project",
+            "Publishers",
+            "RunningFor",
+            "Service",
+            "Size",
+            "State",
+            "Status"
         ]
     );
     let w = &js[0];
@@ -72,8 +90,12 @@ fn ps_port_ls_and_top_on_a_running_project_and_after_stop() {
     assert_eq!(w["ID"].as_str().unwrap().len(), 12);
     assert!(w["Labels"].as_str().unwrap().contains("com.docker.compose.service=web"));
     let pubs = w["Publishers"].as_array().unwrap();
-    assert!(pubs.iter().any(|x| x["TargetPort"] == 80 && x["PublishedPort"] == 43500 && x["URL"] == "0.0.0.0" && x["Protocol"] == "tcp"), "{pubs:?}");
-    let random = pubs.iter().find(|x| x["TargetPort"] == 8080 && x["URL"] == "0.0.0.0").expect("the random port")["PublishedPort"].as_u64().unwrap();
+    assert!(
+        pubs.iter().any(|x| x["TargetPort"] == 80 && x["PublishedPort"] == 43500 && x["URL"] == "0.0.0.0" && x["Protocol"] == "tcp"),
+        "{pubs:?}"
+    );
+    let random =
+        pubs.iter().find(|x| x["TargetPort"] == 8080 && x["URL"] == "0.0.0.0").expect("the random port")["PublishedPort"].as_u64().unwrap();
     assert!(random > 1024, "{random}");
 
     // -a adds the exited one-shot; --services, --status, --filter, -q and a service filter.
@@ -141,10 +163,7 @@ fn ps_port_ls_and_top_on_a_running_project_and_after_stop() {
     let all = ok(p.p(["ps", "-a", "--format", "{{.Name}} {{.State}} {{.Ports}}"]));
     assert!(all.contains("qps-web-1 exited \n"), "{all}");
     let lsj: serde_json::Value = serde_json::from_str(&ok(p.t.run(["ls", "-a", "--format", "json"]))).unwrap();
-    assert_eq!(
-        lsj,
-        serde_json::json!([{"Name": "qps", "Status": "exited(2), running(2)", "ConfigFiles": p.file().display().to_string()}])
-    );
+    assert_eq!(lsj, serde_json::json!([{"Name": "qps", "Status": "exited(2), running(2)", "ConfigFiles": p.file().display().to_string()}]));
     // Without -p nor a file in the folder: compose's error.
     let o = p.t.cmd(["ps"]).current_dir("/").output().unwrap();
     assert_eq!(o.status.code(), Some(1));
@@ -283,7 +302,8 @@ services:
 
     // images by -p alone, from any folder: the project's containers' images.
     let imgs = json_lines(&ok(p.p(["images", "--format", "json"])));
-    let imgs: Vec<serde_json::Value> = imgs.into_iter().flat_map(|v| if let serde_json::Value::Array(a) = v { a } else { vec![v] }).collect();
+    let imgs: Vec<serde_json::Value> =
+        imgs.into_iter().flat_map(|v| if let serde_json::Value::Array(a) = v { a } else { vec![v] }).collect();
     let names: Vec<&str> = imgs.iter().map(|i| i["ContainerName"].as_str().unwrap()).collect();
     assert_eq!(names, ["qstat-flap-1", "qstat-later-1", "qstat-web-1"], "{imgs:?}");
     assert!(imgs.iter().all(|i| i["Repository"] == "qbusybox" && i["Tag"] == "latest"), "{imgs:?}");
@@ -301,7 +321,10 @@ services:
     while t.elapsed() < Duration::from_secs(15) && !actions.iter().any(|a| a == "restart") {
         if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
             let e: serde_json::Value = serde_json::from_str(&l).unwrap();
-            if e["id"] == id.as_str() && !e["action"].as_str().unwrap().starts_with("exec_") && !e["action"].as_str().unwrap().starts_with("health_status") {
+            if e["id"] == id.as_str()
+                && !e["action"].as_str().unwrap().starts_with("exec_")
+                && !e["action"].as_str().unwrap().starts_with("health_status")
+            {
                 actions.push(e["action"].as_str().unwrap().to_string());
             }
         }

@@ -35,7 +35,10 @@ volumes:
     p.up();
     let unique = format!("berth-qcp-escape-{}", std::process::id());
     // The container plants symlinks to the host's / and /etc.
-    sh(&p, "echo inside > /tmp/in.txt; ln -s / /tmp/up; ln -s /etc /tmp/etc; mkdir -p /tmp/tree/sub; echo deep > /tmp/tree/sub/f; ln -s /etc/shadow /tmp/tree/link");
+    sh(
+        &p,
+        "echo inside > /tmp/in.txt; ln -s / /tmp/up; ln -s /etc /tmp/etc; mkdir -p /tmp/tree/sub; echo deep > /tmp/tree/sub/f; ln -s /etc/shadow /tmp/tree/link",
+    );
     let scratch = p.t.scratch();
 
     // In: a file into a directory, keeping its name.
@@ -96,7 +99,8 @@ volumes:
         evil.extend_from_slice(&data);
         evil.extend_from_slice(&[0u8; 1024]);
     }
-    let mut c = p.spawn_cmd(["cp", "-", "web:/tmp/up"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut c =
+        p.spawn_cmd(["cp", "-", "web:/tmp/up"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     c.stdin.take().unwrap().write_all(&evil).unwrap();
     let o = c.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
@@ -136,7 +140,10 @@ volumes:
     let o = p.p(["cp", f.to_str().unwrap(), "web:/www/"]);
     assert_eq!(o.status.code(), Some(1));
     let e = err(&o);
-    assert!(e.contains("to qcp-web-1:/www/") && e.contains("mounted volume is marked read-only") && e.contains("/www is mounted read-only"), "{e}");
+    assert!(
+        e.contains("to qcp-web-1:/www/") && e.contains("mounted volume is marked read-only") && e.contains("/www is mounted read-only"),
+        "{e}"
+    );
     assert!(e.contains("drop \":ro\""), "{e}");
     assert!(!p.dir.join("www/f.txt").exists());
     let o = p.p(["cp", f.to_str().unwrap(), "locked:/etc/"]);

@@ -62,7 +62,8 @@ fn cpu_quota_and_the_cgroup_goes_away_with_the_container() {
         assert_eq!(std::fs::read_to_string(d.join("cpu.max")).unwrap().trim(), "50000 100000");
     }
     // The container sees its own limits under /sys/fs/cgroup.
-    let (_, o, _) = rt.exec("cpu", &["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max"]);
+    let (_, o, _) =
+        rt.exec("cpu", &["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max"]);
     assert_eq!(o.trim(), (64u64 << 20).to_string());
     // Every process of the container is in it.
     let pid = rt.inspect("cpu")["State"]["Pid"].as_i64().unwrap();

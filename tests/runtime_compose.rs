@@ -10,11 +10,18 @@ fn project(rt: &Rt, yaml: &str) -> String {
     let tar = rt.t.scratch().join("busybox.tar");
     make_layer_tar(&tar);
     rt.t.ok([
-        "image", "import", tar.to_str().unwrap(), "rtbusybox:latest",
-        "--change", "CMD [\"sh\", \"-c\", \"echo image-cmd\"]",
-        "--change", "ENV A=from-image B=image-b",
-        "--change", "WORKDIR /tmp",
-        "--change", "VOLUME /cache",
+        "image",
+        "import",
+        tar.to_str().unwrap(),
+        "rtbusybox:latest",
+        "--change",
+        "CMD [\"sh\", \"-c\", \"echo image-cmd\"]",
+        "--change",
+        "ENV A=from-image B=image-b",
+        "--change",
+        "WORKDIR /tmp",
+        "--change",
+        "VOLUME /cache",
     ]);
     let f = dir.join("compose.yaml");
     std::fs::write(&f, yaml).unwrap();

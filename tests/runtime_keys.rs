@@ -19,7 +19,11 @@ fn v1() -> bool {
 fn v1_dir(c: &str, id: &str) -> PathBuf {
     Rt::cgroup_dirs(id)
         .into_iter()
-        .find(|d| d.parent().and_then(|p| p.parent()).is_some_and(|m| m.file_name().is_some_and(|n| n.to_string_lossy().split(',').any(|x| x == c))))
+        .find(|d| {
+            d.parent()
+                .and_then(|p| p.parent())
+                .is_some_and(|m| m.file_name().is_some_and(|n| n.to_string_lossy().split(',').any(|x| x == c)))
+        })
         .unwrap_or_else(|| panic!("no {c} cgroup for {id}"))
 }
 
@@ -84,7 +88,10 @@ fn resource_keys_reach_the_cgroup_and_the_process() {
     // The device node is there, as on the host, and usable; the rule allows a node made inside.
     assert_eq!(sh("stat -c '%F %t:%T %a' /dev/myfuse"), "character special file a:e5 600\n");
     assert_eq!(sh("head -c0 /dev/myfuse && echo fuse-open"), "fuse-open\n");
-    assert_eq!(sh("mknod /tmp/lc c 10 237 && head -c0 /tmp/lc && echo lc-read; (echo > /tmp/lc) 2>/dev/null || echo lc-no-write"), "lc-read\nlc-no-write\n");
+    assert_eq!(
+        sh("mknod /tmp/lc c 10 237 && head -c0 /tmp/lc && echo lc-read; (echo > /tmp/lc) 2>/dev/null || echo lc-no-write"),
+        "lc-read\nlc-no-write\n"
+    );
     let v = rt.inspect("keysres-app-1");
     assert_eq!(v["HostConfig"]["MemorySwappiness"], 10);
     assert_eq!(v["HostConfig"]["OomKillDisable"], true);
@@ -125,7 +132,10 @@ fn unsupported_values_are_refused_clearly() {
         ("blkio_config", "{device_read_bps: [{path: /etc/hostname, rate: 1}]}", "/etc/hostname is not a device node"),
         ("devices", "[\"/dev/nonexistent-keys:/dev/x\"]", "/dev/nonexistent-keys"),
     ] {
-        let f = project(&rt, &format!("services:\n  app:\n    image: keysbox:latest\n    network_mode: none\n    command: 'true'\n    {key}: {value}\n"));
+        let f = project(
+            &rt,
+            &format!("services:\n  app:\n    image: keysbox:latest\n    network_mode: none\n    command: 'true'\n    {key}: {value}\n"),
+        );
         let o = rt.t.run(["-f", f.as_str(), "-p", "keysrefuse", "run", "--rm", "-T", "app"]);
         assert!(!o.status.success(), "{key}: {value} was accepted");
         assert!(err(&o).contains(says), "{key}: {}", err(&o));
@@ -208,7 +218,11 @@ fn volumes_from_shares_the_source_volumes_and_binds_with_ro() {
     let ids = |svc: &str| out(&rt.t.run(p.iter().copied().chain(["ps", "-q", svc]))).trim().to_string();
     let before = (ids("rw"), ids("ro"));
     assert!(!before.0.is_empty() && !before.1.is_empty());
-    std::fs::write(&f, std::fs::read_to_string(&f).unwrap().replacen("    tmpfs: [/scratch]\n", "    tmpfs: [/scratch]\n    environment: {V: \"2\"}\n", 1)).unwrap();
+    std::fs::write(
+        &f,
+        std::fs::read_to_string(&f).unwrap().replacen("    tmpfs: [/scratch]\n", "    tmpfs: [/scratch]\n    environment: {V: \"2\"}\n", 1),
+    )
+    .unwrap();
     let o = rt.t.run(p.iter().copied().chain(["up", "-d"]));
     assert!(o.status.success(), "{}", err(&o));
     assert!(ids("rw") != before.0 && ids("ro") != before.1, "rw and ro are recreated with src: {}", err(&o));
@@ -226,7 +240,10 @@ fn uts_host_keeps_the_host_name() {
     assert!(!err(&o).contains("WARN"), "{}", err(&o));
     assert_eq!(std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), host);
     // As Docker: a hostname cannot be set in the host's UTS namespace.
-    let f = project(&rt, "services:\n  app:\n    image: keysbox:latest\n    network_mode: none\n    uts: host\n    hostname: other\n    command: hostname\n");
+    let f = project(
+        &rt,
+        "services:\n  app:\n    image: keysbox:latest\n    network_mode: none\n    uts: host\n    hostname: other\n    command: hostname\n",
+    );
     let o = rt.t.run(["-f", f.as_str(), "-p", "keysuts", "run", "--rm", "-T", "app"]);
     assert!(!o.status.success());
     assert!(err(&o).contains("conflicting options: hostname and the UTS mode") && err(&o).contains("app"), "{}", err(&o));
@@ -246,7 +263,10 @@ fn settings_docker_discards_are_warned_and_the_container_runs() {
     }
     let mut rt = Rt::new();
     rt.env.push(("BERTH_CGROUP_V2_ROOT".into(), UNIFIED.into()));
-    let f = project(&rt, "services:\n  app:\n    image: keysbox:latest\n    network_mode: none\n    mem_swappiness: 10\n    oom_kill_disable: true\n    command: echo ran\n");
+    let f = project(
+        &rt,
+        "services:\n  app:\n    image: keysbox:latest\n    network_mode: none\n    mem_swappiness: 10\n    oom_kill_disable: true\n    command: echo ran\n",
+    );
     let o = rt.cmd(["-f", f.as_str(), "-p", "keysv2", "run", "--rm", "-T", "app"]).output().unwrap();
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(out(&o), "ran\n");
@@ -269,17 +289,24 @@ fn platform_is_pulled_as_asked() {
     for (arch, variant) in [("amd64", None), ("arm64", Some("v8"))] {
         let layer = tar_of(&[("arch", arch.as_bytes())]);
         let m = push_raw(&reg, "plat", arch, arch, &[("application/vnd.oci.image.layer.v1.tar+gzip", gzip(&layer))], &[digest_of(&layer)]);
-        let size = http("GET", &reg.url(&format!("/v2/plat/manifests/{arch}")), &[("Accept", "application/vnd.oci.image.manifest.v1+json")], b"").2.len();
+        let size =
+            http("GET", &reg.url(&format!("/v2/plat/manifests/{arch}")), &[("Accept", "application/vnd.oci.image.manifest.v1+json")], b"")
+                .2
+                .len();
         let mut platform = serde_json::json!({"os": "linux", "architecture": arch});
         if let Some(v) = variant {
             platform["variant"] = v.into();
         }
-        manifests.push(serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": m, "size": size, "platform": platform}));
+        manifests.push(
+            serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": m, "size": size, "platform": platform}),
+        );
     }
     let index = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests});
     put_manifest(&reg, "plat", "latest", "application/vnd.oci.image.index.v1+json", index.to_string().as_bytes());
     let image = format!("{}/plat:latest", reg.host());
-    let svc = |name: &str, platform: &str| format!("  {name}:\n    image: {image}\n    platform: {platform}\n    network_mode: none\n    command: [/arch]\n");
+    let svc = |name: &str, platform: &str| {
+        format!("  {name}:\n    image: {image}\n    platform: {platform}\n    network_mode: none\n    command: [/arch]\n")
+    };
     let f = project(&rt, &format!("services:\n{}{}{}", svc("amd", "linux/amd64"), svc("arm", "linux/arm64"), svc("zed", "linux/s390x")));
     let p = ["-f", f.as_str(), "-p", "keysplat"];
     let arch_of = |svc: &str| {

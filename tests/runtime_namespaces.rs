@@ -89,7 +89,10 @@ fn ipc_service_shares_sysv_ipc_and_dev_shm() {
     unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
     assert!(seen.lines().any(|l| l.split_whitespace().next() == Some("8497")), "{seen}");
     assert!(!has_key("rtipc-hostipc-1"));
-    assert_eq!(rt.inspect("rtipc-side-1")["HostConfig"]["IpcMode"].as_str().unwrap(), format!("container:{}", rt.inspect("rtipc-main-1")["Id"].as_str().unwrap()));
+    assert_eq!(
+        rt.inspect("rtipc-side-1")["HostConfig"]["IpcMode"].as_str().unwrap(),
+        format!("container:{}", rt.inspect("rtipc-main-1")["Id"].as_str().unwrap())
+    );
     rt.t.ok(["-f", f.as_str(), "-p", "rtipc", "down", "-t", "0"]);
 }
 

@@ -71,7 +71,11 @@ fn a_service_reads_its_secrets_and_configs() {
     );
     // Nothing is left: the generated files went with the container.
     assert_eq!(out(&rt.ctr(["ls", "-a", "-q"])), "");
-    let left: Vec<_> = std::fs::read_dir(rt.t.root().join("containers")).unwrap().flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).collect();
+    let left: Vec<_> = std::fs::read_dir(rt.t.root().join("containers"))
+        .unwrap()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
     assert!(left.is_empty(), "{left:?}");
     // The config keeps the mount, never the secret's content.
     let o = rt.t.run(["-f", f.as_str(), "-p", "rtsecrets", "run", "-d", "--name", "rtsecrets-keep", "app", "sleep", "100"]);
@@ -91,9 +95,15 @@ fn a_missing_secret_file_an_unset_variable_and_an_external_secret_are_clear_erro
     assert!(!o.status.success());
     let missing = std::path::Path::new(&f).parent().unwrap().join("missing.txt");
     let e = err(&o);
-    assert!(e.contains("service \"app\"") && e.contains("secret \"db\"") && e.contains(&format!("file {} does not exist", missing.display())), "{e}");
+    assert!(
+        e.contains("service \"app\"") && e.contains("secret \"db\"") && e.contains(&format!("file {} does not exist", missing.display())),
+        "{e}"
+    );
 
-    let f = project(&rt, "services:\n  app:\n    image: rtbusybox:latest\n    configs: [c]\nconfigs:\n  c:\n    environment: RT_NOT_SET_ANYWHERE\n");
+    let f = project(
+        &rt,
+        "services:\n  app:\n    image: rtbusybox:latest\n    configs: [c]\nconfigs:\n  c:\n    environment: RT_NOT_SET_ANYWHERE\n",
+    );
     let e = err(&run(&f));
     assert!(e.contains("service \"app\"") && e.contains("config \"c\"") && e.contains("RT_NOT_SET_ANYWHERE\" is not set"), "{e}");
 

@@ -114,7 +114,8 @@ fn no_host_fd_survives_into_the_container() {
     let mut s = rt.spec("fds-init", "sleep 1000");
     s["Init"] = json!(true);
     rt.run_d(&s);
-    let (_, o, _) = rt.exec("fds-init", &["sh", "-c", "ls /proc/1/fd | sort -n | tr '\\n' ' '; echo; ls /proc/self/fd | sort -n | tr '\\n' ' '"]);
+    let (_, o, _) =
+        rt.exec("fds-init", &["sh", "-c", "ls /proc/1/fd | sort -n | tr '\\n' ' '; echo; ls /proc/self/fd | sort -n | tr '\\n' ' '"]);
     let mut l = o.lines();
     assert_eq!(l.next().unwrap().trim(), "0 1 2", "{o}");
     // `ls` itself has its directory open as fd 3.
@@ -204,7 +205,10 @@ fn mount_targets_through_symlinks_stay_inside_the_rootfs() {
 #[test]
 fn default_and_namespaced_sysctls() {
     let rt = Rt::new();
-    let mut s = rt.spec("sysctl", "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/net/ipv4/ping_group_range /proc/sys/net/core/somaxconn");
+    let mut s = rt.spec(
+        "sysctl",
+        "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/net/ipv4/ping_group_range /proc/sys/net/core/somaxconn",
+    );
     s["Sysctls"] = json!({"net.core.somaxconn": "1234"});
     let o = rt.run(&s);
     assert_eq!(out(&o), "0\n0\t2147483647\n1234\n", "{}", err(&o));

@@ -26,10 +26,20 @@ fn start_waits_while_another_supervisor_is_starting_the_container() {
     let rt = Rt::new();
     let id = rt.create(&rt.spec("rtrace-held", "exec sleep 1000"));
     // What a supervisor holds while it starts the container.
-    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(rt.t.root().join("containers").join(&id).join("starting")).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(rt.t.root().join("containers").join(&id).join("starting"))
+        .unwrap();
     assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
     let t = Instant::now();
-    let mut start = rt.t.cmd(["__ctr", "start", "rtrace-held"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut start =
+        rt.t.cmd(["__ctr", "start", "rtrace-held"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
     std::thread::sleep(Duration::from_millis(600));
     assert!(start.try_wait().unwrap().is_none(), "start did not wait for the starting supervisor");
     assert_eq!(rt.status("rtrace-held"), "created");
@@ -47,7 +57,8 @@ fn a_start_killed_midway_then_started_again_leaves_one_supervisor() {
     for (i, delay) in [0u64, 2, 5, 10, 20, 40].into_iter().enumerate() {
         let name = format!("rtrace-kill{i}");
         let id = rt.create(&rt.spec(&name, "exec sleep 1000"));
-        let mut start = rt.t.cmd(["__ctr", "start", &name]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let mut start =
+            rt.t.cmd(["__ctr", "start", &name]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(delay));
         unsafe { libc::kill(start.id() as i32, libc::SIGKILL) };
         let _ = start.wait();

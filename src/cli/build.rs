@@ -89,7 +89,12 @@ fn build(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<i32> {
         pull: a.pull,
         build_args: parse_build_args(&a.build_args)?,
         insecure_registries: g.insecure_registries.clone(),
-        memory: a.memory.as_deref().map(crate::project::units::parse_bytes).transpose().map_err(|e| anyhow::anyhow!("invalid --memory: {e}"))?,
+        memory: a
+            .memory
+            .as_deref()
+            .map(crate::project::units::parse_bytes)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("invalid --memory: {e}"))?,
     };
     let quiet = a.quiet || g.progress == Some(super::Progress::Quiet);
     let mut out = Printer::stdout(if quiet { ProgressMode::Quiet } else { ProgressMode::Plain });
@@ -105,7 +110,8 @@ fn build(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<i32> {
             names.extend(svc.build.as_ref().map(|b| b.tags.clone()).unwrap_or_default());
             for n in names {
                 let r = Reference::parse(&n).with_context(|| format!("service {s}: image {n}"))?;
-                rt.block_on(crate::engine::image::push(&store, &r, &popts, &quiet_progress)).with_context(|| format!("service {s}: cannot push {}", r.familiar()))?;
+                rt.block_on(crate::engine::image::push(&store, &r, &popts, &quiet_progress))
+                    .with_context(|| format!("service {s}: cannot push {}", r.familiar()))?;
                 if !quiet {
                     println!(" {s}  Pushed {}", r.familiar());
                 }

@@ -116,7 +116,8 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
     } else if images {
         lines(project.images().iter().map(|(_, i)| i))
     } else if profiles {
-        let mut all: Vec<&String> = project.services.values().chain(project.disabled_services.values()).flat_map(|s| s.profiles.iter()).collect();
+        let mut all: Vec<&String> =
+            project.services.values().chain(project.disabled_services.values()).flat_map(|s| s.profiles.iter()).collect();
         all.sort();
         all.dedup();
         lines(all.into_iter())

@@ -345,9 +345,7 @@ fn rows(store: &ImageStore, filter: Option<&str>, no_trunc: bool) -> anyhow::Res
     let mut out = Vec::new();
     for img in store.list()? {
         let id = if no_trunc { img.id.to_string() } else { img.id.short().to_string() };
-        let created_at = ImageStore::created(&img)
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S %z UTC").to_string())
-            .unwrap_or_default();
+        let created_at = ImageStore::created(&img).map(|t| t.format("%Y-%m-%d %H:%M:%S %z UTC").to_string()).unwrap_or_default();
         let digest_for = |name: &str| {
             img.repo_digests
                 .iter()
@@ -463,7 +461,9 @@ fn compose_images(g: &GlobalOpts, a: &ComposeImagesArgs) -> anyhow::Result<i32> 
     if let Ok(rd) = std::fs::read_dir(&dir) {
         for e in rd.flatten() {
             let Ok(Some(c)) = crate::util::fs::read_json::<serde_json::Value>(&e.path().join("config.json")) else { continue };
-            let label = |k: &str| c.pointer(&format!("/Labels/{}", k.replace('~', "~0").replace('/', "~1"))).and_then(|v| v.as_str()).map(str::to_string);
+            let label = |k: &str| {
+                c.pointer(&format!("/Labels/{}", k.replace('~', "~0").replace('/', "~1"))).and_then(|v| v.as_str()).map(str::to_string)
+            };
             if label(crate::labels::PROJECT).as_deref() != Some(project.as_str()) {
                 continue;
             }
@@ -570,7 +570,15 @@ pub fn go_tabwriter(text: &str, minwidth: usize, padding: usize) -> String {
     out
 }
 
-fn tab_format(lines: &[Vec<&str>], mut line0: usize, line1: usize, widths: &mut Vec<usize>, minwidth: usize, padding: usize, out: &mut String) {
+fn tab_format(
+    lines: &[Vec<&str>],
+    mut line0: usize,
+    line1: usize,
+    widths: &mut Vec<usize>,
+    minwidth: usize,
+    padding: usize,
+    out: &mut String,
+) {
     let column = widths.len();
     let mut this = line0;
     while this < line1 {
@@ -633,11 +641,7 @@ fn rm(g: &GlobalOpts, images: &[String], force: bool) -> anyhow::Result<i32> {
 
 fn prune(g: &GlobalOpts, all: bool, force: bool) -> anyhow::Result<i32> {
     if !force {
-        let what = if all {
-            "all images without at least one container associated to them"
-        } else {
-            "all dangling images"
-        };
+        let what = if all { "all images without at least one container associated to them" } else { "all dangling images" };
         eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
         let mut line = String::new();
         std::io::stdin().read_line(&mut line)?;
@@ -804,11 +808,7 @@ fn history(g: &GlobalOpts, image: &str, no_trunc: bool, quiet: bool, human: bool
     entries.reverse();
     let mut table = vec![["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"].iter().map(|s| s.to_string()).collect::<Vec<_>>()];
     for (i, (h, size)) in entries.iter().enumerate() {
-        let id = if i == 0 {
-            if no_trunc { img.id.to_string() } else { img.id.short().to_string() }
-        } else {
-            "<missing>".into()
-        };
+        let id = if i == 0 { if no_trunc { img.id.to_string() } else { img.id.short().to_string() } } else { "<missing>".into() };
         if quiet {
             println!("{id}");
             continue;
@@ -847,7 +847,11 @@ fn progress_mode(g: &GlobalOpts, quiet: bool) -> ProgressMode {
         Some(super::Progress::Plain) | Some(super::Progress::Json) => ProgressMode::Plain,
         Some(super::Progress::Tty) => ProgressMode::Tty,
         Some(super::Progress::Auto) | None => {
-            if std::io::stdout().is_terminal() { ProgressMode::Tty } else { ProgressMode::Plain }
+            if std::io::stdout().is_terminal() {
+                ProgressMode::Tty
+            } else {
+                ProgressMode::Plain
+            }
         }
     }
 }
@@ -920,7 +924,11 @@ fn compose_pull(g: &GlobalOpts, a: ComposePullArgs) -> anyhow::Result<i32> {
             if a.ignore_pull_failures || buildable.contains(&item.label) {
                 eprintln!("WARNING: service {} failed to pull {}: {e}", item.label, item.reference.familiar());
             } else {
-                super::report::print(&anyhow::Error::from(e).context(format!("service {}: cannot pull {}", item.label, item.reference.familiar())));
+                super::report::print(&anyhow::Error::from(e).context(format!(
+                    "service {}: cannot pull {}",
+                    item.label,
+                    item.reference.familiar()
+                )));
                 failed = true;
             }
         }
@@ -1073,7 +1081,8 @@ fn save(g: &GlobalOpts, images: &[String], output: Option<PathBuf>) -> anyhow::R
     match output {
         Some(path) => {
             let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-            let tmp = dir.join(format!(".{}.berth-save-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("out"), std::process::id()));
+            let tmp =
+                dir.join(format!(".{}.berth-save-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("out"), std::process::id()));
             let f = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
             let result = crate::engine::image::archive::save(&store, &list, std::io::BufWriter::with_capacity(1 << 20, f))
                 .map_err(anyhow::Error::from)

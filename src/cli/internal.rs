@@ -37,7 +37,9 @@ pub enum Commands {
 #[derive(Subcommand, Debug)]
 pub enum Ctr {
     /// Create a container from a spec file (`-` for stdin); prints its id
-    Create { spec: PathBuf },
+    Create {
+        spec: PathBuf,
+    },
     /// Create and start a container; attached unless -d, with the container's exit code
     Run {
         #[arg(short, long)]
@@ -48,7 +50,9 @@ pub enum Ctr {
         rm: bool,
         spec: PathBuf,
     },
-    Start { container: String },
+    Start {
+        container: String,
+    },
     Stop {
         /// Seconds to wait before killing the container
         #[arg(short = 't', long = "time")]
@@ -67,17 +71,27 @@ pub enum Ctr {
         volumes: bool,
         container: String,
     },
-    Pause { container: String },
-    Unpause { container: String },
-    Wait { container: String },
-    Inspect { container: String },
+    Pause {
+        container: String,
+    },
+    Unpause {
+        container: String,
+    },
+    Wait {
+        container: String,
+    },
+    Inspect {
+        container: String,
+    },
     Ls {
         #[arg(short, long)]
         all: bool,
         #[arg(short, long)]
         quiet: bool,
     },
-    Top { container: String },
+    Top {
+        container: String,
+    },
     Logs(LogsArgs),
     Exec(ExecArgs),
 }
@@ -241,7 +255,10 @@ fn ctr(g: &GlobalOpts, c: Ctr) -> anyhow::Result<i32> {
             println!("{}", serde_json::to_string_pretty(&serde_json::Value::Array(vec![v]))?);
         }
         Ctr::Ls { all, quiet } => {
-            let list: Vec<_> = ops::summaries(&root).into_iter().filter(|s| all || s.state == "running" || s.state == "paused" || s.state == "restarting").collect();
+            let list: Vec<_> = ops::summaries(&root)
+                .into_iter()
+                .filter(|s| all || s.state == "running" || s.state == "paused" || s.state == "restarting")
+                .collect();
             if quiet {
                 for s in &list {
                     println!("{}", crate::util::id::short(&s.id));
@@ -257,22 +274,20 @@ fn ctr(g: &GlobalOpts, c: Ctr) -> anyhow::Result<i32> {
             let t = ops::top(&root, &container)?;
             let mut rows = vec![t.titles.clone()];
             rows.extend(t.processes);
-            let widths: Vec<usize> = (0..t.titles.len()).map(|i| rows.iter().map(|r| r.get(i).map_or(0, |c| c.len())).max().unwrap_or(0)).collect();
+            let widths: Vec<usize> =
+                (0..t.titles.len()).map(|i| rows.iter().map(|r| r.get(i).map_or(0, |c| c.len())).max().unwrap_or(0)).collect();
             for r in &rows {
-                let line: Vec<String> = r.iter().enumerate().map(|(i, c)| if i + 1 == r.len() { c.clone() } else { format!("{:<w$}", c, w = widths[i] + 3) }).collect();
+                let line: Vec<String> = r
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| if i + 1 == r.len() { c.clone() } else { format!("{:<w$}", c, w = widths[i] + 3) })
+                    .collect();
                 println!("{}", line.join(""));
             }
         }
         Ctr::Logs(a) => return print_logs(&root, &a),
         Ctr::Exec(a) => {
-            let spec = ExecSpec {
-                argv: a.command,
-                env: a.env,
-                user: a.user,
-                workdir: a.workdir,
-                tty: a.tty,
-                privileged: a.privileged,
-            };
+            let spec = ExecSpec { argv: a.command, env: a.env, user: a.user, workdir: a.workdir, tty: a.tty, privileged: a.privileged };
             let opts = ops::ExecOptions { interactive: a.interactive, tty: a.tty, detach: a.detach };
             return match ops::exec(&root, &a.container, spec, opts) {
                 Ok(code) => Ok(code),
@@ -289,7 +304,10 @@ pub fn print_logs(root: &crate::state::StateRoot, a: &LogsArgs) -> anyhow::Resul
     let now = chrono::Utc::now();
     let parse = |s: &Option<String>, what: &str| -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
         s.as_ref()
-            .map(|v| logs::parse_time(v, now).with_context(|| format!("invalid value for --{what}: {v:?}: use a timestamp or a duration like 10m")))
+            .map(|v| {
+                logs::parse_time(v, now)
+                    .with_context(|| format!("invalid value for --{what}: {v:?}: use a timestamp or a duration like 10m"))
+            })
             .transpose()
     };
     let tail = match a.tail.as_str() {

@@ -174,19 +174,13 @@ fn create(root: &crate::state::StateRoot, a: CreateArgs) -> anyhow::Result<i32> 
     if a.gateways.len() > a.subnets.len() || a.ip_ranges.len() > a.subnets.len() {
         bail!("every --gateway and --ip-range needs a --subnet it belongs to");
     }
-    let mut config: Vec<IpamConfig> = a
-        .subnets
-        .iter()
-        .map(|s| IpamConfig { subnet: Some(s.clone()), ..Default::default() })
-        .collect();
+    let mut config: Vec<IpamConfig> = a.subnets.iter().map(|s| IpamConfig { subnet: Some(s.clone()), ..Default::default() }).collect();
     // Like docker, each gateway, range and aux address goes with the subnet that contains it.
     let place = |config: &mut Vec<IpamConfig>, ip: &str, what: &str| -> anyhow::Result<usize> {
         let addr: IpAddr = ip.split('/').next().unwrap_or(ip).parse().with_context(|| format!("invalid {what} {ip:?}"))?;
         config
             .iter()
-            .position(|c| {
-                c.subnet.as_deref().and_then(|s| s.parse::<crate::net::ipam::Subnet>().ok()).is_some_and(|s| s.contains(addr))
-            })
+            .position(|c| c.subnet.as_deref().and_then(|s| s.parse::<crate::net::ipam::Subnet>().ok()).is_some_and(|s| s.contains(addr)))
             .with_context(|| format!("no matching subnet for {what} {ip}"))
     };
     for gw in &a.gateways {
@@ -202,9 +196,8 @@ fn create(root: &crate::state::StateRoot, a: CreateArgs) -> anyhow::Result<i32> 
         let i = place(&mut config, &v, "aux-address")?;
         config[i].aux_addresses.insert(k, v);
     }
-    let kv = |items: &[String], what: &str| -> anyhow::Result<BTreeMap<String, String>> {
-        items.iter().map(|s| split_kv(s, what)).collect()
-    };
+    let kv =
+        |items: &[String], what: &str| -> anyhow::Result<BTreeMap<String, String>> { items.iter().map(|s| split_kv(s, what)).collect() };
     let spec = NetworkSpec {
         name: a.name.clone(),
         driver: Some(a.driver),
@@ -514,7 +507,12 @@ pub fn render_template(tpl: &str, v: &Value) -> String {
                 Value::Null => out.push_str("<no value>"),
                 Value::Object(m) => {
                     out.push_str("map[");
-                    out.push_str(&m.iter().map(|(k, v)| format!("{k}:{}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect::<Vec<_>>().join(" "));
+                    out.push_str(
+                        &m.iter()
+                            .map(|(k, v)| format!("{k}:{}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    );
                     out.push(']');
                 }
                 other => out.push_str(&other.to_string()),

@@ -30,7 +30,8 @@ pub fn kind(g: &GlobalOpts) -> Kind {
         Some(Mode::Tty) if g.ansi != Ansi::Never => Kind::Tty,
         Some(Mode::Tty) => Kind::Plain,
         None | Some(Mode::Auto) => {
-            if g.ansi == Ansi::Always || (g.ansi == Ansi::Auto && std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()) {
+            if g.ansi == Ansi::Always || (g.ansi == Ansi::Auto && std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            {
                 Kind::Tty
             } else {
                 Kind::Plain

@@ -57,7 +57,14 @@ impl Event {
             attributes.insert((*k).to_string(), v.clone());
         }
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
-        Event { time: format_time(nanos), time_nano: nanos, kind: "container".into(), action: action.into(), id: cfg.id.clone(), attributes }
+        Event {
+            time: format_time(nanos),
+            time_nano: nanos,
+            kind: "container".into(),
+            action: action.into(),
+            id: cfg.id.clone(),
+            attributes,
+        }
     }
 
     pub fn at(&self) -> DateTime<Utc> {

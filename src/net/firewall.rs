@@ -76,13 +76,7 @@ fn run_nft(args: &[&str], stdin: Option<&[u8]>) -> Result<std::process::Output, 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                NetError::NftMissing
-            } else {
-                NetError::io("run nft", e)
-            }
-        })?;
+        .map_err(|e| if e.kind() == std::io::ErrorKind::NotFound { NetError::NftMissing } else { NetError::io("run nft", e) })?;
     if let Some(data) = stdin {
         let mut pipe = child.stdin.take().expect("stdin is piped");
         pipe.write_all(data).map_err(|e| NetError::io("write to nft", e))?;
@@ -156,12 +150,8 @@ fn port_keys(rule: &PortRule) -> Option<(&'static str, &'static str, Value)> {
     match (rule.host_ip, rule.target) {
         (None, IpAddr::V4(_)) => Some(("p4any_a", "p4any_p", json!({"concat": [proto, rule.host_port]}))),
         (None, IpAddr::V6(_)) => Some(("p6any_a", "p6any_p", json!({"concat": [proto, rule.host_port]}))),
-        (Some(h @ IpAddr::V4(_)), IpAddr::V4(_)) => {
-            Some(("p4ip_a", "p4ip_p", json!({"concat": [h.to_string(), proto, rule.host_port]})))
-        }
-        (Some(h @ IpAddr::V6(_)), IpAddr::V6(_)) => {
-            Some(("p6ip_a", "p6ip_p", json!({"concat": [h.to_string(), proto, rule.host_port]})))
-        }
+        (Some(h @ IpAddr::V4(_)), IpAddr::V4(_)) => Some(("p4ip_a", "p4ip_p", json!({"concat": [h.to_string(), proto, rule.host_port]}))),
+        (Some(h @ IpAddr::V6(_)), IpAddr::V6(_)) => Some(("p6ip_a", "p6ip_p", json!({"concat": [h.to_string(), proto, rule.host_port]}))),
         _ => None,
     }
 }
@@ -229,8 +219,14 @@ fn skeleton_batch(table: &str) -> Vec<Value> {
     // supervisor forwards it (`proxy.rs`).
     b.push(c.rule("ports", vec![m(payload("ip6", "daddr"), "==", json!("::1")), verdict("return")]));
     // The resolver on each gateway answers port 53 even if a container publishes 53.
-    b.push(c.rule("ports", vec![m(payload("ip", "daddr"), "==", json!("@gw4")), m(payload("th", "dport"), "==", json!(53)), verdict("return")]));
-    b.push(c.rule("ports", vec![m(payload("ip6", "daddr"), "==", json!("@gw6")), m(payload("th", "dport"), "==", json!(53)), verdict("return")]));
+    b.push(c.rule(
+        "ports",
+        vec![m(payload("ip", "daddr"), "==", json!("@gw4")), m(payload("th", "dport"), "==", json!(53)), verdict("return")],
+    ));
+    b.push(c.rule(
+        "ports",
+        vec![m(payload("ip6", "daddr"), "==", json!("@gw6")), m(payload("th", "dport"), "==", json!(53)), verdict("return")],
+    ));
     let key_any = json!({"concat": [meta("l4proto"), payload("th", "dport")]});
     for (fam, daddr, any, ip) in [("ip", payload("ip", "daddr"), "p4any", "p4ip"), ("ip6", payload("ip6", "daddr"), "p6any", "p6ip")] {
         let key_ip = json!({"concat": [daddr, meta("l4proto"), payload("th", "dport")]});
@@ -276,20 +272,15 @@ fn skeleton_batch(table: &str) -> Vec<Value> {
     }
     // Into a bridge from elsewhere only what was published (DNATed).
     b.push(c.rule("forward", vec![m(meta("oifname"), "==", json!("@brs")), dnat, verdict("accept")]));
-    b.push(c.rule(
-        "forward",
-        vec![m(meta("oifname"), "==", json!("@brs")), crossing, m(ct("state"), "in", json!("new")), verdict("drop")],
-    ));
+    b.push(c.rule("forward", vec![m(meta("oifname"), "==", json!("@brs")), crossing, m(ct("state"), "in", json!("new")), verdict("drop")]));
     b
 }
 
 /// A network's elements in `nft` JSON, for [`table_batch`].
 fn network_elements(c: &Ctx, n: &Network) -> Vec<Value> {
     let br = json!(n.bridge);
-    let mut b = vec![
-        c.element("add", "brs", vec![br.clone()]),
-        c.element("add", "self", vec![json!({"concat": [br.clone(), br.clone()]})]),
-    ];
+    let mut b =
+        vec![c.element("add", "brs", vec![br.clone()]), c.element("add", "self", vec![json!({"concat": [br.clone(), br.clone()]})])];
     if n.masquerade {
         b.push(c.element("add", "masq", vec![br.clone()]));
     }
@@ -384,9 +375,9 @@ fn boot_id() -> String {
 /// Whether the table was written in this boot by this skeleton version.
 fn skeleton_current(root: &StateRoot) -> bool {
     let marker: Option<Value> = read_json(&marker_path(root)).ok().flatten();
-    marker.as_ref().is_some_and(|m| {
-        m["boot_id"].as_str() == Some(boot_id().as_str()) && m["version"].as_u64() == Some(u64::from(SKELETON_VERSION))
-    })
+    marker
+        .as_ref()
+        .is_some_and(|m| m["boot_id"].as_str() == Some(boot_id().as_str()) && m["version"].as_u64() == Some(u64::from(SKELETON_VERSION)))
 }
 
 /// Rebuilds the root's table (and its DOCKER-USER rules) from state.
@@ -514,10 +505,8 @@ fn nft_port_batch(table: &str, op: &str, rules: &[PortRule]) -> Vec<Value> {
 pub fn remove_all(root: &StateRoot) -> Result<(), NetError> {
     let table = table_name(root);
     docker_user_sync(&table, false)?;
-    let batch = [
-        json!({"add": {"table": {"family": "inet", "name": table}}}),
-        json!({"delete": {"table": {"family": "inet", "name": table}}}),
-    ];
+    let batch =
+        [json!({"add": {"table": {"family": "inet", "name": table}}}), json!({"delete": {"table": {"family": "inet", "name": table}}})];
     apply(&batch, &format!("remove nftables table inet {table}"))
 }
 
@@ -541,8 +530,20 @@ mod tests {
         let table = format!("berth-ut{:06x}", rand::random::<u32>() & 0xffffff);
         let rules = vec![
             PortRule { host_ip: None, host_port: 42070, protocol: Protocol::Tcp, target: "10.210.70.2".parse().unwrap(), target_port: 80 },
-            PortRule { host_ip: Some("127.0.0.1".parse().unwrap()), host_port: 42071, protocol: Protocol::Udp, target: "10.210.70.3".parse().unwrap(), target_port: 5353 },
-            PortRule { host_ip: Some("fd00::1".parse().unwrap()), host_port: 42072, protocol: Protocol::Tcp, target: "fd00:70::2".parse().unwrap(), target_port: 8080 },
+            PortRule {
+                host_ip: Some("127.0.0.1".parse().unwrap()),
+                host_port: 42071,
+                protocol: Protocol::Udp,
+                target: "10.210.70.3".parse().unwrap(),
+                target_port: 5353,
+            },
+            PortRule {
+                host_ip: Some("fd00::1".parse().unwrap()),
+                host_port: 42072,
+                protocol: Protocol::Tcp,
+                target: "fd00:70::2".parse().unwrap(),
+                target_port: 8080,
+            },
         ];
         apply(&table_batch(&table, &[], &[]), "create a test table").unwrap();
         let listed = || {
@@ -615,13 +616,8 @@ mod tests {
 
     #[test]
     fn port_keys_pick_the_right_maps() {
-        let r = PortRule {
-            host_ip: None,
-            host_port: 8080,
-            protocol: Protocol::Tcp,
-            target: "10.210.0.2".parse().unwrap(),
-            target_port: 80,
-        };
+        let r =
+            PortRule { host_ip: None, host_port: 8080, protocol: Protocol::Tcp, target: "10.210.0.2".parse().unwrap(), target_port: 80 };
         assert_eq!(port_keys(&r).unwrap().0, "p4any_a");
         let r6 = PortRule { host_ip: Some("::1".parse().unwrap()), target: "fd00::2".parse().unwrap(), ..r.clone() };
         assert_eq!(port_keys(&r6).unwrap().0, "p6ip_a");

@@ -122,9 +122,7 @@ impl FromStr for Subnet {
         let (a, p) = s
             .split_once('/')
             .ok_or_else(|| SubnetParseError(format!("invalid subnet {s:?}: expected CIDR notation like 10.210.0.0/24")))?;
-        let addr: IpAddr = a
-            .parse()
-            .map_err(|_| SubnetParseError(format!("invalid subnet {s:?}: {a:?} is not an IP address")))?;
+        let addr: IpAddr = a.parse().map_err(|_| SubnetParseError(format!("invalid subnet {s:?}: {a:?} is not an IP address")))?;
         let prefix: u8 = p
             .parse()
             .ok()
@@ -132,9 +130,7 @@ impl FromStr for Subnet {
             .ok_or_else(|| SubnetParseError(format!("invalid subnet {s:?}: bad prefix length {p:?}")))?;
         let net = Subnet::new(addr, prefix).expect("prefix checked");
         if net.addr != addr {
-            return Err(SubnetParseError(format!(
-                "invalid subnet {s:?}: the address has host bits set (did you mean {net}?)"
-            )));
+            return Err(SubnetParseError(format!("invalid subnet {s:?}: the address has host bits set (did you mean {net}?)")));
         }
         Ok(net)
     }
@@ -274,9 +270,7 @@ impl Allocator<'_> {
         let span = self.range.unwrap_or(self.subnet);
         let n = span.size().max(1);
         let start = self.last.and_then(|l| span.offset(l)).map(|o| o.wrapping_add(1) % n).unwrap_or(0);
-        (0..n.min(MAX_PROBES))
-            .filter_map(|i| span.nth(start.wrapping_add(i) % n))
-            .find(|ip| self.usable(*ip))
+        (0..n.min(MAX_PROBES)).filter_map(|i| span.nth(start.wrapping_add(i) % n)).find(|ip| self.usable(*ip))
     }
 
     /// Whether a requested static address may be used, and why not.

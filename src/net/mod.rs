@@ -187,13 +187,9 @@ fn allocate(
     want: Option<IpAddr>,
     prev: Option<IpAddr>,
 ) -> Result<IpAddr, NetError> {
-    let reserved: std::collections::BTreeSet<IpAddr> =
-        std::iter::once(pool.gateway).chain(pool.aux_addresses.values().copied()).collect();
-    let mut used: std::collections::BTreeSet<IpAddr> = eps
-        .endpoints
-        .values()
-        .flat_map(|e| e.ipv4.map(IpAddr::V4).into_iter().chain(e.ipv6.map(IpAddr::V6)))
-        .collect();
+    let reserved: std::collections::BTreeSet<IpAddr> = std::iter::once(pool.gateway).chain(pool.aux_addresses.values().copied()).collect();
+    let mut used: std::collections::BTreeSet<IpAddr> =
+        eps.endpoints.values().flat_map(|e| e.ipv4.map(IpAddr::V4).into_iter().chain(e.ipv6.map(IpAddr::V6))).collect();
     let unavailable = |ip: IpAddr, why: String| NetError::AddressUnavailable {
         container: req.container_name.clone(),
         network: net.name.clone(),
@@ -218,10 +214,13 @@ fn allocate(
                 .values()
                 .find(|e| e.ipv4.map(IpAddr::V4) == Some(ip) || e.ipv6.map(IpAddr::V6) == Some(ip))
                 .map(|e| e.container_name.clone());
-            return Err(unavailable(ip, match holder {
-                Some(h) if why == "is already in use" => format!("is already in use by container {h}"),
-                _ => why.to_string(),
-            }));
+            return Err(unavailable(
+                ip,
+                match holder {
+                    Some(h) if why == "is already in use" => format!("is already in use by container {h}"),
+                    _ => why.to_string(),
+                },
+            ));
         }
         if !free_again(eps, ip)? {
             return Err(unavailable(ip, "is still held by a network namespace that outlived its container".into()));
@@ -302,8 +301,9 @@ fn attach_endpoint(
         }
     };
     let mac = match &epr.mac_address {
-        Some(m) if !m.is_empty() => ipam::parse_mac(m)
-            .ok_or_else(|| NetError::InvalidMac { container: req.container_name.clone(), mac: m.clone() })?,
+        Some(m) if !m.is_empty() => {
+            ipam::parse_mac(m).ok_or_else(|| NetError::InvalidMac { container: req.container_name.clone(), mac: m.clone() })?
+        }
         _ => ipam::mac_for(v4),
     };
     let ifname = format!("{}{}", net.iface_prefix, position);
@@ -466,11 +466,8 @@ pub fn attach(root: &StateRoot, req: &AttachRequest) -> Result<AttachResult, Net
         dns::sync(root);
     }
     crate::engine::runtime::sys::timing("attach-dns");
-    let nameservers = attached
-        .first()
-        .and_then(|a| a.info.gateway.map(IpAddr::V4).or(a.info.ipv6_gateway.map(IpAddr::V6)))
-        .into_iter()
-        .collect();
+    let nameservers =
+        attached.first().and_then(|a| a.info.gateway.map(IpAddr::V4).or(a.info.ipv6_gateway.map(IpAddr::V6))).into_iter().collect();
     undo.armed = false;
     Ok(AttachResult {
         attachment: Attachment { endpoints: attached.into_iter().map(|a| a.info).collect(), ports: published, nameservers },

@@ -10,17 +10,12 @@ use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
-use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
-};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage, AddressScope};
 use netlink_packet_route::link::{
-    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo,
-    LinkMessage,
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
-};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use nix::sched::CloneFlags;
@@ -53,12 +48,10 @@ pub struct NetnsGuard {
 impl NetnsGuard {
     /// Enters the namespace at `path` (e.g. `/proc/<pid>/ns/net`).
     pub fn enter(path: &Path) -> Result<NetnsGuard, NetError> {
-        let original: OwnedFd = File::open("/proc/thread-self/ns/net")
-            .map_err(|e| NetError::io("open the current network namespace", e))?
-            .into();
+        let original: OwnedFd =
+            File::open("/proc/thread-self/ns/net").map_err(|e| NetError::io("open the current network namespace", e))?.into();
         let target = File::open(path).map_err(|e| NetError::Netns { path: path.into(), source: e })?;
-        nix::sched::setns(target.as_fd(), CloneFlags::CLONE_NEWNET)
-            .map_err(|e| NetError::Netns { path: path.into(), source: e.into() })?;
+        nix::sched::setns(target.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| NetError::Netns { path: path.into(), source: e.into() })?;
         Ok(NetnsGuard { original })
     }
 }
@@ -168,9 +161,8 @@ impl Netlink {
 
     /// Every link's index and name.
     pub fn links(&mut self) -> Result<Vec<(u32, String)>, NetError> {
-        let replies = self
-            .request(RouteNetlinkMessage::GetLink(LinkMessage::default()), NLM_F_DUMP)
-            .map_err(|e| nl_err("list links", e))?;
+        let replies =
+            self.request(RouteNetlinkMessage::GetLink(LinkMessage::default()), NLM_F_DUMP).map_err(|e| nl_err("list links", e))?;
         Ok(replies
             .into_iter()
             .filter_map(|m| match m {
@@ -195,8 +187,7 @@ impl Netlink {
         msg.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]));
         self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
             .map_err(|e| nl_err(format!("create bridge {name}"), e))?;
-        self.link_index(name)?
-            .ok_or_else(|| nl_err(format!("find bridge {name} after creating it"), io::ErrorKind::NotFound.into()))
+        self.link_index(name)?.ok_or_else(|| nl_err(format!("find bridge {name} after creating it"), io::ErrorKind::NotFound.into()))
     }
 
     /// Creates a veth pair: `host_name` on this socket's namespace, enslaved to `master` (if any)
@@ -226,10 +217,8 @@ impl Netlink {
         if let Some(master) = master {
             msg.attributes.push(LinkAttribute::Controller(master));
         }
-        msg.attributes.push(LinkAttribute::LinkInfo(vec![
-            LinkInfo::Kind(InfoKind::Veth),
-            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
-        ]));
+        msg.attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth), LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer)))]));
         self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
             .map_err(|e| nl_err(format!("create veth pair {host_name}/{peer_name}"), e))?;
         Ok(())
@@ -241,8 +230,7 @@ impl Netlink {
         msg.header.index = index;
         msg.header.flags = LinkFlags::Up;
         msg.header.change_mask = LinkFlags::Up;
-        self.request(RouteNetlinkMessage::SetLink(msg), NLM_F_ACK)
-            .map_err(|e| nl_err(format!("bring {what} up"), e))?;
+        self.request(RouteNetlinkMessage::SetLink(msg), NLM_F_ACK).map_err(|e| nl_err(format!("bring {what} up"), e))?;
         Ok(())
     }
 
@@ -255,8 +243,7 @@ impl Netlink {
             LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::Isolated(true)])),
         ]));
         // Port attributes go through RTM_NEWLINK on the existing link (RTM_SETLINK ignores them).
-        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_ACK)
-            .map_err(|e| nl_err(format!("isolate bridge port {what}"), e))?;
+        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_ACK).map_err(|e| nl_err(format!("isolate bridge port {what}"), e))?;
         Ok(())
     }
 
@@ -312,9 +299,7 @@ impl Netlink {
         for fam in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut msg = RouteMessage::default();
             msg.header.address_family = fam;
-            let replies = self
-                .request(RouteNetlinkMessage::GetRoute(msg), NLM_F_DUMP)
-                .map_err(|e| nl_err("list routes", e))?;
+            let replies = self.request(RouteNetlinkMessage::GetRoute(msg), NLM_F_DUMP).map_err(|e| nl_err("list routes", e))?;
             for r in replies {
                 let RouteNetlinkMessage::NewRoute(r) = r else { continue };
                 if r.header.kind != RouteType::Unicast {
@@ -328,9 +313,7 @@ impl Netlink {
                         RouteAttribute::Destination(RouteAddress::Inet(a)) => dest = Some(IpAddr::V4(*a)),
                         RouteAttribute::Destination(RouteAddress::Inet6(a)) => dest = Some(IpAddr::V6(*a)),
                         RouteAttribute::Oif(i) => oif = Some(*i),
-                        RouteAttribute::Gateway(_) | RouteAttribute::MultiPath(_) | RouteAttribute::Via(_) => {
-                            via_gateway = true
-                        }
+                        RouteAttribute::Gateway(_) | RouteAttribute::MultiPath(_) | RouteAttribute::Via(_) => via_gateway = true,
                         _ => {}
                     }
                 }

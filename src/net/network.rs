@@ -34,8 +34,7 @@ pub const OPT_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade
 pub const OPT_ICC: &str = "com.docker.network.bridge.enable_icc";
 pub const OPT_HOST_BINDING: &str = "com.docker.network.bridge.host_binding_ipv4";
 pub const OPT_IFACE_PREFIX: &str = "com.docker.network.container_iface_prefix";
-pub const SUPPORTED_OPTS: &[&str] =
-    &[OPT_BRIDGE_NAME, OPT_MTU, OPT_MASQUERADE, OPT_ICC, OPT_HOST_BINDING, OPT_IFACE_PREFIX];
+pub const SUPPORTED_OPTS: &[&str] = &[OPT_BRIDGE_NAME, OPT_MTU, OPT_MASQUERADE, OPT_ICC, OPT_HOST_BINDING, OPT_IFACE_PREFIX];
 
 /// One `ipam.config` entry, as the user wrote it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,11 +205,7 @@ pub fn validate_name(name: &str) -> Result<(), NetError> {
         && name.len() <= 200
         && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(NetError::InvalidName(name.to_string()))
-    }
+    if ok { Ok(()) } else { Err(NetError::InvalidName(name.to_string())) }
 }
 
 /// The bridge for network `name` of `root`: `berth` and 10 hex digits of a hash of both, so that
@@ -240,8 +235,7 @@ fn parse_subnet(name: &str, what: &str, s: &str) -> Result<Subnet, NetError> {
 }
 
 fn parse_ip(name: &str, what: &str, s: &str) -> Result<IpAddr, NetError> {
-    s.parse::<IpAddr>()
-        .map_err(|_| NetError::invalid(format!("network {name}: {what} {s:?} is not an IP address")))
+    s.parse::<IpAddr>().map_err(|_| NetError::invalid(format!("network {name}: {what} {s:?} is not an IP address")))
 }
 
 /// An `ipam.config` entry checked and resolved, before a default subnet is picked.
@@ -306,9 +300,11 @@ fn plan(spec: &NetworkSpec) -> Result<Plan, NetError> {
                 p.bridge = Some(v.clone());
             }
             OPT_MTU => {
-                p.mtu = v.parse().ok().filter(|m| (68..=65535).contains(m)).ok_or_else(|| {
-                    NetError::invalid(format!("network {name}: {k}={v:?} must be an MTU between 68 and 65535"))
-                })?;
+                p.mtu = v
+                    .parse()
+                    .ok()
+                    .filter(|m| (68..=65535).contains(m))
+                    .ok_or_else(|| NetError::invalid(format!("network {name}: {k}={v:?} must be an MTU between 68 and 65535")))?;
             }
             OPT_MASQUERADE => p.masquerade = bool_opt(name, k, v)? && !spec.internal,
             OPT_ICC => p.icc = bool_opt(name, k, v)?,
@@ -320,9 +316,7 @@ fn plan(spec: &NetworkSpec) -> Result<Plan, NetError> {
             },
             OPT_IFACE_PREFIX => {
                 if v.is_empty() || v.len() > 12 || !v.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                    return Err(NetError::invalid(format!(
-                        "network {name}: {k}={v:?} must be 1 to 12 letters or digits"
-                    )));
+                    return Err(NetError::invalid(format!("network {name}: {k}={v:?} must be 1 to 12 letters or digits")));
                 }
                 p.iface_prefix = v.clone();
             }
@@ -358,9 +352,7 @@ fn plan(spec: &NetworkSpec) -> Result<Plan, NetError> {
         }
         let min_prefix_room = if net.is_ipv4() { 30 } else { 126 };
         if net.prefix() > min_prefix_room {
-            return Err(NetError::invalid(format!(
-                "network {name}: subnet {net} is too small for a gateway and a container"
-            )));
+            return Err(NetError::invalid(format!("network {name}: subnet {net} is too small for a gateway and a container")));
         }
         let mut aux = BTreeMap::new();
         for (host, ip) in &c.aux_addresses {
@@ -380,9 +372,7 @@ fn plan(spec: &NetworkSpec) -> Result<Plan, NetError> {
         *slot = Some(req);
     }
     if p.v6.is_some() && !spec.enable_ipv6 {
-        return Err(NetError::invalid(format!(
-            "network {name}: an IPv6 subnet needs enable_ipv6: true (or --ipv6)"
-        )));
+        return Err(NetError::invalid(format!("network {name}: an IPv6 subnet needs enable_ipv6: true (or --ipv6)")));
     }
     if spec.enable_ipv6 && p.v6.is_none() {
         return Err(NetError::invalid(format!(
@@ -624,12 +614,8 @@ pub(crate) fn write_endpoints(root: &StateRoot, name: &str, e: &Endpoints) -> Re
     let path = network_dir(root, name).join(ENDPOINTS_FILE);
     let mut data = serde_json::to_vec_pretty(e).map_err(|err| FsError::Json { path: path.clone(), source: err })?;
     data.push(b'\n');
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|err| FsError::io("open", &path, err))?;
+    let file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(&path).map_err(|err| FsError::io("open", &path, err))?;
     let old = file.metadata().map_err(|err| FsError::io("stat", &path, err))?.len() as usize;
     if data.len() < old {
         data.resize(old - 1, b' ');
@@ -736,10 +722,7 @@ pub fn remove(root: &StateRoot, name_or_id: &str) -> Result<Network, NetError> {
     let eps = read_endpoints_locked(root, &network.name)?;
     if !eps.endpoints.is_empty() {
         let names: BTreeSet<&str> = eps.endpoints.values().map(|e| e.container_name.as_str()).collect();
-        return Err(NetError::NetworkInUse {
-            name: network.name.clone(),
-            containers: names.into_iter().collect::<Vec<_>>().join(", "),
-        });
+        return Err(NetError::NetworkInUse { name: network.name.clone(), containers: names.into_iter().collect::<Vec<_>>().join(", ") });
     }
     crate::engine::runtime::sys::timing("net-rm-checked");
     // Deleting a bridge waits for the kernel (RCU grace periods), as does the nft transaction:

@@ -332,7 +332,15 @@ pub fn docker_user_update(delete: &[u64], insert: Option<&str>, comment: &str) -
             seq += 1;
             let mut a = Vec::new();
             wildcard_accept(&mut a, key, prefix, comment);
-            message(&mut msg, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE, seq, NFPROTO_IPV4, 0, &a);
+            message(
+                &mut msg,
+                (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE,
+                NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE,
+                seq,
+                NFPROTO_IPV4,
+                0,
+                &a,
+            );
             acks.push(seq);
         }
     }

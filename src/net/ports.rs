@@ -150,11 +150,7 @@ fn holder(root: &StateRoot, ip: Option<IpAddr>, port: u16, proto: Protocol) -> O
         r.ports
             .iter()
             .chain(r.forwarded.iter())
-            .any(|p| {
-                p.host_port == port
-                    && p.protocol == proto
-                    && (p.host_ip.is_none() || ip.is_none() || p.host_ip == ip)
-            })
+            .any(|p| p.host_port == port && p.protocol == proto && (p.host_ip.is_none() || ip.is_none() || p.host_ip == ip))
             .then(|| match (&r.project, &r.service) {
                 (Some(p), Some(s)) => format!("project {p}, service {s} (container {})", r.container_name),
                 _ => format!("container {}", r.container_name),
@@ -185,11 +181,7 @@ fn bind_socket(addr: SocketAddr, proto: Protocol) -> io::Result<(OwnedFd, u16)> 
         nix::sys::socket::listen(&fd, nix::sys::socket::Backlog::new(1).expect("1 is a valid backlog"))?;
     }
     let local: nix::sys::socket::SockaddrStorage = nix::sys::socket::getsockname(fd.as_raw_fd())?;
-    let port = local
-        .as_sockaddr_in()
-        .map(|s| s.port())
-        .or_else(|| local.as_sockaddr_in6().map(|s| s.port()))
-        .unwrap_or(0);
+    let port = local.as_sockaddr_in().map(|s| s.port()).or_else(|| local.as_sockaddr_in6().map(|s| s.port())).unwrap_or(0);
     // SAFETY: nix's OwnedFd is std's OwnedFd; this only re-types it.
     let fd = unsafe { OwnedFd::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(fd)) };
     Ok((fd, port))
@@ -245,7 +237,10 @@ pub(crate) fn reserve(
 ) -> Result<Reserved, NetError> {
     let requested = req.host_ip.or(default_ip.filter(|ip| !ip.is_unspecified()).map(IpAddr::V4));
     let v6_bind = |addr: Ipv6Addr| -> Result<Bind, NetError> {
-        let forward = v6.map(IpAddr::V6).or(v4.map(IpAddr::V4)).ok_or_else(|| NetError::PortFamily { port: describe(req), family: "IPv4 or IPv6" })?;
+        let forward = v6
+            .map(IpAddr::V6)
+            .or(v4.map(IpAddr::V4))
+            .ok_or_else(|| NetError::PortFamily { port: describe(req), family: "IPv4 or IPv6" })?;
         let nat = v6.filter(|_| !addr.is_loopback()).map(IpAddr::V6);
         let rule_ip = (!addr.is_unspecified()).then_some(IpAddr::V6(addr));
         Ok(Bind { addr: IpAddr::V6(addr), rule_ip, nat, forward: Some(forward) })
@@ -297,17 +292,33 @@ pub(crate) fn reserve(
                 }
             }
             if ok {
-                let mut r = Reserved { published: Vec::new(), rules: Vec::new(), forwarded: Vec::new(), fds: Vec::new(), forwards: Vec::new() };
+                let mut r =
+                    Reserved { published: Vec::new(), rules: Vec::new(), forwarded: Vec::new(), fds: Vec::new(), forwards: Vec::new() };
                 for (b, fd) in binds.iter().zip(fds) {
-                    r.published.push(PublishedPort { host_ip: b.addr, host_port: port, container_port: req.container_port, protocol: req.protocol });
-                    let rule = |target: IpAddr| PortRule { host_ip: b.rule_ip, host_port: port, protocol: req.protocol, target, target_port: req.container_port };
+                    r.published.push(PublishedPort {
+                        host_ip: b.addr,
+                        host_port: port,
+                        container_port: req.container_port,
+                        protocol: req.protocol,
+                    });
+                    let rule = |target: IpAddr| PortRule {
+                        host_ip: b.rule_ip,
+                        host_port: port,
+                        protocol: req.protocol,
+                        target,
+                        target_port: req.container_port,
+                    };
                     if let Some(t) = b.nat {
                         r.rules.push(rule(t));
                     }
                     match b.forward {
                         Some(t) => {
                             r.forwarded.push(PortRule { host_ip: Some(b.addr), ..rule(t) });
-                            r.forwards.push(super::proxy::Forward { socket: fd, protocol: req.protocol, target: SocketAddr::new(t, req.container_port) });
+                            r.forwards.push(super::proxy::Forward {
+                                socket: fd,
+                                protocol: req.protocol,
+                                target: SocketAddr::new(t, req.container_port),
+                            });
                         }
                         None => r.fds.push(fd),
                     }
@@ -320,14 +331,17 @@ pub(crate) fn reserve(
         }
     }
     let (addr, port, e) = last_err.expect("at least one bind was tried");
-    let port_shown = if candidates.len() > 1 { format!("{}-{}", candidates[0], candidates[candidates.len() - 1]) } else { port.to_string() };
+    let port_shown =
+        if candidates.len() > 1 { format!("{}-{}", candidates[0], candidates[candidates.len() - 1]) } else { port.to_string() };
     Err(match e.raw_os_error() {
         Some(libc::EADDRINUSE) => NetError::PortInUse {
             port: format!("{port_shown}/{}", req.protocol),
             host_ip: addr,
             holder: holder(root, Some(addr).filter(|a| !a.is_unspecified()), port, req.protocol),
         },
-        Some(libc::EADDRNOTAVAIL) | Some(libc::EAFNOSUPPORT) => NetError::PortAddress { port: format!("{port_shown}/{}", req.protocol), host_ip: addr },
+        Some(libc::EADDRNOTAVAIL) | Some(libc::EAFNOSUPPORT) => {
+            NetError::PortAddress { port: format!("{port_shown}/{}", req.protocol), host_ip: addr }
+        }
         _ => NetError::io(format!("reserve host port {port_shown}/{} on {addr}", req.protocol), e),
     })
 }
@@ -347,7 +361,13 @@ mod tests {
     fn random_port_is_reserved_and_conflicts_are_reported() {
         let dir = tempfile::tempdir().unwrap();
         let root = StateRoot::new(dir.path());
-        let req = PortRequest { host_ip: Some("127.0.0.1".parse().unwrap()), host_port: None, container_port: 80, protocol: Protocol::Tcp, host_port_end: None };
+        let req = PortRequest {
+            host_ip: Some("127.0.0.1".parse().unwrap()),
+            host_port: None,
+            container_port: 80,
+            protocol: Protocol::Tcp,
+            host_port_end: None,
+        };
         let r = reserve(&root, &req, Some(Ipv4Addr::new(10, 210, 0, 2)), None, None).unwrap();
         let port = r.published[0].host_port;
         assert_ne!(port, 0);

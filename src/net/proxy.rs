@@ -116,7 +116,12 @@ fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 
 fn from_sockaddr(ss: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
     // SAFETY: the kernel filled `len` bytes of `ss`.
-    let s = unsafe { <nix::sys::socket::SockaddrStorage as nix::sys::socket::SockaddrLike>::from_raw(ss as *const libc::sockaddr_storage as *const libc::sockaddr, Some(len)) }?;
+    let s = unsafe {
+        <nix::sys::socket::SockaddrStorage as nix::sys::socket::SockaddrLike>::from_raw(
+            ss as *const libc::sockaddr_storage as *const libc::sockaddr,
+            Some(len),
+        )
+    }?;
     if let Some(v4) = s.as_sockaddr_in() {
         return Some(SocketAddr::from((v4.ip(), v4.port())));
     }
@@ -165,7 +170,9 @@ impl Half {
         for _ in 0..16 {
             if self.pending == 0 && !self.eof {
                 // SAFETY: splice between descriptors we own; null offsets (sockets and pipes).
-                let n = unsafe { libc::splice(src.as_raw_fd(), std::ptr::null_mut(), self.pipe_w.as_raw_fd(), std::ptr::null_mut(), PIPE_CHUNK, flags) };
+                let n = unsafe {
+                    libc::splice(src.as_raw_fd(), std::ptr::null_mut(), self.pipe_w.as_raw_fd(), std::ptr::null_mut(), PIPE_CHUNK, flags)
+                };
                 match n {
                     0 => self.eof = true,
                     n if n > 0 => self.pending = n as usize,
@@ -176,7 +183,9 @@ impl Half {
             }
             if self.pending > 0 {
                 // SAFETY: as above.
-                let n = unsafe { libc::splice(self.pipe_r.as_raw_fd(), std::ptr::null_mut(), dst.as_raw_fd(), std::ptr::null_mut(), self.pending, flags) };
+                let n = unsafe {
+                    libc::splice(self.pipe_r.as_raw_fd(), std::ptr::null_mut(), dst.as_raw_fd(), std::ptr::null_mut(), self.pending, flags)
+                };
                 if n > 0 {
                     self.pending -= n as usize;
                 } else if errno() == libc::EINTR {
@@ -275,7 +284,7 @@ impl Proxy {
         match token {
             Token::Listener(i) => match self.listeners[i].protocol {
                 Protocol::Tcp => self.accept(i),
-                Protocol::Udp => self.from_clients(i),
+                Protocol::Udp => self.relay_from_clients(i),
             },
             Token::Conn(i) => {
                 let c = &mut self.conns[i];
@@ -287,7 +296,13 @@ impl Proxy {
                     let mut len = size_of::<libc::c_int>() as libc::socklen_t;
                     // SAFETY: getsockopt SO_ERROR into a c_int.
                     let r = unsafe {
-                        libc::getsockopt(c.upstream.as_raw_fd(), libc::SOL_SOCKET, libc::SO_ERROR, &mut err as *mut libc::c_int as *mut libc::c_void, &mut len)
+                        libc::getsockopt(
+                            c.upstream.as_raw_fd(),
+                            libc::SOL_SOCKET,
+                            libc::SO_ERROR,
+                            &mut err as *mut libc::c_int as *mut libc::c_void,
+                            &mut len,
+                        )
                     };
                     if r != 0 || err != 0 {
                         // The container refuses: reset the client, as a refused connection would.
@@ -299,7 +314,7 @@ impl Proxy {
                 }
                 c.pump();
             }
-            Token::Flow(i) => self.from_upstream(i),
+            Token::Flow(i) => self.relay_from_upstream(i),
         }
     }
 
@@ -307,7 +322,14 @@ impl Proxy {
         let target = self.listeners[i].target;
         for _ in 0..64 {
             // SAFETY: accept4 on our listener; the result is owned at once.
-            let fd = unsafe { libc::accept4(self.listeners[i].socket.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) };
+            let fd = unsafe {
+                libc::accept4(
+                    self.listeners[i].socket.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                )
+            };
             if fd < 0 {
                 return;
             }
@@ -345,7 +367,7 @@ impl Proxy {
         &mut self.buf
     }
 
-    fn from_clients(&mut self, i: usize) {
+    fn relay_from_clients(&mut self, i: usize) {
         let fd = self.listeners[i].socket.as_raw_fd();
         let target = self.listeners[i].target;
         for _ in 0..64 {
@@ -354,7 +376,14 @@ impl Proxy {
             let buf = self.buf();
             // SAFETY: recvfrom into our buffer and address storage.
             let n = unsafe {
-                libc::recvfrom(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0, &mut ss as *mut libc::sockaddr_storage as *mut libc::sockaddr, &mut len)
+                libc::recvfrom(
+                    fd,
+                    buf.as_mut_ptr() as *mut libc::c_void,
+                    buf.len(),
+                    0,
+                    &mut ss as *mut libc::sockaddr_storage as *mut libc::sockaddr,
+                    &mut len,
+                )
             };
             if n < 0 {
                 return;
@@ -383,7 +412,7 @@ impl Proxy {
         }
     }
 
-    fn from_upstream(&mut self, k: usize) {
+    fn relay_from_upstream(&mut self, k: usize) {
         let l = self.flows[k].listener;
         let lfd = self.listeners[l].socket.as_raw_fd();
         let (sa, salen) = sockaddr(&self.flows[k].peer);
@@ -401,7 +430,14 @@ impl Proxy {
             }
             // SAFETY: sendto the client from the port it sent to.
             unsafe {
-                libc::sendto(lfd, self.buf.as_ptr() as *const libc::c_void, n as usize, libc::MSG_DONTWAIT, &sa as *const libc::sockaddr_storage as *const libc::sockaddr, salen)
+                libc::sendto(
+                    lfd,
+                    self.buf.as_ptr() as *const libc::c_void,
+                    n as usize,
+                    libc::MSG_DONTWAIT,
+                    &sa as *const libc::sockaddr_storage as *const libc::sockaddr,
+                    salen,
+                )
             };
         }
         self.flows[k].last = Instant::now();
@@ -425,7 +461,13 @@ fn reset(fd: &OwnedFd) {
     let l = libc::linger { l_onoff: 1, l_linger: 0 };
     // SAFETY: setsockopt SO_LINGER with a linger struct.
     unsafe {
-        libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, &l as *const libc::linger as *const libc::c_void, size_of::<libc::linger>() as libc::socklen_t);
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &l as *const libc::linger as *const libc::c_void,
+            size_of::<libc::linger>() as libc::socklen_t,
+        );
     }
 }
 

@@ -351,9 +351,7 @@ fn build(bm: &mut Map, path: &str) -> Result<()> {
                         };
                         match t.split_once('=') {
                             Some((id, pth)) => m.insert_key(Key { name: id.into(), pos: it.pos.clone() }, s(pth, &it.pos)),
-                            None if t == "default" => {
-                                m.insert_key(Key { name: t.into(), pos: it.pos.clone() }, Node::null(it.pos.clone()))
-                            }
+                            None if t == "default" => m.insert_key(Key { name: t.into(), pos: it.pos.clone() }, Node::null(it.pos.clone())),
                             None => return Err(err(it, &p, format!("invalid ssh key {t:?}: write default or ID=PATH"))),
                         }
                     }
@@ -660,7 +658,9 @@ fn ports(n: &mut Node, path: &str) -> Result<()> {
                 out.push(it.clone());
                 continue;
             }
-            _ => return Err(err(it, &format!("{path}[{i}]"), format!("a port must be a string, a number or a mapping, not {}", it.kind()))),
+            _ => {
+                return Err(err(it, &format!("{path}[{i}]"), format!("a port must be a string, a number or a mapping, not {}", it.kind())));
+            }
         };
         let parsed = parse_ports(&raw).map_err(|e| err(it, &format!("{path}[{i}]"), e))?;
         for p in parsed {

@@ -41,11 +41,7 @@ pub fn container_name(project: &str, service: &Service, number: u32) -> String {
 
 /// How many replicas a service wants: `scale`, else `deploy.replicas`, else 1.
 pub fn replicas(service: &Service) -> u32 {
-    service
-        .scale
-        .or_else(|| service.deploy.as_ref().and_then(|d| d.replicas))
-        .map(|n| n.clamp(0, u32::MAX as i64) as u32)
-        .unwrap_or(1)
+    service.scale.or_else(|| service.deploy.as_ref().and_then(|d| d.replicas)).map(|n| n.clamp(0, u32::MAX as i64) as u32).unwrap_or(1)
 }
 
 /// The `com.docker.compose.depends_on` label: `svc:condition:restart`, comma-separated.
@@ -94,10 +90,7 @@ pub fn service_config(
     l.insert(labels::CONFIG_HASH.into(), crate::project::hash::service_hash(service));
     l.insert(labels::DEPENDS_ON.into(), depends_on_label(service));
     if !project.env_files.is_empty() {
-        l.insert(
-            labels::ENVIRONMENT_FILE.into(),
-            project.env_files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(","),
-        );
+        l.insert(labels::ENVIRONMENT_FILE.into(), project.env_files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(","));
     }
     Ok(cfg)
 }
@@ -162,7 +155,13 @@ pub fn ensure_volume(root: &crate::state::StateRoot, project: &Project, key: &st
         if v.external {
             return Err(ConvertError::ExternalVolume(name));
         }
-        runtime::volumes::create(root, Some(&name), v.driver.as_deref().unwrap_or("local"), volume_labels(project, key), v.driver_opts.clone())?;
+        runtime::volumes::create(
+            root,
+            Some(&name),
+            v.driver.as_deref().unwrap_or("local"),
+            volume_labels(project, key),
+            v.driver_opts.clone(),
+        )?;
     }
     Ok(name)
 }
@@ -176,7 +175,10 @@ pub fn port_requests(service: &Service) -> Result<Vec<PortRequest>, ConvertError
             "udp" => Protocol::Udp,
             other => return Err(invalid(service, format!("ports: protocol {other:?} is not supported: use tcp or udp"))),
         };
-        let container_port = u16::try_from(p.target).ok().filter(|p| *p > 0).ok_or_else(|| invalid(service, format!("ports: invalid container port {}", p.target)))?;
+        let container_port = u16::try_from(p.target)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| invalid(service, format!("ports: invalid container port {}", p.target)))?;
         let host_ip = match p.host_ip.as_deref().filter(|s| !s.is_empty()) {
             None => None,
             Some(s) => Some(
@@ -250,7 +252,11 @@ pub fn container_config(
             let have = format!("{}/{}", rc["os"].as_str().unwrap_or("linux"), rc["architecture"].as_str().unwrap_or_default());
             return Err(invalid(
                 service,
-                format!("image {} is for {have}, not for the platform {want} asked: pull it for that platform with `berth pull {}`, or change `platform:`", service_image_name(project, service), service.name),
+                format!(
+                    "image {} is for {have}, not for the platform {want} asked: pull it for that platform with `berth pull {}`, or change `platform:`",
+                    service_image_name(project, service),
+                    service.name
+                ),
             ));
         }
     }
@@ -277,10 +283,8 @@ pub fn container_config(
     labels_out.insert(labels::PROJECT.into(), project.name.clone());
     labels_out.insert(labels::SERVICE.into(), service.name.clone());
     labels_out.insert(labels::WORKING_DIR.into(), project.working_dir.display().to_string());
-    labels_out.insert(
-        labels::CONFIG_FILES.into(),
-        project.config_files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(","),
-    );
+    labels_out
+        .insert(labels::CONFIG_FILES.into(), project.config_files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(","));
     labels_out.insert(labels::VERSION.into(), labels::COMPOSE_VERSION.into());
     labels_out.insert(labels::IMAGE.into(), image.id.to_string());
 
@@ -317,10 +321,10 @@ pub fn container_config(
                 create_mountpoint: m.bind.as_ref().is_some_and(|b| b.create_host_path),
             }),
             volume_options: vo,
-            tmpfs_options: m.tmpfs.as_ref().map(|t| rspec::TmpfsOptions {
-                size_bytes: (t.size.0 > 0).then_some(t.size.0 as u64),
-                mode: t.mode,
-            }),
+            tmpfs_options: m
+                .tmpfs
+                .as_ref()
+                .map(|t| rspec::TmpfsOptions { size_bytes: (t.size.0 > 0).then_some(t.size.0 as u64), mode: t.mode }),
         });
     }
     for t in &service.tmpfs {
@@ -397,7 +401,12 @@ pub fn container_config(
         Some("host") => {
             for (k, v) in [("hostname", &service.hostname), ("domainname", &service.domainname)] {
                 if v.as_deref().is_some_and(|v| !v.is_empty()) {
-                    return Err(invalid(service, format!("conflicting options: {k} and the UTS mode: with `uts: host` the container keeps the host's names; remove {k}")));
+                    return Err(invalid(
+                        service,
+                        format!(
+                            "conflicting options: {k} and the UTS mode: with `uts: host` the container keeps the host's names; remove {k}"
+                        ),
+                    ));
                 }
             }
             "host".to_string()
@@ -408,11 +417,8 @@ pub fn container_config(
     let pid_mode = namespace_mode(root, project, service, "pid", service.pid.as_deref(), &["host"])?;
     let mut endpoints = Vec::new();
     if network_mode == NetworkMode::Bridge {
-        let nets: Vec<(&String, Option<&crate::project::model::ServiceNetwork>)> = if service.networks.is_empty() {
-            vec![]
-        } else {
-            service.networks.iter().map(|(k, v)| (k, v.as_ref())).collect()
-        };
+        let nets: Vec<(&String, Option<&crate::project::model::ServiceNetwork>)> =
+            if service.networks.is_empty() { vec![] } else { service.networks.iter().map(|(k, v)| (k, v.as_ref())).collect() };
         let default = "default".to_string();
         let nets = if nets.is_empty() && project.networks.contains_key("default") { vec![(&default, None)] } else { nets };
         for (key, sn) in nets {
@@ -527,7 +533,9 @@ fn deploy_restart(service: &Service) -> Result<rspec::RestartPolicy, ConvertErro
         "none" => "no",
         "any" => "always",
         "on-failure" => "on-failure",
-        other => return Err(invalid(service, format!("deploy.restart_policy.condition {other:?} is not valid: use none, on-failure or any"))),
+        other => {
+            return Err(invalid(service, format!("deploy.restart_policy.condition {other:?} is not valid: use none, on-failure or any")));
+        }
     };
     let mut p = rspec::RestartPolicy::parse(name).map_err(|e| invalid(service, e))?;
     if name == "on-failure" {
@@ -543,7 +551,9 @@ fn blkio(service: &Service, res: &mut crate::engine::cgroups::Resources) -> Resu
     let Some(b) = service.blkio_config.as_ref().and_then(|b| b.as_object()) else { return Ok(()) };
     let num = |key: &str, v: &serde_json::Value| -> Result<u64, ConvertError> {
         match v {
-            serde_json::Value::Number(n) => n.as_u64().ok_or_else(|| invalid(service, format!("blkio_config.{key}: {n} must be a positive number"))),
+            serde_json::Value::Number(n) => {
+                n.as_u64().ok_or_else(|| invalid(service, format!("blkio_config.{key}: {n} must be a positive number")))
+            }
             serde_json::Value::String(s) => crate::project::units::parse_bytes(s)
                 .ok()
                 .filter(|v| *v >= 0)
@@ -556,13 +566,18 @@ fn blkio(service: &Service, res: &mut crate::engine::cgroups::Resources) -> Resu
         match key.as_str() {
             "weight" => {
                 let w = num(key, v)?;
-                res.blkio_weight = Some(u16::try_from(w).map_err(|_| invalid(service, format!("blkio_config.weight {w} is out of range: use 10 to 1000")))?);
+                res.blkio_weight = Some(
+                    u16::try_from(w).map_err(|_| invalid(service, format!("blkio_config.weight {w} is out of range: use 10 to 1000")))?,
+                );
             }
             "weight_device" | "device_read_bps" | "device_write_bps" | "device_read_iops" | "device_write_iops" => {
                 let field = if key == "weight_device" { "weight" } else { "rate" };
                 let mut list = Vec::new();
                 for e in v.as_array().map(|a| a.as_slice()).unwrap_or_default() {
-                    let path = e["path"].as_str().filter(|p| !p.is_empty()).ok_or_else(|| invalid(service, format!("blkio_config.{key}: every entry needs a path")))?;
+                    let path = e["path"]
+                        .as_str()
+                        .filter(|p| !p.is_empty())
+                        .ok_or_else(|| invalid(service, format!("blkio_config.{key}: every entry needs a path")))?;
                     list.push(ThrottleDevice { path: path.to_string(), rate: num(&format!("{key}.{field}"), &e[field])? });
                 }
                 *match key.as_str() {
@@ -584,13 +599,19 @@ fn blkio(service: &Service, res: &mut crate::engine::cgroups::Resources) -> Resu
 fn refuse_unsupported(service: &Service) -> Result<(), ConvertError> {
     let set = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(String::from);
     if let Some(m) = set(&service.userns_mode).filter(|m| m != "host") {
-        return Err(invalid(service, format!("userns_mode {m:?} is not supported: berth runs containers in the host's user namespace; remove it or use `host`")));
+        return Err(invalid(
+            service,
+            format!("userns_mode {m:?} is not supported: berth runs containers in the host's user namespace; remove it or use `host`"),
+        ));
     }
     if let Some(i) = set(&service.isolation).filter(|i| i != "default") {
         return Err(invalid(service, format!("isolation {i:?} is not supported on Linux: remove it or use `default`")));
     }
     if let Some(r) = set(&service.runtime).filter(|r| r != "runc") {
-        return Err(invalid(service, format!("runtime {r:?} is not supported: berth runs containers with its own engine; remove it (or use `runc`)")));
+        return Err(invalid(
+            service,
+            format!("runtime {r:?} is not supported: berth runs containers with its own engine; remove it (or use `runc`)"),
+        ));
     }
     if !service.storage_opt.is_empty() {
         return Err(invalid(service, "storage_opt is not supported: berth's overlay root filesystem has no size quota; remove it"));
@@ -603,8 +624,10 @@ fn refuse_unsupported(service: &Service) -> Result<(), ConvertError> {
             _ => {
                 return Err(invalid(
                     service,
-                    format!("security_opt {o:?} is not supported: use no-new-privileges, seccomp=unconfined, seccomp=<profile.json>, apparmor=... or label=..."),
-                ))
+                    format!(
+                        "security_opt {o:?} is not supported: use no-new-privileges, seccomp=unconfined, seccomp=<profile.json>, apparmor=... or label=..."
+                    ),
+                ));
             }
         }
     }
@@ -691,7 +714,8 @@ pub fn unapplied(project: &Project, service: &Service) -> Vec<String> {
         if r.reservations.as_ref().is_some_and(|x| x.cpus > 0.0) {
             key("deploy.resources.reservations.cpus", "CPU reservations need a scheduler; use cpu_shares");
         }
-        if [&r.limits, &r.reservations].iter().any(|x| x.as_ref().is_some_and(|x| !x.devices.is_empty() || !x.generic_resources.is_empty())) {
+        if [&r.limits, &r.reservations].iter().any(|x| x.as_ref().is_some_and(|x| !x.devices.is_empty() || !x.generic_resources.is_empty()))
+        {
             key("deploy.resources.*.devices", "berth has no device requests (GPUs); use devices: for device nodes");
         }
         if d.mode.as_deref().is_some_and(|m| m == "global") {
@@ -721,7 +745,10 @@ pub fn unapplied(project: &Project, service: &Service) -> Vec<String> {
     }
     for (kind, list) in [("secrets", &service.secrets), ("config", &service.configs)] {
         let tops = if kind == "secrets" { &project.secrets } else { &project.configs };
-        if list.iter().any(|f| tops.get(&f.source).is_some_and(|t| t.file.is_some()) && (f.uid.is_some() || f.gid.is_some() || f.mode.is_some())) {
+        if list
+            .iter()
+            .any(|f| tops.get(&f.source).is_some_and(|t| t.file.is_some()) && (f.uid.is_some() || f.gid.is_some() || f.mode.is_some()))
+        {
             // docker compose's own words.
             w.push(format!("{kind} `uid`, `gid` and `mode` are not supported, they will be ignored"));
         }
@@ -788,19 +815,26 @@ fn namespace_mode(
 /// with `uid`, `gid` (default 0) and `mode` (default 0444). Secrets go to `/run/secrets/<name>`
 /// (a relative target is under `/run/secrets/`), configs to `/<name>` (a relative target is
 /// under `/`). Bind mounts are appended to `mounts`; the files to write are returned.
-fn secrets_and_configs(project: &Project, service: &Service, mounts: &mut Vec<rspec::Mount>) -> Result<Vec<rspec::FileContent>, ConvertError> {
+fn secrets_and_configs(
+    project: &Project,
+    service: &Service,
+    mounts: &mut Vec<rspec::Mount>,
+) -> Result<Vec<rspec::FileContent>, ConvertError> {
     let mut files = Vec::new();
-    for (kind, list, tops, dir) in [
-        ("secret", &service.secrets, &project.secrets, "/run/secrets/"),
-        ("config", &service.configs, &project.configs, "/"),
-    ] {
+    for (kind, list, tops, dir) in
+        [("secret", &service.secrets, &project.secrets, "/run/secrets/"), ("config", &service.configs, &project.configs, "/")]
+    {
         for fm in list {
             let name = &fm.source;
-            let top = tops.get(name).ok_or_else(|| invalid(service, format!("refers to undefined {kind} {name:?}: define it under the top-level {kind}s:")))?;
+            let top = tops
+                .get(name)
+                .ok_or_else(|| invalid(service, format!("refers to undefined {kind} {name:?}: define it under the top-level {kind}s:")))?;
             if top.external {
                 return Err(invalid(
                     service,
-                    format!("{kind} {name:?} is external: external {kind}s live in a swarm, which berth (like docker compose) cannot read; give it a file:, environment: or content: instead"),
+                    format!(
+                        "{kind} {name:?} is external: external {kind}s live in a swarm, which berth (like docker compose) cannot read; give it a file:, environment: or content: instead"
+                    ),
                 ));
             }
             let target = match fm.target.as_deref().filter(|t| !t.is_empty()) {
@@ -818,7 +852,10 @@ fn secrets_and_configs(project: &Project, service: &Service, mounts: &mut Vec<rs
                 match std::fs::metadata(file) {
                     Ok(_) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Err(invalid(service, format!("{kind} {name:?}: file {file} does not exist: create it, or change {kind}s.{name}.file")));
+                        return Err(invalid(
+                            service,
+                            format!("{kind} {name:?}: file {file} does not exist: create it, or change {kind}s.{name}.file"),
+                        ));
                     }
                     Err(e) => return Err(invalid(service, format!("{kind} {name:?}: cannot read file {file}: {e}"))),
                 }
@@ -833,14 +870,23 @@ fn secrets_and_configs(project: &Project, service: &Service, mounts: &mut Vec<rs
                 continue;
             } else if let Some(var) = &top.environment {
                 project.environment.get(var).cloned().ok_or_else(|| {
-                    invalid(service, format!("{kind} {name:?}: environment variable {var:?} is not set: set it, or give the {kind} a file: instead"))
+                    invalid(
+                        service,
+                        format!("{kind} {name:?}: environment variable {var:?} is not set: set it, or give the {kind} a file: instead"),
+                    )
                 })?
             } else if let Some(c) = &top.content {
                 c.clone()
             } else {
                 return Err(invalid(service, format!("{kind} {name:?} has no file:, environment: or content:")));
             };
-            files.push(rspec::FileContent { target, content, uid: id("uid", &fm.uid)?, gid: id("gid", &fm.gid)?, mode: fm.mode.unwrap_or(0o444) });
+            files.push(rspec::FileContent {
+                target,
+                content,
+                uid: id("uid", &fm.uid)?,
+                gid: id("gid", &fm.gid)?,
+                mode: fm.mode.unwrap_or(0o444),
+            });
         }
     }
     Ok(files)

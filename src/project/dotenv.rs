@@ -119,11 +119,7 @@ pub fn parse(src: &str, lookup: &HashMap<String, String>) -> Result<Vec<(String,
                     let first = rest.lines().next().unwrap_or("");
                     return Err(format!("line {line}: unterminated quoted value {first}"));
                 };
-                value = if q == '"' {
-                    expand(&unescape(&chars), lookup, &out).map_err(|e| format!("line {line}: {e}"))?
-                } else {
-                    chars
-                };
+                value = if q == '"' { expand(&unescape(&chars), lookup, &out).map_err(|e| format!("line {line}: {e}"))? } else { chars };
                 rest = &body[end + 1..];
             }
         }
@@ -139,11 +135,7 @@ fn set(out: &mut Vec<(String, String)>, k: String, v: String) {
     }
 }
 
-fn expand(
-    v: &str,
-    lookup: &HashMap<String, String>,
-    out: &[(String, String)],
-) -> Result<String, String> {
+fn expand(v: &str, lookup: &HashMap<String, String>, out: &[(String, String)]) -> Result<String, String> {
     if !v.contains('$') {
         return Ok(v.to_string());
     }
@@ -216,10 +208,7 @@ mod tests {
 
     #[test]
     fn plain_quotes_comments_export() {
-        let v = p(
-            "# c\nA=1\nexport B=two words # comment\nC='lit $A \\n'\nD=\"x\\ny $A\"\nE: colon\n  F = spaced  \nG=a#b\nH=\n",
-            &[],
-        );
+        let v = p("# c\nA=1\nexport B=two words # comment\nC='lit $A \\n'\nD=\"x\\ny $A\"\nE: colon\n  F = spaced  \nG=a#b\nH=\n", &[]);
         assert_eq!(get(&v, "A"), Some("1"));
         assert_eq!(get(&v, "B"), Some("two words"));
         assert_eq!(get(&v, "C"), Some("lit $A \\n"));

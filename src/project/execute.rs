@@ -286,7 +286,12 @@ fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
                     let st = ops::state_of(root, &c.id)?;
                     // Anonymous volumes go to the new container, as compose does.
                     if !ctx.renew_anon_volumes {
-                        inherited = c.mounts.iter().filter(|m| m.kind == MountType::Volume && st.anonymous_volumes.contains(&m.source)).cloned().collect();
+                        inherited = c
+                            .mounts
+                            .iter()
+                            .filter(|m| m.kind == MountType::Volume && st.anonymous_volumes.contains(&m.source))
+                            .cloned()
+                            .collect();
                     }
                     ops::stop(root, &c.id, ctx.timeout)?;
                     ops::remove(root, &c.id, true, false)?;
@@ -399,7 +404,14 @@ fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
 }
 
 /// Polls the containers of `service` until they meet `condition`.
-fn wait(ctx: &Context, service: &str, dependent: &str, condition: Condition, required: bool, containers: &[String]) -> Result<(), ExecError> {
+fn wait(
+    ctx: &Context,
+    service: &str,
+    dependent: &str,
+    condition: Condition,
+    required: bool,
+    containers: &[String],
+) -> Result<(), ExecError> {
     let root = ctx.root;
     let mut ids = Vec::new();
     for name in containers {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::error::{LoadError, Result};
-use super::load::{Loader, FileCtx};
+use super::load::{FileCtx, Loader};
 use super::yaml::{Node, Value};
 
 /// Applies the `include` section of `doc` (a document of the file `ctx.file`).
@@ -38,7 +38,8 @@ pub fn apply(loader: &mut Loader, doc: &mut Node, ctx: &FileCtx) -> Result<()> {
             Some(d) => PathBuf::from(super::paths::abs(&d, &file_dir, loader.home())),
             None => paths[0].parent().map(Path::to_path_buf).unwrap_or_default(),
         };
-        let env_files: Vec<PathBuf> = r.list("env_file")?.iter().map(|p| PathBuf::from(super::paths::abs(p, &file_dir, loader.home()))).collect();
+        let env_files: Vec<PathBuf> =
+            r.list("env_file")?.iter().map(|p| PathBuf::from(super::paths::abs(p, &file_dir, loader.home()))).collect();
         for p in &paths {
             if ctx.chain.contains(p) {
                 let mut msg = String::from("include cycle detected:\n");

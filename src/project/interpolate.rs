@@ -20,7 +20,9 @@ pub enum TemplateError {
 impl std::fmt::Display for TemplateError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TemplateError::Invalid(t) => write!(f, "invalid interpolation format {t:?}: write ${{NAME}}, ${{NAME:-default}}, ... and $$ for a literal $"),
+            TemplateError::Invalid(t) => {
+                write!(f, "invalid interpolation format {t:?}: write ${{NAME}}, ${{NAME:-default}}, ... and $$ for a literal $")
+            }
             TemplateError::Required { var, reason } if reason.is_empty() => {
                 write!(f, "required variable {var} is missing a value")
             }
@@ -215,10 +217,7 @@ mod tests {
     #[test]
     fn required_and_invalid() {
         let v = [("E", "")];
-        assert_eq!(
-            sub("${E:?must be set}", &v).unwrap_err(),
-            TemplateError::Required { var: "E".into(), reason: "must be set".into() }
-        );
+        assert_eq!(sub("${E:?must be set}", &v).unwrap_err(), TemplateError::Required { var: "E".into(), reason: "must be set".into() });
         assert!(matches!(sub("${U?}", &v).unwrap_err(), TemplateError::Required { .. }));
         assert!(matches!(sub("${", &v).unwrap_err(), TemplateError::Invalid(_)));
         assert!(matches!(sub("${A", &v).unwrap_err(), TemplateError::Invalid(_)));

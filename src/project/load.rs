@@ -131,7 +131,10 @@ impl Loader {
             include::apply(self, &mut doc, &ctx)?;
             if let Some(m) = doc.as_map_mut() {
                 if m.remove("version").is_some() {
-                    let w = format!("{}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion", file.display());
+                    let w = format!(
+                        "{}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion",
+                        file.display()
+                    );
                     if !self.warnings.contains(&w) {
                         self.warnings.push(w);
                     }
@@ -227,7 +230,8 @@ pub fn discover(dir: &Path) -> Option<Vec<PathBuf>> {
 /// Normalizes a project name as compose does: lowercase, only `a-z0-9_-`, starting with a
 /// letter or digit.
 pub fn normalize_project_name(s: &str) -> String {
-    let lower: String = s.to_lowercase().chars().filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-').collect();
+    let lower: String =
+        s.to_lowercase().chars().filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-').collect();
     lower.trim_start_matches(['_', '-']).to_string()
 }
 
@@ -258,10 +262,13 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
     let mut env = opts.environment.clone();
 
     // The project directory for finding `.env`: --project-directory, else the first file's.
-    let early_files: Vec<PathBuf> = opts.files.iter().map(|f| if f == Path::new("-") { f.clone() } else { paths::absolute(f, &cwd) }).collect();
+    let early_files: Vec<PathBuf> =
+        opts.files.iter().map(|f| if f == Path::new("-") { f.clone() } else { paths::absolute(f, &cwd) }).collect();
     let env_dir = match &opts.project_directory {
         Some(d) => paths::absolute(d, &cwd),
-        None => early_files.iter().find(|f| *f != Path::new("-")).and_then(|f| f.parent().map(Path::to_path_buf)).unwrap_or_else(|| cwd.clone()),
+        None => {
+            early_files.iter().find(|f| *f != Path::new("-")).and_then(|f| f.parent().map(Path::to_path_buf)).unwrap_or_else(|| cwd.clone())
+        }
     };
     let env_files: Vec<PathBuf> = if !opts.env_files.is_empty() {
         opts.env_files.iter().map(|f| paths::absolute(f, &cwd)).collect()

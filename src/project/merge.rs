@@ -28,7 +28,15 @@ pub fn merge(base: &mut Node, over: Node, path: &mut Vec<String>) -> Result<()> 
         *base = o;
         return Ok(());
     }
-    if is(&p, &[&["services", "*", "command"], &["services", "*", "entrypoint"], &["services", "*", "healthcheck", "test"], &["services", "*", "ulimits", "*"]]) {
+    if is(
+        &p,
+        &[
+            &["services", "*", "command"],
+            &["services", "*", "entrypoint"],
+            &["services", "*", "healthcheck", "test"],
+            &["services", "*", "ulimits", "*"],
+        ],
+    ) {
         *base = over;
         return Ok(());
     }
@@ -266,7 +274,9 @@ mod tests {
         assert_eq!(vols[0].as_map().unwrap().get("source").unwrap().as_str(), Some("./b"));
         let ports = svc(&n, "ports").as_seq().unwrap();
         assert_eq!(ports.len(), 1);
-        assert!(n.as_map().unwrap().get("services").unwrap().as_map().unwrap().get("web").unwrap().as_map().unwrap().get("labels").is_none());
+        assert!(
+            n.as_map().unwrap().get("services").unwrap().as_map().unwrap().get("web").unwrap().as_map().unwrap().get("labels").is_none()
+        );
     }
 
     #[test]

@@ -56,9 +56,6 @@ impl Project {
     }
     /// Image references used by the services: `image`, or `<project>-<service>` for builds.
     pub fn images(&self) -> Vec<(String, String)> {
-        self.services
-            .values()
-            .map(|s| (s.name.clone(), s.image.clone().unwrap_or_else(|| format!("{}-{}", self.name, s.name))))
-            .collect()
+        self.services.values().map(|s| (s.name.clone(), s.image.clone().unwrap_or_else(|| format!("{}-{}", self.name, s.name)))).collect()
     }
 }

@@ -27,9 +27,7 @@ use super::observe::{Container, Observed};
 pub enum PlanError {
     #[error("no such service: {0}")]
     NoSuchService(String),
-    #[error(
-        "service {0:?} sets container_name, so it cannot be scaled above 1: remove container_name or set the scale to 1"
-    )]
+    #[error("service {0:?} sets container_name, so it cannot be scaled above 1: remove container_name or set the scale to 1")]
     ContainerNameScale(String),
     #[error("network {0} declared as external, but could not be found: create it with `berth network create {0}`")]
     ExternalNetwork(String),
@@ -73,27 +71,76 @@ impl Condition {
 /// One operation on one resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    CreateNetwork { name: String, key: String },
-    CreateVolume { name: String, key: String },
+    CreateNetwork {
+        name: String,
+        key: String,
+    },
+    CreateVolume {
+        name: String,
+        key: String,
+    },
     /// Creates replica `number` of `service` as `name`; `replace` is the container it replaces
     /// (stopped and removed first, its anonymous volumes inherited).
-    Create { service: String, number: u32, name: String, replace: Option<String> },
-    Start { service: String, name: String },
+    Create {
+        service: String,
+        number: u32,
+        name: String,
+        replace: Option<String>,
+    },
+    Start {
+        service: String,
+        name: String,
+    },
     /// Already running: nothing to do (reported as "Running").
-    Running { service: String, name: String },
+    Running {
+        service: String,
+        name: String,
+    },
     /// `timeout` in seconds; None: the container's own grace period.
-    Stop { service: String, name: String, timeout: Option<u64> },
-    Restart { service: String, name: String, timeout: Option<u64> },
-    Kill { service: String, name: String, signal: String },
-    Pause { service: String, name: String },
-    Unpause { service: String, name: String },
+    Stop {
+        service: String,
+        name: String,
+        timeout: Option<u64>,
+    },
+    Restart {
+        service: String,
+        name: String,
+        timeout: Option<u64>,
+    },
+    Kill {
+        service: String,
+        name: String,
+        signal: String,
+    },
+    Pause {
+        service: String,
+        name: String,
+    },
+    Unpause {
+        service: String,
+        name: String,
+    },
     /// Removes the container, stopping (killing) it first when it runs.
-    Remove { service: String, name: String, volumes: bool },
+    Remove {
+        service: String,
+        name: String,
+        volumes: bool,
+    },
     /// Waits until the containers of `service` meet `condition`, on behalf of `dependent`
     /// (empty for `up --wait`). A dependency that is not `required` never fails the wait.
-    Wait { service: String, dependent: String, condition: Condition, required: bool, containers: Vec<String> },
-    RemoveNetwork { name: String },
-    RemoveVolume { name: String },
+    Wait {
+        service: String,
+        dependent: String,
+        condition: Condition,
+        required: bool,
+        containers: Vec<String>,
+    },
+    RemoveNetwork {
+        name: String,
+    },
+    RemoveVolume {
+        name: String,
+    },
 }
 
 impl Op {
@@ -561,18 +608,16 @@ pub fn up(d: &Desired, o: &Observed, opts: &UpOptions) -> Result<Plan, PlanError
             } else if c.is_active() && !restarted.contains(s.name.as_str()) {
                 mine_started.push(plan.add(Op::Running { service, name: c.name.clone() }, "", waits.clone()));
             } else {
-                let cause = if restarted.contains(s.name.as_str()) && c.is_active() { "restarted with its dependency" } else { c.status.as_str() };
+                let cause =
+                    if restarted.contains(s.name.as_str()) && c.is_active() { "restarted with its dependency" } else { c.status.as_str() };
                 let mut after = waits.clone();
                 after.extend(restart_stops.values().flatten().copied().filter(|id| stops_container(&plan, *id, &c.name)));
                 mine_started.push(plan.add(Op::Start { service, name: c.name.clone() }, cause, after));
             }
         }
         for n in &dec.new {
-            let id = plan.add(
-                Op::Create { service: s.name.clone(), number: *n, name: name_of(*n), replace: None },
-                "",
-                before_create.clone(),
-            );
+            let id =
+                plan.add(Op::Create { service: s.name.clone(), number: *n, name: name_of(*n), replace: None }, "", before_create.clone());
             mine_created.push(id);
             if !opts.no_start {
                 let mut after = waits.clone();
@@ -593,7 +638,8 @@ pub fn up(d: &Desired, o: &Observed, opts: &UpOptions) -> Result<Plan, PlanError
             .map(|x| x.service.as_str())
             .collect();
         for s in d.services.iter().filter(|s| selected.contains(&s.name)) {
-            let condition = if completed.contains(s.name.as_str()) { Condition::CompletedSuccessfully } else { Condition::RunningOrHealthy };
+            let condition =
+                if completed.contains(s.name.as_str()) { Condition::CompletedSuccessfully } else { Condition::RunningOrHealthy };
             let after = started.get(s.name.as_str()).cloned().unwrap_or_default();
             plan.add(
                 Op::Wait {
@@ -688,7 +734,8 @@ fn reverse_ordered(
         let batch = if ready.is_empty() { vec![*left.iter().next().expect("not empty")] } else { ready };
         for s in batch {
             left.remove(s);
-            let after: Vec<usize> = dependents.get(s).map(|ds| ds.iter().flat_map(|x| done.get(x).cloned().unwrap_or_default()).collect()).unwrap_or_default();
+            let after: Vec<usize> =
+                dependents.get(s).map(|ds| ds.iter().flat_map(|x| done.get(x).cloned().unwrap_or_default()).collect()).unwrap_or_default();
             let mut ids = Vec::new();
             for c in &by_service[s] {
                 let id = plan.add(make(c), "", after.clone());
@@ -704,8 +751,7 @@ fn reverse_ordered(
 /// Plans `stop`: the containers of `services` (all when empty), dependents first.
 pub fn stop(o: &Observed, deps: &BTreeMap<String, Vec<String>>, services: &[String], timeout: Option<u64>) -> Plan {
     let mut plan = Plan::default();
-    let cs: Vec<&Container> =
-        o.containers.iter().filter(|c| !c.oneoff && (services.is_empty() || services.contains(&c.service))).collect();
+    let cs: Vec<&Container> = o.containers.iter().filter(|c| !c.oneoff && (services.is_empty() || services.contains(&c.service))).collect();
     reverse_ordered(&mut plan, &cs, deps, |c| Op::Stop { service: c.service.clone(), name: c.name.clone(), timeout });
     plan
 }
@@ -718,7 +764,8 @@ pub fn restart(o: &Observed, deps: &BTreeMap<String, Vec<String>>, services: &[S
         if !services.is_empty() && !services.contains(&s) {
             continue;
         }
-        let after: Vec<usize> = deps.get(&s).map(|ds| ds.iter().flat_map(|x| done.get(x).cloned().unwrap_or_default()).collect()).unwrap_or_default();
+        let after: Vec<usize> =
+            deps.get(&s).map(|ds| ds.iter().flat_map(|x| done.get(x).cloned().unwrap_or_default()).collect()).unwrap_or_default();
         let ids = o
             .service_containers(&s)
             .into_iter()
@@ -734,11 +781,8 @@ fn start_order(o: &Observed, deps: &BTreeMap<String, Vec<String>>) -> Vec<String
     let mut left: BTreeSet<String> = o.services().into_iter().collect();
     let mut out = Vec::new();
     while !left.is_empty() {
-        let ready: Vec<String> = left
-            .iter()
-            .filter(|s| deps.get(*s).is_none_or(|ds| ds.iter().all(|d| !left.contains(d) || d == *s)))
-            .cloned()
-            .collect();
+        let ready: Vec<String> =
+            left.iter().filter(|s| deps.get(*s).is_none_or(|ds| ds.iter().all(|d| !left.contains(d) || d == *s))).cloned().collect();
         let batch = if ready.is_empty() { vec![left.iter().next().cloned().expect("not empty")] } else { ready };
         for s in batch {
             left.remove(&s);
@@ -750,7 +794,12 @@ fn start_order(o: &Observed, deps: &BTreeMap<String, Vec<String>>) -> Vec<String
 
 /// Plans `start`: the existing containers of `services` (all when empty), each service once its
 /// dependencies meet their conditions.
-pub fn start(o: &Observed, deps: &BTreeMap<String, Vec<(String, Condition, bool)>>, services: &[String], wait: bool) -> Result<Plan, PlanError> {
+pub fn start(
+    o: &Observed,
+    deps: &BTreeMap<String, Vec<(String, Condition, bool)>>,
+    services: &[String],
+    wait: bool,
+) -> Result<Plan, PlanError> {
     let mut plan = Plan::default();
     let mut started: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let simple: BTreeMap<String, Vec<String>> = deps.iter().map(|(k, v)| (k.clone(), v.iter().map(|x| x.0.clone()).collect())).collect();
@@ -834,7 +883,8 @@ pub fn down(d: Option<&Desired>, o: &Observed, opts: &DownOptions) -> Plan {
         let n: Vec<&str> = orphans.iter().map(|c| c.name.as_str()).collect();
         plan.warnings.push(orphan_warning(&n));
     }
-    let stops = reverse_ordered(&mut plan, &cs, &deps, |c| Op::Stop { service: c.service.clone(), name: c.name.clone(), timeout: opts.timeout });
+    let stops =
+        reverse_ordered(&mut plan, &cs, &deps, |c| Op::Stop { service: c.service.clone(), name: c.name.clone(), timeout: opts.timeout });
     let mut removes = Vec::new();
     for c in &cs {
         removes.push(plan.add(

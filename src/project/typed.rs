@@ -77,11 +77,9 @@ impl<'a> R<'a> {
             Some(n) => match &n.v {
                 Value::Int(i) => Ok(Some(*i)),
                 Value::Float(f) if f.fract() == 0.0 => Ok(Some(*f as i64)),
-                Value::Str(s) => s
-                    .trim()
-                    .parse::<i64>()
-                    .map(Some)
-                    .map_err(|_| bad(n, &self.p(k), format!("must be an integer, not {s:?}"))),
+                Value::Str(s) => {
+                    s.trim().parse::<i64>().map(Some).map_err(|_| bad(n, &self.p(k), format!("must be an integer, not {s:?}")))
+                }
                 _ => Err(bad(n, &self.p(k), format!("must be an integer, not {}", n.kind()))),
             },
         }
@@ -95,9 +93,7 @@ impl<'a> R<'a> {
             Some(n) => match &n.v {
                 Value::Int(i) => Ok(*i as f64),
                 Value::Float(f) => Ok(*f),
-                Value::Str(s) => {
-                    s.trim().parse::<f64>().map_err(|_| bad(n, &self.p(k), format!("must be a number, not {s:?}")))
-                }
+                Value::Str(s) => s.trim().parse::<f64>().map_err(|_| bad(n, &self.p(k), format!("must be a number, not {s:?}"))),
                 _ => Err(bad(n, &self.p(k), format!("must be a number, not {}", n.kind()))),
             },
         }
@@ -155,13 +151,14 @@ impl<'a> R<'a> {
                 Value::Map(m) => {
                     let mut out = BTreeMap::new();
                     for (key, v) in m.iter() {
-                        let val = if v.is_null() {
-                            None
-                        } else {
-                            Some(v.scalar_string().ok_or_else(|| {
-                                bad(v, &format!("{}.{key}", self.p(k)), format!("must be a string, not {}", v.kind()))
-                            })?)
-                        };
+                        let val =
+                            if v.is_null() {
+                                None
+                            } else {
+                                Some(v.scalar_string().ok_or_else(|| {
+                                    bad(v, &format!("{}.{key}", self.p(k)), format!("must be a string, not {}", v.kind()))
+                                })?)
+                            };
                         out.insert(key.to_string(), val);
                     }
                     Ok(out)
@@ -447,7 +444,13 @@ fn healthcheck(h: &R) -> Result<Healthcheck> {
         },
     };
     let retries = match h.int("retries")? {
-        Some(r) if r < 0 => return Err(LoadError::at(&h.m.get("retries").map(|n| n.pos.clone()).unwrap_or_default(), format!("{}.retries", h.path), "must be 0 or more")),
+        Some(r) if r < 0 => {
+            return Err(LoadError::at(
+                &h.m.get("retries").map(|n| n.pos.clone()).unwrap_or_default(),
+                format!("{}.retries", h.path),
+                "must be 0 or more",
+            ));
+        }
         r => r.map(|r| r as u64),
     };
     Ok(Healthcheck {
@@ -521,7 +524,11 @@ fn port(p: &Node, path: &str) -> Result<Port> {
     if let Some(pb) = &published {
         let ok = pb.split('-').all(|x| x.parse::<u32>().is_ok_and(|v| v <= 65535)) && pb.split('-').count() <= 2;
         if !ok {
-            return Err(bad(p, &format!("{path}.published"), format!("invalid published port {pb:?}: expected a port (0-65535) or a range such as 8000-8010")));
+            return Err(bad(
+                p,
+                &format!("{path}.published"),
+                format!("invalid published port {pb:?}: expected a port (0-65535) or a range such as 8000-8010"),
+            ));
         }
     }
     Ok(Port {
@@ -597,10 +604,9 @@ fn file_mounts(r: &R, k: &str, default_dir: Option<&str>) -> Result<Vec<FileMoun
             None => None,
             Some(mn) => match &mn.v {
                 Value::Int(i) => Some(*i as u32),
-                Value::Str(s) => Some(
-                    u32::from_str_radix(s.trim_start_matches("0o"), 8)
-                        .map_err(|_| bad(mn, &format!("{p}.mode"), format!("invalid file mode {s:?}: expected an octal number such as 0440")))?,
-                ),
+                Value::Str(s) => Some(u32::from_str_radix(s.trim_start_matches("0o"), 8).map_err(|_| {
+                    bad(mn, &format!("{p}.mode"), format!("invalid file mode {s:?}: expected an octal number such as 0440"))
+                })?),
                 Value::Null => None,
                 _ => return Err(bad(mn, &format!("{p}.mode"), "must be a number such as 0440")),
             },

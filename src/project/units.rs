@@ -183,7 +183,16 @@ mod tests {
 
     #[test]
     fn durations_round_trip_as_go_prints_them() {
-        for (i, o) in [("90s", "1m30s"), ("1.5s", "1.5s"), ("1h2m", "1h2m0s"), ("10ms", "10ms"), ("1m", "1m0s"), ("0", "0s"), ("2us", "2µs"), ("1h", "1h0m0s")] {
+        for (i, o) in [
+            ("90s", "1m30s"),
+            ("1.5s", "1.5s"),
+            ("1h2m", "1h2m0s"),
+            ("10ms", "10ms"),
+            ("1m", "1m0s"),
+            ("0", "0s"),
+            ("2us", "2µs"),
+            ("1h", "1h0m0s"),
+        ] {
             assert_eq!(format_duration(parse_duration(i).unwrap()), o, "{i}");
         }
         assert!(parse_duration("10").is_err());

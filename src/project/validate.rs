@@ -93,16 +93,12 @@ fn pattern_matches(pat: &str, s: &str) -> bool {
         "[a-zA-Z0-9][a-zA-Z0-9_.-]+" => {
             // unanchored: some alphanumeric followed by at least one more allowed character
             let b = s.as_bytes();
-            (0..b.len().saturating_sub(1)).any(|i| {
-                b[i].is_ascii_alphanumeric()
-                    && (b[i + 1].is_ascii_alphanumeric() || b"_.-".contains(&b[i + 1]))
-            })
+            (0..b.len().saturating_sub(1))
+                .any(|i| b[i].is_ascii_alphanumeric() && (b[i + 1].is_ascii_alphanumeric() || b"_.-".contains(&b[i + 1])))
         }
         p if p.starts_with("always|never") => {
             // pull_policy: unanchored alternatives
-            ["always", "never", "build", "if_not_present", "missing", "refresh", "daily", "weekly"]
-                .iter()
-                .any(|w| s.contains(w))
+            ["always", "never", "build", "if_not_present", "missing", "refresh", "daily", "weekly"].iter().any(|w| s.contains(w))
                 || s.contains("every_")
         }
         _ => true,
@@ -316,9 +312,7 @@ fn scalar_eq(node: &Node, v: &J) -> bool {
 fn same(a: &Node, b: &Node) -> bool {
     match (&a.v, &b.v) {
         (Value::Seq(x), Value::Seq(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q)),
-        (Value::Map(x), Value::Map(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
-        }
+        (Value::Map(x), Value::Map(y)) => x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w))),
         (x, y) => x == y,
     }
 }
@@ -363,14 +357,28 @@ pub fn check_project(p: &super::model::Project, root: &super::yaml::Map) -> Resu
     for (name, s) in &p.services {
         let at = |key: &str, msg: String| LoadError::at(&pos_of(name, key), format!("services.{name}.{key}"), msg);
         if s.build.is_none() && s.image.is_none() && s.provider.is_none() {
-            return Err(LoadError::at(&pos_of(name, "image"), format!("services.{name}"), "has neither an image nor a build context: add image: or build:"));
+            return Err(LoadError::at(
+                &pos_of(name, "image"),
+                format!("services.{name}"),
+                "has neither an image nor a build context: add image: or build:",
+            ));
         }
         if let Some(b) = &s.build {
             if b.dockerfile_inline.is_some() && b.dockerfile.as_deref().is_some_and(|d| d != "Dockerfile") {
                 return Err(at("build", "declares mutually exclusive dockerfile and dockerfile_inline".into()));
             }
         }
-        if s.network_mode.is_some() && !s.networks.is_empty() && !(s.networks.len() == 1 && s.networks.contains_key("default") && root.get("services").and_then(Node::as_map).and_then(|m| m.get(name)).and_then(Node::as_map).is_some_and(|m| !m.contains("networks"))) {
+        if s.network_mode.is_some()
+            && !s.networks.is_empty()
+            && !(s.networks.len() == 1
+                && s.networks.contains_key("default")
+                && root
+                    .get("services")
+                    .and_then(Node::as_map)
+                    .and_then(|m| m.get(name))
+                    .and_then(Node::as_map)
+                    .is_some_and(|m| !m.contains("networks")))
+        {
             return Err(at("network_mode", "network_mode and networks are mutually exclusive: keep one".into()));
         }
         for n in s.networks.keys() {
@@ -444,20 +452,32 @@ pub fn check_project(p: &super::model::Project, root: &super::yaml::Map) -> Resu
                 return Err(at("cpus", "can't set distinct values on 'cpus' and 'deploy.resources.limits.cpus': keep one".into()));
             }
             if s.mem_limit.0 != 0 && l.memory != s.mem_limit {
-                return Err(at("mem_limit", "can't set distinct values on 'mem_limit' and 'deploy.resources.limits.memory': keep one".into()));
+                return Err(at(
+                    "mem_limit",
+                    "can't set distinct values on 'mem_limit' and 'deploy.resources.limits.memory': keep one".into(),
+                ));
             }
             if s.pids_limit != 0 && l.pids != s.pids_limit {
-                return Err(at("pids_limit", "can't set distinct values on 'pids_limit' and 'deploy.resources.limits.pids': keep one".into()));
+                return Err(at(
+                    "pids_limit",
+                    "can't set distinct values on 'pids_limit' and 'deploy.resources.limits.pids': keep one".into(),
+                ));
             }
         }
         if let Some(r) = s.deploy.as_ref().and_then(|d| d.resources.reservations.as_ref()) {
             if s.mem_reservation.0 != 0 && r.memory != s.mem_reservation {
-                return Err(at("mem_reservation", "can't set distinct values on 'mem_reservation' and 'deploy.resources.reservations.memory'".into()));
+                return Err(at(
+                    "mem_reservation",
+                    "can't set distinct values on 'mem_reservation' and 'deploy.resources.reservations.memory'".into(),
+                ));
             }
         }
         let replicas = s.scale.or(s.deploy.as_ref().and_then(|d| d.replicas)).unwrap_or(1);
         if replicas > 1 && s.container_name.is_some() {
-            return Err(at("container_name", "can't set container_name and scale or deploy.replicas above 1: container names must be unique".into()));
+            return Err(at(
+                "container_name",
+                "can't set container_name and scale or deploy.replicas above 1: container names must be unique".into(),
+            ));
         }
         let mut seen: Vec<&str> = Vec::new();
         for m in &s.volumes {

@@ -364,11 +364,7 @@ fn build_map(entries: Vec<(Node, Node)>) -> Result<Map> {
             }
         };
         if let Some((prev, _)) = explicit.iter().find(|(p, _)| p.name == name) {
-            return Err(LoadError::at(
-                &k.pos,
-                "",
-                format!("mapping key {name:?} already defined at line {}", prev.pos.line),
-            ));
+            return Err(LoadError::at(&k.pos, "", format!("mapping key {name:?} already defined at line {}", prev.pos.line)));
         }
         explicit.push((Key { name, pos: k.pos }, v));
     }
@@ -583,7 +579,9 @@ mod tests {
         let mut s = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..12 {
             let prev = i - 1;
-            s.push_str(&format!("a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"));
+            s.push_str(&format!(
+                "a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"
+            ));
         }
         let t = std::time::Instant::now();
         let err = parse(&s, &Arc::new(PathBuf::from("bomb.yaml"))).unwrap_err();

@@ -49,12 +49,7 @@ fn temp_path(path: &Path) -> PathBuf {
 pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> Result<(), FsError> {
     let tmp = temp_path(path);
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(|e| FsError::io("create", &tmp, e))?;
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp).map_err(|e| FsError::io("create", &tmp, e))?;
         f.write_all(data).map_err(|e| FsError::io("write", &tmp, e))?;
         f.sync_all().map_err(|e| FsError::io("sync", &tmp, e))?;
         fs::rename(&tmp, path).map_err(|e| FsError::io("rename into place", path, e))
@@ -80,9 +75,7 @@ pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), F
 /// Reads JSON from `path`; `Ok(None)` when the file does not exist.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, FsError> {
     match fs::read(path) {
-        Ok(data) => serde_json::from_slice(&data)
-            .map(Some)
-            .map_err(|e| FsError::Json { path: path.into(), source: e }),
+        Ok(data) => serde_json::from_slice(&data).map(Some).map_err(|e| FsError::Json { path: path.into(), source: e }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(FsError::io("read", path, e)),
     }
@@ -91,11 +84,7 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, FsError>
 /// Creates `dir` and its parents with mode `mode` for the ones it creates.
 pub fn create_dir_all_mode(dir: &Path, mode: u32) -> Result<(), FsError> {
     use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(mode)
-        .create(dir)
-        .map_err(|e| FsError::io("create directory", dir, e))
+    fs::DirBuilder::new().recursive(true).mode(mode).create(dir).map_err(|e| FsError::io("create directory", dir, e))
 }
 
 /// Opens `path` for reading, with the path in the error.

@@ -153,7 +153,8 @@ impl Stack {
     pub fn host_objects(&self) -> HostObjects {
         let mut h = HostObjects::default();
         for n in self.networks() {
-            let b: Value = serde_json::from_slice(&std::fs::read(self.t.root().join("networks").join(&n).join("network.json")).unwrap()).unwrap();
+            let b: Value =
+                serde_json::from_slice(&std::fs::read(self.t.root().join("networks").join(&n).join("network.json")).unwrap()).unwrap();
             h.bridges.push(b["bridge"].as_str().unwrap().to_string());
         }
         if let Ok(rd) = std::fs::read_dir(self.t.root().join("containers")) {
@@ -215,7 +216,13 @@ impl HostObjects {
             }
         }
         for id in &self.ids {
-            for base in ["/sys/fs/cgroup/memory/berth", "/sys/fs/cgroup/pids/berth", "/sys/fs/cgroup/cpu/berth", "/sys/fs/cgroup/unified/berth", "/sys/fs/cgroup/berth"] {
+            for base in [
+                "/sys/fs/cgroup/memory/berth",
+                "/sys/fs/cgroup/pids/berth",
+                "/sys/fs/cgroup/cpu/berth",
+                "/sys/fs/cgroup/unified/berth",
+                "/sys/fs/cgroup/berth",
+            ] {
                 if Path::new(base).join(id).exists() {
                     left.push(format!("cgroup {base}/{id}"));
                 }

@@ -141,5 +141,5 @@ pub fn make_busybox_tar(path: &Path) {
     b.append_dir_all(".", tmp.path()).unwrap();
     b.finish().unwrap();
 }
-pub mod registry;
 pub mod build;
+pub mod registry;

@@ -132,10 +132,8 @@ impl Outside {
         inner.add_default_route(out.host_ip6(), e).unwrap();
         // Resolve each other's link addresses now: forwarded packets wait for the host end's
         // link-local address to finish duplicate address detection otherwise.
-        let _ = Command::new(super::host_busybox())
-            .args(["ping", "-c", "1", "-W", "1", &out.ip6().to_string()])
-            .stdout(Stdio::null())
-            .status();
+        let _ =
+            Command::new(super::host_busybox()).args(["ping", "-c", "1", "-W", "1", &out.ip6().to_string()]).stdout(Stdio::null()).status();
         out
     }
     pub fn host_ip6(&self) -> IpAddr {
@@ -417,13 +415,8 @@ pub fn host_view(root: &Path, names: &[String]) -> HostView {
     let mut v = HostView::default();
     let indexes: Vec<u32> = links.iter().filter(|(_, n)| names.contains(n)).map(|(i, _)| *i).collect();
     v.links = links.iter().filter(|(_, n)| names.contains(n)).map(|(_, n)| n.clone()).collect();
-    v.addresses = nl
-        .addresses()
-        .unwrap()
-        .into_iter()
-        .filter(|a| indexes.contains(&a.index))
-        .map(|a| format!("{}/{}", a.address, a.prefix))
-        .collect();
+    v.addresses =
+        nl.addresses().unwrap().into_iter().filter(|a| indexes.contains(&a.index)).map(|a| format!("{}/{}", a.address, a.prefix)).collect();
     v.routes = nl
         .routes()
         .unwrap()
@@ -448,13 +441,8 @@ pub fn host_view(root: &Path, names: &[String]) -> HostView {
 /// The host's own address: the first global IPv4 address of the link of the default route.
 pub fn host_address() -> Ipv4Addr {
     let mut nl = Netlink::open().unwrap();
-    let oif = nl
-        .routes()
-        .unwrap()
-        .into_iter()
-        .find(|r| r.prefix == 0 && r.destination.is_ipv4())
-        .and_then(|r| r.oif)
-        .expect("a default route");
+    let oif =
+        nl.routes().unwrap().into_iter().find(|r| r.prefix == 0 && r.destination.is_ipv4()).and_then(|r| r.oif).expect("a default route");
     nl.addresses()
         .unwrap()
         .into_iter()

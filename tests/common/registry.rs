@@ -60,10 +60,7 @@ impl Registry {
                 let out = Command::new("htpasswd").args(["-Bbn", user, password]).output().expect("htpasswd (apache2-utils)");
                 assert!(out.status.success());
                 std::fs::write(dir.path().join("htpasswd"), &out.stdout).unwrap();
-                cfg.push_str(&format!(
-                    "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
-                    dir.path().join("htpasswd").display()
-                ));
+                cfg.push_str(&format!("auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n", dir.path().join("htpasswd").display()));
             }
             Auth::Token { user, password } => {
                 let ts = TokenServer::start(dir.path(), user, password);
@@ -262,7 +259,9 @@ impl TokenServer {
             if authed {
                 if let Some(rest) = scope.strip_prefix("repository:") {
                     if let Some((name, actions)) = rest.rsplit_once(':') {
-                        access.push(serde_json::json!({"type": "repository", "name": name, "actions": actions.split(',').collect::<Vec<_>>()}));
+                        access.push(
+                            serde_json::json!({"type": "repository", "name": name, "actions": actions.split(',').collect::<Vec<_>>()}),
+                        );
                     }
                 }
             }
@@ -335,7 +334,11 @@ pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> (
     let rest = url.strip_prefix("http://").expect("http URL");
     let (hostport, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let mut s = TcpStream::connect(hostport).expect("connect");
-    let mut req = format!("{method} {} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\nContent-Length: {}\r\n", if path.is_empty() { "/" } else { path }, body.len());
+    let mut req = format!(
+        "{method} {} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        if path.is_empty() { "/" } else { path },
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -509,7 +512,10 @@ fn relay(req: &Request, body_in: &mut BufReader<TcpStream>, out: &mut TcpStream,
     let Ok(mut up) = TcpStream::connect(upstream) else { return };
     let mut head = format!("{} {} HTTP/1.1\r\n", req.method, req.target);
     for (k, v) in &req.headers {
-        if k.eq_ignore_ascii_case("Connection") || k.eq_ignore_ascii_case("Host") || (auth.is_some() && k.eq_ignore_ascii_case("Authorization")) {
+        if k.eq_ignore_ascii_case("Connection")
+            || k.eq_ignore_ascii_case("Host")
+            || (auth.is_some() && k.eq_ignore_ascii_case("Authorization"))
+        {
             continue;
         }
         head.push_str(&format!("{k}: {v}\r\n"));

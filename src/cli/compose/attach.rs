@@ -69,7 +69,15 @@ struct Exit {
 }
 
 /// Follows one container's log until it stops for good (restarts are followed through).
-fn follow(root: crate::state::StateRoot, id: String, name: String, service: String, color: String, p: Arc<Printer>, tx: mpsc::Sender<Exit>) {
+fn follow(
+    root: crate::state::StateRoot,
+    id: String,
+    name: String,
+    service: String,
+    color: String,
+    p: Arc<Printer>,
+    tx: mpsc::Sender<Exit>,
+) {
     // This run's output only (an earlier run of the same container is in the log too).
     let mut since: Option<chrono::DateTime<chrono::Utc>> = ops::state_of(&root, &id)
         .ok()
@@ -185,7 +193,16 @@ pub fn attached(g: &GlobalOpts, t: &Target, desired: &Desired, selected: &[Strin
             let deps = plan::dependencies(Some(&desired), &o);
             let plan = plan::stop(&o, &deps, &services, timeout);
             let images = BTreeMap::new();
-            let run = Run { g: &g, target: &t, images: &images, store: None, title: "Stopping", deadline: None, timeout: None, renew_anon_volumes: false };
+            let run = Run {
+                g: &g,
+                target: &t,
+                images: &images,
+                store: None,
+                title: "Stopping",
+                deadline: None,
+                timeout: None,
+                renew_anon_volumes: false,
+            };
             let report = converge::run_plan(&run, &plan);
             converge::report(&t, &report, None);
         })
@@ -217,7 +234,8 @@ pub fn attached(g: &GlobalOpts, t: &Target, desired: &Desired, selected: &[Strin
                 let trigger = abort && (a.abort_on_container_exit || e.code != 0);
                 if trigger && stopping.is_none() {
                     exit_code = Some(e.code);
-                    let why = if printer.color { "\x1b[31;1mAborting on container exit...\x1b[0m" } else { "Aborting on container exit..." };
+                    let why =
+                        if printer.color { "\x1b[31;1mAborting on container exit...\x1b[0m" } else { "Aborting on container exit..." };
                     stopping = Some(stop_all(why));
                 }
             }

@@ -12,10 +12,10 @@ use crate::cli::GlobalOpts;
 use crate::cli::progress::{self, Progress};
 use crate::engine::image::reference::Reference;
 use crate::engine::image::{Image, ImageStore, PullItem, PullOptions, PullPolicy};
+use crate::project::Project;
 use crate::project::execute::{self, Context, ExecError, Report};
 use crate::project::observe::{self, Observed};
 use crate::project::plan::{Condition, Desired, Plan};
-use crate::project::Project;
 use crate::state::StateRoot;
 use crate::util::lock::FileLock;
 
@@ -347,8 +347,12 @@ fn hint(e: &ExecError, name: &str, p: &str) -> Option<String> {
         ExecError::NotCompleted { service, .. } => format!("see why with `berth {p}logs {service}`, fix it, then run `berth up` again"),
         ExecError::Timeout(_) => "check the services with `berth ps` and their logs; raise --wait-timeout if they need longer".into(),
         ExecError::Runtime(R::Start { .. }) => format!("see why with `berth {p}logs {name}`, fix the service, then run `berth up` again"),
-        ExecError::Runtime(R::NameInUse { name: n, .. }) => format!("remove the other container with `berth rm -f {n}`, or set another container_name"),
-        ExecError::Net(_) | ExecError::Runtime(R::Net { .. }) => format!("check the networks and ports of {name} (is the port free?), then run `berth up` again"),
+        ExecError::Runtime(R::NameInUse { name: n, .. }) => {
+            format!("remove the other container with `berth rm -f {n}`, or set another container_name")
+        }
+        ExecError::Net(_) | ExecError::Runtime(R::Net { .. }) => {
+            format!("check the networks and ports of {name} (is the port free?), then run `berth up` again")
+        }
         ExecError::MissingDependency { .. } => "start the dependency too: run `berth up` without --no-deps".into(),
         _ => return None,
     })
@@ -391,8 +395,10 @@ pub fn images(g: &GlobalOpts, p: &Project, services: &[String], o: ImageOptions)
         let opts = ProjectBuildOptions { insecure_registries: g.insecure_registries.clone(), ..Default::default() };
         let quiet = o.quiet_build || progress::kind(g) == progress::Kind::Quiet;
         let mut printer = Printer::to_writer(if quiet { ProgressMode::Quiet } else { ProgressMode::Plain }, Box::new(std::io::stderr()));
-        let built = crate::engine::build::compose::ensure_built(&store, p, services, o.build, &opts, &mut printer)
-            .map_err(|e| anyhow::Error::new(e).context("cannot build the project's images: fix the Dockerfile or the build section, then run `berth up` again"))?;
+        let built = crate::engine::build::compose::ensure_built(&store, p, services, o.build, &opts, &mut printer).map_err(|e| {
+            anyhow::Error::new(e)
+                .context("cannot build the project's images: fix the Dockerfile or the build section, then run `berth up` again")
+        })?;
         for (name, id) in built {
             if let Some(i) = store.get(&id)? {
                 out.insert(name, i);
@@ -435,9 +441,9 @@ pub fn images(g: &GlobalOpts, p: &Project, services: &[String], o: ImageOptions)
                 let r = Reference::parse(&image_name).with_context(|| format!("service {name}: image"))?;
                 to_pull.push((name.clone(), r));
             }
-            (PullPolicy::Never | PullPolicy::Build, None) => bail!(
-                "service {name:?}: image {image_name} is not present and its pull policy is never: pull it with `berth pull {name}`"
-            ),
+            (PullPolicy::Never | PullPolicy::Build, None) => {
+                bail!("service {name:?}: image {image_name} is not present and its pull policy is never: pull it with `berth pull {name}`")
+            }
             (_, Some(i)) => {
                 out.insert(name.clone(), i);
             }
@@ -451,7 +457,14 @@ pub fn images(g: &GlobalOpts, p: &Project, services: &[String], o: ImageOptions)
             crate::engine::image::progress::ProgressMode::Plain
         };
         let prog = crate::engine::image::progress::Progress::stderr(mode);
-        let items: Vec<PullItem> = to_pull.iter().map(|(n, r)| PullItem { label: n.clone(), reference: r.clone(), platform: crate::project::convert::service_platform(&p.services[n]).ok().flatten() }).collect();
+        let items: Vec<PullItem> = to_pull
+            .iter()
+            .map(|(n, r)| PullItem {
+                label: n.clone(),
+                reference: r.clone(),
+                platform: crate::project::convert::service_platform(&p.services[n]).ok().flatten(),
+            })
+            .collect();
         let opts = PullOptions { insecure_registries: g.insecure_registries.clone(), ..PullOptions::default() };
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let results = rt.block_on(crate::engine::image::pull_many(&store, &items, &opts, &prog));

@@ -5,15 +5,14 @@ use std::io::IsTerminal;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-
 use crate::cli::GlobalOpts;
 use crate::cli::report;
 use std::collections::BTreeMap;
 
-use crate::project::convert::{container_config, kv, service_container, set_env};
 use crate::engine::runtime::spec::{self as rspec, MountType};
 use crate::engine::runtime::{self, exec::ExecSpec, ops};
 use crate::labels;
+use crate::project::convert::{container_config, kv, service_container, set_env};
 
 #[derive(Subcommand, Debug)]
 pub enum Commands {
@@ -187,10 +186,7 @@ fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
     use super::converge::{self, Run, Target};
     let t = Target::load(g)?;
     let project = t.project.as_ref().expect("run loads the project");
-    let service = project
-        .services
-        .get(&a.service)
-        .ok_or_else(|| anyhow::anyhow!("no such service: {}", a.service))?;
+    let service = project.services.get(&a.service).ok_or_else(|| anyhow::anyhow!("no such service: {}", a.service))?;
     let root = g.state_root();
     root.ensure()?;
     let publish = a.publish.iter().map(|p| parse_publish(p)).collect::<anyhow::Result<Vec<_>>>()?;
@@ -208,14 +204,25 @@ fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
     let mut wanted = deps.clone();
     wanted.push(a.service.clone());
     converge::warn_unapplied(project, &wanted);
-    let io = converge::ImageOptions { pull: a.pull, build: a.build, quiet: a.quiet_pull || a.quiet, quiet_build: a.quiet_build || a.quiet, ..Default::default() };
+    let io = converge::ImageOptions {
+        pull: a.pull,
+        build: a.build,
+        quiet: a.quiet_pull || a.quiet,
+        quiet_build: a.quiet_build || a.quiet,
+        ..Default::default()
+    };
     let (store, images) = converge::images(g, project, &wanted, io)?;
     {
         let lock = t.lock()?;
         let ids: BTreeMap<String, String> = images.iter().map(|(k, v)| (k.clone(), v.id.to_string())).collect();
         let desired = t.desired(&ids, &BTreeMap::new())?.expect("loaded");
         let observed = t.observe()?;
-        let opts = crate::project::plan::UpOptions { services: deps.clone(), no_deps: true, remove_orphans: a.remove_orphans, ..Default::default() };
+        let opts = crate::project::plan::UpOptions {
+            services: deps.clone(),
+            no_deps: true,
+            remove_orphans: a.remove_orphans,
+            ..Default::default()
+        };
         let mut plan = crate::project::plan::up(&desired, &observed, &opts)?;
         // The one-off starts once its direct dependencies meet their conditions.
         use crate::project::plan::Op;
@@ -235,17 +242,33 @@ fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
                 .collect();
             crate::project::plan::push(
                 &mut plan,
-                Op::Wait { service: d.service.clone(), dependent: a.service.clone(), condition: d.condition, required: d.required, containers },
+                Op::Wait {
+                    service: d.service.clone(),
+                    dependent: a.service.clone(),
+                    condition: d.condition,
+                    required: d.required,
+                    containers,
+                },
                 after,
             );
         }
         if deps.is_empty() {
             // No dependency: only the networks and volumes the one-off needs.
-            plan.steps.retain(|s| matches!(s.op, crate::project::plan::Op::CreateNetwork { .. } | crate::project::plan::Op::CreateVolume { .. }));
+            plan.steps
+                .retain(|s| matches!(s.op, crate::project::plan::Op::CreateNetwork { .. } | crate::project::plan::Op::CreateVolume { .. }));
             plan.warnings.retain(|w| !w.starts_with("Found orphan"));
         }
         if !plan.is_empty() {
-            let run = Run { g, target: &t, images: &images, store: Some(&store), title: "Running", deadline: None, timeout: None, renew_anon_volumes: false };
+            let run = Run {
+                g,
+                target: &t,
+                images: &images,
+                store: Some(&store),
+                title: "Running",
+                deadline: None,
+                timeout: None,
+                renew_anon_volumes: false,
+            };
             let report = converge::run_plan(&run, &plan);
             let code = converge::report(&t, &report, None);
             if code != 0 {

@@ -193,7 +193,8 @@ pub struct UpArgs {
     pub timestamps: bool,
     /// Recreate anonymous volumes instead of retrieving data from the previous containers
     #[arg(short = 'V', long)]
-    pub renew_anon_volumes: bool,    /// Watch source code and rebuild/refresh containers when files are updated.
+    pub renew_anon_volumes: bool,
+    /// Watch source code and rebuild/refresh containers when files are updated.
     #[arg(short = 'w', long)]
     pub watch: bool,
 }
@@ -277,7 +278,9 @@ pub(crate) fn up(g: &GlobalOpts, mut a: UpArgs) -> anyhow::Result<i32> {
         bail!("--abort-on-container-exit and --abort-on-container-failure are incompatible");
     }
     if a.detach && a.watch {
-        bail!("--detach cannot be combined with --abort-on-container-exit, --abort-on-container-failure, --attach, --attach-dependencies or --watch");
+        bail!(
+            "--detach cannot be combined with --abort-on-container-exit, --abort-on-container-failure, --attach, --attach-dependencies or --watch"
+        );
     }
     let t = Target::load(g)?;
     let p = t.project.as_ref().expect("up always loads the project");
@@ -327,7 +330,16 @@ pub(crate) fn up(g: &GlobalOpts, mut a: UpArgs) -> anyhow::Result<i32> {
     }
     let started = Instant::now();
     let deadline = a.wait_timeout.filter(|s| *s > 0).map(|s| started + Duration::from_secs(s));
-    let run = Run { g, target: &t, images: &images, store: Some(&store), title: "Running", deadline, timeout: a.timeout, renew_anon_volumes: a.renew_anon_volumes };
+    let run = Run {
+        g,
+        target: &t,
+        images: &images,
+        store: Some(&store),
+        title: "Running",
+        deadline,
+        timeout: a.timeout,
+        renew_anon_volumes: a.renew_anon_volumes,
+    };
     let report = converge::run_plan(&run, &plan);
     drop(lock);
     let code = converge::report(&t, &report, a.wait_timeout);
@@ -515,7 +527,8 @@ pub(crate) fn down_target(g: &GlobalOpts, t: &Target, a: DownArgs) -> anyhow::Re
         eprintln!("WARN[0000] no resource found for project {:?}: nothing to do (check the name with `berth ls`)", t.name);
     }
     let images = BTreeMap::new();
-    let run = Run { g, target: t, images: &images, store: None, title: "Running", deadline: None, timeout: a.timeout, renew_anon_volumes: false };
+    let run =
+        Run { g, target: t, images: &images, store: None, title: "Running", deadline: None, timeout: a.timeout, renew_anon_volumes: false };
     let rmi_refs = rmi.as_deref().map(|kind| images_to_remove(t, &o, kind));
     let report = converge::run_plan(&run, &plan);
     let mut code = converge::report(t, &report, None);

@@ -140,7 +140,14 @@ pub(crate) fn containers(root: &StateRoot, name: &str, oneoff: OneOff, all: bool
 
 /// The container compose picks for `SERVICE` with `--index` (0: the lowest number, one-offs
 /// last), among running ones unless `all`.
-pub(crate) fn specified_container(root: &StateRoot, project: &str, oneoff: OneOff, all: bool, service: &str, index: u32) -> anyhow::Result<Ctr> {
+pub(crate) fn specified_container(
+    root: &StateRoot,
+    project: &str,
+    oneoff: OneOff,
+    all: bool,
+    service: &str,
+    index: u32,
+) -> anyhow::Result<Ctr> {
     let mut list = containers(root, project, oneoff, all, &[service.to_string()]);
     if index > 0 {
         list.retain(|c| c.number() == index);

@@ -83,11 +83,7 @@ fn render(format: &str, rows: &[Value]) -> String {
     for r in rows {
         lines.push(crate::cli::network::render_template(tpl, r));
     }
-    if table {
-        crate::cli::network::tabulate(&lines)
-    } else {
-        lines.iter().map(|l| format!("{l}\n")).collect()
-    }
+    if table { crate::cli::network::tabulate(&lines) } else { lines.iter().map(|l| format!("{l}\n")).collect() }
 }
 
 /// A table template's header: each `{{.Field}}` by Docker's column name.

@@ -131,7 +131,9 @@ pub(crate) fn rules(p: &Project, services: &[String]) -> anyhow::Result<Vec<Rule
                 bail!("can't watch with action \"sync+exec\" on service {name} without a command");
             }
             let bound = action.syncs()
-                && s.volumes.iter().any(|v| v.kind == "bind" && v.source.as_deref().is_some_and(|src| path.starts_with(canonical(Path::new(src)))));
+                && s.volumes
+                    .iter()
+                    .any(|v| v.kind == "bind" && v.source.as_deref().is_some_and(|src| path.starts_with(canonical(Path::new(src)))));
             if bound {
                 eprintln!("WARN[0000] path '{}' also declared by a bind mount volume, this path won't be monitored!", path.display());
             }
@@ -168,7 +170,9 @@ fn exec_spec(x: &Value) -> ExecSpec {
         v => strings(v),
     };
     let env = match x.get("environment") {
-        Some(Value::Object(m)) => m.iter().map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect(),
+        Some(Value::Object(m)) => {
+            m.iter().map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect()
+        }
         v => strings(v),
     };
     ExecSpec {
@@ -183,7 +187,8 @@ fn exec_spec(x: &Value) -> ExecSpec {
 
 /// Temporary files editors write next to the ones they save (compose's ephemeral patterns).
 fn ephemeral(name: &str) -> bool {
-    const PATTERNS: &[&str] = &[".*.swp", ".*.swx", "4913", ".#*", "#*#", "*~", "*___jb_tmp___", "*___jb_old___", ".*.kate-swp", ".~lock.*#"];
+    const PATTERNS: &[&str] =
+        &[".*.swp", ".*.swx", "4913", ".#*", "#*#", "*~", "*___jb_tmp___", "*___jb_old___", ".*.kate-swp", ".~lock.*#"];
     PATTERNS.iter().any(|p| glob_match(p, name))
 }
 
@@ -211,9 +216,7 @@ impl Rule {
                 }
             }
         }
-        Some(self.target.as_ref().map(|t| {
-            if rel_s.is_empty() { t.clone() } else { format!("{}/{}", t.trim_end_matches('/'), rel_s) }
-        }))
+        Some(self.target.as_ref().map(|t| if rel_s.is_empty() { t.clone() } else { format!("{}/{}", t.trim_end_matches('/'), rel_s) }))
     }
 }
 
@@ -336,7 +339,9 @@ impl Watch {
         for r in self.rules.iter().filter(|r| r.watched) {
             let (dir, mode) = watch_point(&r.path);
             if seen.insert((dir.clone(), mode == notify::RecursiveMode::Recursive)) {
-                watcher.watch(&dir, mode).with_context(|| format!("cannot watch {}: check that it exists and is readable", dir.display()))?;
+                watcher
+                    .watch(&dir, mode)
+                    .with_context(|| format!("cannot watch {}: check that it exists and is readable", dir.display()))?;
             }
         }
         self.log("Watch enabled");
@@ -491,9 +496,11 @@ impl Watch {
 /// the process, and the watch must still see Ctrl-C afterwards.
 fn exec_in(root: &crate::state::StateRoot, id: &str, spec: ExecSpec) -> anyhow::Result<i32> {
     std::thread::scope(|sc| {
-        sc.spawn(|| ops::exec(root, id, spec, ops::ExecOptions { interactive: false, tty: false, detach: false }).map_err(query::runtime_err))
-            .join()
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("exec in container {id} panicked")))
+        sc.spawn(|| {
+            ops::exec(root, id, spec, ops::ExecOptions { interactive: false, tty: false, detach: false }).map_err(query::runtime_err)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("exec in container {id} panicked")))
     })
 }
 

@@ -134,7 +134,10 @@ impl State {
     fn from_image(img: &Image) -> State {
         let raw = &img.raw_config;
         let mut config = raw.get("config").and_then(|c| c.as_object()).cloned().unwrap_or_default();
-        let has_path = config.get("Env").and_then(|e| e.as_array()).is_some_and(|a| a.iter().any(|v| v.as_str().is_some_and(|s| s.starts_with("PATH="))));
+        let has_path = config
+            .get("Env")
+            .and_then(|e| e.as_array())
+            .is_some_and(|a| a.iter().any(|v| v.as_str().is_some_and(|s| s.starts_with("PATH="))));
         if !has_path {
             let mut env = config.get("Env").and_then(|e| e.as_array()).cloned().unwrap_or_default();
             env.insert(0, json!(DEFAULT_PATH));
@@ -157,7 +160,11 @@ impl State {
     }
 
     pub fn env(&self) -> Vec<String> {
-        self.config.get("Env").and_then(|e| e.as_array()).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default()
+        self.config
+            .get("Env")
+            .and_then(|e| e.as_array())
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
     }
     pub fn env_get(&self, name: &str) -> Option<String> {
         self.env().into_iter().find_map(|e| e.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
@@ -256,7 +263,9 @@ pub fn build(store: &ImageStore, req: &BuildRequest, out: &mut Printer) -> Resul
     let root = store.state_root().clone();
     let cache = Cache::open(&root)?;
     let canon = std::fs::canonicalize(context_path).unwrap_or_else(|_| context_path.clone());
-    let hashes = HashCache::load(cache::build_dir(&root).join("hashes").join(format!("{}.json", Digest::of(canon.as_os_str().as_encoded_bytes()).hex())));
+    let hashes = HashCache::load(
+        cache::build_dir(&root).join("hashes").join(format!("{}.json", Digest::of(canon.as_os_str().as_encoded_bytes()).hex())),
+    );
     let mut b = Builder {
         store,
         req,
@@ -327,7 +336,9 @@ impl Builder<'_> {
                         Some(v.clone())
                     }
                     None => match default {
-                        Some(d) => Some(shell::expand(d, &|n: &str| self.meta_lookup(n), self.df.escape).map_err(|m| self.err(ins.line, m))?),
+                        Some(d) => {
+                            Some(shell::expand(d, &|n: &str| self.meta_lookup(n), self.df.escape).map_err(|m| self.err(ins.line, m))?)
+                        }
                         None => None,
                     },
                 };
@@ -361,9 +372,13 @@ impl Builder<'_> {
             self.results.insert(i, st);
         }
         let state = self.results.remove(&target).expect("the target stage was built");
-        let unused: Vec<&String> = self.req.args.keys().filter(|k| !self.used_args.contains(*k) && !PROXY_ARGS.contains(&k.as_str())).collect();
+        let unused: Vec<&String> =
+            self.req.args.keys().filter(|k| !self.used_args.contains(*k) && !PROXY_ARGS.contains(&k.as_str())).collect();
         if !unused.is_empty() {
-            let w = format!("[Warning] One or more build-args [{}] were not consumed", unused.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "));
+            let w = format!(
+                "[Warning] One or more build-args [{}] were not consumed",
+                unused.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+            );
             self.out.line(&w);
             self.warnings.push(w);
         }
@@ -386,7 +401,12 @@ impl Builder<'_> {
                 match self.earlier_stage(&name, i) {
                     Some(j) => out.push(j),
                     None if self.df.stage_index(&name).is_some() => {
-                        return Err(self.err(ins.line, format!("COPY --from={name}: stage {name} is defined after this one; a stage can copy from earlier stages only")));
+                        return Err(self.err(
+                            ins.line,
+                            format!(
+                                "COPY --from={name}: stage {name} is defined after this one; a stage can copy from earlier stages only"
+                            ),
+                        ));
                     }
                     None => {}
                 }
@@ -486,7 +506,10 @@ impl Builder<'_> {
         let img = self.image(name, line)?;
         let triggers = img.container_config().get("OnBuild").and_then(|o| o.as_array()).map(|a| a.len()).unwrap_or(0);
         if triggers > 0 {
-            let w = format!("[Warning] {}:{line}: the image {name} has {triggers} ONBUILD trigger(s), which berth does not run; write them in this Dockerfile", self.df.file);
+            let w = format!(
+                "[Warning] {}:{line}: the image {name} has {triggers} ONBUILD trigger(s), which berth does not run; write them in this Dockerfile",
+                self.df.file
+            );
             self.out.line(&w);
             self.warnings.push(w);
         }
@@ -504,7 +527,8 @@ impl Builder<'_> {
 
     fn build_stage(&mut self, idx: usize, multi: bool) -> Result<State> {
         let stage = self.df.stages[idx].clone();
-        let fs_steps = stage.steps.iter().filter(|s| matches!(s.kind, Kind::Run { .. } | Kind::Copy(_) | Kind::Add(_) | Kind::Workdir(_))).count();
+        let fs_steps =
+            stage.steps.iter().filter(|s| matches!(s.kind, Kind::Run { .. } | Kind::Copy(_) | Kind::Add(_) | Kind::Workdir(_))).count();
         let Kind::From { image, platform, .. } = &stage.from.kind else { unreachable!("stages start with FROM") };
         let base = shell::expand(image, &|n: &str| self.meta_lookup(n), self.df.escape).map_err(|m| self.err(stage.from.line, m))?;
         if base.is_empty() {
@@ -596,7 +620,8 @@ impl Builder<'_> {
                     state.history(ins.text.clone(), true);
                 }
                 Kind::Expose(text) => {
-                    let words = shell::expand_words(text, &Self::lookup(&state, &args), self.df.escape).map_err(|m| self.err(ins.line, m))?;
+                    let words =
+                        shell::expand_words(text, &Self::lookup(&state, &args), self.df.escape).map_err(|m| self.err(ins.line, m))?;
                     let mut ports = state.config.get("ExposedPorts").and_then(|p| p.as_object()).cloned().unwrap_or_default();
                     for w in words {
                         for p in parse_ports(&w).map_err(|m| self.err(ins.line, m))? {
@@ -609,7 +634,9 @@ impl Builder<'_> {
                 Kind::Volume(v) => {
                     let paths = match v {
                         VolumeArgs::Json(list) => list.iter().map(|p| self.expand(ins, p, &state, &args)).collect::<Result<Vec<_>>>()?,
-                        VolumeArgs::Text(t) => shell::expand_words(t, &Self::lookup(&state, &args), self.df.escape).map_err(|m| self.err(ins.line, m))?,
+                        VolumeArgs::Text(t) => {
+                            shell::expand_words(t, &Self::lookup(&state, &args), self.df.escape).map_err(|m| self.err(ins.line, m))?
+                        }
                     };
                     let mut vols = state.config.get("Volumes").and_then(|p| p.as_object()).cloned().unwrap_or_default();
                     for p in paths {
@@ -718,7 +745,8 @@ impl Builder<'_> {
         let tmp = self.store.temp_path("tar");
         let res = (|| -> Result<Layer> {
             let f = std::fs::File::create(&tmp).map_err(|e| crate::util::fs::FsError::io("create", &tmp, e))?;
-            let w = copy::write_tar(plan, trees, std::io::BufWriter::with_capacity(1 << 20, f)).map_err(|e| self.failed(ins.line, "cannot write the layer", e))?;
+            let w = copy::write_tar(plan, trees, std::io::BufWriter::with_capacity(1 << 20, f))
+                .map_err(|e| self.failed(ins.line, "cannot write the layer", e))?;
             w.into_inner().map_err(|e| self.failed(ins.line, "cannot write the layer", e.into_error()))?;
             let f = std::fs::File::open(&tmp).map_err(|e| crate::util::fs::FsError::io("open", &tmp, e))?;
             Ok(self.store.add_layer(parent, std::io::BufReader::with_capacity(1 << 20, f), &format!("{}:{}", self.df.file, ins.line))?)
@@ -788,7 +816,16 @@ impl Builder<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn copy(&mut self, ins: &Instruction, spec: &CopySpec, add: bool, stage_idx: usize, state: &mut State, args: &[(String, Option<String>)], name: String) -> Result<()> {
+    fn copy(
+        &mut self,
+        ins: &Instruction,
+        spec: &CopySpec,
+        add: bool,
+        stage_idx: usize,
+        state: &mut State,
+        args: &[(String, Option<String>)],
+        name: String,
+    ) -> Result<()> {
         let keyword = if add { "ADD" } else { "COPY" };
         let v = self.out.begin(name);
         let dest = self.expand(ins, &spec.dest, state, args)?;
@@ -823,15 +860,26 @@ impl Builder<'_> {
         let mut sources = Vec::new();
         let mut downloads = Vec::new();
         for s in &spec.sources {
-            if let Some(h) = spec.heredocs.iter().find(|h| s.strip_prefix("<<").map(|n| n.trim_start_matches('-').trim_matches(['"', '\''])) == Some(h.name.as_str())) {
-                let data = if h.expand { self.expand(ins, &format!("\"{}\"", h.content.replace('"', &format!("{}\"", self.df.escape))), state, args)? } else { h.content.clone() };
+            if let Some(h) = spec
+                .heredocs
+                .iter()
+                .find(|h| s.strip_prefix("<<").map(|n| n.trim_start_matches('-').trim_matches(['"', '\''])) == Some(h.name.as_str()))
+            {
+                let data = if h.expand {
+                    self.expand(ins, &format!("\"{}\"", h.content.replace('"', &format!("{}\"", self.df.escape))), state, args)?
+                } else {
+                    h.content.clone()
+                };
                 sources.push(Source::Bytes { name: h.name.clone(), data: data.into_bytes() });
                 continue;
             }
             let s = self.expand(ins, s, state, args)?;
             if is_url(&s) || s.starts_with("git@") {
                 if s.ends_with(".git") || s.starts_with("git@") || s.contains(".git#") {
-                    return Err(self.err(ins.line, format!("{keyword} {s}: berth does not add git repositories; clone it in a RUN step or into the context")));
+                    return Err(self.err(
+                        ins.line,
+                        format!("{keyword} {s}: berth does not add git repositories; clone it in a RUN step or into the context"),
+                    ));
                 }
                 if !add {
                     return Err(self.err(ins.line, format!("COPY cannot download {s}: use ADD for URLs")));
@@ -849,7 +897,9 @@ impl Builder<'_> {
                         "" | "." => {}
                         ".." => {
                             if parts.pop().is_none() {
-                                let m = format!("{keyword} failed: {s} is outside the build context; the build context is never read outside its folder");
+                                let m = format!(
+                                    "{keyword} failed: {s} is outside the build context; the build context is never read outside its folder"
+                                );
                                 self.out.error(v, &m);
                                 return Err(self.err(ins.line, m));
                             }
@@ -892,7 +942,9 @@ impl Builder<'_> {
                 return Err(e);
             }
         };
-        let key = cache::key(&json!({"parent": state.key.to_string(), "op": keyword, "plan": plan.digest().to_string(), "config": state.fs_config()}));
+        let key = cache::key(
+            &json!({"parent": state.key.to_string(), "op": keyword, "plan": plan.digest().to_string(), "config": state.fs_config()}),
+        );
         let res = match self.cached(&key, state, v) {
             Ok(()) => Ok(()),
             Err(v) => {
@@ -963,12 +1015,29 @@ impl Builder<'_> {
             }
         }
         self.out.info(v, &format!("downloaded {url}"));
-        let name = url.split(['?', '#']).next().unwrap_or(url).trim_end_matches('/').rsplit('/').next().filter(|n| !n.is_empty() && !n.contains(':')).unwrap_or("download").to_string();
+        let name = url
+            .split(['?', '#'])
+            .next()
+            .unwrap_or(url)
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty() && !n.contains(':'))
+            .unwrap_or("download")
+            .to_string();
         Ok((Source::Download { name, path: tmp.clone(), mtime, sha }, tmp))
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn run_step(&mut self, ins: &Instruction, spec: &super::run::RunStep, stage_idx: usize, state: &mut State, args: &[(String, Option<String>)], name: String) -> Result<()> {
+    fn run_step(
+        &mut self,
+        ins: &Instruction,
+        spec: &super::run::RunStep,
+        stage_idx: usize,
+        state: &mut State,
+        args: &[(String, Option<String>)],
+        name: String,
+    ) -> Result<()> {
         let argv = super::run::argv(spec, state);
         // The environment: the image's, then the declared ARGs that ENV does not override, then
         // the proxy arguments given.
@@ -1116,7 +1185,8 @@ impl Builder<'_> {
             extract: false,
             exclude: Vec::new(),
         };
-        let plan = copy::plan(&req, std::slice::from_ref(&st), &empty, &mut self.hashes, self.now.timestamp()).map_err(|m| self.err(ins.line, format!("RUN --mount source: {m}")))?;
+        let plan = copy::plan(&req, std::slice::from_ref(&st), &empty, &mut self.hashes, self.now.timestamp())
+            .map_err(|m| self.err(ins.line, format!("RUN --mount source: {m}")))?;
         let node = st.tree.resolve(&pattern, true).ok().and_then(|r| r.node);
         let file_name = match node {
             Some(n) if !n.is_dir() => Path::new(&pattern).file_name().map(|n| n.to_os_string()),
@@ -1126,16 +1196,27 @@ impl Builder<'_> {
     }
 
     /// Writes bind sources and secrets to temp folders and gives the mounts to make.
-    fn prepare_mounts(&self, ins: &Instruction, mounts: &[super::run::RunMount], binds: Vec<BindPlan>, state: &State, temps: &mut TempDirs) -> Result<Vec<super::run::Prepared>> {
+    fn prepare_mounts(
+        &self,
+        ins: &Instruction,
+        mounts: &[super::run::RunMount],
+        binds: Vec<BindPlan>,
+        state: &State,
+        temps: &mut TempDirs,
+    ) -> Result<Vec<super::run::Prepared>> {
         use super::run::{Prepared, RunMount};
         let mut out = Vec::new();
         let mut binds = binds.into_iter();
         let workdir = state.str("WorkingDir");
-        let abs = |t: &str| if t.starts_with('/') { t.to_string() } else { clean_abs(&format!("{}/{t}", if workdir.is_empty() { "/" } else { &workdir })) };
+        let abs = |t: &str| {
+            if t.starts_with('/') { t.to_string() } else { clean_abs(&format!("{}/{t}", if workdir.is_empty() { "/" } else { &workdir })) }
+        };
         for m in mounts {
             match m {
                 RunMount::Cache { .. } => {}
-                RunMount::Tmpfs { target, size } => out.push(Prepared { source: None, target: target.clone(), read_only: false, tmpfs_size: *size }),
+                RunMount::Tmpfs { target, size } => {
+                    out.push(Prepared { source: None, target: target.clone(), read_only: false, tmpfs_size: *size })
+                }
                 RunMount::Bind { target, rw, .. } => {
                     let b = binds.next().expect("one plan per bind mount");
                     let dir = self.store.temp_path("bind");
@@ -1152,7 +1233,10 @@ impl Builder<'_> {
                 RunMount::Secret { id, target, required, uid, gid, mode } => {
                     let Some(secret) = self.req.secrets.get(id) else {
                         if *required {
-                            return Err(self.err(ins.line, format!("secret {id} is required but was not given: add it to the service's build.secrets")));
+                            return Err(self.err(
+                                ins.line,
+                                format!("secret {id} is required but was not given: add it to the service's build.secrets"),
+                            ));
                         }
                         continue;
                     };
@@ -1162,7 +1246,8 @@ impl Builder<'_> {
                     let file = dir.join("secret");
                     std::fs::write(&file, secret).map_err(|e| crate::util::fs::FsError::io("write", &file, e))?;
                     std::os::unix::fs::chown(&file, Some(*uid), Some(*gid)).map_err(|e| crate::util::fs::FsError::io("chown", &file, e))?;
-                    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(*mode)).map_err(|e| crate::util::fs::FsError::io("chmod", &file, e))?;
+                    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(*mode))
+                        .map_err(|e| crate::util::fs::FsError::io("chmod", &file, e))?;
                     out.push(Prepared { source: Some(file), target: abs(target), read_only: true, tmpfs_size: None });
                 }
             }
@@ -1240,7 +1325,12 @@ fn materialize(plan: &copy::Plan, tree: &Tree, dir: &Path) -> std::result::Resul
     let (r, w) = (std::fs::File::from(r), std::fs::File::from(w));
     std::thread::scope(|s| {
         let writer = s.spawn(move || copy::write_tar(plan, &[tree], w).map(|_| ()));
-        let res = crate::engine::image::unpack::unpack_layer("bind mount", std::io::BufReader::new(r), dir, &crate::engine::image::unpack::Limits::from_env());
+        let res = crate::engine::image::unpack::unpack_layer(
+            "bind mount",
+            std::io::BufReader::new(r),
+            dir,
+            &crate::engine::image::unpack::Limits::from_env(),
+        );
         let written = writer.join().unwrap_or_else(|_| Err(std::io::Error::other("the tar writer panicked")));
         res?;
         written.map_err(|e| crate::util::fs::FsError::io("write", dir, e).into())

@@ -37,7 +37,9 @@ pub fn request(project: &Project, svc: &Service, opts: &ProjectBuildOptions) -> 
     let b = svc.build.as_ref().ok_or_else(|| bad("it has no build section".into()))?;
     let ctx = if b.context.is_empty() { ".".to_string() } else { b.context.clone() };
     if ctx.contains("://") || ctx.starts_with("git@") {
-        return Err(bad(format!("build.context {ctx}: berth builds from a local directory only; clone the repository and point the context at it")));
+        return Err(bad(format!(
+            "build.context {ctx}: berth builds from a local directory only; clone the repository and point the context at it"
+        )));
     }
     let context = if std::path::Path::new(&ctx).is_absolute() { ctx.clone().into() } else { project.working_dir.join(&ctx) };
     let mut req = BuildRequest::new(context);
@@ -81,7 +83,9 @@ pub fn request(project: &Project, svc: &Service, opts: &ProjectBuildOptions) -> 
         Some("host") => Some("host".into()),
         Some("none") => Some("none".into()),
         Some(other) => {
-            return Err(bad(format!("build.network {other}: berth builds on the default build network, host or none; other networks are not supported")));
+            return Err(bad(format!(
+                "build.network {other}: berth builds on the default build network, host or none; other networks are not supported"
+            )));
         }
     };
     req.no_cache = opts.no_cache || b.no_cache;
@@ -93,7 +97,10 @@ pub fn request(project: &Project, svc: &Service, opts: &ProjectBuildOptions) -> 
     req.extra_hosts = b.extra_hosts.clone();
     // Build secrets: the top-level secret named by `source`, exposed under `target` (or its name).
     for m in &b.secrets {
-        let obj = project.secrets.get(&m.source).ok_or_else(|| bad(format!("build.secrets: secret {:?} is not defined in the top-level secrets", m.source)))?;
+        let obj = project
+            .secrets
+            .get(&m.source)
+            .ok_or_else(|| bad(format!("build.secrets: secret {:?} is not defined in the top-level secrets", m.source)))?;
         let value = if let Some(f) = &obj.file {
             let path = if std::path::Path::new(f).is_absolute() { f.into() } else { project.working_dir.join(f) };
             std::fs::read(&path).map_err(|e| bad(format!("build.secrets: cannot read {} for secret {}: {e}", path.display(), m.source)))?
@@ -114,7 +121,13 @@ pub fn request(project: &Project, svc: &Service, opts: &ProjectBuildOptions) -> 
 /// (at most [`parallel_limit`] at a time); a service whose `depends_on` (transitively) names
 /// another one being built waits for it. After a failure no other build starts; those running
 /// finish, and the first error is returned.
-pub fn build_services(store: &ImageStore, project: &Project, services: &[String], opts: &ProjectBuildOptions, out: &mut Printer) -> Result<BTreeMap<String, Digest>> {
+pub fn build_services(
+    store: &ImageStore,
+    project: &Project,
+    services: &[String],
+    opts: &ProjectBuildOptions,
+    out: &mut Printer,
+) -> Result<BTreeMap<String, Digest>> {
     let mut jobs = Vec::new();
     for name in services {
         let svc = project.services.get(name).ok_or_else(|| BuildError::Service { service: name.clone(), msg: "no such service".into() })?;
@@ -197,7 +210,9 @@ fn build_parallel(
                 let tx = tx.clone();
                 running += 1;
                 scope.spawn(move || {
-                    let result = build(store, &req, &mut printer).map(|o| o.image.id).map_err(|e| BuildError::ServiceFailed { service: name.clone(), source: Box::new(e) });
+                    let result = build(store, &req, &mut printer)
+                        .map(|o| o.image.id)
+                        .map_err(|e| BuildError::ServiceFailed { service: name.clone(), source: Box::new(e) });
                     if result.is_ok() {
                         printer.line(&format!(" {name}  Built"));
                     }
@@ -279,7 +294,14 @@ impl SignalMask {
 /// For `up`, `create` and `run`: builds the services among `services` that need it — all that
 /// have a `build:` section with `force` (`--build`), those with `pull_policy: build`, and those
 /// whose image is not in the store — and returns their image ids.
-pub fn ensure_built(store: &ImageStore, project: &Project, services: &[String], force: bool, opts: &ProjectBuildOptions, out: &mut Printer) -> Result<BTreeMap<String, Digest>> {
+pub fn ensure_built(
+    store: &ImageStore,
+    project: &Project,
+    services: &[String],
+    force: bool,
+    opts: &ProjectBuildOptions,
+    out: &mut Printer,
+) -> Result<BTreeMap<String, Digest>> {
     let mut wanted = Vec::new();
     for name in services {
         let Some(svc) = project.services.get(name) else { continue };

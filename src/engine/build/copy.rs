@@ -22,7 +22,11 @@ use crate::engine::image::unpack;
 pub enum Content {
     None,
     /// A file of source tree `tree` (index into the trees given to [`write_tar`]).
-    Tree { tree: usize, rel: PathBuf, node: Node },
+    Tree {
+        tree: usize,
+        rel: PathBuf,
+        node: Node,
+    },
     Bytes(Vec<u8>),
     /// A downloaded file.
     File(PathBuf),
@@ -34,7 +38,10 @@ pub enum EntryKind {
     File,
     Symlink(PathBuf),
     /// Character or block device, or fifo (`S_IF*` type bits and the device number).
-    Special { kind: u32, rdev: u64 },
+    Special {
+        kind: u32,
+        rdev: u64,
+    },
 }
 
 /// One entry of the layer.
@@ -202,13 +209,17 @@ pub fn parse_chown(spec: &str, tree: &Tree) -> Result<(u32, u32), String> {
     }
     let uid = match u.parse::<u32>() {
         Ok(n) => n,
-        Err(_) => lookup_id(tree, "/etc/passwd", u).map(|(id, _)| id).ok_or_else(|| format!("--chown={spec}: no user {u:?} in the image's /etc/passwd"))?,
+        Err(_) => lookup_id(tree, "/etc/passwd", u)
+            .map(|(id, _)| id)
+            .ok_or_else(|| format!("--chown={spec}: no user {u:?} in the image's /etc/passwd"))?,
     };
     let gid = match g {
         None => uid,
         Some(g) => match g.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => lookup_id(tree, "/etc/group", g).map(|(id, _)| id).ok_or_else(|| format!("--chown={spec}: no group {g:?} in the image's /etc/group"))?,
+            Err(_) => lookup_id(tree, "/etc/group", g)
+                .map(|(id, _)| id)
+                .ok_or_else(|| format!("--chown={spec}: no group {g:?} in the image's /etc/group"))?,
         },
     };
     Ok((uid, gid))
@@ -290,7 +301,10 @@ pub fn plan(req: &Request, trees: &[SourceTree], base: &Tree, hashes: &mut HashC
     let dest_dir_syntax = req.dest.ends_with('/') || req.dest.ends_with("/.") || req.dest == "." || req.dest.is_empty();
     let abs_dest = if req.dest.starts_with('/') { req.dest.clone() } else { format!("{}/{}", req.workdir.trim_end_matches('/'), req.dest) };
     if req.sources.len() > 1 && !dest_dir_syntax {
-        return Err(format!("when using {} with more than one source file, the destination must be a directory and end with a /", req.keyword));
+        return Err(format!(
+            "when using {} with more than one source file, the destination must be a directory and end with a /",
+            req.keyword
+        ));
     }
     let dest = base.resolve(&abs_dest, true).map_err(|e| e.to_string())?;
     let dest_is_dir = dest.node.as_ref().is_some_and(|n| n.is_dir());
@@ -319,7 +333,9 @@ pub fn plan(req: &Request, trees: &[SourceTree], base: &Tree, hashes: &mut HashC
                 matched.extend(found.into_iter().map(|(rel, node)| Matched::Tree { tree: *tree, rel, node }));
             }
             Source::Bytes { name, data } => matched.push(Matched::Bytes { name: name.clone(), data: data.clone() }),
-            Source::Download { name, path, mtime, sha } => matched.push(Matched::Download { name: name.clone(), path: path.clone(), mtime: *mtime, sha: sha.clone() }),
+            Source::Download { name, path, mtime, sha } => {
+                matched.push(Matched::Download { name: name.clone(), path: path.clone(), mtime: *mtime, sha: sha.clone() })
+            }
         }
     }
     let into_dir = dest_dir_syntax || dest_is_dir || matched.len() > 1;
@@ -336,7 +352,12 @@ pub fn plan(req: &Request, trees: &[SourceTree], base: &Tree, hashes: &mut HashC
                 } else if req.extract && st.tree.is_context() && node.is_file() && is_archive(st.tree, &rel, &node) {
                     p.parents(&dest_path, true)?;
                     let sha = p.hashes.sha(st.tree, &rel, &node).map_err(|e| format!("cannot read {}: {e}", rel.display()))?;
-                    p.plan.extracts.push(Extract { source: Content::Tree { tree, rel, node }, dest: dest_path.clone(), owner, content_id: sha });
+                    p.plan.extracts.push(Extract {
+                        source: Content::Tree { tree, rel, node },
+                        dest: dest_path.clone(),
+                        owner,
+                        content_id: sha,
+                    });
                 } else {
                     let name = rel.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| OsString::from("root"));
                     let target = name_in(&name);
@@ -351,7 +372,16 @@ pub fn plan(req: &Request, trees: &[SourceTree], base: &Tree, hashes: &mut HashC
                 let id = Digest::of(&data).hex().to_string();
                 p.plan.entries.insert(
                     target,
-                    Entry { kind: EntryKind::File, mode: req.chmod.unwrap_or(0o644), uid, gid, mtime: now, size: data.len() as u64, content: Content::Bytes(data), content_id: id },
+                    Entry {
+                        kind: EntryKind::File,
+                        mode: req.chmod.unwrap_or(0o644),
+                        uid,
+                        gid,
+                        mtime: now,
+                        size: data.len() as u64,
+                        content: Content::Bytes(data),
+                        content_id: id,
+                    },
                 );
             }
             Matched::Download { name, path, mtime, sha } => {
@@ -361,7 +391,16 @@ pub fn plan(req: &Request, trees: &[SourceTree], base: &Tree, hashes: &mut HashC
                 let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
                 p.plan.entries.insert(
                     target,
-                    Entry { kind: EntryKind::File, mode: req.chmod.unwrap_or(0o600), uid, gid, mtime, size, content: Content::File(path), content_id: sha },
+                    Entry {
+                        kind: EntryKind::File,
+                        mode: req.chmod.unwrap_or(0o600),
+                        uid,
+                        gid,
+                        mtime,
+                        size,
+                        content: Content::File(path),
+                        content_id: sha,
+                    },
                 );
             }
         }
@@ -505,7 +544,16 @@ impl Planner<'_, '_> {
                 Some(_) => return Err(format!("cannot copy to /{}: /{} is not a directory in the image", dir.display(), prefix.display())),
                 None => {
                     let (uid, gid) = self.owner.unwrap_or((0, 0));
-                    Entry { kind: EntryKind::Dir, mode: 0o755, uid, gid, mtime: self.now, size: 0, content: Content::None, content_id: String::new() }
+                    Entry {
+                        kind: EntryKind::Dir,
+                        mode: 0o755,
+                        uid,
+                        gid,
+                        mtime: self.now,
+                        size: 0,
+                        content: Content::None,
+                        content_id: String::new(),
+                    }
                 }
             };
             self.plan.entries.insert(prefix.clone(), e);
@@ -683,7 +731,10 @@ fn extract_into<W: Write>(b: &mut tar::Builder<W>, src: Box<dyn Read + Send>, de
         let mut entry = entry?;
         let raw = entry.path()?.into_owned();
         let Some(rel) = clean_archive_path(&raw) else {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("the archive entry {} leads outside the destination", raw.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the archive entry {} leads outside the destination", raw.display()),
+            ));
         };
         if rel.as_os_str().is_empty() {
             continue;
@@ -701,7 +752,10 @@ fn extract_into<W: Write>(b: &mut tar::Builder<W>, src: Box<dyn Read + Send>, de
             tar::EntryType::Link => {
                 let link = entry.link_name()?.map(|l| l.into_owned()).unwrap_or_default();
                 let Some(lrel) = clean_archive_path(&link) else {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, format!("the archive link {} leads outside the destination", link.display())));
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("the archive link {} leads outside the destination", link.display()),
+                    ));
                 };
                 b.append_link(&mut h, &target, dest.join(lrel))?;
             }

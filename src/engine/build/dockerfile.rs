@@ -69,13 +69,22 @@ pub struct CopySpec {
 /// One instruction, typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
-    From { image: String, name: Option<String>, platform: Option<String> },
+    From {
+        image: String,
+        name: Option<String>,
+        platform: Option<String>,
+    },
     /// `ARG a=1 b`: names with their default (unexpanded).
     Arg(Vec<(String, Option<String>)>),
     /// ENV and LABEL pairs; values unexpanded (quotes kept).
     Env(Vec<(String, String)>),
     Label(Vec<(String, String)>),
-    Run { cmd: Command, mounts: Vec<String>, network: Option<String>, heredocs: Vec<Heredoc> },
+    Run {
+        cmd: Command,
+        mounts: Vec<String>,
+        network: Option<String>,
+        heredocs: Vec<Heredoc>,
+    },
     Copy(CopySpec),
     Add(CopySpec),
     Cmd(Command),
@@ -85,7 +94,10 @@ pub enum Kind {
     Volume(VolumeArgs),
     Workdir(String),
     User(String),
-    Healthcheck { cmd: Option<Command>, opts: HealthOpts },
+    Healthcheck {
+        cmd: Option<Command>,
+        opts: HealthOpts,
+    },
     Stopsignal(String),
     Shell(Vec<String>),
     Maintainer(String),
@@ -139,7 +151,10 @@ impl Dockerfile {
     /// The index of the stage called `name` (or given by number).
     pub fn stage_index(&self, name: &str) -> Option<usize> {
         let lower = name.to_ascii_lowercase();
-        self.stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str())).or_else(|| name.parse::<usize>().ok().filter(|i| *i < self.stages.len()))
+        self.stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()))
+            .or_else(|| name.parse::<usize>().ok().filter(|i| *i < self.stages.len()))
     }
 }
 
@@ -153,7 +168,8 @@ struct RawLine<'a> {
 pub fn parse(file: &str, src: &str) -> Result<Dockerfile, ParseError> {
     let err = |line: usize, msg: String| ParseError { file: file.to_string(), line, msg };
     let src = src.strip_prefix('\u{feff}').unwrap_or(src);
-    let lines: Vec<RawLine> = src.split('\n').enumerate().map(|(i, t)| RawLine { no: i + 1, text: t.strip_suffix('\r').unwrap_or(t) }).collect();
+    let lines: Vec<RawLine> =
+        src.split('\n').enumerate().map(|(i, t)| RawLine { no: i + 1, text: t.strip_suffix('\r').unwrap_or(t) }).collect();
 
     // Parser directives: only at the very top, before any comment, blank line or instruction.
     let mut escape = '\\';
@@ -262,7 +278,12 @@ pub fn parse(file: &str, src: &str) -> Result<Dockerfile, ParseError> {
             Kind::Arg(_) if stages.is_empty() => meta_args.push(ins),
             _ => match stages.last_mut() {
                 Some(s) => s.steps.push(ins),
-                None => return Err(err(start, format!("{keyword} before FROM: a Dockerfile must begin with FROM (only ARG may come before it)"))),
+                None => {
+                    return Err(err(
+                        start,
+                        format!("{keyword} before FROM: a Dockerfile must begin with FROM (only ARG may come before it)"),
+                    ));
+                }
             },
         }
     }
@@ -273,8 +294,24 @@ pub fn parse(file: &str, src: &str) -> Result<Dockerfile, ParseError> {
 }
 
 const KEYWORDS: &[&str] = &[
-    "FROM", "ARG", "ENV", "LABEL", "RUN", "COPY", "ADD", "CMD", "ENTRYPOINT", "EXPOSE", "VOLUME", "WORKDIR", "USER", "HEALTHCHECK",
-    "STOPSIGNAL", "SHELL", "MAINTAINER", "ONBUILD",
+    "FROM",
+    "ARG",
+    "ENV",
+    "LABEL",
+    "RUN",
+    "COPY",
+    "ADD",
+    "CMD",
+    "ENTRYPOINT",
+    "EXPOSE",
+    "VOLUME",
+    "WORKDIR",
+    "USER",
+    "HEALTHCHECK",
+    "STOPSIGNAL",
+    "SHELL",
+    "MAINTAINER",
+    "ONBUILD",
 ];
 
 /// `# key=value` at the top of the file, for the known directive keys.
@@ -440,9 +477,8 @@ fn name_values(keyword: &str, rest: &str, escape: char) -> Result<Vec<(String, S
 
 fn instruction(keyword: &str, rest: &str, heredocs: Vec<Heredoc>, escape: char) -> Result<Kind, String> {
     let (flags, rest) = take_flags(rest);
-    let need_args = |what: &str| -> Result<(), String> {
-        if rest.trim().is_empty() { Err(format!("{keyword} requires {what}")) } else { Ok(()) }
-    };
+    let need_args =
+        |what: &str| -> Result<(), String> { if rest.trim().is_empty() { Err(format!("{keyword} requires {what}")) } else { Ok(()) } };
     Ok(match keyword {
         "FROM" => {
             check_flags(keyword, &flags, &["platform"])?;
@@ -454,7 +490,9 @@ fn instruction(keyword: &str, rest: &str, heredocs: Vec<Heredoc>, escape: char) 
                     if !n.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
                         || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
                     {
-                        return Err(format!("invalid stage name {name:?}: it must start with a letter and hold only letters, digits, '_', '-' and '.'"));
+                        return Err(format!(
+                            "invalid stage name {name:?}: it must start with a letter and hold only letters, digits, '_', '-' and '.'"
+                        ));
                     }
                     (image.to_string(), Some(n))
                 }
@@ -638,12 +676,17 @@ mod tests {
 
     #[test]
     fn continuations_comments_and_stages() {
-        let d = p("# syntax=docker/dockerfile:1\nARG V=1\nFROM busybox:$V AS Base\n# a comment\nRUN echo a \\\n  # inside\n\n  && echo b\nFROM base\nCOPY --from=base /a /b\n");
+        let d = p(
+            "# syntax=docker/dockerfile:1\nARG V=1\nFROM busybox:$V AS Base\n# a comment\nRUN echo a \\\n  # inside\n\n  && echo b\nFROM base\nCOPY --from=base /a /b\n",
+        );
         assert_eq!(d.meta_args.len(), 1);
         assert_eq!(d.stages.len(), 2);
         assert_eq!(d.stages[0].name.as_deref(), Some("base"));
         assert_eq!(d.stages[0].steps[0].line, 5);
-        assert_eq!(d.stages[0].steps[0].kind, Kind::Run { cmd: Command::Shell("echo a   && echo b".into()), mounts: vec![], network: None, heredocs: vec![] });
+        assert_eq!(
+            d.stages[0].steps[0].kind,
+            Kind::Run { cmd: Command::Shell("echo a   && echo b".into()), mounts: vec![], network: None, heredocs: vec![] }
+        );
         match &d.stages[1].steps[0].kind {
             Kind::Copy(c) => {
                 assert_eq!(c.from.as_deref(), Some("base"));

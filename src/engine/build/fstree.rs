@@ -117,8 +117,12 @@ impl Tree {
     pub fn layers(dirs: &[PathBuf]) -> io::Result<Tree> {
         let mut layers = Vec::with_capacity(dirs.len());
         for d in dirs {
-            let fd = nix::fcntl::open(d.as_path(), OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW, nix::sys::stat::Mode::empty())
-                .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("{}: {e}", d.display())))?;
+            let fd = nix::fcntl::open(
+                d.as_path(),
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("{}: {e}", d.display())))?;
             layers.push(fd);
         }
         Ok(Tree { layers, names: dirs.to_vec(), context: false })
@@ -159,8 +163,12 @@ impl Tree {
         if self.context {
             return false;
         }
-        let Ok(fd) = nix::fcntl::openat(dir, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW, nix::sys::stat::Mode::empty())
-        else {
+        let Ok(fd) = nix::fcntl::openat(
+            dir,
+            name,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            nix::sys::stat::Mode::empty(),
+        ) else {
             return false;
         };
         let mut buf = [0u8; 4];
@@ -269,7 +277,12 @@ impl Tree {
         let name = rel.file_name().ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
         // Non-blocking, so that a file swapped for a fifo since it was examined cannot hang the
         // build; only a regular file is read.
-        let fd = nix::fcntl::openat(&dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK, nix::sys::stat::Mode::empty())?;
+        let fd = nix::fcntl::openat(
+            &dir,
+            name,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
+            nix::sys::stat::Mode::empty(),
+        )?;
         if fstat(&fd)?.st_mode & libc::S_IFMT != libc::S_IFREG {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is no longer a regular file", rel.display())));
         }

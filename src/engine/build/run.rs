@@ -119,19 +119,44 @@ fn shell_of(state: &State) -> Vec<String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunMount {
     /// A directory kept between builds (`<root>/build/mounts/`).
-    Cache { target: String, id: String, read_only: bool, uid: u32, gid: u32, mode: u32 },
+    Cache {
+        target: String,
+        id: String,
+        read_only: bool,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    },
     /// Files of the build context, a stage or an image (`from=`), read-only unless `rw` (whose
     /// writes are dropped after the step).
-    Bind { target: String, source: String, from: Option<String>, rw: bool },
-    Tmpfs { target: String, size: Option<u64> },
+    Bind {
+        target: String,
+        source: String,
+        from: Option<String>,
+        rw: bool,
+    },
+    Tmpfs {
+        target: String,
+        size: Option<u64>,
+    },
     /// A compose build secret, as a file (default `/run/secrets/<id>`).
-    Secret { id: String, target: String, required: bool, uid: u32, gid: u32, mode: u32 },
+    Secret {
+        id: String,
+        target: String,
+        required: bool,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    },
 }
 
 impl RunMount {
     pub fn target(&self) -> &str {
         match self {
-            RunMount::Cache { target, .. } | RunMount::Bind { target, .. } | RunMount::Tmpfs { target, .. } | RunMount::Secret { target, .. } => target,
+            RunMount::Cache { target, .. }
+            | RunMount::Bind { target, .. }
+            | RunMount::Tmpfs { target, .. }
+            | RunMount::Secret { target, .. } => target,
         }
     }
 }
@@ -178,7 +203,9 @@ pub fn parse_mount(m: &str) -> Result<RunMount, String> {
         }
         "tmpfs" => RunMount::Tmpfs { target: abs(target).ok_or_else(|| bad("it needs an absolute target=/path"))?, size },
         "secret" => {
-            let id = id.or_else(|| target.as_ref().and_then(|t| t.rsplit('/').next().map(str::to_string))).ok_or_else(|| bad("it needs an id="))?;
+            let id = id
+                .or_else(|| target.as_ref().and_then(|t| t.rsplit('/').next().map(str::to_string)))
+                .ok_or_else(|| bad("it needs an id="))?;
             let target = target.unwrap_or_else(|| format!("/run/secrets/{id}"));
             RunMount::Secret { id, target, required, uid, gid, mode: mode.unwrap_or(0o400) }
         }
@@ -254,7 +281,8 @@ pub fn run(store: &ImageStore, layers: &[Layer], job: &Job, sink: &mut dyn FnMut
     let root = store.state_root();
     let build_dir = super::cache::build_dir(root);
     let mut mounts = Vec::new();
-    let mut stubs: Vec<String> = vec!["proc".into(), "dev".into(), "sys".into(), "etc/hosts".into(), "etc/hostname".into(), "etc/resolv.conf".into()];
+    let mut stubs: Vec<String> =
+        vec!["proc".into(), "dev".into(), "sys".into(), "etc/hosts".into(), "etc/hostname".into(), "etc/resolv.conf".into()];
     for m in &job.mounts {
         let RunMount::Cache { target, id, read_only, uid, gid, mode } = m else { continue };
         let key = crate::engine::image::Digest::of(id.as_bytes());
@@ -334,7 +362,8 @@ pub fn run(store: &ImageStore, layers: &[Layer], job: &Job, sink: &mut dyn FnMut
     cfg.rootfs.layers = lowers;
     let cfg = runtime::create(root, cfg)?;
     let mut guard = ContainerGuard { root, id: Some(cfg.id.clone()) };
-    let (mine, theirs) = runtime::sys::socketpair(libc::SOCK_SEQPACKET).map_err(|e| FsError::io("create a socket for", Path::new("the build container"), e))?;
+    let (mine, theirs) = runtime::sys::socketpair(libc::SOCK_SEQPACKET)
+        .map_err(|e| FsError::io("create a socket for", Path::new("the build container"), e))?;
     if let Err(e) = runtime::start(root, &cfg.id, Some(theirs)) {
         // A command that cannot start ends the step as Docker's does: its message and code.
         if let Some(code) = e.exit_code() {
@@ -544,7 +573,9 @@ mod tests {
             parse_mount("source=package.json,target=package.json").unwrap(),
             RunMount::Bind { target: "package.json".into(), source: "package.json".into(), from: None, rw: false }
         );
-        assert!(matches!(parse_mount("type=bind,target=.,from=build,rw").unwrap(), RunMount::Bind { rw: true, from: Some(f), .. } if f == "build"));
+        assert!(
+            matches!(parse_mount("type=bind,target=.,from=build,rw").unwrap(), RunMount::Bind { rw: true, from: Some(f), .. } if f == "build")
+        );
         assert_eq!(
             parse_mount("type=secret,id=npmrc").unwrap(),
             RunMount::Secret { id: "npmrc".into(), target: "/run/secrets/npmrc".into(), required: false, uid: 0, gid: 0, mode: 0o400 }

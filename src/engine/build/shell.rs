@@ -205,7 +205,11 @@ impl Lexer<'_> {
                             Some('+') => out.push_str(if set { &word } else { "" }),
                             Some('?') if set => out.push_str(&value.unwrap_or_default()),
                             Some('?') => {
-                                return Err(if word.is_empty() { format!("{name}: is not allowed to be unset") } else { format!("{name}: {word}") });
+                                return Err(if word.is_empty() {
+                                    format!("{name}: is not allowed to be unset")
+                                } else {
+                                    format!("{name}: {word}")
+                                });
                             }
                             _ => return Err(format!("unsupported modifier in ${{{name}:...}}: use :-, :+ or :?")),
                         }
@@ -217,7 +221,13 @@ impl Lexer<'_> {
                             '-' => out.push_str(&if set { value.unwrap_or_default() } else { word }),
                             '+' => out.push_str(if set { &word } else { "" }),
                             _ if set => out.push_str(&value.unwrap_or_default()),
-                            _ => return Err(if word.is_empty() { format!("{name}: is not allowed to be unset") } else { format!("{name}: {word}") }),
+                            _ => {
+                                return Err(if word.is_empty() {
+                                    format!("{name}: is not allowed to be unset")
+                                } else {
+                                    format!("{name}: {word}")
+                                });
+                            }
                         }
                     }
                     Some(c) => return Err(format!("unsupported modifier {c:?} in ${{{name}...}}: use :-, -, :+, +, :? or ?")),

@@ -249,15 +249,11 @@ impl Resources {
             }
             if let Some(s) = self.memory_swap.filter(|s| *s > 0) {
                 if s < m {
-                    return Err(CgroupError::Invalid(
-                        "minimum memoryswap limit should be larger than memory limit, see usage".into(),
-                    ));
+                    return Err(CgroupError::Invalid("minimum memoryswap limit should be larger than memory limit, see usage".into()));
                 }
             }
         } else if self.memory_swap.is_some_and(|s| s > 0) {
-            return Err(CgroupError::Invalid(
-                "you should always set the memory limit when using the memoryswap limit".into(),
-            ));
+            return Err(CgroupError::Invalid("you should always set the memory limit when using the memoryswap limit".into()));
         }
         if self.nano_cpus.is_some_and(|n| n < 0) {
             return Err(CgroupError::Invalid("the CPU count cannot be negative".into()));
@@ -269,9 +265,14 @@ impl Resources {
             return Err(CgroupError::Invalid(format!("blkio_config.weight {w} is out of range: use 10 to 1000")));
         }
         if let Some(w) = self.blkio_weight_device.iter().find(|w| !(10..=1000).contains(&w.rate)) {
-            return Err(CgroupError::Invalid(format!("blkio_config.weight_device {}: weight {} is out of range: use 10 to 1000", w.path, w.rate)));
+            return Err(CgroupError::Invalid(format!(
+                "blkio_config.weight_device {}: weight {} is out of range: use 10 to 1000",
+                w.path, w.rate
+            )));
         }
-        if self.cpu_rt_runtime.is_some_and(|r| r > 0) && self.cpu_rt_period.is_some_and(|p| p > 0 && (p as i64) < self.cpu_rt_runtime.unwrap_or(0)) {
+        if self.cpu_rt_runtime.is_some_and(|r| r > 0)
+            && self.cpu_rt_period.is_some_and(|p| p > 0 && (p as i64) < self.cpu_rt_runtime.unwrap_or(0))
+        {
             return Err(CgroupError::Invalid("cpu_rt_runtime cannot be higher than cpu_rt_period".into()));
         }
         for r in &self.device_cgroup_rules {
@@ -290,9 +291,7 @@ impl Resources {
             }
         }
         if self.nano_cpus.is_some_and(|n| n > 0) && (self.cpu_quota.is_some_and(|q| q > 0)) {
-            return Err(CgroupError::Invalid(
-                "conflicting options: `cpus` and `cpu_quota` cannot both be set".into(),
-            ));
+            return Err(CgroupError::Invalid("conflicting options: `cpus` and `cpu_quota` cannot both be set".into()));
         }
         Ok(())
     }
@@ -569,19 +568,18 @@ pub fn prime() -> Option<std::thread::JoinHandle<()>> {
         }
     };
     let pid = std::process::id().to_string();
-    std::thread::Builder::new().name("cgroup-prime".into()).spawn(move || {
-        let _ = write_file(&file, &pid);
-    }).ok()
+    std::thread::Builder::new()
+        .name("cgroup-prime".into())
+        .spawn(move || {
+            let _ = write_file(&file, &pid);
+        })
+        .ok()
 }
 
 /// Writes `value` to an existing cgroup file.
 pub(crate) fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
     use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(false)
-        .open(path)
-        .map_err(|e| CgroupError::io("open", path, e))?;
+    let mut f = std::fs::OpenOptions::new().write(true).truncate(false).open(path).map_err(|e| CgroupError::io("open", path, e))?;
     f.write_all(value.as_bytes()).map_err(|e| CgroupError::io("write", path, e))
 }
 

@@ -13,8 +13,18 @@ const KNOWN: &[&str] = &["memory", "pids", "freezer", "devices", "cpu", "cpuacct
 /// Docker's (runc's) default device rules: mknod of anything, and read/write/mknod of the
 /// standard nodes, the pty devices and /dev/net/tun.
 pub const DEFAULT_DEVICE_RULES: &[&str] = &[
-    "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm",
-    "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+    "c 10:200 rwm",
 ];
 
 /// Controller name to mount point, parsed from mountinfo.

@@ -47,10 +47,7 @@ impl V2Cgroup {
     /// `oom_kill_disable` are discarded instead, as Docker does: see [`super::Hierarchy::discarded`].)
     fn refuse(res: &Resources) -> Result<(), CgroupError> {
         if res.cpu_rt_runtime.is_some_and(|r| r != 0) || res.cpu_rt_period.is_some_and(|p| p > 0) {
-            return Err(CgroupError::Unsupported {
-                setting: "cpu_rt_runtime",
-                why: "cgroup v2 has no real-time group scheduling",
-            });
+            return Err(CgroupError::Unsupported { setting: "cpu_rt_runtime", why: "cgroup v2 has no real-time group scheduling" });
         }
         Ok(())
     }
@@ -69,8 +66,7 @@ impl V2Cgroup {
         // that OOM events and `top` work even without limits), at the root and at berth/.
         let available = std::fs::read_to_string(self.root.join("cgroup.controllers")).unwrap_or_default();
         let avail: Vec<&str> = available.split_whitespace().collect();
-        let wanted: Vec<&str> =
-            ["cpu", "cpuset", "io", "memory", "pids"].into_iter().filter(|c| avail.contains(c)).collect();
+        let wanted: Vec<&str> = ["cpu", "cpuset", "io", "memory", "pids"].into_iter().filter(|c| avail.contains(c)).collect();
         for (c, setting) in Self::needed(res) {
             if !avail.contains(&c) {
                 return Err(CgroupError::MissingController { controller: c, setting });
@@ -87,8 +83,7 @@ impl V2Cgroup {
         }
         mkdir(&self.dir)?;
         if !privileged {
-            super::devices::attach(&self.dir, &rules)
-                .map_err(|e| CgroupError::io("attach the device filter to", &self.dir, e))?;
+            super::devices::attach(&self.dir, &rules).map_err(|e| CgroupError::io("attach the device filter to", &self.dir, e))?;
         }
         apply(&self.dir, res)?;
         apply_io(&self.dir, res, &io, &weights)
@@ -211,8 +206,17 @@ mod tests {
         let d = parent.join(id);
         std::fs::create_dir(&d).unwrap();
         for f in [
-            "memory.max", "memory.swap.max", "memory.low", "cpu.max", "cpu.weight", "pids.max", "cgroup.freeze", "io.max", "io.weight",
-            "cgroup.kill", "cgroup.procs",
+            "memory.max",
+            "memory.swap.max",
+            "memory.low",
+            "cpu.max",
+            "cpu.weight",
+            "pids.max",
+            "cgroup.freeze",
+            "io.max",
+            "io.weight",
+            "cgroup.kill",
+            "cgroup.procs",
         ] {
             std::fs::write(d.join(f), "").unwrap();
         }
@@ -277,9 +281,9 @@ mod tests {
         use std::os::unix::fs::{FileTypeExt, MetadataExt};
         std::fs::read_dir("/dev").ok()?.flatten().find_map(|e| {
             let md = e.metadata().ok()?;
-            md.file_type().is_block_device().then(|| {
-                (e.path().display().to_string(), format!("{}:{}", libc::major(md.rdev()), libc::minor(md.rdev())))
-            })
+            md.file_type()
+                .is_block_device()
+                .then(|| (e.path().display().to_string(), format!("{}:{}", libc::major(md.rdev()), libc::minor(md.rdev()))))
         })
     }
 
@@ -308,7 +312,10 @@ mod tests {
         let err = V2Cgroup::new(tmp.path().to_path_buf(), "c5").create(&res, true).unwrap_err();
         assert!(err.to_string().contains("io cgroup controller is not available here, so `blkio_config`"), "{err}");
         // A file that is not a block device.
-        let res = Resources { blkio_device_read_bps: vec![super::super::ThrottleDevice { path: "/dev/null".into(), rate: 1 }], ..Default::default() };
+        let res = Resources {
+            blkio_device_read_bps: vec![super::super::ThrottleDevice { path: "/dev/null".into(), rate: 1 }],
+            ..Default::default()
+        };
         let tmp = fake("io", "c6");
         let err = V2Cgroup::new(tmp.path().to_path_buf(), "c6").create(&res, true).unwrap_err();
         assert!(err.to_string().contains("/dev/null is not a block device"), "{err}");

@@ -138,7 +138,12 @@ fn ingest_file(store: &ImageStore, path: &Path, spec: &IngestSpec) -> Result<Lay
     store.ingest_layer(io::BufReader::with_capacity(1 << 20, f), spec)
 }
 
-fn layers_for(store: &ImageStore, x: &Extracted, files: &[(String, Option<Digest>, Option<String>)], diff_ids: &[Digest]) -> Result<Vec<Layer>> {
+fn layers_for(
+    store: &ImageStore,
+    x: &Extracted,
+    files: &[(String, Option<Digest>, Option<String>)],
+    diff_ids: &[Digest],
+) -> Result<Vec<Layer>> {
     if files.len() != diff_ids.len() {
         return Err(bad(format!("an image lists {} layers but its config {}", files.len(), diff_ids.len())));
     }
@@ -178,7 +183,8 @@ fn diff_ids_of(config: &[u8], what: &str) -> Result<Vec<Digest>> {
 
 fn load_docker(store: &ImageStore, x: &Extracted) -> Result<Vec<Loaded>> {
     let m = x.read("manifest.json", 16 << 20)?;
-    let entries: Vec<serde_json::Value> = serde_json::from_slice(&m).map_err(|e| ImageError::BadManifest { what: "manifest.json".into(), source: e })?;
+    let entries: Vec<serde_json::Value> =
+        serde_json::from_slice(&m).map_err(|e| ImageError::BadManifest { what: "manifest.json".into(), source: e })?;
     let mut out = Vec::new();
     for e in entries {
         let cfg_name = e.get("Config").and_then(|c| c.as_str()).ok_or_else(|| bad("a manifest.json entry has no Config".into()))?;
@@ -212,12 +218,17 @@ fn report(image: &Image, names: &[Reference], out: &mut Vec<Loaded>) {
 
 fn load_oci(store: &ImageStore, x: &Extracted) -> Result<Vec<Loaded>> {
     let idx_bytes = x.read("index.json", 4 << 20)?;
-    let index: ImageIndex = serde_json::from_slice(&idx_bytes).map_err(|e| ImageError::BadManifest { what: "index.json".into(), source: e })?;
+    let index: ImageIndex =
+        serde_json::from_slice(&idx_bytes).map_err(|e| ImageError::BadManifest { what: "index.json".into(), source: e })?;
     let blob = |d: &Digest, max: u64| -> Result<Vec<u8>> {
         let data = x.read(&format!("blobs/sha256/{}", d.hex()), max)?;
         let got = Digest::of(&data);
         if got != *d {
-            return Err(ImageError::DigestMismatch { what: format!("blob {d} of the archive"), expected: d.to_string(), actual: got.to_string() });
+            return Err(ImageError::DigestMismatch {
+                what: format!("blob {d} of the archive"),
+                expected: d.to_string(),
+                actual: got.to_string(),
+            });
         }
         Ok(data)
     };
@@ -230,13 +241,16 @@ fn load_oci(store: &ImageStore, x: &Extracted) -> Result<Vec<Loaded>> {
             .and_then(|n| Reference::parse(n).ok());
         let mut d = Digest::try_from(desc.digest())?;
         let mut body = blob(&d, 4 << 20)?;
-        let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ImageError::BadManifest { what: format!("blob {d}"), source: e })?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| ImageError::BadManifest { what: format!("blob {d}"), source: e })?;
         if v.get("manifests").is_some() {
-            let nested: ImageIndex = serde_json::from_slice(&body).map_err(|e| ImageError::BadManifest { what: format!("blob {d}"), source: e })?;
+            let nested: ImageIndex =
+                serde_json::from_slice(&body).map_err(|e| ImageError::BadManifest { what: format!("blob {d}"), source: e })?;
             d = super::pull::choose(&nested, &Platform::host(), "the image archive")?;
             body = blob(&d, 4 << 20)?;
         }
-        let manifest: ImageManifest = serde_json::from_slice(&body).map_err(|e| ImageError::BadManifest { what: format!("manifest {d}"), source: e })?;
+        let manifest: ImageManifest =
+            serde_json::from_slice(&body).map_err(|e| ImageError::BadManifest { what: format!("manifest {d}"), source: e })?;
         let cfg_digest = Digest::try_from(manifest.config().digest())?;
         let config = blob(&cfg_digest, 64 << 20)?;
         let diff_ids = diff_ids_of(&config, &format!("config {cfg_digest}"))?;
@@ -298,7 +312,8 @@ pub fn save<W: Write>(store: &ImageStore, images: &[(Image, Option<Reference>)],
                 let size = if l.size > 0 { l.size } else { store.layer_size(&l.chain_id).unwrap_or(0) };
                 let p = store.blob_path(&l.blob);
                 let f = File::open(&p).map_err(|e| FsError::io("open", &p, e))?;
-                let (_, r) = unpack::decompress(io::BufReader::with_capacity(1 << 20, f)).map_err(|e| ImageError::BadArchive { layer: l.blob.to_string(), source: e })?;
+                let (_, r) = unpack::decompress(io::BufReader::with_capacity(1 << 20, f))
+                    .map_err(|e| ImageError::BadArchive { layer: l.blob.to_string(), source: e })?;
                 let mut h = tar::Header::new_gnu();
                 h.set_size(size);
                 h.set_mode(0o644);

@@ -81,12 +81,11 @@ fn normalize_key(k: &str) -> String {
 /// `credsStore`.
 fn helper_for(cfg: &Value, domain: &str) -> Option<String> {
     let want = normalize_key(domain);
-    let per_registry = cfg.get("credHelpers").and_then(|h| h.as_object()).and_then(|h| {
-        h.iter().find(|(k, _)| normalize_key(k) == want).and_then(|(_, v)| v.as_str()).map(str::to_string)
-    });
-    per_registry
-        .or_else(|| cfg.get("credsStore").and_then(|s| s.as_str()).map(str::to_string))
-        .filter(|h| !h.is_empty())
+    let per_registry = cfg
+        .get("credHelpers")
+        .and_then(|h| h.as_object())
+        .and_then(|h| h.iter().find(|(k, _)| normalize_key(k) == want).and_then(|(_, v)| v.as_str()).map(str::to_string));
+    per_registry.or_else(|| cfg.get("credsStore").and_then(|s| s.as_str()).map(str::to_string)).filter(|h| !h.is_empty())
 }
 
 /// Where `store` put the credentials.
@@ -103,18 +102,10 @@ pub enum Stored {
 fn run_helper(helper: &str, action: &'static str, server: &str, input: &[u8]) -> Result<Option<Vec<u8>>> {
     let program = format!("docker-credential-{helper}");
     let err = |reason: String| ImageError::CredentialHelper { helper: helper.to_string(), action, server: server.to_string(), reason };
-    let mut child = Command::new(&program)
-        .arg(action)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
+    let mut child =
+        Command::new(&program).arg(action).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                err(format!(
-                    "{program} is not on PATH; install it, or remove the helper from {}",
-                    config_path().display()
-                ))
+                err(format!("{program} is not on PATH; install it, or remove the helper from {}", config_path().display()))
             } else {
                 err(format!("cannot run {program}: {e}"))
             }
@@ -169,10 +160,7 @@ pub fn lookup(domain: &str) -> Result<Option<Credentials>> {
             continue;
         }
         if let Some(auth) = v.get("auth").and_then(|a| a.as_str()).filter(|a| !a.is_empty()) {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(auth.trim())
-                .ok()
-                .and_then(|d| String::from_utf8(d).ok());
+            let decoded = base64::engine::general_purpose::STANDARD.decode(auth.trim()).ok().and_then(|d| String::from_utf8(d).ok());
             if let Some((u, p)) = decoded.as_deref().and_then(|d| d.split_once(':')) {
                 return Ok(Some(Credentials::basic(u, p)));
             }

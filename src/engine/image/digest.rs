@@ -29,10 +29,7 @@ impl Digest {
     /// From the 64 hex digits alone.
     pub fn from_hex(hex: &str) -> Result<Self> {
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(ImageError::InvalidDigest {
-                digest: hex.to_string(),
-                reason: "expected 64 lowercase hex digits",
-            });
+            return Err(ImageError::InvalidDigest { digest: hex.to_string(), reason: "expected 64 lowercase hex digits" });
         }
         Ok(Digest { hex: hex.to_string() })
     }

@@ -16,9 +16,7 @@ use super::platform::Platform;
 use super::progress::Progress;
 use super::reference::Reference;
 use super::registry::{Client, ClientOptions, MAX_CONFIG};
-use super::store::{
-    IngestSpec, Image, ImageStore, Layer, MEDIA_DOCKER_LIST, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
-};
+use super::store::{Image, ImageStore, IngestSpec, Layer, MEDIA_DOCKER_LIST, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST};
 
 /// How to pull.
 #[derive(Clone, Debug)]
@@ -56,9 +54,7 @@ impl PullPolicy {
             s if s.starts_with("every_") => Ok(PullPolicy::Missing),
             "never" => Ok(PullPolicy::Never),
             "build" => Ok(PullPolicy::Build),
-            other => Err(ImageError::Other(format!(
-                "invalid pull policy {other:?}: use always, missing, never or build"
-            ))),
+            other => Err(ImageError::Other(format!("invalid pull policy {other:?}: use always, missing, never or build"))),
         }
     }
 }
@@ -75,7 +71,10 @@ enum Doc {
 fn classify(body: &[u8], ctype: &str, what: &str) -> Result<Doc> {
     let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| ImageError::BadManifest { what: what.into(), source: e })?;
     if v.get("schemaVersion").and_then(|s| s.as_i64()) == Some(1) {
-        return Err(ImageError::unsupported(what, "it is a Docker schema 1 manifest, which berth (like current Docker) does not pull; push the image again with a current tool"));
+        return Err(ImageError::unsupported(
+            what,
+            "it is a Docker schema 1 manifest, which berth (like current Docker) does not pull; push the image again with a current tool",
+        ));
     }
     let has_manifests = v.get("manifests").is_some();
     let has_layers = v.get("layers").is_some() || v.get("config").is_some();
@@ -146,7 +145,11 @@ pub async fn resolve_manifest(client: &Client, r: &Reference, platform: &Platfor
     let (body, ctype, digest) = client.get_manifest(r, &r.api_reference()).await?;
     if let Some(want) = r.digest() {
         if *want != digest {
-            return Err(ImageError::DigestMismatch { what: format!("the manifest of {what}"), expected: want.to_string(), actual: digest.to_string() });
+            return Err(ImageError::DigestMismatch {
+                what: format!("the manifest of {what}"),
+                expected: want.to_string(),
+                actual: digest.to_string(),
+            });
         }
     }
     match classify(&body, &ctype, &format!("the manifest of {what}"))? {
@@ -155,7 +158,11 @@ pub async fn resolve_manifest(client: &Client, r: &Reference, platform: &Platfor
             let chosen = choose(&index, platform, &what)?;
             let (body, ctype, digest) = client.get_manifest(r, &chosen.to_string()).await?;
             if digest != chosen {
-                return Err(ImageError::DigestMismatch { what: format!("the {platform} manifest of {what}"), expected: chosen.to_string(), actual: digest.to_string() });
+                return Err(ImageError::DigestMismatch {
+                    what: format!("the {platform} manifest of {what}"),
+                    expected: chosen.to_string(),
+                    actual: digest.to_string(),
+                });
             }
             match classify(&body, &ctype, &format!("the {platform} manifest of {what}"))? {
                 Doc::Manifest(manifest) => Ok(Resolved { manifest: *manifest, body, digest }),
@@ -310,8 +317,8 @@ pub async fn pull(store: &ImageStore, r: &Reference, opts: &PullOptions, progres
         // Stored with the image record, once every layer is in.
         client.get_small_blob(r, &config_digest, MAX_CONFIG).await?
     };
-    let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
-        .map_err(|e| ImageError::BadManifest { what: format!("the config of {what}"), source: e })?;
+    let config: ImageConfiguration =
+        serde_json::from_slice(&config_bytes).map_err(|e| ImageError::BadManifest { what: format!("the config of {what}"), source: e })?;
     let diff_ids: Vec<Digest> = config.rootfs().diff_ids().iter().map(|d| Digest::parse(d)).collect::<Result<_>>()?;
     if diff_ids.len() != m.layers().len() {
         return Err(ImageError::unsupported(
@@ -324,7 +331,10 @@ pub async fn pull(store: &ImageStore, r: &Reference, opts: &PullOptions, progres
     for (i, desc) in m.layers().iter().enumerate() {
         let mt = desc.media_type().to_string();
         if !layer_media_ok(&mt) {
-            return Err(ImageError::unsupported(format!("layer {} of {what}", i + 1), format!("its media type {mt} is not a container layer")));
+            return Err(ImageError::unsupported(
+                format!("layer {} of {what}", i + 1),
+                format!("its media type {mt} is not a container layer"),
+            ));
         }
         jobs.push(LayerJob {
             index: i,
@@ -368,7 +378,8 @@ pub async fn pull(store: &ImageStore, r: &Reference, opts: &PullOptions, progres
         }
     }
     let before = store.resolve(&r.to_string())?.map(|i| i.id);
-    let names: Vec<Reference> = if r.tag().is_some() { vec![Reference::parse(&format!("{}:{}", r.name(), r.tag().unwrap_or("latest")))?] } else { vec![] };
+    let names: Vec<Reference> =
+        if r.tag().is_some() { vec![Reference::parse(&format!("{}:{}", r.name(), r.tag().unwrap_or("latest")))?] } else { vec![] };
     let repo_digest = format!("{}@{}", r.name(), resolved.digest);
     let image = store.put_image(&config_bytes, layers, &resolved.body, Some(repo_digest), &names)?;
     progress.line(&format!("Digest: {}", resolved.digest));

@@ -185,10 +185,7 @@ fn valid_domain(d: &str) -> bool {
     !host.is_empty()
         && host.split('.').all(|label| {
             let b = label.as_bytes();
-            !b.is_empty()
-                && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
-                && b[0] != b'-'
-                && b[b.len() - 1] != b'-'
+            !b.is_empty() && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-') && b[0] != b'-' && b[b.len() - 1] != b'-'
         })
 }
 

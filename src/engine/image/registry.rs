@@ -205,7 +205,9 @@ impl Client {
             let resp = b.send().await.map_err(|e| ImageError::Connect { registry: registry.clone(), source: e })?;
             if resp.status().is_redirection() {
                 if let Some(loc) = resp.headers().get(LOCATION).and_then(|l| l.to_str().ok()) {
-                    url = url.join(loc).map_err(|e| ImageError::Protocol { registry: registry.clone(), reason: format!("bad redirect {loc:?}: {e}") })?;
+                    url = url
+                        .join(loc)
+                        .map_err(|e| ImageError::Protocol { registry: registry.clone(), reason: format!("bad redirect {loc:?}: {e}") })?;
                     continue;
                 }
             }
@@ -217,11 +219,11 @@ impl Client {
     /// Fetches a Bearer token for `r` from the challenge's realm.
     async fn token(&self, r: &Reference, params: &HashMap<String, String>, actions: &str, creds: Option<&Credentials>) -> Result<String> {
         let registry = r.api_host().to_string();
-        let realm = params.get("realm").ok_or_else(|| ImageError::Protocol {
-            registry: registry.clone(),
-            reason: "the Bearer challenge has no realm".into(),
-        })?;
-        let mut url = Url::parse(realm).map_err(|e| ImageError::Protocol { registry: registry.clone(), reason: format!("bad token realm {realm:?}: {e}") })?;
+        let realm = params
+            .get("realm")
+            .ok_or_else(|| ImageError::Protocol { registry: registry.clone(), reason: "the Bearer challenge has no realm".into() })?;
+        let mut url = Url::parse(realm)
+            .map_err(|e| ImageError::Protocol { registry: registry.clone(), reason: format!("bad token realm {realm:?}: {e}") })?;
         if url.scheme() != "https" && !(url.scheme() == "http" && allows_http(&host_port(&url), &self.opts.insecure_registries)) {
             return Err(ImageError::Protocol {
                 registry,
@@ -281,7 +283,8 @@ impl Client {
         if !status.is_success() {
             return Err(ImageError::TokenServer { registry, realm: realm.clone(), status: status.as_u16(), detail: snippet(&body) });
         }
-        let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ImageError::BadManifest { what: format!("the token from {realm}"), source: e })?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| ImageError::BadManifest { what: format!("the token from {realm}"), source: e })?;
         v.get("token")
             .or_else(|| v.get("access_token"))
             .and_then(|t| t.as_str())
@@ -330,9 +333,13 @@ impl Client {
         if !resp.status().is_success() {
             return Err(self.error_for(r, "GET", resp).await);
         }
-        let ctype = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").split(';').next().unwrap_or("").trim().to_string();
+        let ctype =
+            resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").split(';').next().unwrap_or("").trim().to_string();
         if resp.content_length().is_some_and(|n| n > MAX_MANIFEST as u64) {
-            return Err(ImageError::Protocol { registry: r.api_host().into(), reason: format!("the manifest of {} is larger than 4 MiB", r.familiar()) });
+            return Err(ImageError::Protocol {
+                registry: r.api_host().into(),
+                reason: format!("the manifest of {} is larger than 4 MiB", r.familiar()),
+            });
         }
         let body = read_limited(resp, MAX_MANIFEST, r).await?;
         let digest = Digest::of(&body);
@@ -376,24 +383,30 @@ impl Client {
     /// Uploads a blob in one request (POST for a session, then PUT with the digest).
     pub async fn upload_blob(&self, r: &Reference, d: &Digest, size: u64, body: &(dyn Fn() -> reqwest::Body + Send + Sync)) -> Result<()> {
         let url = format!("{}{}/blobs/uploads/", self.base(r), r.path());
-        let req = Req { method: Method::POST, url: url.clone(), headers: vec![(reqwest::header::CONTENT_LENGTH, "0".into())], body: None, actions: "pull,push" };
+        let req = Req {
+            method: Method::POST,
+            url: url.clone(),
+            headers: vec![(reqwest::header::CONTENT_LENGTH, "0".into())],
+            body: None,
+            actions: "pull,push",
+        };
         let resp = self.send(r, &req).await?;
         if resp.status() != StatusCode::ACCEPTED {
             return Err(self.error_for(r, "POST", resp).await);
         }
-        let loc = resp.headers().get(LOCATION).and_then(|l| l.to_str().ok()).ok_or_else(|| ImageError::Protocol {
-            registry: r.api_host().into(),
-            reason: "the upload session has no Location".into(),
-        })?;
-        let mut put = Url::parse(&url).and_then(|u| u.join(loc)).map_err(|e| ImageError::Protocol { registry: r.api_host().into(), reason: e.to_string() })?;
+        let loc = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .ok_or_else(|| ImageError::Protocol { registry: r.api_host().into(), reason: "the upload session has no Location".into() })?;
+        let mut put = Url::parse(&url)
+            .and_then(|u| u.join(loc))
+            .map_err(|e| ImageError::Protocol { registry: r.api_host().into(), reason: e.to_string() })?;
         put.query_pairs_mut().append_pair("digest", &d.to_string());
         let req = Req {
             method: Method::PUT,
             url: put.to_string(),
-            headers: vec![
-                (CONTENT_TYPE, "application/octet-stream".into()),
-                (reqwest::header::CONTENT_LENGTH, size.to_string()),
-            ],
+            headers: vec![(CONTENT_TYPE, "application/octet-stream".into()), (reqwest::header::CONTENT_LENGTH, size.to_string())],
             body: Some(body),
             actions: "pull,push",
         };
@@ -408,7 +421,13 @@ impl Client {
     pub async fn put_manifest(&self, r: &Reference, reference: &str, media_type: &str, body: Vec<u8>) -> Result<()> {
         let url = format!("{}{}/manifests/{}", self.base(r), r.path(), reference);
         let make = move || reqwest::Body::from(body.clone());
-        let req = Req { method: Method::PUT, url, headers: vec![(CONTENT_TYPE, media_type.to_string())], body: Some(&make), actions: "pull,push" };
+        let req = Req {
+            method: Method::PUT,
+            url,
+            headers: vec![(CONTENT_TYPE, media_type.to_string())],
+            body: Some(&make),
+            actions: "pull,push",
+        };
         let resp = self.send(r, &req).await?;
         if resp.status() != StatusCode::CREATED {
             return Err(self.error_for(r, "PUT", resp).await);
@@ -429,7 +448,10 @@ async fn read_limited(mut resp: reqwest::Response, max: usize, r: &Reference) ->
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| ImageError::Connect { registry: r.api_host().into(), source: e })? {
         if body.len() + chunk.len() > max {
-            return Err(ImageError::Protocol { registry: r.api_host().into(), reason: format!("a document of {} is larger than {max} bytes", r.familiar()) });
+            return Err(ImageError::Protocol {
+                registry: r.api_host().into(),
+                reason: format!("a document of {} is larger than {max} bytes", r.familiar()),
+            });
         }
         body.extend_from_slice(&chunk);
     }
@@ -502,7 +524,8 @@ mod tests {
 
     #[test]
     fn challenges_parse() {
-        let p = parse_challenge(r#"realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull""#);
+        let p =
+            parse_challenge(r#"realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull""#);
         assert_eq!(p["realm"], "https://auth.docker.io/token");
         assert_eq!(p["service"], "registry.docker.io");
         assert_eq!(p["scope"], "repository:library/busybox:pull");

@@ -295,11 +295,7 @@ impl ImageStore {
 
     fn ingest_inner<R: Read + Send>(&self, src: R, spec: &IngestSpec, blob_tmp: &Path, layer_tmp: &Path) -> Result<Layer> {
         let name = if spec.name.is_empty() { "layer".to_string() } else { spec.name.clone() };
-        let file = if spec.keep_blob {
-            Some(File::create(blob_tmp).map_err(|e| FsError::io("create", blob_tmp, e))?)
-        } else {
-            None
-        };
+        let file = if spec.keep_blob { Some(File::create(blob_tmp).map_err(|e| FsError::io("create", blob_tmp, e))?) } else { None };
         let tee = Tee { inner: src, file, hasher: Hasher::new(), write_error: None };
         // Two stages on two threads: reading, hashing, keeping the blob and decompressing on
         // one; unpacking (file system calls) on the other.
@@ -350,7 +346,8 @@ impl ImageStore {
                     Err(e) => Err(ImageError::BadArchive { layer: name.clone(), source: e }),
                 }
             };
-            let (tee, compression, drained) = producer.join().map_err(|_| ImageError::Other(format!("{name}: the decompressing thread failed")))?;
+            let (tee, compression, drained) =
+                producer.join().map_err(|_| ImageError::Other(format!("{name}: the decompressing thread failed")))?;
             Ok((tee, (compression, drained), stats))
         })?;
         let mut tee = tee;
@@ -422,7 +419,10 @@ impl ImageStore {
         let _lock = self.lock_layer(chain)?;
         let root = self.layer_root(chain);
         if !self.has_layer(chain) {
-            write_json(&tmp.join("layer.json"), &LayerMeta { chain_id: chain.clone(), diff_id: diff_id.clone(), size, content_size: Some(content_size) })?;
+            write_json(
+                &tmp.join("layer.json"),
+                &LayerMeta { chain_id: chain.clone(), diff_id: diff_id.clone(), size, content_size: Some(content_size) },
+            )?;
             if root.exists() {
                 // A half-removed layer from an interrupted prune.
                 crate::util::fs::remove_dir_all_if_exists(&root)?;
@@ -470,7 +470,8 @@ impl ImageStore {
 
     /// Adds a layer from a tar stream (tar, gzip or zstd) on top of the layer `parent` (a chain ID).
     pub fn add_layer<R: Read + Send>(&self, parent: Option<&Digest>, tar: R, name: &str) -> Result<Layer> {
-        let spec = IngestSpec { name: name.to_string(), parent_chain: parent.cloned(), keep_blob: true, unpack: true, ..Default::default() };
+        let spec =
+            IngestSpec { name: name.to_string(), parent_chain: parent.cloned(), keep_blob: true, unpack: true, ..Default::default() };
         self.ingest_layer(tar, &spec)
     }
 
@@ -513,16 +514,14 @@ impl ImageStore {
     }
 
     fn load(&self, rec: Record, repos: &BTreeMap<String, Digest>) -> Result<Image> {
-        let raw = self.read_blob(&rec.id).map_err(|_| ImageError::corrupt(format!("the config blob of image {} is missing", rec.id.short())))?;
+        let raw =
+            self.read_blob(&rec.id).map_err(|_| ImageError::corrupt(format!("the config blob of image {} is missing", rec.id.short())))?;
         let config: ImageConfiguration = serde_json::from_slice(&raw)
             .map_err(|e| ImageError::BadManifest { what: format!("the config of image {}", rec.id.short()), source: e })?;
         let raw_config: serde_json::Value = serde_json::from_slice(&raw)
             .map_err(|e| ImageError::BadManifest { what: format!("the config of image {}", rec.id.short()), source: e })?;
-        let mut names: Vec<Reference> = repos
-            .iter()
-            .filter(|(_, id)| **id == rec.id)
-            .filter_map(|(n, _)| Reference::parse(n).ok())
-            .collect();
+        let mut names: Vec<Reference> =
+            repos.iter().filter(|(_, id)| **id == rec.id).filter_map(|(n, _)| Reference::parse(n).ok()).collect();
         names.sort_by_key(|r| r.to_string());
         let size = rec
             .layers
@@ -634,7 +633,14 @@ impl ImageStore {
     /// Records an image whose blobs and layers are all in the store: `config` is its config
     /// blob as bytes (its digest is the id), `manifest` the manifest blob. The names are moved
     /// to this image. Checks that the config's diff IDs are the layers'.
-    pub fn put_image(&self, config: &[u8], layers: Vec<Layer>, manifest: &[u8], repo_digest: Option<String>, names: &[Reference]) -> Result<Image> {
+    pub fn put_image(
+        &self,
+        config: &[u8],
+        layers: Vec<Layer>,
+        manifest: &[u8],
+        repo_digest: Option<String>,
+        names: &[Reference],
+    ) -> Result<Image> {
         let cfg: ImageConfiguration =
             serde_json::from_slice(config).map_err(|e| ImageError::BadManifest { what: "the image config".into(), source: e })?;
         let diff_ids: Vec<&str> = cfg.rootfs().diff_ids().iter().map(|s| s.as_str()).collect();
@@ -663,7 +669,13 @@ impl ImageStore {
             repo_digests.retain(|d| !d.starts_with(&format!("{repo}@")));
             repo_digests.push(rd);
         }
-        let rec = Record { id: id.clone(), manifest, repo_digests, layers, added: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true) };
+        let rec = Record {
+            id: id.clone(),
+            manifest,
+            repo_digests,
+            layers,
+            added: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        };
         write_json(&self.record_path(&id), &rec)?;
         let mut repos = self.repositories()?;
         for n in names {
@@ -778,9 +790,7 @@ impl ImageStore {
         };
         let used = self.containers_by_image()?;
         let users = used.get(&image.id).cloned().unwrap_or_default();
-        let by_name = Reference::parse(reference)
-            .ok()
-            .filter(|r| r.digest().is_none() && image.names.iter().any(|n| n == r));
+        let by_name = Reference::parse(reference).ok().filter(|r| r.digest().is_none() && image.names.iter().any(|n| n == r));
         let mut out = Vec::new();
         let lock = self.lock_images()?;
         let mut repos = self.repositories()?;
@@ -829,7 +839,8 @@ impl ImageStore {
         let id = match Reference::parse(reference).ok().and_then(|r| repos.get(&r.to_string()).cloned()) {
             Some(id) => id,
             None => {
-                let m: Vec<Digest> = self.record_ids()?.into_iter().filter(|d| !hexpart.is_empty() && d.hex().starts_with(hexpart)).collect();
+                let m: Vec<Digest> =
+                    self.record_ids()?.into_iter().filter(|d| !hexpart.is_empty() && d.hex().starts_with(hexpart)).collect();
                 match m.as_slice() {
                     [one] => one.clone(),
                     _ => return Err(ImageError::NotFound(reference.to_string())),
@@ -961,10 +972,8 @@ pub fn familiar_digest(rd: &str) -> String {
 
 /// An OCI image manifest for a config and layers.
 pub fn oci_manifest(config: &Digest, config_size: u64, layers: &[Layer]) -> Vec<u8> {
-    let layers: Vec<serde_json::Value> = layers
-        .iter()
-        .map(|l| serde_json::json!({"mediaType": l.media_type, "digest": l.blob.to_string(), "size": l.blob_size}))
-        .collect();
+    let layers: Vec<serde_json::Value> =
+        layers.iter().map(|l| serde_json::json!({"mediaType": l.media_type, "digest": l.blob.to_string(), "size": l.blob_size})).collect();
     let m = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": MEDIA_OCI_MANIFEST,
@@ -1062,7 +1071,8 @@ mod tests {
 
         // A layer shared by a second image is unpacked once.
         let other = Reference::parse("other:1").unwrap();
-        let img2 = store.import_rootfs(&tar[..], "-", serde_json::json!({"Cmd": ["ls"]}), None, None, std::slice::from_ref(&other)).unwrap();
+        let img2 =
+            store.import_rootfs(&tar[..], "-", serde_json::json!({"Cmd": ["ls"]}), None, None, std::slice::from_ref(&other)).unwrap();
         assert_ne!(img2.id, img.id);
         assert_eq!(store.layer_dirs(&img2), dirs);
 
@@ -1094,7 +1104,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = ImageStore::open(&StateRoot::new(tmp.path().join("r"))).unwrap();
         let name = Reference::parse("dmg").unwrap();
-        let img = store.import_rootfs(&tar_of(&[("a", b"1")])[..], "-", serde_json::json!({}), None, None, std::slice::from_ref(&name)).unwrap();
+        let img =
+            store.import_rootfs(&tar_of(&[("a", b"1")])[..], "-", serde_json::json!({}), None, None, std::slice::from_ref(&name)).unwrap();
         fs::remove_file(store.blob_path(&img.id)).unwrap();
         let err = store.resolve("dmg").unwrap_err();
         assert!(matches!(err, ImageError::Corrupt { .. }), "{err}");
@@ -1134,7 +1145,9 @@ mod tests {
         let l = store.commit_layer(Some(&base.chain_id), &upper).unwrap();
         assert_eq!(l.chain_id, chain_ids(&[base.diff_id.clone(), l.diff_id.clone()])[1]);
         assert_eq!(fs::read(store.layer_dir(&l.chain_id).join("etc/c")).unwrap(), b"3");
-        let img = store.create_image(serde_json::json!({"config": {"Cmd": ["true"]}}), &[base, l], &[Reference::parse("built").unwrap()]).unwrap();
+        let img = store
+            .create_image(serde_json::json!({"config": {"Cmd": ["true"]}}), &[base, l], &[Reference::parse("built").unwrap()])
+            .unwrap();
         assert_eq!(img.config.rootfs().diff_ids().len(), 2);
         assert_eq!(store.layer_dirs(&img).len(), 2);
     }

@@ -263,7 +263,15 @@ pub fn unpack_layer<R: Read>(layer: &str, tar: R, dest: &Path, limits: &Limits) 
 /// [`unpack_layer`] with `n` writer threads for small files (0 or 1: none).
 fn unpack_layer_with<R: Read>(layer: &str, tar: R, dest: &Path, limits: &Limits, n: usize) -> Result<UnpackStats> {
     let flag = Arc::new(AtomicU8::new(0));
-    let guard = HeaderGuard { inner: tar, head: Vec::with_capacity(512), data_left: 0, ext_pending: false, pax: None, pax_size: None, flag: flag.clone() };
+    let guard = HeaderGuard {
+        inner: tar,
+        head: Vec::with_capacity(512),
+        data_left: 0,
+        ext_pending: false,
+        pax: None,
+        pax_size: None,
+        flag: flag.clone(),
+    };
     let capped = Capped { inner: guard, left: limits.max_bytes, flag: flag.clone() };
     let mut archive = tar::Archive::new(HashingReader::new(capped));
     let root = File::open(dest).map_err(|e| ImageError::Unpack { layer: layer.into(), entry: dest.into(), source: e })?;
@@ -313,8 +321,7 @@ fn unpack_layer_with<R: Read>(layer: &str, tar: R, dest: &Path, limits: &Limits,
     }
     u.finish()?;
     let reader = archive.into_inner();
-    let (diff_id, tar_size, _) =
-        reader.finish().map_err(|e| classify(ImageError::BadArchive { layer: layer.into(), source: e }, &flag))?;
+    let (diff_id, tar_size, _) = reader.finish().map_err(|e| classify(ImageError::BadArchive { layer: layer.into(), source: e }, &flag))?;
     Ok(UnpackStats { diff_id, tar_size, entries, content_size: u.content })
 }
 
@@ -490,8 +497,13 @@ impl Unpacker<'_> {
                     }
                     Err(e) => return Err(self.io_err(&raw, e)),
                 }
-                let fd = openat(&dir, cname.as_c_str(), OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
-                    .map_err(|e| self.resolve_error(&parts, &raw, e))?;
+                let fd = openat(
+                    &dir,
+                    cname.as_c_str(),
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| self.resolve_error(&parts, &raw, e))?;
                 self.set_meta_fd(&fd, uid, gid, mode, &xattrs, &raw)?;
                 self.dir_times.push((join(&parts), mtime));
             }
@@ -507,7 +519,11 @@ impl Unpacker<'_> {
                 self.content += data.len() as u64;
                 let job = writers::Job { dir, name: cname, path: join(&parts), data, uid, gid, mode, mtime, xattrs };
                 let pool = self.pool.as_ref().expect("checked above");
-                pool.submit(&join(dir_parts), job).map_err(|(p, e)| ImageError::Unpack { layer: self.layer.into(), entry: show(&p), source: e })?;
+                pool.submit(&join(dir_parts), job).map_err(|(p, e)| ImageError::Unpack {
+                    layer: self.layer.into(),
+                    entry: show(&p),
+                    source: e,
+                })?;
             }
             T::Regular | T::Continuous | T::GNUSparse => {
                 let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
@@ -598,8 +614,13 @@ impl Unpacker<'_> {
                 nix::unistd::fchownat(&fd, c"", Some(uid.into()), Some(gid.into()), AtFlags::AT_EMPTY_PATH)
                     .map_err(|e| self.io_err(&raw, e))?;
                 let proc = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL");
-                nix::sys::stat::fchmodat(nix::fcntl::AT_FDCWD, proc.as_c_str(), Mode::from_bits_truncate(mode), nix::sys::stat::FchmodatFlags::FollowSymlink)
-                    .map_err(|e| self.io_err(&raw, e))?;
+                nix::sys::stat::fchmodat(
+                    nix::fcntl::AT_FDCWD,
+                    proc.as_c_str(),
+                    Mode::from_bits_truncate(mode),
+                    nix::sys::stat::FchmodatFlags::FollowSymlink,
+                )
+                .map_err(|e| self.io_err(&raw, e))?;
                 set_times_at(&dir, &cname, mtime).map_err(|e| self.io_err(&raw, e))?;
             }
             // Metadata-only or unknown entry types carry nothing to write.

@@ -66,10 +66,7 @@ pub fn host_resolv_conf() -> String {
 }
 
 fn nameservers(conf: &str) -> Vec<IpAddr> {
-    conf.lines()
-        .filter_map(|l| l.trim().strip_prefix("nameserver"))
-        .filter_map(|v| v.trim().split('%').next()?.parse().ok())
-        .collect()
+    conf.lines().filter_map(|l| l.trim().strip_prefix("nameserver")).filter_map(|v| v.trim().split('%').next()?.parse().ok()).collect()
 }
 
 fn directive<'a>(conf: &'a str, key: &str) -> Vec<&'a str> {

@@ -169,16 +169,21 @@ fn prepare(target: Target, spec: &ExecSpec) -> Result<Prepared, ExecError> {
     let mut argv = spec.argv.clone();
     let shown = argv.first().cloned().unwrap_or_default();
     // ExecTarget resolves a name containing '/' as is: hand it the absolute path found.
-    let exe = ExecTarget::prepare(&{
-        let mut a = vec![path.clone()];
-        a.extend(argv.drain(1..));
-        a
-    }, &env)
+    let exe = ExecTarget::prepare(
+        &{
+            let mut a = vec![path.clone()];
+            a.extend(argv.drain(1..));
+            a
+        },
+        &env,
+    )
     .map_err(|e| ExecError::Start { code: e.code, msg: e.msg })?;
     let exe = exe.with_argv0(&shown);
-    let workdir = spec.workdir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| {
-        if cfg.working_dir.is_empty() { "/".into() } else { cfg.working_dir.clone() }
-    });
+    let workdir = spec
+        .workdir
+        .clone()
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| if cfg.working_dir.is_empty() { "/".into() } else { cfg.working_dir.clone() });
     let mut cgroup_fds = Vec::new();
     let mut cgroup_dir = None;
     if let (true, Some(dir)) = (cgroup_v2, cgroup_procs.first().and_then(|f| f.parent())) {
@@ -230,18 +235,13 @@ fn resolve_in_container(root: RawFd, argv: &[String], env: &[String]) -> Result<
     if name.contains('/') {
         return Ok(name);
     }
-    let pathvar = env
-        .iter()
-        .rev()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let pathvar =
+        env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     for dir in pathvar.split(':').filter(|d| d.starts_with('/')) {
         let cand = format!("{dir}/{name}");
         if let Ok(fd) = open_in_root_path(root, &cand) {
             let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0
-                && st.st_mode & libc::S_IFMT == libc::S_IFREG
-                && st.st_mode & 0o111 != 0
+            if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0 && st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_mode & 0o111 != 0
             {
                 return Ok(cand);
             }
@@ -255,9 +255,8 @@ fn open_in_root_path(root: RawFd, path: &str) -> std::io::Result<OwnedFd> {
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
     how.resolve = 0x10 | 0x02; // RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
-    let fd = unsafe {
-        libc::syscall(libc::SYS_openat2, root, c.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>())
-    };
+    let fd =
+        unsafe { libc::syscall(libc::SYS_openat2, root, c.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>()) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }

@@ -23,8 +23,17 @@ use super::sys::{self, cvt};
 
 /// Docker's masked paths (files get /dev/null, directories an empty read-only tmpfs).
 pub const MASKED_PATHS: &[&str] = &[
-    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
     "/sys/devices/virtual/powercap",
 ];
 /// Docker's read-only paths.
@@ -105,7 +114,8 @@ fn shared_shm(src: &ShmSource) -> Result<Option<OwnedFd>, ChildError> {
         ShmSource::Own => Ok(None),
         ShmSource::Host => clone().map(Some),
         ShmSource::Container(ns) => {
-            let mine = openat(libc::AT_FDCWD, "/proc/self/ns/mnt", libc::O_RDONLY | libc::O_CLOEXEC).ctx("cannot open the mount namespace")?;
+            let mine =
+                openat(libc::AT_FDCWD, "/proc/self/ns/mnt", libc::O_RDONLY | libc::O_CLOEXEC).ctx("cannot open the mount namespace")?;
             nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNS)
                 .map_err(|e| ChildError { code: 127, msg: format!("cannot enter the mount namespace of the IPC container: {e}") })?;
             let shm = clone();
@@ -372,7 +382,9 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
         None => {
             let stdin = match plan.stdin {
                 Some(fd) => fd,
-                None => openat(libc::AT_FDCWD, "/dev/null", libc::O_RDONLY | libc::O_CLOEXEC).ctx("cannot open /dev/null")?.into_raw_fd_leak(),
+                None => {
+                    openat(libc::AT_FDCWD, "/dev/null", libc::O_RDONLY | libc::O_CLOEXEC).ctx("cannot open /dev/null")?.into_raw_fd_leak()
+                }
             };
             cvt(unsafe { libc::dup2(stdin, 0) }).ctx("dup2")?;
             cvt(unsafe { libc::dup2(plan.stdout, 1) }).ctx("dup2")?;
@@ -439,7 +451,9 @@ fn plain_dir(dir: RawFd, name: &str) -> Result<OwnedFd, ChildError> {
             if !fsroot::is_dir(fd.as_raw_fd()).unwrap_or(false) {
                 return Err(ChildError {
                     code: 127,
-                    msg: format!("the image's /{name} is not a directory (a symlink or a file); berth mounts /{name} only on an ordinary directory"),
+                    msg: format!(
+                        "the image's /{name} is not a directory (a symlink or a file); berth mounts /{name} only on an ordinary directory"
+                    ),
                 });
             }
             Ok(fd)
@@ -561,10 +575,7 @@ fn user_mount(root: RawFd, pm: &PlannedMount) -> Result<(), ChildError> {
             if fsroot::is_dir(t.as_raw_fd()).unwrap_or(false) != src_is_dir {
                 return Err(ChildError {
                     code: 127,
-                    msg: format!(
-                        "cannot mount {} on {target}: one is a directory and the other is not",
-                        source.display()
-                    ),
+                    msg: format!("cannot mount {} on {target}: one is a directory and the other is not", source.display()),
                 });
             }
             let bm = m::clone_tree(src.as_raw_fd(), true).ctx(format!("cannot bind {} on {target}", source.display()))?;
@@ -638,12 +649,8 @@ fn dir_has_entries(d: &OwnedFd) -> bool {
 fn copy_dir(src: &OwnedFd, dst: &OwnedFd) -> std::io::Result<()> {
     let dup = nix::unistd::dup(src)?;
     let mut dir = nix::dir::Dir::from_fd(dup)?;
-    let names: Vec<CString> = dir
-        .iter()
-        .flatten()
-        .map(|e| e.file_name().to_owned())
-        .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
-        .collect();
+    let names: Vec<CString> =
+        dir.iter().flatten().map(|e| e.file_name().to_owned()).filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..").collect();
     for name in names {
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         cvt(unsafe { libc::fstatat(src.as_raw_fd(), name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
@@ -651,15 +658,24 @@ fn copy_dir(src: &OwnedFd, dst: &OwnedFd) -> std::io::Result<()> {
         match st.st_mode & libc::S_IFMT {
             libc::S_IFDIR => {
                 cvt(unsafe { libc::mkdirat(d, name.as_ptr(), 0o700) })?;
-                let sf = cvt(unsafe { libc::openat(s, name.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) })?;
-                let df = cvt(unsafe { libc::openat(d, name.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) })?;
+                let sf = cvt(unsafe {
+                    libc::openat(s, name.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                })?;
+                let df = cvt(unsafe {
+                    libc::openat(d, name.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                })?;
                 let (sf, df) = unsafe { (OwnedFd::from_raw_fd(sf), OwnedFd::from_raw_fd(df)) };
                 copy_dir(&sf, &df)?;
             }
             libc::S_IFREG => {
                 let sf = cvt(unsafe { libc::openat(s, name.as_ptr(), libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC) })?;
                 let df = cvt(unsafe {
-                    libc::openat(d, name.as_ptr(), libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0o600)
+                    libc::openat(
+                        d,
+                        name.as_ptr(),
+                        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                        0o600,
+                    )
                 })?;
                 let mut sf = unsafe { std::fs::File::from_raw_fd(sf) };
                 let mut df = unsafe { std::fs::File::from_raw_fd(df) };
@@ -705,8 +721,8 @@ fn mask_paths() -> Result<(), ChildError> {
     for p in &masked {
         let Ok(t) = openat(libc::AT_FDCWD, p, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) else { continue };
         if fsroot::is_dir(t.as_raw_fd()).unwrap_or(false) {
-            let tm = m::new_fs("tmpfs", "tmpfs", &[], ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)
-                .ctx(format!("cannot mask {p}"))?;
+            let tm =
+                m::new_fs("tmpfs", "tmpfs", &[], ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC).ctx(format!("cannot mask {p}"))?;
             m::attach(&tm, t.as_raw_fd()).ctx(format!("cannot mask {p}"))?;
         } else {
             let bm = m::clone_tree(null.as_raw_fd(), false).ctx(format!("cannot mask {p}"))?;

@@ -48,10 +48,9 @@ pub fn overlay_options(layers: &[PathBuf], upper: &Path, work: &Path) -> Result<
     let parent = layers[0].parent().map(|p| p.to_path_buf());
     let shared = parent.as_ref().filter(|p| layers.iter().all(|l| l.parent() == Some(p.as_path())));
     let (cwd, lowers): (PathBuf, Vec<String>) = match shared {
-        Some(p) => (
-            p.clone(),
-            layers.iter().rev().map(|l| l.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()).collect(),
-        ),
+        Some(p) => {
+            (p.clone(), layers.iter().rev().map(|l| l.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()).collect())
+        }
         None => (PathBuf::from("/"), layers.iter().rev().map(|l| l.display().to_string()).collect()),
     };
     let opts = format!("lowerdir={},upperdir={},workdir={},index=off", lowers.join(":"), upper.display(), work.display());
@@ -148,7 +147,16 @@ pub fn plan_sysctls(cfg: &ContainerConfig) -> Result<Vec<(String, String)>, Runt
     }
     let own_ipc = cfg.ipc_namespace().is_ok_and(|n| n == Namespace::Own);
     for (k, v) in &cfg.sysctls {
-        let ipc = ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"];
+        let ipc = [
+            "kernel.msgmax",
+            "kernel.msgmnb",
+            "kernel.msgmni",
+            "kernel.sem",
+            "kernel.shmall",
+            "kernel.shmmax",
+            "kernel.shmmni",
+            "kernel.shm_rmid_forced",
+        ];
         let is_ipc = ipc.contains(&k.as_str()) || k.starts_with("fs.mqueue.");
         if is_ipc && !own_ipc {
             return Err(RuntimeError::Invalid {
@@ -156,8 +164,7 @@ pub fn plan_sysctls(cfg: &ContainerConfig) -> Result<Vec<(String, String)>, Runt
                 msg: format!("sysctl {k:?} is not allowed: the container shares an IPC namespace (ipc: {})", cfg.ipc_mode),
             });
         }
-        let ok = is_ipc
-            || (k.starts_with("net.") && cfg.network_mode != NetworkMode::Host);
+        let ok = is_ipc || (k.starts_with("net.") && cfg.network_mode != NetworkMode::Host);
         if !ok {
             let why = if k.starts_with("net.") { "the container shares the host's network namespace" } else { "it is not namespaced" };
             return Err(RuntimeError::Invalid { name: cfg.name.clone(), msg: format!("sysctl {k:?} is not allowed: {why}") });
@@ -433,7 +440,8 @@ pub fn write_etc_files(root: &StateRoot, cfg: &ContainerConfig, paths: &Paths, a
         super::state::write_ephemeral(&paths.hostname(), etc::hostname_file(cfg).as_bytes())?;
         return Ok(());
     }
-    let host_hosts = if cfg.network_mode == NetworkMode::Host { std::fs::read_to_string("/etc/hosts").unwrap_or_default() } else { String::new() };
+    let host_hosts =
+        if cfg.network_mode == NetworkMode::Host { std::fs::read_to_string("/etc/hosts").unwrap_or_default() } else { String::new() };
     super::state::write_ephemeral(&paths.hosts(), etc::hosts_file(cfg, att, &host_hosts).as_bytes())?;
     super::state::write_ephemeral(&paths.hostname(), etc::hostname_file(cfg).as_bytes())?;
     let host_resolv = etc::host_resolv_conf();

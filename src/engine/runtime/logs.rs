@@ -41,11 +41,7 @@ impl LogWriter {
 
     /// Writes one record (`text` includes its newline when it had one).
     pub fn write(&mut self, stream: &str, text: &[u8]) -> io::Result<()> {
-        let rec = Record {
-            log: String::from_utf8_lossy(text).into_owned(),
-            stream: stream.to_string(),
-            time: now_rfc3339(),
-        };
+        let rec = Record { log: String::from_utf8_lossy(text).into_owned(), stream: stream.to_string(), time: now_rfc3339() };
         let mut line = serde_json::to_vec(&rec).map_err(io::Error::other)?;
         line.push(b'\n');
         if let Some(max) = self.max_size {
@@ -453,10 +449,15 @@ mod tests {
         let p2 = p.clone();
         let h = std::thread::spawn(move || {
             let mut got = Vec::new();
-            read(&p2, &ReadOptions { follow: true, ..Default::default() }, &|| !s2.load(std::sync::atomic::Ordering::SeqCst), &mut |r, _| {
-                got.push(r.log.clone());
-                Ok(())
-            })
+            read(
+                &p2,
+                &ReadOptions { follow: true, ..Default::default() },
+                &|| !s2.load(std::sync::atomic::Ordering::SeqCst),
+                &mut |r, _| {
+                    got.push(r.log.clone());
+                    Ok(())
+                },
+            )
             .unwrap();
             got
         });

@@ -50,9 +50,7 @@ pub enum RuntimeError {
     NotRunning(String),
     #[error("container {0} is paused, unpause the container first")]
     Paused(String),
-    #[error(
-        "you cannot remove a running container {0}. Stop the container before attempting removal or force remove"
-    )]
+    #[error("you cannot remove a running container {0}. Stop the container before attempting removal or force remove")]
     RemoveRunning(String),
     #[error("cannot start container {name}: {msg}")]
     Start { name: String, code: i32, msg: String },

@@ -52,14 +52,7 @@ pub fn new_fs(fstype: &str, source: &str, opts: &[(&str, Option<&str>)], attrs: 
             }
             None => {
                 with_log(cvt_l(unsafe {
-                    libc::syscall(
-                        libc::SYS_fsconfig,
-                        ctx.as_raw_fd(),
-                        FSCONFIG_SET_FLAG,
-                        key.as_ptr(),
-                        std::ptr::null::<libc::c_char>(),
-                        0,
-                    )
+                    libc::syscall(libc::SYS_fsconfig, ctx.as_raw_fd(), FSCONFIG_SET_FLAG, key.as_ptr(), std::ptr::null::<libc::c_char>(), 0)
                 }))?;
             }
         }
@@ -74,8 +67,7 @@ pub fn new_fs(fstype: &str, source: &str, opts: &[(&str, Option<&str>)], attrs: 
             0,
         )
     }))?;
-    fd(unsafe { libc::syscall(libc::SYS_fsmount, ctx.as_raw_fd(), FSMOUNT_CLOEXEC, attrs as libc::c_uint) })
-        .map_err(|e| annotate(&ctx, e))
+    fd(unsafe { libc::syscall(libc::SYS_fsmount, ctx.as_raw_fd(), FSMOUNT_CLOEXEC, attrs as libc::c_uint) }).map_err(|e| annotate(&ctx, e))
 }
 
 /// Adds the kernel's own message from an fs context (e.g. "tmpfs: Bad value for 'size'").

@@ -15,15 +15,15 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::exec::{self, ExecSpec, ExecStdio};
+use super::logs as logfile;
 use super::spec::{ContainerConfig, Mount, MountType, normalize};
 use super::state::{ContainerState, Paths, Status, ZERO_TIME};
 use super::sys::{self, ProcId};
-use super::logs as logfile;
 use super::{RuntimeError, volumes};
 use crate::engine::cgroups::Cgroup;
 use crate::engine::events;
-use crate::engine::supervisor::ctl::{self, Request};
 use crate::engine::supervisor::Started;
+use crate::engine::supervisor::ctl::{self, Request};
 use crate::state::StateRoot;
 use crate::util::fs::{FsError, read_json, write_json};
 use crate::util::lock::FileLock;
@@ -179,8 +179,8 @@ fn volumes_from(root: &StateRoot, cfg: &ContainerConfig) -> Result<Vec<Mount>> {
         if key.is_empty() || !["", "ro", "rw"].contains(&mode) {
             return Err(invalid(format!("invalid volumes_from {entry:?}: use <container>, <container>:ro or <container>:rw")));
         }
-        let src = lookup(root, key)
-            .map_err(|_| invalid(format!("volumes_from: no container {key:?}: create it first, or fix the name")))?;
+        let src =
+            lookup(root, key).map_err(|_| invalid(format!("volumes_from: no container {key:?}: create it first, or fix the name")))?;
         let files = Paths::new(root, &src.id).dir;
         for m in src.mounts.iter().filter(|m| m.kind != MountType::Tmpfs) {
             if m.kind == MountType::Bind && std::path::Path::new(&m.source).starts_with(&files) {
@@ -377,7 +377,8 @@ fn spawn_supervisor(root: &StateRoot, cfg: &ContainerConfig, attach: Option<Owne
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|e| RuntimeError::Supervisor { name: cfg.name.clone(), what: format!("could not be started: {e}") })?;
+    let mut child =
+        cmd.spawn().map_err(|e| RuntimeError::Supervisor { name: cfg.name.clone(), what: format!("could not be started: {e}") })?;
     drop(w);
     drop(a);
     drop(m);
@@ -622,10 +623,7 @@ pub fn summary(c: &ContainerConfig, st: &ContainerState) -> Summary {
 }
 
 fn shell_join(v: &[String]) -> String {
-    v.iter()
-        .map(|a| if a.is_empty() || a.contains([' ', '"', '\'']) { format!("{a:?}") } else { a.clone() })
-        .collect::<Vec<_>>()
-        .join(" ")
+    v.iter().map(|a| if a.is_empty() || a.contains([' ', '"', '\'']) { format!("{a:?}") } else { a.clone() }).collect::<Vec<_>>().join(" ")
 }
 
 fn since(t: &str) -> String {
@@ -769,39 +767,39 @@ pub fn inspect(root: &StateRoot, key: &str) -> Result<Value> {
         state["Health"] = h;
     }
     let host_config = json!({
-            "LogConfig": {"Type": if c.log_config.kind.is_empty() { "json-file" } else { &c.log_config.kind }, "Config": c.log_config.config},
-            "NetworkMode": network_mode,
-            "RestartPolicy": {"Name": if c.restart_policy.name.is_empty() { "no" } else { &c.restart_policy.name }, "MaximumRetryCount": c.restart_policy.maximum_retry_count},
-            "AutoRemove": c.auto_remove,
-            "CapAdd": c.cap_add,
-            "CapDrop": c.cap_drop,
-            "Dns": c.dns,
-            "DnsOptions": c.dns_options,
-            "DnsSearch": c.dns_search,
-            "ExtraHosts": c.extra_hosts,
-            "GroupAdd": c.group_add,
-            "IpcMode": if c.ipc_mode.is_empty() { "private" } else { c.ipc_mode.as_str() },
-            "PidMode": c.pid_mode,
-            "UTSMode": c.uts_mode,
-            "VolumesFrom": if c.volumes_from.is_empty() { None } else { Some(&c.volumes_from) },
-            "Privileged": c.privileged,
-            "ReadonlyRootfs": c.rootfs.read_only,
-            "SecurityOpt": c.security_opt,
-            "ShmSize": c.shm_size(),
-            "Sysctls": c.sysctls,
-            "Init": c.init,
-            "Ulimits": c.ulimits,
-            "OomScoreAdj": c.oom_score_adj.unwrap_or(0),
-            "Memory": c.resources.memory.unwrap_or(0),
-            "MemoryReservation": c.resources.memory_reservation.unwrap_or(0),
-            "MemorySwap": c.resources.memory_swap.unwrap_or(0),
-            "NanoCpus": c.resources.nano_cpus.unwrap_or(0),
-            "CpuShares": c.resources.cpu_shares.unwrap_or(0),
-            "CpuPeriod": c.resources.cpu_period.unwrap_or(0),
-            "CpuQuota": c.resources.cpu_quota.unwrap_or(0),
-            "CpusetCpus": c.resources.cpuset_cpus.clone().unwrap_or_default(),
-            "PidsLimit": c.resources.pids_limit,
-        });
+        "LogConfig": {"Type": if c.log_config.kind.is_empty() { "json-file" } else { &c.log_config.kind }, "Config": c.log_config.config},
+        "NetworkMode": network_mode,
+        "RestartPolicy": {"Name": if c.restart_policy.name.is_empty() { "no" } else { &c.restart_policy.name }, "MaximumRetryCount": c.restart_policy.maximum_retry_count},
+        "AutoRemove": c.auto_remove,
+        "CapAdd": c.cap_add,
+        "CapDrop": c.cap_drop,
+        "Dns": c.dns,
+        "DnsOptions": c.dns_options,
+        "DnsSearch": c.dns_search,
+        "ExtraHosts": c.extra_hosts,
+        "GroupAdd": c.group_add,
+        "IpcMode": if c.ipc_mode.is_empty() { "private" } else { c.ipc_mode.as_str() },
+        "PidMode": c.pid_mode,
+        "UTSMode": c.uts_mode,
+        "VolumesFrom": if c.volumes_from.is_empty() { None } else { Some(&c.volumes_from) },
+        "Privileged": c.privileged,
+        "ReadonlyRootfs": c.rootfs.read_only,
+        "SecurityOpt": c.security_opt,
+        "ShmSize": c.shm_size(),
+        "Sysctls": c.sysctls,
+        "Init": c.init,
+        "Ulimits": c.ulimits,
+        "OomScoreAdj": c.oom_score_adj.unwrap_or(0),
+        "Memory": c.resources.memory.unwrap_or(0),
+        "MemoryReservation": c.resources.memory_reservation.unwrap_or(0),
+        "MemorySwap": c.resources.memory_swap.unwrap_or(0),
+        "NanoCpus": c.resources.nano_cpus.unwrap_or(0),
+        "CpuShares": c.resources.cpu_shares.unwrap_or(0),
+        "CpuPeriod": c.resources.cpu_period.unwrap_or(0),
+        "CpuQuota": c.resources.cpu_quota.unwrap_or(0),
+        "CpusetCpus": c.resources.cpuset_cpus.clone().unwrap_or_default(),
+        "PidsLimit": c.resources.pids_limit,
+    });
     let v2 = crate::engine::cgroups::hierarchy().is_ok_and(|h| matches!(h, crate::engine::cgroups::Hierarchy::V2(_)));
     let more = json!({
             "CpuRealtimePeriod": c.resources.cpu_rt_period.unwrap_or(0),
@@ -823,21 +821,21 @@ pub fn inspect(root: &StateRoot, key: &str) -> Result<Value> {
         h.extend(m);
     }
     let config = json!({
-            "Hostname": c.hostname(),
-            "Domainname": c.domainname,
-            "User": c.user,
-            "Tty": c.tty,
-            "OpenStdin": c.open_stdin,
-            "Env": c.env,
-            "Cmd": c.cmd,
-            "Entrypoint": if c.entrypoint.is_empty() { Value::Null } else { json!(c.entrypoint) },
-            "Image": c.image_ref,
-            "WorkingDir": c.working_dir,
-            "Labels": c.labels,
-            "StopSignal": if c.stop_signal.is_empty() { Value::Null } else { json!(c.stop_signal) },
-            "StopTimeout": c.stop_grace_period.map(|n| n / 1_000_000_000),
-            "Healthcheck": c.healthcheck,
-        });
+        "Hostname": c.hostname(),
+        "Domainname": c.domainname,
+        "User": c.user,
+        "Tty": c.tty,
+        "OpenStdin": c.open_stdin,
+        "Env": c.env,
+        "Cmd": c.cmd,
+        "Entrypoint": if c.entrypoint.is_empty() { Value::Null } else { json!(c.entrypoint) },
+        "Image": c.image_ref,
+        "WorkingDir": c.working_dir,
+        "Labels": c.labels,
+        "StopSignal": if c.stop_signal.is_empty() { Value::Null } else { json!(c.stop_signal) },
+        "StopTimeout": c.stop_grace_period.map(|n| n / 1_000_000_000),
+        "Healthcheck": c.healthcheck,
+    });
     Ok(json!({
         "Id": c.id,
         "Created": c.created,
@@ -908,7 +906,13 @@ pub fn top(root: &StateRoot, key: &str) -> Result<Top> {
             })
             .unwrap_or(uid);
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|b| b.split(|c| *c == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>().join(" "))
+            .map(|b| {
+                b.split(|c| *c == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
             .unwrap_or_default();
         let cmd = if cmd.is_empty() { format!("[{}]", &stat[stat.find('(').unwrap_or(0) + 1..close]) } else { cmd };
         let started = chrono::DateTime::from_timestamp(boot + (start / tick) as i64, 0)
@@ -927,10 +931,7 @@ pub fn top(root: &StateRoot, key: &str) -> Result<Top> {
             cmd,
         ]);
     }
-    Ok(Top {
-        titles: ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"].iter().map(|s| s.to_string()).collect(),
-        processes: rows,
-    })
+    Ok(Top { titles: ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"].iter().map(|s| s.to_string()).collect(), processes: rows })
 }
 
 /// Streams the container's log records to `sink` (see [`logfile::read`]); with `follow`, until the
@@ -943,10 +944,7 @@ pub fn logs(
 ) -> Result<()> {
     let cfg = lookup(root, key)?;
     if !cfg.log_config.enabled() {
-        return Err(RuntimeError::Invalid {
-            name: cfg.name,
-            msg: "configured logging driver does not support reading".into(),
-        });
+        return Err(RuntimeError::Invalid { name: cfg.name, msg: "configured logging driver does not support reading".into() });
     }
     let paths = Paths::new(root, &cfg.id);
     let root2 = root.clone();
@@ -981,12 +979,19 @@ pub fn exec(root: &StateRoot, key: &str, mut spec: ExecSpec, opts: ExecOptions) 
     super::stdio::flush_std();
     // Docker's exec events: "exec_create: <path> <args>", then start, then die with the code.
     let exec_id = crate::util::id::new_id();
-    let what = format!("{} {}", spec.argv.first().map(String::as_str).unwrap_or(""), spec.argv.iter().skip(1).cloned().collect::<Vec<_>>().join(" "));
+    let what = format!(
+        "{} {}",
+        spec.argv.first().map(String::as_str).unwrap_or(""),
+        spec.argv.iter().skip(1).cloned().collect::<Vec<_>>().join(" ")
+    );
     events::container(root, &cfg, &format!("exec_create: {what}"), &[("execID", exec_id.clone())]);
     events::container(root, &cfg, &format!("exec_start: {what}"), &[("execID", exec_id.clone())]);
     let target = exec::Target { cfg: &cfg, init, cgroup_procs: &procs, cgroup_v2: cg.is_v2(), seccomp };
     if opts.detach {
-        let null = std::fs::OpenOptions::new().write(true).open("/dev/null").map_err(|e| RuntimeError::io("open", std::path::Path::new("/dev/null"), e))?;
+        let null = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| RuntimeError::io("open", std::path::Path::new("/dev/null"), e))?;
         let fd = null.as_raw_fd();
         let sp = exec::spawn(target, &spec, ExecStdio::Fds { stdin: None, stdout: fd, stderr: fd })?;
         drop(sp);
@@ -1010,11 +1015,8 @@ pub fn exec(root: &StateRoot, key: &str, mut spec: ExecSpec, opts: ExecOptions) 
         let stdin = if opts.interactive { Some(sys::pipe().map_err(|e| RuntimeError::sys("pipe", e))?) } else { None };
         let (out_r, out_w) = sys::pipe().map_err(|e| RuntimeError::sys("pipe", e))?;
         let (err_r, err_w) = sys::pipe().map_err(|e| RuntimeError::sys("pipe", e))?;
-        let stdio = ExecStdio::Fds {
-            stdin: stdin.as_ref().map(|(r, _)| r.as_raw_fd()),
-            stdout: out_w.as_raw_fd(),
-            stderr: err_w.as_raw_fd(),
-        };
+        let stdio =
+            ExecStdio::Fds { stdin: stdin.as_ref().map(|(r, _)| r.as_raw_fd()), stdout: out_w.as_raw_fd(), stderr: err_w.as_raw_fd() };
         sp = exec::spawn(target, &spec, stdio)?;
         drop(out_w);
         drop(err_w);

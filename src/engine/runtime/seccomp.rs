@@ -166,8 +166,7 @@ fn compare(a: &Arg) -> Option<ScmpArgCompare> {
 
 /// Compiles `profile_json` (named `name` in errors) for the capability set `caps` into BPF.
 pub fn compile(profile_json: &str, name: &str, cap_set: u64) -> Result<Vec<u8>, SeccompError> {
-    let p: Profile =
-        serde_json::from_str(profile_json).map_err(|source| SeccompError::Parse { name: name.into(), source })?;
+    let p: Profile = serde_json::from_str(profile_json).map_err(|source| SeccompError::Parse { name: name.into(), source })?;
     let comp = |source| SeccompError::Compile { name: name.into(), source };
     let default = action(&p.default_action, None, p.default_errno_ret, name)?;
     let mut ctx = ScmpFilterContext::new(default).map_err(comp)?;
@@ -254,10 +253,7 @@ fn memfd() -> std::io::Result<OwnedFd> {
 pub fn program(profile: Option<&Path>, cap_set: u64, cache_dir: &Path) -> Result<Vec<u8>, SeccompError> {
     let (json, name) = match profile {
         None => (DEFAULT_PROFILE.to_string(), "(Docker's default)".to_string()),
-        Some(p) => (
-            std::fs::read_to_string(p).map_err(|source| SeccompError::Read { path: p.into(), source })?,
-            p.display().to_string(),
-        ),
+        Some(p) => (std::fs::read_to_string(p).map_err(|source| SeccompError::Read { path: p.into(), source })?, p.display().to_string()),
     };
     let mut h = Sha256::new();
     h.update(json.as_bytes());

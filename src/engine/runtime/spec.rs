@@ -241,9 +241,9 @@ impl RestartPolicy {
         }
         let maximum_retry_count = match count {
             None => 0,
-            Some(c) if name == "on-failure" => c
-                .parse()
-                .map_err(|_| format!("invalid restart policy {s:?}: the retry count must be a positive number"))?,
+            Some(c) if name == "on-failure" => {
+                c.parse().map_err(|_| format!("invalid restart policy {s:?}: the retry count must be a positive number"))?
+            }
             Some(_) => return Err(format!("invalid restart policy {s:?}: only on-failure takes a retry count")),
         };
         Ok(RestartPolicy { name: name.into(), maximum_retry_count })
@@ -290,9 +290,7 @@ impl Healthcheck {
     pub fn argv(&self) -> Option<Vec<String>> {
         match self.test.first().map(|s| s.as_str()) {
             Some("CMD") if self.test.len() > 1 => Some(self.test[1..].to_vec()),
-            Some("CMD-SHELL") if self.test.len() > 1 => {
-                Some(vec!["/bin/sh".into(), "-c".into(), self.test[1..].join(" ")])
-            }
+            Some("CMD-SHELL") if self.test.len() > 1 => Some(vec!["/bin/sh".into(), "-c".into(), self.test[1..].join(" ")]),
             _ => None,
         }
     }
@@ -428,7 +426,9 @@ impl ContainerConfig {
             "" => {}
             "host" if !self.hostname.is_empty() || !self.domainname.is_empty() => {
                 let what = if self.hostname.is_empty() { "domainname" } else { "hostname" };
-                return Err(format!("conflicting options: {what} and the UTS mode: a container in the host's UTS namespace (uts: host) keeps the host's names; remove {what}"));
+                return Err(format!(
+                    "conflicting options: {what} and the UTS mode: a container in the host's UTS namespace (uts: host) keeps the host's names; remove {what}"
+                ));
             }
             "host" => {}
             m => return Err(format!("invalid UTS mode {m:?}: use host, or leave it unset")),
@@ -438,7 +438,13 @@ impl ContainerConfig {
                 return Err(format!("invalid device {:?}: the host path must be absolute", d.path_on_host));
             }
             let t = normalize(&d.path_in_container);
-            if !t.starts_with("/dev/") || t.split('/').any(|c| c == "..") || t == "/dev/pts" || t.starts_with("/dev/pts/") || t == "/dev/shm" || t.starts_with("/dev/shm/") {
+            if !t.starts_with("/dev/")
+                || t.split('/').any(|c| c == "..")
+                || t == "/dev/pts"
+                || t.starts_with("/dev/pts/")
+                || t == "/dev/shm"
+                || t.starts_with("/dev/shm/")
+            {
                 return Err(format!("invalid device target {:?}: berth creates device nodes under /dev only", d.path_in_container));
             }
         }
@@ -502,10 +508,8 @@ impl ContainerConfig {
 }
 
 /// /proc files that may be mounted over (as runc allows, for lxcfs-style providers).
-const PROC_ALLOWED: &[&str] = &[
-    "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps", "/proc/uptime",
-    "/proc/loadavg", "/proc/slabinfo",
-];
+const PROC_ALLOWED: &[&str] =
+    &["/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps", "/proc/uptime", "/proc/loadavg", "/proc/slabinfo"];
 
 /// "a//b/./c/" to "/a/b/c" (lexically; `..` is kept for the in-root resolver to clamp).
 pub fn normalize(p: &str) -> String {
@@ -515,10 +519,7 @@ pub fn normalize(p: &str) -> String {
 
 /// `host:ip` or `host=ip` (IPv6 may be bracketed).
 pub fn parse_extra_host(s: &str) -> Result<(String, IpAddr), String> {
-    let (h, ip) = s
-        .split_once('=')
-        .or_else(|| s.split_once(':'))
-        .ok_or_else(|| format!("invalid extra host {s:?}: use host:ip"))?;
+    let (h, ip) = s.split_once('=').or_else(|| s.split_once(':')).ok_or_else(|| format!("invalid extra host {s:?}: use host:ip"))?;
     let ip = ip.trim().trim_start_matches('[').trim_end_matches(']');
     let ip = if ip == "host-gateway" { "172.17.0.1" } else { ip };
     let addr: IpAddr = ip.parse().map_err(|_| format!("invalid extra host {s:?}: {ip:?} is not an IP address"))?;
@@ -589,8 +590,7 @@ mod tests {
 
     #[test]
     fn minimal_json_spec_deserializes_with_defaults() {
-        let c: ContainerConfig =
-            serde_json::from_str(r#"{"Name":"x","Cmd":["true"],"Rootfs":{"Layers":["/l"]}}"#).unwrap();
+        let c: ContainerConfig = serde_json::from_str(r#"{"Name":"x","Cmd":["true"],"Rootfs":{"Layers":["/l"]}}"#).unwrap();
         assert_eq!(c.argv(), vec!["true"]);
         assert_eq!(c.stop_signal(), libc::SIGTERM);
         assert_eq!(c.stop_grace(), Duration::from_secs(10));

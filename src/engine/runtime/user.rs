@@ -132,11 +132,8 @@ pub fn resolve(spec: &str, group_add: &[String], passwd: &str, group: &str) -> R
 
 /// Resolves against the files inside the root `root` (an fd to the container's `/`).
 pub fn resolve_in_root(root: RawFd, spec: &str, group_add: &[String]) -> Result<ExecUser, UserError> {
-    let read = |p: &str| {
-        super::fsroot::read_in_root(root, p, MAX_FILE)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
-    };
+    let read =
+        |p: &str| super::fsroot::read_in_root(root, p, MAX_FILE).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
     // Root with no extra groups needs no file at all (the common case, and the fast one).
     if (spec.is_empty() || spec == "0" || spec == "0:0") && group_add.is_empty() {
         let passwd = read("/etc/passwd");

@@ -16,8 +16,13 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "op", rename_all = "lowercase")]
 pub enum Request {
     /// Send `signal`, wait `timeout_ms`, then SIGKILL; answered when the container is down.
-    Stop { signal: i32, timeout_ms: u64 },
-    Kill { signal: i32 },
+    Stop {
+        signal: i32,
+        timeout_ms: u64,
+    },
+    Kill {
+        signal: i32,
+    },
     Pause,
     Unpause,
     Ping,

@@ -546,7 +546,9 @@ impl Supervisor {
                     let _ = self.cgroup.thaw();
                 }
                 match r {
-                    Some(Err(e)) if e.raw_os_error() != Some(libc::ESRCH) => reply(&stream, Some(format!("cannot signal the container: {e}"))),
+                    Some(Err(e)) if e.raw_os_error() != Some(libc::ESRCH) => {
+                        reply(&stream, Some(format!("cannot signal the container: {e}")))
+                    }
                     _ => reply(&stream, None),
                 }
             }
@@ -832,9 +834,10 @@ impl Supervisor {
 
     fn tick_health(&mut self, now: Instant) {
         // A finished probe.
-        let finished = self.probe.as_ref().is_some_and(|p| {
-            p.status.is_some() && (p.out.is_none() || self.health.as_ref().is_some_and(|h| h.timed_out(now)))
-        });
+        let finished = self
+            .probe
+            .as_ref()
+            .is_some_and(|p| p.status.is_some() && (p.out.is_none() || self.health.as_ref().is_some_and(|h| h.timed_out(now))));
         let before = self.state.health.as_ref().map(|h| h.status.clone()).unwrap_or_default();
         if finished {
             if let (Some(p), Some(h)) = (self.probe.take(), self.health.as_mut()) {
@@ -888,7 +891,13 @@ impl Supervisor {
         let stdio = ExecStdio::Fds { stdin: None, stdout: w.as_raw_fd(), stderr: w.as_raw_fd() };
         let procs = self.cgroup.procs_files();
         match exec::spawn(
-            exec::Target { cfg: &self.cfg, init: inst.init, cgroup_procs: &procs, cgroup_v2: self.cgroup.is_v2(), seccomp: self.seccomp.clone() },
+            exec::Target {
+                cfg: &self.cfg,
+                init: inst.init,
+                cgroup_procs: &procs,
+                cgroup_v2: self.cgroup.is_v2(),
+                seccomp: self.seccomp.clone(),
+            },
             &spec,
             stdio,
         ) {
@@ -1042,4 +1051,3 @@ fn reply(stream: &UnixStream, error: Option<String>) {
     let _ = s.set_write_timeout(Some(Duration::from_secs(1)));
     let _ = s.write_all(&line);
 }
-

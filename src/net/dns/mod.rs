@@ -211,8 +211,8 @@ pub fn run(root: &StateRoot) -> Result<(), NetError> {
         .watch(&root.networks_dir(), notify::RecursiveMode::Recursive)
         .map_err(|e| NetError::Dns(format!("cannot watch {}: {e}", root.networks_dir().display())))?;
 
-    let shared = Shared::new(Records::default(), upstream::host_upstreams())
-        .map_err(|e| NetError::io("open the resolver's upstream sockets", e))?;
+    let shared =
+        Shared::new(Records::default(), upstream::host_upstreams()).map_err(|e| NetError::io("open the resolver's upstream sockets", e))?;
     serve_control(root, ctl_tx);
     let mut acks: Vec<mpsc::Sender<()>> = Vec::new();
     let mut listeners: HashMap<IpAddr, Listener> = HashMap::new();
@@ -381,7 +381,10 @@ fn relevant(e: &notify::Event) -> bool {
     use notify::event::ModifyKind;
     let kind = matches!(
         e.kind,
-        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_) | ModifyKind::Data(_) | ModifyKind::Any) | EventKind::Any
+        EventKind::Create(_)
+            | EventKind::Remove(_)
+            | EventKind::Modify(ModifyKind::Name(_) | ModifyKind::Data(_) | ModifyKind::Any)
+            | EventKind::Any
     );
     let interesting = |p: &std::path::Path| {
         let hidden = p.file_name().is_some_and(|n| n.as_encoded_bytes().starts_with(b"."));

@@ -223,10 +223,7 @@ impl Forwarder {
     fn spawn(&self, shared: &Arc<Shared>) {
         for sock in std::iter::once(self.sock4.clone()).chain(self.sock6.clone()) {
             let s = shared.clone();
-            std::thread::Builder::new()
-                .name("dns-upstream".into())
-                .spawn(move || s.fwd.receive(&sock))
-                .expect("spawn a thread");
+            std::thread::Builder::new().name("dns-upstream".into()).spawn(move || s.fwd.receive(&sock)).expect("spawn a thread");
         }
         let s = shared.clone();
         std::thread::Builder::new().name("dns-sweep".into()).spawn(move || s.fwd.sweep()).expect("spawn a thread");
@@ -256,10 +253,7 @@ impl Forwarder {
         if let Some(sock) = self.socket_for(&up) {
             let _ = sock.send_to(&query, up);
         }
-        pending.insert(
-            id,
-            Pending { client, reply, orig_id, query, upstreams, tried: 0, deadline: Instant::now() + UPSTREAM_TIMEOUT },
-        );
+        pending.insert(id, Pending { client, reply, orig_id, query, upstreams, tried: 0, deadline: Instant::now() + UPSTREAM_TIMEOUT });
     }
 
     fn receive(&self, sock: &UdpSocket) {
@@ -424,9 +418,8 @@ fn steer_by_cpu(fd: &impl AsRawFd) -> io::Result<()> {
 /// The CPUs this process may run on.
 fn cpus() -> Vec<usize> {
     let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok();
-    let cpus: Vec<usize> = (0..nix::sched::CpuSet::count().min(256))
-        .filter(|c| set.as_ref().is_none_or(|s| s.is_set(*c).unwrap_or(false)))
-        .collect();
+    let cpus: Vec<usize> =
+        (0..nix::sched::CpuSet::count().min(256)).filter(|c| set.as_ref().is_none_or(|s| s.is_set(*c).unwrap_or(false))).collect();
     if cpus.is_empty() { vec![0] } else { cpus }
 }
 

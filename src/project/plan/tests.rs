@@ -141,7 +141,12 @@ fn a_changed_service_alone_is_recreated() {
     // A new image recreates too; --no-recreate keeps; --force-recreate recreates everything.
     let mut d = example();
     d.services[2].image = "sha256:other".into();
-    assert!(up(&d, &running(), &UpOptions::default()).unwrap().render().contains("demo-client-1: recreate (replaces demo-client-1) (image changed)"));
+    assert!(
+        up(&d, &running(), &UpOptions::default())
+            .unwrap()
+            .render()
+            .contains("demo-client-1: recreate (replaces demo-client-1) (image changed)")
+    );
     let mut d = example();
     d.services[1].config_hash = "changed".into();
     let keep = up(&d, &running(), &UpOptions { recreate: Recreate::Never, ..Default::default() }).unwrap();
@@ -236,9 +241,11 @@ fn orphans_are_reported_or_removed() {
     let plan = up(&example(), &o, &UpOptions::default()).unwrap();
     assert_eq!(
         plan.warnings,
-        vec!["Found orphan containers ([demo-old-1]) for this project. If you removed or renamed this service in your \
+        vec![
+            "Found orphan containers ([demo-old-1]) for this project. If you removed or renamed this service in your \
               compose file, you can run this command with the --remove-orphans flag to clean it up."
-            .to_string()]
+                .to_string()
+        ]
     );
     let plan = up(&example(), &o, &UpOptions { remove_orphans: true, ..Default::default() }).unwrap();
     assert!(plan.warnings.is_empty());

@@ -95,7 +95,8 @@ pub fn run(g: &GlobalOpts, a: CpArgs) -> anyhow::Result<i32> {
         } else {
             format!("{}:{src_path} to {dst_path}", c.cfg.name)
         };
-        let (croot, _lock) = container_root(&root, c, &mut ns).with_context(|| format!("cannot reach the filesystem of container {}", c.cfg.name))?;
+        let (croot, _lock) =
+            container_root(&root, c, &mut ns).with_context(|| format!("cannot reach the filesystem of container {}", c.cfg.name))?;
         let opts = Opts { follow: a.follow_link, archive: a.archive };
         if to_container {
             // As docker, refused before anything is copied.
@@ -105,7 +106,9 @@ pub fn run(g: &GlobalOpts, a: CpArgs) -> anyhow::Result<i32> {
             copy_in(croot.as_raw_fd(), src_path, dst_path, &c.cfg.name, &opts).map_err(|e| {
                 let erofs = e.chain().any(|x| x.downcast_ref::<io::Error>().is_some_and(|io| io.raw_os_error() == Some(libc::EROFS)));
                 if erofs {
-                    e.context(format!("cannot copy {what}: {dst_path} is on a read-only file system in the container; copy into a writable mount instead"))
+                    e.context(format!(
+                        "cannot copy {what}: {dst_path} is on a read-only file system in the container; copy into a writable mount instead"
+                    ))
                 } else {
                     e
                 }
@@ -190,7 +193,8 @@ fn open_in_root(root: RawFd, path: &str, flags: libc::c_int) -> io::Result<Owned
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
     how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-    let fd = unsafe { libc::syscall(libc::SYS_openat2, root, c.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>()) };
+    let fd =
+        unsafe { libc::syscall(libc::SYS_openat2, root, c.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>()) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -342,7 +346,8 @@ fn walk_container_dir(dir: &OwnedFd, rel: &mut Vec<OsString>, sink: &mut dyn Sin
                 sink.end_dir(rel, &m)?;
             }
             libc::S_IFREG => {
-                let f = openat(dir.as_raw_fd(), &name, libc::O_RDONLY | libc::O_NONBLOCK, 0).with_context(|| format!("cannot open {}", show(rel)))?;
+                let f = openat(dir.as_raw_fd(), &name, libc::O_RDONLY | libc::O_NONBLOCK, 0)
+                    .with_context(|| format!("cannot open {}", show(rel)))?;
                 let st = fstat(f.as_raw_fd())?;
                 if kind(st.st_mode) == libc::S_IFREG {
                     sink.file(rel, &Meta::of(&st), st.st_size as u64, &mut File::from(f))?;
@@ -362,14 +367,16 @@ fn walk_container_dir(dir: &OwnedFd, rel: &mut Vec<OsString>, sink: &mut dyn Sin
 
 /// Walks a host path (trusted: the user's own files).
 fn walk_host(path: &Path, rel: &mut Vec<OsString>, sink: &mut dyn Sink, follow: bool, children_only: bool) -> anyhow::Result<()> {
-    let md = if follow { std::fs::metadata(path) } else { std::fs::symlink_metadata(path) }.with_context(|| format!("cannot read {}", path.display()))?;
+    let md = if follow { std::fs::metadata(path) } else { std::fs::symlink_metadata(path) }
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let m = Meta { mode: md.mode() & 0o7777, uid: md.uid(), gid: md.gid(), mtime: (md.mtime(), md.mtime_nsec()) };
     let ft = md.file_type();
     if ft.is_dir() {
         if !children_only {
             sink.dir(rel, &m)?;
         }
-        let mut names: Vec<OsString> = std::fs::read_dir(path).with_context(|| format!("cannot read {}", path.display()))?.flatten().map(|e| e.file_name()).collect();
+        let mut names: Vec<OsString> =
+            std::fs::read_dir(path).with_context(|| format!("cannot read {}", path.display()))?.flatten().map(|e| e.file_name()).collect();
         names.sort();
         for n in names {
             rel.push(n.clone());
@@ -380,7 +387,11 @@ fn walk_host(path: &Path, rel: &mut Vec<OsString>, sink: &mut dyn Sink, follow: 
             sink.end_dir(rel, &m)?;
         }
     } else if ft.is_file() {
-        let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW * (!follow) as i32).open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW * (!follow) as i32)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
         sink.file(rel, &m, md.len(), &mut &f)?;
     } else if ft.is_symlink() {
         let t = std::fs::read_link(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -478,7 +489,10 @@ impl ContainerSink {
                     openat(at, d, libc::O_RDONLY | libc::O_DIRECTORY, 0)?
                 }
                 Err(e) => {
-                    return Err(anyhow::Error::new(e).context(format!("{} is not a directory in the container (a symbolic link is never followed)", d.to_string_lossy())));
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "{} is not a directory in the container (a symbolic link is never followed)",
+                        d.to_string_lossy()
+                    )));
                 }
             };
             self.open.push((d.clone(), fd));
@@ -525,7 +539,8 @@ impl Sink for ContainerSink {
                 cvt(unsafe { libc::mkdirat(at, c.as_ptr(), 0o700) })?;
             }
         }
-        let fd = openat(at, &name, libc::O_RDONLY | libc::O_DIRECTORY, 0).with_context(|| format!("cannot open {}", show_or_root(rel, &name)))?;
+        let fd = openat(at, &name, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+            .with_context(|| format!("cannot open {}", show_or_root(rel, &name)))?;
         let (uid, gid) = self.owner(m);
         cvt(unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) })?;
         cvt(unsafe { libc::fchmod(fd.as_raw_fd(), m.mode) })?;
@@ -540,7 +555,8 @@ impl Sink for ContainerSink {
     fn file(&mut self, rel: &[OsString], m: &Meta, _size: u64, data: &mut dyn Read) -> anyhow::Result<()> {
         let (at, name) = self.place(rel)?;
         Self::clear(at, &name, rel)?;
-        let fd = openat(at, &name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600).with_context(|| format!("cannot create {}", show_or_root(rel, &name)))?;
+        let fd = openat(at, &name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600)
+            .with_context(|| format!("cannot create {}", show_or_root(rel, &name)))?;
         let mut f = File::from(fd);
         io::copy(data, &mut f).with_context(|| format!("cannot write {}", show_or_root(rel, &name)))?;
         let (uid, gid) = self.owner(m);
@@ -605,7 +621,8 @@ impl HostSink {
                 .with_context(|| format!("cannot set the owner of {}", p.display()))?;
         }
         if !link {
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m.mode)).with_context(|| format!("cannot set the mode of {}", p.display()))?;
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m.mode))
+                .with_context(|| format!("cannot set the mode of {}", p.display()))?;
         }
         cvt(unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), m.times().as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })
             .with_context(|| format!("cannot set the times of {}", p.display()))?;
@@ -828,7 +845,9 @@ fn copy_in(croot: RawFd, src: &str, dst: &str, name: &str, o: &Opts) -> anyhow::
     let children_only = contents && dest_dir;
     let mut sink = match (&dest, dest_dir) {
         (Some(fd), true) if contents => sink_into(fd)?,
-        (Some(fd), true) => ContainerSink { parent: Some((reopen_dir(fd)?, base_name(src))), root_dir: None, open: Vec::new(), archive: o.archive },
+        (Some(fd), true) => {
+            ContainerSink { parent: Some((reopen_dir(fd)?, base_name(src))), root_dir: None, open: Vec::new(), archive: o.archive }
+        }
         (Some(_), false) => {
             if is_dir {
                 anyhow::bail!("cannot copy a directory to a file: {dst} is a file in container {name}");
@@ -876,8 +895,9 @@ fn container_root(root: &StateRoot, c: &Ctr, ns: &mut Namespace) -> anyhow::Resu
         // reused pid can no longer slip in, and `root` is then that process's root.
         if let Ok(d) = std::fs::File::open(format!("/proc/{}", init.pid)) {
             if init.alive() {
-                let fd = owned(unsafe { libc::openat(d.as_raw_fd(), c"root".as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) })
-                    .context("cannot open the container's root")?;
+                let fd =
+                    owned(unsafe { libc::openat(d.as_raw_fd(), c"root".as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) })
+                        .context("cannot open the container's root")?;
                 return Ok((fd, None));
             }
         }
@@ -891,7 +911,8 @@ fn container_root(root: &StateRoot, c: &Ctr, ns: &mut Namespace) -> anyhow::Resu
     ns.enter()?;
     let paths = Paths::new(root, &c.cfg.id);
     let (cwd, opts) = launch::overlay_options(&c.cfg.rootfs.layers, &paths.diff(), &paths.work()).map_err(|m| anyhow::anyhow!(m))?;
-    let pairs: Vec<(&str, Option<&str>)> = opts.split(',').map(|kv| kv.split_once('=').map(|(k, v)| (k, Some(v))).unwrap_or((kv, None))).collect();
+    let pairs: Vec<(&str, Option<&str>)> =
+        opts.split(',').map(|kv| kv.split_once('=').map(|(k, v)| (k, Some(v))).unwrap_or((kv, None))).collect();
     let here = std::env::current_dir().ok();
     std::env::set_current_dir(&cwd).with_context(|| format!("cannot enter {}", cwd.display()))?;
     let mnt = mountapi::new_fs("overlay", "overlay", &pairs, 0);
@@ -990,6 +1011,8 @@ mod tests {
         let back = d.path().join("back");
         copy_out(rfd.as_raw_fd(), "/tmp/tree", back.to_str().unwrap(), "c", &o).unwrap();
         assert_eq!(std::fs::read_link(back.join("link")).unwrap(), Path::new("/etc/shadow"));
-        assert!(matches!(copy_out(rfd.as_raw_fd(), "/nope", back.to_str().unwrap(), "c", &o), Err(e) if e.to_string().contains("Could not find the file /nope")));
+        assert!(
+            matches!(copy_out(rfd.as_raw_fd(), "/nope", back.to_str().unwrap(), "c", &o), Err(e) if e.to_string().contains("Could not find the file /nope"))
+        );
     }
 }

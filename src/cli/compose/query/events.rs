@@ -30,7 +30,10 @@ pub fn run(g: &GlobalOpts, a: EventsArgs) -> anyhow::Result<i32> {
     let now = Utc::now();
     let time = |s: &Option<String>, what: &str| -> anyhow::Result<Option<chrono::DateTime<Utc>>> {
         s.as_deref()
-            .map(|v| parse_time(v, now).ok_or_else(|| anyhow::anyhow!("invalid value {v:?} for --{what}: a time (2013-01-02T13:23:37Z) or a duration (42m)")))
+            .map(|v| {
+                parse_time(v, now)
+                    .ok_or_else(|| anyhow::anyhow!("invalid value {v:?} for --{what}: a time (2013-01-02T13:23:37Z) or a duration (42m)"))
+            })
             .transpose()
     };
     let since = time(&a.since, "since")?;
@@ -78,7 +81,8 @@ pub fn render(ev: &Event, project: &str, services: &[String], json: bool) -> Opt
     if !services.is_empty() && !services.contains(&service) {
         return None;
     }
-    let attributes: std::collections::BTreeMap<&String, &String> = ev.attributes.iter().filter(|(k, _)| !k.starts_with(labels::RESERVED_PREFIX)).collect();
+    let attributes: std::collections::BTreeMap<&String, &String> =
+        ev.attributes.iter().filter(|(k, _)| !k.starts_with(labels::RESERVED_PREFIX)).collect();
     let t = ev.at();
     if json {
         let v = serde_json::json!({

@@ -228,7 +228,11 @@ pub enum Format {
 pub enum Part {
     Text(String),
     /// `{{.Field}}`, `{{json .Field}}`, `{{.Label "key"}}`.
-    Field { name: String, json: bool, arg: Option<String> },
+    Field {
+        name: String,
+        json: bool,
+        arg: Option<String>,
+    },
 }
 
 impl Format {
@@ -267,9 +271,11 @@ fn parse_template(s: &str) -> anyhow::Result<Vec<Part>> {
             _ => (false, &words[..]),
         };
         let field = words.first().ok_or_else(|| anyhow::anyhow!("template parsing error: missing value in {{{{{action}}}}}"))?;
-        let name = field
-            .strip_prefix('.')
-            .ok_or_else(|| anyhow::anyhow!("template: {action:?}: berth's --format supports only {{{{.Field}}}}, {{{{json .Field}}}} and {{{{.Label \"key\"}}}}"))?;
+        let name = field.strip_prefix('.').ok_or_else(|| {
+            anyhow::anyhow!(
+                "template: {action:?}: berth's --format supports only {{{{.Field}}}}, {{{{json .Field}}}} and {{{{.Label \"key\"}}}}"
+            )
+        })?;
         let arg = words.get(1).map(|a| a.trim_matches('"').to_string());
         parts.push(Part::Field { name: name.to_string(), json, arg });
         rest = &after[end + 2..];
@@ -313,11 +319,9 @@ pub fn render(parts: &[Part], fields: &serde_json::Map<String, serde_json::Value
             Part::Text(t) => out.push_str(t),
             Part::Field { name, json, arg } => {
                 let v = match (name.as_str(), arg) {
-                    ("Label", Some(k)) => fields
-                        .get("LabelMap")
-                        .and_then(|m| m.get(k))
-                        .cloned()
-                        .unwrap_or(serde_json::Value::String(String::new())),
+                    ("Label", Some(k)) => {
+                        fields.get("LabelMap").and_then(|m| m.get(k)).cloned().unwrap_or(serde_json::Value::String(String::new()))
+                    }
                     _ => fields.get(name).cloned().unwrap_or(serde_json::Value::Null),
                 };
                 if *json {
@@ -396,10 +400,7 @@ mod tests {
     fn ports_as_docker_ps_lists_them() {
         let e = |ip: &str, private, public| PortEntry { ip: ip.into(), private, public, proto: "tcp".into() };
         let ports = vec![e("::", 8080, 32768), e("0.0.0.0", 80, 43500), e("::", 80, 43500), e("0.0.0.0", 8080, 32768)];
-        assert_eq!(
-            displayable_ports(&ports),
-            "0.0.0.0:43500->80/tcp, [::]:43500->80/tcp, 0.0.0.0:32768->8080/tcp, [::]:32768->8080/tcp"
-        );
+        assert_eq!(displayable_ports(&ports), "0.0.0.0:43500->80/tcp, [::]:43500->80/tcp, 0.0.0.0:32768->8080/tcp, [::]:32768->8080/tcp");
         // What `docker compose ps` printed for ["43980:80", "8080", "43981-43982:90-91",
         // "127.0.0.1:43983:53/udp"] with Docker publishing on both families.
         let mut udp = e("127.0.0.1", 53, 43983);

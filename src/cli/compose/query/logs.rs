@@ -85,12 +85,18 @@ pub fn run(g: &GlobalOpts, a: LogsArgs) -> anyhow::Result<i32> {
         since: a
             .since
             .as_deref()
-            .map(|s| parse_time(s, now).ok_or_else(|| anyhow::anyhow!("invalid value {s:?} for --since: a time (2013-01-02T13:23:37Z) or a duration (42m)")))
+            .map(|s| {
+                parse_time(s, now)
+                    .ok_or_else(|| anyhow::anyhow!("invalid value {s:?} for --since: a time (2013-01-02T13:23:37Z) or a duration (42m)"))
+            })
             .transpose()?,
         until: a
             .until
             .as_deref()
-            .map(|s| parse_time(s, now).ok_or_else(|| anyhow::anyhow!("invalid value {s:?} for --until: a time (2013-01-02T13:23:37Z) or a duration (42m)")))
+            .map(|s| {
+                parse_time(s, now)
+                    .ok_or_else(|| anyhow::anyhow!("invalid value {s:?} for --until: a time (2013-01-02T13:23:37Z) or a duration (42m)"))
+            })
             .transpose()?,
     };
     let target = super::Target::project_or_name(g)?;
@@ -184,7 +190,8 @@ fn follow(
                     if let Some(f) = followed.iter().find(|f| f.id == ev.id) {
                         let code = ev.attr("exitCode").unwrap_or("0").to_string();
                         let restarting = settled_status(root, &ev.id) == Status::Restarting;
-                        let msg = if restarting { format!("exited with code {code} (restarting)") } else { format!("exited with code {code}") };
+                        let msg =
+                            if restarting { format!("exited with code {code} (restarting)") } else { format!("exited with code {code}") };
                         p.status(&f.name, &msg)?;
                     }
                 }
@@ -285,7 +292,6 @@ impl LineReader {
         }
     }
 }
-
 
 /// One container's log as a stream of records: the rotated files, oldest first, then the
 /// current file, which it then keeps following.
@@ -535,7 +541,12 @@ mod tests {
         assert!(s.poll().is_empty());
         // Appended, then rotated with more written: all of it, in order.
         let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
-        writeln!(f, "{}", serde_json::to_string(&Record { log: "four\n".into(), stream: "stdout".into(), time: "2026-01-01T00:00:04Z".into() }).unwrap()).unwrap();
+        writeln!(
+            f,
+            "{}",
+            serde_json::to_string(&Record { log: "four\n".into(), stream: "stdout".into(), time: "2026-01-01T00:00:04Z".into() }).unwrap()
+        )
+        .unwrap();
         std::fs::rename(d.path().join("c-json.log.1"), d.path().join("c-json.log.3")).unwrap();
         std::fs::rename(&p, d.path().join("c-json.log.1")).unwrap();
         write_log(&p, &[("2026-01-01T00:00:05Z", "five")]);

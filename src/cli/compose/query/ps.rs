@@ -157,7 +157,8 @@ pub(crate) fn port_entries(c: &Ctr) -> Vec<PortEntry> {
     if !c.running() {
         return Vec::new();
     }
-    let mut ports: Vec<PortEntry> = c.st.network.as_ref().map(|n| n.ports.iter().map(PortEntry::from_published).collect()).unwrap_or_default();
+    let mut ports: Vec<PortEntry> =
+        c.st.network.as_ref().map(|n| n.ports.iter().map(PortEntry::from_published).collect()).unwrap_or_default();
     format::sort_ports(&mut ports);
     ports
 }
@@ -232,7 +233,8 @@ fn json_line(c: &Ctr, trunc: bool) -> PsJson {
     }
     let mut networks: Vec<String> = cfg.endpoints.iter().map(|e| e.network.clone()).collect();
     networks.sort();
-    let health = if c.st.status == Status::Running { c.st.health.as_ref().map(|h| h.status.clone()).unwrap_or_default() } else { String::new() };
+    let health =
+        if c.st.status == Status::Running { c.st.health.as_ref().map(|h| h.status.clone()).unwrap_or_default() } else { String::new() };
     let exit_code = if matches!(c.st.status, Status::Exited | Status::Dead) { c.st.exit_code } else { 0 };
     PsJson {
         command: format::go_quote(&if trunc { format::ellipsis(&command, 20) } else { command }),

@@ -126,7 +126,8 @@ fn write_rootfs<W: Write>(root: &StateRoot, c: &Ctr, out: W) -> anyhow::Result<W
     } else {
         opts.extend(names.iter().map(|n| ("lowerdir+", Some(n.as_str()))));
     }
-    let mnt = mountapi::new_fs("overlay", "overlay", &opts, mountapi::ATTR_RDONLY).context("cannot mount the container's layers read-only")?;
+    let mnt =
+        mountapi::new_fs("overlay", "overlay", &opts, mountapi::ATTR_RDONLY).context("cannot mount the container's layers read-only")?;
     drop(fds);
     let fd = cp::openat(mnt.as_raw_fd(), std::ffi::OsStr::new("."), libc::O_PATH | libc::O_DIRECTORY, 0)?;
     let mut sink = TarSink { b: tar::Builder::new(out), root: PathBuf::new() };
@@ -194,7 +195,12 @@ pub fn commit(g: &GlobalOpts, a: CommitArgs) -> anyhow::Result<i32> {
         Ok(store.create_image(config, &layers, &names)?)
     });
     match &result {
-        Ok(img) => progress.event(Event { kind: "Container", name: cfg.name.clone(), state: State::Done, text: format!("Committed as {}", img.id) }),
+        Ok(img) => progress.event(Event {
+            kind: "Container",
+            name: cfg.name.clone(),
+            state: State::Done,
+            text: format!("Committed as {}", img.id),
+        }),
         Err(e) => progress.event(Event { kind: "Container", name: cfg.name.clone(), state: State::Error, text: e.to_string() }),
     }
     progress.finish();

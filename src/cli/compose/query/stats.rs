@@ -60,10 +60,13 @@ pub fn run(g: &GlobalOpts, a: StatsArgs) -> anyhow::Result<i32> {
     loop {
         let t = Instant::now();
         let list = super::containers(&root, &name, OneOff::Include, a.all, &services);
-        let now: Vec<(Ctr, Sample)> = list.into_iter().map(|c| {
-            let s = sample(&c);
-            (c, s)
-        }).collect();
+        let now: Vec<(Ctr, Sample)> = list
+            .into_iter()
+            .map(|c| {
+                let s = sample(&c);
+                (c, s)
+            })
+            .collect();
         if first && !prev_has_all(&prev, &now) {
             // CPU % needs two samples: take the first, wait, then report.
             prev = now.iter().map(|(c, s)| (c.cfg.id.clone(), s.clone())).collect();
@@ -152,9 +155,20 @@ pub fn cpu_percent(prev: &Sample, now: &Sample) -> f64 {
 fn render(rows: &[Row], fmt: &Format) -> anyhow::Result<String> {
     Ok(match fmt {
         Format::Table => {
-            let mut t = vec![["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"].map(String::from).to_vec()];
+            let mut t = vec![
+                ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"].map(String::from).to_vec(),
+            ];
             for r in rows {
-                t.push(vec![r.id.clone(), r.name.clone(), r.cpu_perc.clone(), r.mem_usage.clone(), r.mem_perc.clone(), r.net_io.clone(), r.block_io.clone(), r.pids.clone()]);
+                t.push(vec![
+                    r.id.clone(),
+                    r.name.clone(),
+                    r.cpu_perc.clone(),
+                    r.mem_usage.clone(),
+                    r.mem_perc.clone(),
+                    r.net_io.clone(),
+                    r.block_io.clone(),
+                    r.pids.clone(),
+                ]);
             }
             format::tabwrite(&t, 10, 3)
         }
@@ -179,11 +193,7 @@ fn render(rows: &[Row], fmt: &Format) -> anyhow::Result<String> {
                 let serde_json::Value::Object(m) = serde_json::to_value(r)? else { continue };
                 lines.push(format::render(parts, &m));
             }
-            if *table {
-                format::tabwrite(&format::cells(&lines), 10, 3)
-            } else {
-                lines.iter().map(|l| format!("{l}\n")).collect()
-            }
+            if *table { format::tabwrite(&format::cells(&lines), 10, 3) } else { lines.iter().map(|l| format!("{l}\n")).collect() }
         }
     })
 }
@@ -200,7 +210,8 @@ fn stat_field(p: &Path, key: &str) -> Option<u64> {
 fn system_cpu() -> (u64, u32) {
     let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    let total: u64 = s.lines().next().map(|l| l.split_whitespace().skip(1).take(7).filter_map(|v| v.parse::<u64>().ok()).sum()).unwrap_or(0);
+    let total: u64 =
+        s.lines().next().map(|l| l.split_whitespace().skip(1).take(7).filter_map(|v| v.parse::<u64>().ok()).sum()).unwrap_or(0);
     let cpus = s.lines().filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(|b| b.is_ascii_digit())).count() as u32;
     (total * (1_000_000_000 / tick), cpus.max(1))
 }
@@ -208,7 +219,9 @@ fn system_cpu() -> (u64, u32) {
 fn host_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("MemTotal:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())))
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("MemTotal:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()))
+        })
         .map(|kb| kb * 1024)
         .unwrap_or(0)
 }

@@ -33,7 +33,10 @@ pub fn run(g: &GlobalOpts, a: TopArgs) -> anyhow::Result<i32> {
             }
         }
         for p in &top.processes {
-            let mut row = vec![("SERVICE".to_string(), c.service().to_string()), ("#".to_string(), c.label(crate::labels::CONTAINER_NUMBER).to_string())];
+            let mut row = vec![
+                ("SERVICE".to_string(), c.service().to_string()),
+                ("#".to_string(), c.label(crate::labels::CONTAINER_NUMBER).to_string()),
+            ];
             row.extend(top.titles.iter().cloned().zip(p.iter().cloned()));
             rows.push(row);
         }

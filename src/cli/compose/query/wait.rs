@@ -5,8 +5,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::OneOff;
-use crate::cli::compose::lifecycle;
 use crate::cli::GlobalOpts;
+use crate::cli::compose::lifecycle;
 use crate::engine::events;
 use crate::engine::runtime::ops;
 

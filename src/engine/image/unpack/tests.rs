@@ -315,7 +315,11 @@ fn the_guard_follows_a_pax_size_override() {
     data[512..1024].copy_from_slice(fake.as_bytes());
     let mut out = Vec::new();
     let rec = format!("{} size={}\n", 6 + 1 + data.len().to_string().len() + 6, data.len());
-    let rec = if rec.len() != rec.split(' ').next().unwrap().parse::<usize>().unwrap() { format!("{} size={}\n", rec.len(), data.len()) } else { rec };
+    let rec = if rec.len() != rec.split(' ').next().unwrap().parse::<usize>().unwrap() {
+        format!("{} size={}\n", rec.len(), data.len())
+    } else {
+        rec
+    };
     let mut x = tar::Header::new_ustar();
     x.set_entry_type(tar::EntryType::XHeader);
     x.set_size(rec.len() as u64);
