@@ -44,14 +44,35 @@ pub enum ExecError {
     NotStarted { name: String, reason: String },
     #[error("{dependent} is missing dependency {service}")]
     MissingDependency { dependent: String, service: String },
-    #[error("timeout waiting for {0}")]
-    Timeout(String),
+    /// A wait passed `--wait-timeout`.
+    #[error("timeout waiting for {}", .kind.subject(.service))]
+    Timeout { kind: WaitKind, service: String },
     #[error("service {0:?} has no image: pull or build it first")]
     NoImage(String),
     #[error("service {0:?} is not in the loaded project")]
     NoService(String),
     #[error("invalid signal {0:?}")]
     Signal(String),
+}
+
+/// Who a wait is for, which is what its timeout says: `up --wait` waits on each service itself,
+/// a dependent on its dependencies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitKind {
+    /// `up --wait`: the service's own containers.
+    Service,
+    /// A dependent service's `depends_on`.
+    Dependencies,
+}
+
+impl WaitKind {
+    /// What is waited for, as compose names it (`service "web"`, `dependencies`).
+    fn subject(&self, service: &str) -> String {
+        match self {
+            WaitKind::Service => format!("service {service:?}"),
+            WaitKind::Dependencies => "dependencies".to_string(),
+        }
+    }
 }
 
 /// How a resource's line ends up.
@@ -494,8 +515,8 @@ fn wait(
             return Ok(());
         }
         if ctx.deadline.is_some_and(|d| Instant::now() >= d) {
-            let what = if dependent.is_empty() { format!("service {service:?}") } else { "dependencies".to_string() };
-            break Err((left[0].0.clone(), ExecError::Timeout(what)));
+            let kind = if dependent.is_empty() { WaitKind::Service } else { WaitKind::Dependencies };
+            break Err((left[0].0.clone(), ExecError::Timeout { kind, service: service.to_string() }));
         }
         pending = left;
         std::thread::sleep(delay);
@@ -505,7 +526,9 @@ fn wait(
         Ok(()) => Ok(()),
         Err((name, e)) if !required => {
             let msg = match &e {
-                ExecError::NotCompleted { .. } => format!("optional dependency {}", error_text(&e).trim_start_matches("service ")),
+                ExecError::NotCompleted { service, code } => {
+                    format!("optional dependency {service:?} didn't complete successfully: exit {code}")
+                }
                 _ => format!("optional dependency {service:?} failed to start: {}", error_text(&e)),
             };
             emit(ctx, "Container", &name, State::Warning, "Skipped");
