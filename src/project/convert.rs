@@ -6,8 +6,8 @@
 //! The translation is a pure function ([`container_spec`], [`service_spec`]) of the model, the
 //! image and a few [`HostInputs`] (the containers of the services it shares namespaces with, the
 //! image's layer directories), so that each compose rule is unit-tested without a state root.
-//! What needs the disk is a small step around it: [`host_inputs`] gathers those inputs, and
-//! [`check_host`] checks that the files and devices the spec names exist on this host.
+//! What needs the disk is a small step around it: [`host_inputs`] gathers those inputs from the
+//! engine, and [`check_host`] checks that the files and devices the spec names exist on this host.
 //! [`container_config`] and [`service_config`] do the three in order.
 
 use std::collections::BTreeMap;
@@ -19,6 +19,7 @@ use crate::engine::runtime::{self, ops};
 use crate::labels;
 use crate::net::network::{IpamConfig, IpamSpec, NetworkSpec};
 use crate::net::{EndpointRequest, NetworkMode, PortRequest, Protocol};
+use crate::project::engine::{Engine, RealEngine};
 use crate::project::model::{Project, Service};
 
 /// Why a service cannot be turned into a container spec.
@@ -88,7 +89,7 @@ pub fn service_config(
     store: &ImageStore,
     number: u32,
 ) -> Result<ContainerConfig, ConvertError> {
-    let host = host_inputs(root, store, project, service, image);
+    let host = root_inputs(root, store, project, service, image);
     let cfg = service_spec(project, service, image, &host, number)?;
     check_host(project, service, &cfg)?;
     Ok(cfg)
@@ -172,19 +173,18 @@ pub fn volume_labels(project: &Project, key: &str) -> BTreeMap<String, String> {
 /// Creates project volume `key` with compose's labels if it does not exist (an external one
 /// must exist). Returns its real name.
 pub fn ensure_volume(root: &crate::state::StateRoot, project: &Project, key: &str) -> Result<String, ConvertError> {
+    ensure_volume_on(&RealEngine::new(root, None), project, key)
+}
+
+/// [`ensure_volume`] on an engine.
+pub fn ensure_volume_on(engine: &dyn Engine, project: &Project, key: &str) -> Result<String, ConvertError> {
     let name = volume_name(project, key);
     let Some(v) = project.volumes.get(key) else { return Ok(name) };
-    if runtime::volumes::get(root, &name)?.is_none() {
+    if engine.volume_inspect(&name)?.is_none() {
         if v.external {
             return Err(ConvertError::ExternalVolume(name));
         }
-        runtime::volumes::create(
-            root,
-            Some(&name),
-            v.driver.as_deref().unwrap_or("local"),
-            volume_labels(project, key),
-            v.driver_opts.clone(),
-        )?;
+        engine.volume_create(Some(&name), v.driver.as_deref().unwrap_or("local"), volume_labels(project, key), v.driver_opts.clone())?;
     }
     Ok(name)
 }
@@ -280,12 +280,18 @@ pub fn find_parents(containers: &[runtime::ContainerConfig], project: &Project, 
         .collect()
 }
 
-/// Gathers the [`HostInputs`] of `service` from the state root (its containers, read only when
-/// the service names another's) and the image store.
-pub fn host_inputs(root: &crate::state::StateRoot, store: &ImageStore, project: &Project, service: &Service, image: &Image) -> HostInputs {
+/// Gathers the [`HostInputs`] of `service` from an engine (its containers, listed only when the
+/// service names another's), with the image's `layers`.
+pub fn host_inputs(engine: &dyn Engine, project: &Project, service: &Service, layers: Vec<PathBuf>) -> HostInputs {
     let parents =
-        if parent_services(service).is_empty() { BTreeMap::new() } else { find_parents(&ops::list_configs(root), project, service) };
-    HostInputs { parents, layers: store.layer_links(image).into_iter().map(|l| store.dir().join(l)).collect() }
+        if parent_services(service).is_empty() { BTreeMap::new() } else { find_parents(&engine.container_list(), project, service) };
+    HostInputs { parents, layers }
+}
+
+/// [`host_inputs`] from a state root and its image store.
+fn root_inputs(root: &crate::state::StateRoot, store: &ImageStore, project: &Project, service: &Service, image: &Image) -> HostInputs {
+    let engine = RealEngine::new(root, Some(store));
+    host_inputs(&engine, project, service, engine.image_layers(image).unwrap_or_default())
 }
 
 /// The parent container `other` of `service`, from the [`HostInputs`].
@@ -352,7 +358,7 @@ pub fn container_config(
     image: &Image,
     store: &ImageStore,
 ) -> Result<ContainerConfig, ConvertError> {
-    let host = host_inputs(root, store, project, service, image);
+    let host = root_inputs(root, store, project, service, image);
     let cfg = container_spec(project, service, image, &host)?;
     check_host(project, service, &cfg)?;
     Ok(cfg)

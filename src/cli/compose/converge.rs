@@ -13,6 +13,7 @@ use crate::cli::progress::{self, Progress};
 use crate::engine::image::reference::Reference;
 use crate::engine::image::{Image, ImageStore, PullItem, PullOptions, PullPolicy};
 use crate::project::Project;
+use crate::project::engine::RealEngine;
 use crate::project::execute::{self, Context, ExecError, Report, WaitKind};
 use crate::project::observe::{self, Observed};
 use crate::project::plan::{Condition, Desired, Plan};
@@ -281,11 +282,11 @@ pub fn print_dry_run(plan: &Plan) {
 pub fn run_plan(r: &Run, plan: &Plan) -> Report {
     let cancel = Cancel::new();
     let progress = Progress::new(progress::kind(r.g), r.title);
+    let engine = RealEngine::new(&r.target.root, r.store);
     let ctx = Context {
-        root: &r.target.root,
+        engine: &engine,
         project: r.target.project.as_ref(),
         images: r.images,
-        store: r.store,
         parallel: parallel(r.g),
         deadline: r.deadline,
         timeout: r.timeout.map(std::time::Duration::from_secs),
