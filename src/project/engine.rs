@@ -152,3 +152,6 @@ impl Engine for RealEngine<'_> {
         self.store.map(|s| s.layer_links(image).into_iter().map(|l| s.dir().join(l)).collect())
     }
 }
+
+#[cfg(test)]
+pub mod fake;

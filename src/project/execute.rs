@@ -540,3 +540,6 @@ fn wait(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

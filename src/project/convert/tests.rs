@@ -2,48 +2,9 @@
 //! daemon's merge of the image config, `daemon/commit.go` `merge`) give. Projects are loaded from
 //! YAML with the real loader, so that the model is what a user's file gives; the translation is
 //! the pure [`container_spec`]/[`service_spec`], with no state root.
-use std::collections::HashMap;
-
 use super::*;
-use crate::engine::image::Digest;
-use crate::project::LoadOptions;
+use crate::project::engine::fake::{image, load};
 use serde_json::json;
-
-/// Loads `yaml` as project `demo` from a temporary folder that also holds `files` (name,
-/// content); the folder lives as long as the returned guard.
-fn load(yaml: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, Project) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("compose.yaml"), yaml).unwrap();
-    for (name, content) in files {
-        std::fs::write(dir.path().join(name), content).unwrap();
-    }
-    let opts = LoadOptions {
-        files: vec![dir.path().join("compose.yaml")],
-        project_name: Some("demo".into()),
-        interpolate: true,
-        environment: HashMap::new(),
-        cwd: Some(dir.path().to_path_buf()),
-        ..Default::default()
-    };
-    let p = crate::project::load(&opts).unwrap_or_else(|e| panic!("{yaml}: {e}"));
-    (dir, p)
-}
-
-/// An image whose `config` section (Docker's capitalized keys) is `config`.
-fn image(config: serde_json::Value) -> Image {
-    let raw = json!({"architecture": "amd64", "os": "linux", "config": config, "rootfs": {"type": "layers", "diff_ids": []}});
-    Image {
-        id: Digest::of(b"a test image"),
-        names: vec![],
-        repo_digests: vec![],
-        config: serde_json::from_value(raw.clone()).unwrap(),
-        raw_config: raw,
-        layers: vec![],
-        manifest: Digest::of(b"a test manifest"),
-        size: 0,
-        added: String::new(),
-    }
-}
 
 fn plain() -> Image {
     image(json!({}))
