@@ -24,6 +24,11 @@
 //! user rules), berth inserts `iifname "berth*" accept` and `oifname "berth*" accept` there with
 //! the root's first network, tagged with the comment `berth:<table>`, after its own chain has
 //! filtered; it never touches Docker's other rules, and removes its own with its last network.
+//!
+//! What is sent goes through a [`FirewallDriver`] ([`Nftables`] on a real host, [`NoFirewall`] to
+//! send nothing), so that the logic of [`Firewall`] (which elements each change adds or deletes,
+//! when the table is rewritten from state, the `DOCKER-USER` rules) is unit-tested without root
+//! against a recording driver.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -341,118 +346,6 @@ fn table_batch(table: &str, networks: &[Network], rules: &[PortRule]) -> Vec<Val
     b
 }
 
-/// A failed change to berth's rules in Docker's `DOCKER-USER` chain.
-fn docker_user_error(table: &str, e: std::io::Error) -> NetError {
-    NetError::Nft {
-        what: format!("update berth's rules (comment {}) in Docker's chain ip filter DOCKER-USER", docker_user_tag(table)),
-        stderr: e.to_string(),
-    }
-}
-
-/// Makes berth's two `DOCKER-USER` rules for this root present (`want`) or absent, when Docker's
-/// chain exists; one netlink dump, and a transaction only when something changes.
-fn docker_user_sync(table: &str, want: bool) -> Result<(), NetError> {
-    let tag = docker_user_tag(table);
-    let Some(have) = super::nftnl::docker_user_handles(&tag).map_err(|e| docker_user_error(table, e))? else {
-        return Ok(());
-    };
-    if want && have.len() == 2 {
-        return Ok(());
-    }
-    let delete: &[u64] = if want && have.is_empty() { &[] } else { &have };
-    super::nftnl::docker_user_update(delete, want.then_some(BRIDGE_PREFIX), &tag).map_err(|e| docker_user_error(table, e))
-}
-
-/// The boot this root's table was last built in: a rebuilt host has lost it.
-fn marker_path(root: &StateRoot) -> std::path::PathBuf {
-    root.networks_dir().join(".firewall.json")
-}
-
-fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default()
-}
-
-/// Whether the table was written in this boot by this skeleton version.
-fn skeleton_current(root: &StateRoot) -> bool {
-    let marker: Option<Value> = read_json(&marker_path(root)).ok().flatten();
-    marker
-        .as_ref()
-        .is_some_and(|m| m["boot_id"].as_str() == Some(boot_id().as_str()) && m["version"].as_u64() == Some(u64::from(SKELETON_VERSION)))
-}
-
-/// Rebuilds the root's table (and its DOCKER-USER rules) from state.
-pub fn rebuild(root: &StateRoot) -> Result<(), NetError> {
-    let _lock = lock(root)?;
-    rebuild_locked(root)
-}
-
-pub(crate) fn rebuild_locked(root: &StateRoot) -> Result<(), NetError> {
-    rebuild_filtered(root, None)
-}
-
-/// Writes the whole table from state (as if the network `gone` were removed) in one `nft`
-/// transaction, and berth's DOCKER-USER rules while the root has a network.
-fn rebuild_filtered(root: &StateRoot, gone: Option<&str>) -> Result<(), NetError> {
-    let table = table_name(root);
-    let networks: Vec<Network> = network::list(root)?.into_iter().filter(|n| Some(n.name.as_str()) != gone).collect();
-    let rules: Vec<PortRule> = ports::read_all(root)?.into_iter().flat_map(|r| r.ports).collect();
-    crate::engine::runtime::sys::timing("fw-read");
-    apply(&table_batch(&table, &networks, &rules), &format!("write nftables table inet {table}"))?;
-    crate::engine::runtime::sys::timing("fw-applied");
-    if root.networks_dir().is_dir() {
-        write_json(&marker_path(root), &json!({"boot_id": boot_id(), "table": table, "version": SKELETON_VERSION}))?;
-    }
-    docker_user_sync(&table, !networks.is_empty())?;
-    crate::engine::runtime::sys::timing("fw-docker-user");
-    Ok(())
-}
-
-/// Adds a new network (already in state) to the firewall: its elements, over netlink, when the
-/// table is current; the whole table from state otherwise (or when the kernel refuses).
-pub(crate) fn add_network(root: &StateRoot, n: &Network) -> Result<(), NetError> {
-    let _lock = lock(root)?;
-    let table = table_name(root);
-    if !skeleton_current(root) || super::nftnl::apply(&table, true, &network_kernel_elems(n)).is_err() {
-        return rebuild_locked(root);
-    }
-    crate::engine::runtime::sys::timing("fw-elements");
-    docker_user_sync(&table, true)?;
-    crate::engine::runtime::sys::timing("fw-docker-user");
-    Ok(())
-}
-
-/// Removes a network (still in state) from the firewall, as [`add_network`] adds it. The root's
-/// last network takes the whole table and berth's DOCKER-USER rules with it, so that nothing of
-/// berth's stays in the host's ruleset once no berth network is left (the next network writes the
-/// skeleton again).
-pub(crate) fn remove_network(root: &StateRoot, n: &Network) -> Result<(), NetError> {
-    let _lock = lock(root)?;
-    let table = table_name(root);
-    let last = network::list(root)?.iter().all(|o| o.name == n.name);
-    if last {
-        let _ = std::fs::remove_file(marker_path(root));
-        return remove_all(root);
-    }
-    if !skeleton_current(root) {
-        return rebuild_filtered(root, Some(&n.name));
-    }
-    crate::engine::runtime::sys::timing("fw-listed");
-    let elems = network_kernel_elems(n);
-    if super::nftnl::apply(&table, false, &elems).is_err() {
-        return rebuild_filtered(root, Some(&n.name));
-    }
-    crate::engine::runtime::sys::timing("fw-elements");
-    Ok(())
-}
-
-/// Rebuilds the table if this boot (or version) has not built it yet (cheap: reads one small file).
-pub(crate) fn ensure_current_locked(root: &StateRoot) -> Result<(), NetError> {
-    if !skeleton_current(root) {
-        rebuild_locked(root)?;
-    }
-    Ok(())
-}
-
 /// The kernel's form of a port rule: two map elements (address and port), keyed as nft lays
 /// out concatenations (each field in a 4-byte register).
 fn kernel_elems(rule: &PortRule) -> Vec<super::nftnl::Elem> {
@@ -480,34 +373,261 @@ fn kernel_elems(rule: &PortRule) -> Vec<super::nftnl::Elem> {
     ]
 }
 
-/// Adds (`add`) or deletes (`delete`) the DNAT elements of published ports, over netlink. The
-/// caller holds the firewall lock and has already recorded the change in state, so when the
-/// kernel refuses (the table was flushed, say) the table is rebuilt from state instead.
-pub(crate) fn update_ports_locked(root: &StateRoot, op: &str, rules: &[PortRule]) -> Result<(), NetError> {
-    if rules.is_empty() {
-        return Ok(());
-    }
-    let table = table_name(root);
-    let elems: Vec<super::nftnl::Elem> = rules.iter().flat_map(kernel_elems).collect();
-    match super::nftnl::apply(&table, op == "add", &elems) {
-        Ok(()) => Ok(()),
-        Err(_) => rebuild_locked(root),
-    }
-}
-
 /// The same change through `nft` (kept for tests that compare both paths).
 #[cfg(test)]
 fn nft_port_batch(table: &str, op: &str, rules: &[PortRule]) -> Vec<Value> {
     port_elements(&Ctx { table }, op, rules)
 }
 
+/// What the firewall sends to the kernel, and nothing more. The logic (which elements a network or
+/// a published port adds and removes, when the whole table is rewritten from state, berth's rules
+/// in Docker's chain) is [`Firewall`]'s, so that it is tested without root against a recording
+/// driver. As netavark's firewall drivers, but at berth's split: `nft` with JSON writes whole
+/// tables, netlink changes elements and Docker's `DOCKER-USER` chain.
+pub trait FirewallDriver: Sync {
+    /// What the driver is called (`nftables`, `none`).
+    fn name(&self) -> &'static str;
+    /// Applies an `nft` JSON batch (a whole table, or its removal) in one transaction; `what` says
+    /// what it does, for the error.
+    fn apply_batch(&self, batch: &[Value], what: &str) -> Result<(), NetError>;
+    /// Adds (`add`) or deletes elements of `table`'s sets and maps in one transaction. An error
+    /// means that the kernel refused the change (the table was flushed, say): the caller then
+    /// rewrites the table from state.
+    fn update_elements(&self, table: &str, add: bool, elems: &[super::nftnl::Elem]) -> std::io::Result<()>;
+    /// The handles of the rules commented `tag` in Docker's `DOCKER-USER` chain; None when there
+    /// is no such chain (no Docker).
+    fn docker_user_rules(&self, tag: &str) -> std::io::Result<Option<Vec<u64>>>;
+    /// Deletes the `DOCKER-USER` rules `delete` (handles) and, with `accept_prefix`, inserts the
+    /// two rules that accept traffic in and out of interfaces with that prefix, commented `tag`.
+    fn docker_user_update(&self, delete: &[u64], accept_prefix: Option<&str>, tag: &str) -> std::io::Result<()>;
+}
+
+/// The driver berth runs with: the `nft` binary with JSON for whole tables, `NETLINK_NETFILTER`
+/// (`nftnl.rs`) for elements and Docker's chain.
+pub struct Nftables;
+
+impl FirewallDriver for Nftables {
+    fn name(&self) -> &'static str {
+        "nftables"
+    }
+    fn apply_batch(&self, batch: &[Value], what: &str) -> Result<(), NetError> {
+        apply(batch, what)
+    }
+    fn update_elements(&self, table: &str, add: bool, elems: &[super::nftnl::Elem]) -> std::io::Result<()> {
+        super::nftnl::apply(table, add, elems)
+    }
+    fn docker_user_rules(&self, tag: &str) -> std::io::Result<Option<Vec<u64>>> {
+        super::nftnl::docker_user_handles(tag)
+    }
+    fn docker_user_update(&self, delete: &[u64], accept_prefix: Option<&str>, tag: &str) -> std::io::Result<()> {
+        super::nftnl::docker_user_update(delete, accept_prefix, tag)
+    }
+}
+
+/// A driver that sends nothing and sees no Docker chain: the firewall logic runs (state, the
+/// table marker) and leaves the host's ruleset alone.
+pub struct NoFirewall;
+
+impl FirewallDriver for NoFirewall {
+    fn name(&self) -> &'static str {
+        "none"
+    }
+    fn apply_batch(&self, _batch: &[Value], _what: &str) -> Result<(), NetError> {
+        Ok(())
+    }
+    fn update_elements(&self, _table: &str, _add: bool, _elems: &[super::nftnl::Elem]) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn docker_user_rules(&self, _tag: &str) -> std::io::Result<Option<Vec<u64>>> {
+        Ok(None)
+    }
+    fn docker_user_update(&self, _delete: &[u64], _accept_prefix: Option<&str>, _tag: &str) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A failed change to berth's rules in Docker's `DOCKER-USER` chain.
+fn docker_user_error(table: &str, e: std::io::Error) -> NetError {
+    NetError::Nft {
+        what: format!("update berth's rules (comment {}) in Docker's chain ip filter DOCKER-USER", docker_user_tag(table)),
+        stderr: e.to_string(),
+    }
+}
+
+/// The boot this root's table was last built in: a rebuilt host has lost it.
+fn marker_path(root: &StateRoot) -> std::path::PathBuf {
+    root.networks_dir().join(".firewall.json")
+}
+
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// Whether the table was written in this boot by this skeleton version.
+fn skeleton_current(root: &StateRoot) -> bool {
+    let marker: Option<Value> = read_json(&marker_path(root)).ok().flatten();
+    marker
+        .as_ref()
+        .is_some_and(|m| m["boot_id"].as_str() == Some(boot_id().as_str()) && m["version"].as_u64() == Some(u64::from(SKELETON_VERSION)))
+}
+
+/// Rebuilds the root's table (and its DOCKER-USER rules) from state.
+pub fn rebuild(root: &StateRoot) -> Result<(), NetError> {
+    Firewall::system(root).rebuild()
+}
+
+/// Adds a new network (already in state) to the firewall: see [`Firewall::add_network`].
+pub(crate) fn add_network(root: &StateRoot, n: &Network) -> Result<(), NetError> {
+    Firewall::system(root).add_network(n)
+}
+
+/// Removes a network (still in state) from the firewall: see [`Firewall::remove_network`].
+pub(crate) fn remove_network(root: &StateRoot, n: &Network) -> Result<(), NetError> {
+    Firewall::system(root).remove_network(n)
+}
+
+/// Rebuilds the table if this boot (or version) has not built it yet (cheap: reads one small file).
+pub(crate) fn ensure_current_locked(root: &StateRoot) -> Result<(), NetError> {
+    Firewall::system(root).ensure_current_locked()
+}
+
+/// Adds or deletes the DNAT elements of published ports: see [`Firewall::update_ports_locked`].
+pub(crate) fn update_ports_locked(root: &StateRoot, op: &str, rules: &[PortRule]) -> Result<(), NetError> {
+    Firewall::system(root).update_ports_locked(op, rules)
+}
+
 /// Deletes the root's table and DOCKER-USER rules whatever the state says (teardown).
 pub fn remove_all(root: &StateRoot) -> Result<(), NetError> {
-    let table = table_name(root);
-    docker_user_sync(&table, false)?;
-    let batch =
-        [json!({"add": {"table": {"family": "inet", "name": table}}}), json!({"delete": {"table": {"family": "inet", "name": table}}})];
-    apply(&batch, &format!("remove nftables table inet {table}"))
+    Firewall::system(root).remove_all()
+}
+
+/// The firewall of one state root, through a driver: what each change to the root's networks and
+/// published ports sends, and when the table is rewritten from state instead.
+pub struct Firewall<'a> {
+    root: &'a StateRoot,
+    driver: &'a dyn FirewallDriver,
+    table: String,
+}
+
+impl<'a> Firewall<'a> {
+    pub fn new(root: &'a StateRoot, driver: &'a dyn FirewallDriver) -> Self {
+        Firewall { root, driver, table: table_name(root) }
+    }
+
+    /// The root's firewall through [`Nftables`].
+    pub fn system(root: &'a StateRoot) -> Self {
+        Firewall::new(root, &Nftables)
+    }
+
+    /// Makes berth's two `DOCKER-USER` rules for this root present (`want`) or absent, when Docker's
+    /// chain exists; one netlink dump, and a transaction only when something changes.
+    fn docker_user_sync(&self, want: bool) -> Result<(), NetError> {
+        let table = &self.table;
+        let tag = docker_user_tag(table);
+        let Some(have) = self.driver.docker_user_rules(&tag).map_err(|e| docker_user_error(table, e))? else {
+            return Ok(());
+        };
+        if want && have.len() == 2 {
+            return Ok(());
+        }
+        let delete: &[u64] = if want && have.is_empty() { &[] } else { &have };
+        self.driver.docker_user_update(delete, want.then_some(BRIDGE_PREFIX), &tag).map_err(|e| docker_user_error(table, e))
+    }
+
+    /// Rebuilds the root's table (and its DOCKER-USER rules) from state.
+    pub fn rebuild(&self) -> Result<(), NetError> {
+        let _lock = lock(self.root)?;
+        self.rebuild_locked()
+    }
+
+    fn rebuild_locked(&self) -> Result<(), NetError> {
+        self.rebuild_filtered(None)
+    }
+
+    /// Writes the whole table from state (as if the network `gone` were removed) in one `nft`
+    /// transaction, and berth's DOCKER-USER rules while the root has a network.
+    fn rebuild_filtered(&self, gone: Option<&str>) -> Result<(), NetError> {
+        let (root, table) = (self.root, &self.table);
+        let networks: Vec<Network> = network::list(root)?.into_iter().filter(|n| Some(n.name.as_str()) != gone).collect();
+        let rules: Vec<PortRule> = ports::read_all(root)?.into_iter().flat_map(|r| r.ports).collect();
+        crate::engine::runtime::sys::timing("fw-read");
+        self.driver.apply_batch(&table_batch(table, &networks, &rules), &format!("write nftables table inet {table}"))?;
+        crate::engine::runtime::sys::timing("fw-applied");
+        if root.networks_dir().is_dir() {
+            write_json(&marker_path(root), &json!({"boot_id": boot_id(), "table": table, "version": SKELETON_VERSION}))?;
+        }
+        self.docker_user_sync(!networks.is_empty())?;
+        crate::engine::runtime::sys::timing("fw-docker-user");
+        Ok(())
+    }
+
+    /// Adds a new network (already in state) to the firewall: its elements, over netlink, when the
+    /// table is current; the whole table from state otherwise (or when the kernel refuses).
+    pub fn add_network(&self, n: &Network) -> Result<(), NetError> {
+        let _lock = lock(self.root)?;
+        if !skeleton_current(self.root) || self.driver.update_elements(&self.table, true, &network_kernel_elems(n)).is_err() {
+            return self.rebuild_locked();
+        }
+        crate::engine::runtime::sys::timing("fw-elements");
+        self.docker_user_sync(true)?;
+        crate::engine::runtime::sys::timing("fw-docker-user");
+        Ok(())
+    }
+
+    /// Removes a network (still in state) from the firewall, as [`Firewall::add_network`] adds it.
+    /// The root's last network takes the whole table and berth's DOCKER-USER rules with it, so that
+    /// nothing of berth's stays in the host's ruleset once no berth network is left (the next
+    /// network writes the skeleton again).
+    pub fn remove_network(&self, n: &Network) -> Result<(), NetError> {
+        let _lock = lock(self.root)?;
+        let last = network::list(self.root)?.iter().all(|o| o.name == n.name);
+        if last {
+            let _ = std::fs::remove_file(marker_path(self.root));
+            return self.remove_all();
+        }
+        if !skeleton_current(self.root) {
+            return self.rebuild_filtered(Some(&n.name));
+        }
+        crate::engine::runtime::sys::timing("fw-listed");
+        let elems = network_kernel_elems(n);
+        if self.driver.update_elements(&self.table, false, &elems).is_err() {
+            return self.rebuild_filtered(Some(&n.name));
+        }
+        crate::engine::runtime::sys::timing("fw-elements");
+        Ok(())
+    }
+
+    /// Rebuilds the table if this boot (or version) has not built it yet (cheap: reads one small
+    /// file). The caller holds the firewall lock.
+    pub fn ensure_current_locked(&self) -> Result<(), NetError> {
+        if !skeleton_current(self.root) {
+            self.rebuild_locked()?;
+        }
+        Ok(())
+    }
+
+    /// Adds (`add`) or deletes (`delete`) the DNAT elements of published ports, over netlink. The
+    /// caller holds the firewall lock and has already recorded the change in state, so when the
+    /// kernel refuses (the table was flushed, say) the table is rebuilt from state instead.
+    pub fn update_ports_locked(&self, op: &str, rules: &[PortRule]) -> Result<(), NetError> {
+        if rules.is_empty() {
+            return Ok(());
+        }
+        let elems: Vec<super::nftnl::Elem> = rules.iter().flat_map(kernel_elems).collect();
+        match self.driver.update_elements(&self.table, op == "add", &elems) {
+            Ok(()) => Ok(()),
+            Err(_) => self.rebuild_locked(),
+        }
+    }
+
+    /// Deletes the root's table and DOCKER-USER rules whatever the state says (teardown).
+    pub fn remove_all(&self) -> Result<(), NetError> {
+        let table = &self.table;
+        self.docker_user_sync(false)?;
+        let batch =
+            [json!({"add": {"table": {"family": "inet", "name": table}}}), json!({"delete": {"table": {"family": "inet", "name": table}}})];
+        self.driver.apply_batch(&batch, &format!("remove nftables table inet {table}"))
+    }
 }
 
 #[cfg(test)]
@@ -623,5 +743,294 @@ mod tests {
         assert_eq!(port_keys(&r6).unwrap().0, "p6ip_a");
         let mixed = PortRule { host_ip: Some("::1".parse().unwrap()), ..r };
         assert!(port_keys(&mixed).is_none());
+    }
+
+    /// A driver that records what would be sent, refuses element changes when told to (as the
+    /// kernel does when the table was flushed), and shows a Docker `DOCKER-USER` chain holding the
+    /// rule handles `docker_user` (None: no Docker).
+    #[derive(Default)]
+    struct Recording {
+        calls: std::sync::Mutex<Vec<String>>,
+        batches: std::sync::Mutex<Vec<Vec<Value>>>,
+        elements: std::sync::Mutex<Vec<(bool, Vec<super::super::nftnl::Elem>)>>,
+        refuse_elements: bool,
+        docker_user: Option<Vec<u64>>,
+    }
+
+    impl FirewallDriver for Recording {
+        fn name(&self) -> &'static str {
+            "recording"
+        }
+        fn apply_batch(&self, batch: &[Value], what: &str) -> Result<(), NetError> {
+            self.calls.lock().unwrap().push(format!("batch: {what}"));
+            self.batches.lock().unwrap().push(batch.to_vec());
+            Ok(())
+        }
+        fn update_elements(&self, _table: &str, add: bool, elems: &[super::super::nftnl::Elem]) -> std::io::Result<()> {
+            self.calls.lock().unwrap().push(format!("{} {} elements", if add { "add" } else { "delete" }, elems.len()));
+            if self.refuse_elements {
+                return Err(std::io::Error::from_raw_os_error(libc::ENOENT));
+            }
+            self.elements.lock().unwrap().push((add, elems.to_vec()));
+            Ok(())
+        }
+        fn docker_user_rules(&self, tag: &str) -> std::io::Result<Option<Vec<u64>>> {
+            self.calls.lock().unwrap().push(format!("docker-user rules {tag}"));
+            Ok(self.docker_user.clone())
+        }
+        fn docker_user_update(&self, delete: &[u64], accept_prefix: Option<&str>, _tag: &str) -> std::io::Result<()> {
+            self.calls.lock().unwrap().push(format!("docker-user delete {delete:?} insert {accept_prefix:?}"));
+            Ok(())
+        }
+    }
+
+    impl Recording {
+        fn take(&self) -> Vec<String> {
+            std::mem::take(&mut *self.calls.lock().unwrap())
+        }
+        fn last_batch(&self) -> Vec<Value> {
+            self.batches.lock().unwrap().last().cloned().expect("a batch was sent")
+        }
+        fn last_elements(&self) -> (bool, Vec<super::super::nftnl::Elem>) {
+            self.elements.lock().unwrap().last().cloned().expect("elements were sent")
+        }
+    }
+
+    /// A state root in a temporary folder, holding `networks` (and nothing else).
+    fn root_with(networks: &[&Network]) -> (tempfile::TempDir, StateRoot) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = StateRoot::new(dir.path());
+        root.ensure().unwrap();
+        for n in networks {
+            add_to_state(&root, n);
+        }
+        (dir, root)
+    }
+
+    fn add_to_state(root: &StateRoot, n: &Network) {
+        let dir = root.networks_dir().join(&n.name);
+        std::fs::create_dir_all(&dir).unwrap();
+        write_json(&dir.join(network::NETWORK_FILE), n).unwrap();
+    }
+
+    fn drop_from_state(root: &StateRoot, n: &Network) {
+        std::fs::remove_dir_all(root.networks_dir().join(&n.name)).unwrap();
+    }
+
+    /// The elements a batch adds to `set`.
+    fn batch_elems(batch: &[Value], set: &str) -> Vec<Value> {
+        batch
+            .iter()
+            .filter_map(|v| v["add"]["element"].as_object())
+            .filter(|e| e["name"] == set)
+            .flat_map(|e| e["elem"].as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+
+    fn bridge_key(bridge: &str) -> Vec<u8> {
+        let mut k = bridge.as_bytes().to_vec();
+        k.resize(16, 0);
+        k
+    }
+
+    fn nets() -> (Network, Network) {
+        (
+            test_network("a", "berthut000000a1", "10.210.71.0/24", Some("fd00:210:71::/64"), false),
+            test_network("b", "berthut000000b2", "10.210.72.0/24", None, true),
+        )
+    }
+
+    /// On a table this boot has not written (no marker), a new network rewrites the whole table
+    /// from state, in one batch: the skeleton, every network's elements and every published port.
+    #[test]
+    fn a_new_network_on_a_stale_table_rewrites_it_from_state() {
+        let (a, b) = nets();
+        let (_d, root) = root_with(&[&a, &b]);
+        let rule =
+            PortRule { host_ip: None, host_port: 42080, protocol: Protocol::Tcp, target: "10.210.71.2".parse().unwrap(), target_port: 80 };
+        ports::write(&root, &ports::PortRecord { container_id: "c1".into(), ports: vec![rule], ..Default::default() }).unwrap();
+        let rec = Recording::default();
+        let fw = Firewall::new(&root, &rec);
+        assert!(!skeleton_current(&root));
+        fw.add_network(&b).unwrap();
+        let table = table_name(&root);
+        assert_eq!(rec.take(), [format!("batch: write nftables table inet {table}"), format!("docker-user rules berth:{table}")]);
+        let batch = rec.last_batch();
+        assert_eq!(batch[..3], skeleton_batch(&table)[..3], "the table is replaced whole");
+        assert_eq!(batch_elems(&batch, "brs"), [json!("berthut000000a1"), json!("berthut000000b2")]);
+        assert_eq!(batch_elems(&batch, "masq"), [json!("berthut000000a1")]);
+        assert_eq!(batch_elems(&batch, "internal"), [json!("berthut000000b2")]);
+        assert_eq!(batch_elems(&batch, "gw6"), [json!("fd00:210:71::1")]);
+        assert_eq!(batch_elems(&batch, "p4any_a"), [json!([{"concat": ["tcp", 42080]}, "10.210.71.2"])]);
+        assert_eq!(batch_elems(&batch, "p4any_p"), [json!([{"concat": ["tcp", 42080]}, 80])]);
+        // The marker says the table is this boot's now.
+        assert!(skeleton_current(&root));
+    }
+
+    /// On a current table a network is its elements only (no process, no rewrite), and the
+    /// root's first network puts berth's two rules into Docker's chain when Docker has one.
+    #[test]
+    fn a_new_network_on_a_current_table_is_elements_only() {
+        let (a, b) = nets();
+        let (_d, root) = root_with(&[&a]);
+        let rec = Recording { docker_user: Some(vec![]), ..Default::default() };
+        let fw = Firewall::new(&root, &rec);
+        fw.rebuild().unwrap();
+        rec.take();
+        add_to_state(&root, &b);
+        fw.add_network(&b).unwrap();
+        let tag = docker_user_tag(&table_name(&root));
+        assert_eq!(
+            rec.take(),
+            ["add 5 elements".to_string(), format!("docker-user rules {tag}"), "docker-user delete [] insert Some(\"berth\")".into()]
+        );
+        let (add, elems) = rec.last_elements();
+        assert!(add);
+        assert_eq!(elems, network_kernel_elems(&b));
+        let sets: Vec<&str> = elems.iter().map(|e| e.map).collect();
+        assert_eq!(sets, ["brs", "self", "internal", "hair4", "gw4"]);
+        assert_eq!(elems[0].key, bridge_key("berthut000000b2"));
+        // hair4 is the subnet's range with the bridge: 10.210.72.0 - 10.210.72.255.
+        let hair = elems.iter().find(|e| e.map == "hair4").unwrap();
+        assert_eq!(hair.key, [vec![10, 210, 72, 0], bridge_key("berthut000000b2")].concat());
+        assert_eq!(hair.key_end, [vec![10, 210, 72, 255], bridge_key("berthut000000b2")].concat());
+    }
+
+    /// When the kernel refuses an element change (the table was flushed), the table is rewritten
+    /// from state instead.
+    #[test]
+    fn a_refused_element_change_rewrites_the_table() {
+        let (a, b) = nets();
+        let (_d, root) = root_with(&[&a, &b]);
+        let ok = Recording::default();
+        Firewall::new(&root, &ok).rebuild().unwrap();
+        let rec = Recording { refuse_elements: true, ..Default::default() };
+        let fw = Firewall::new(&root, &rec);
+        fw.add_network(&b).unwrap();
+        let table = table_name(&root);
+        assert_eq!(rec.take()[..2], ["add 5 elements".to_string(), format!("batch: write nftables table inet {table}")]);
+        assert_eq!(batch_elems(&rec.last_batch(), "brs").len(), 2);
+        let rule =
+            PortRule { host_ip: None, host_port: 42081, protocol: Protocol::Udp, target: "10.210.72.2".parse().unwrap(), target_port: 53 };
+        fw.update_ports_locked("add", std::slice::from_ref(&rule)).unwrap();
+        assert_eq!(rec.take()[..2], ["add 2 elements".to_string(), format!("batch: write nftables table inet {table}")]);
+    }
+
+    /// Removing a network deletes its elements, or (on a stale table) rewrites the table without
+    /// it; the root's last network takes the whole table and berth's Docker rules with it.
+    #[test]
+    fn removing_networks() {
+        let (a, b) = nets();
+        let (_d, root) = root_with(&[&a, &b]);
+        let rec = Recording { docker_user: Some(vec![11, 12]), ..Default::default() };
+        let fw = Firewall::new(&root, &rec);
+        fw.rebuild().unwrap();
+        rec.take();
+        fw.remove_network(&b).unwrap();
+        assert_eq!(rec.take(), ["delete 5 elements"]);
+        assert_eq!(rec.last_elements(), (false, network_kernel_elems(&b)));
+
+        // Stale: the table is written without b.
+        std::fs::remove_file(marker_path(&root)).unwrap();
+        fw.remove_network(&b).unwrap();
+        let table = table_name(&root);
+        assert_eq!(rec.take()[0], format!("batch: write nftables table inet {table}"));
+        assert_eq!(batch_elems(&rec.last_batch(), "brs"), [json!("berthut000000a1")]);
+        drop_from_state(&root, &b);
+
+        // The last one.
+        fw.remove_network(&a).unwrap();
+        let tag = docker_user_tag(&table);
+        assert_eq!(
+            rec.take(),
+            [
+                format!("docker-user rules {tag}"),
+                "docker-user delete [11, 12] insert None".into(),
+                format!("batch: remove nftables table inet {table}")
+            ]
+        );
+        assert_eq!(
+            rec.last_batch(),
+            [json!({"add": {"table": {"family": "inet", "name": table}}}), json!({"delete": {"table": {"family": "inet", "name": table}}})]
+        );
+        assert!(!marker_path(&root).exists());
+    }
+
+    /// A published port is two map elements (address and port) in the maps of its family and
+    /// host address; its removal deletes the same keys.
+    #[test]
+    fn published_ports_are_map_elements() {
+        let (a, _) = nets();
+        let (_d, root) = root_with(&[&a]);
+        let rec = Recording::default();
+        let fw = Firewall::new(&root, &rec);
+        fw.rebuild().unwrap();
+        rec.take();
+        let rules = [
+            PortRule { host_ip: None, host_port: 42082, protocol: Protocol::Tcp, target: "10.210.71.2".parse().unwrap(), target_port: 80 },
+            PortRule {
+                host_ip: Some("127.0.0.1".parse().unwrap()),
+                host_port: 42083,
+                protocol: Protocol::Udp,
+                target: "10.210.71.3".parse().unwrap(),
+                target_port: 5353,
+            },
+            PortRule {
+                host_ip: Some("fd00::1".parse().unwrap()),
+                host_port: 42084,
+                protocol: Protocol::Tcp,
+                target: "fd00:210:71::2".parse().unwrap(),
+                target_port: 8080,
+            },
+        ];
+        fw.update_ports_locked("add", &rules).unwrap();
+        let (add, elems) = rec.last_elements();
+        assert!(add);
+        let maps: Vec<&str> = elems.iter().map(|e| e.map).collect();
+        assert_eq!(maps, ["p4any_a", "p4any_p", "p4ip_a", "p4ip_p", "p6ip_a", "p6ip_p"]);
+        // tcp . 42082 (each field in a 4-byte register) : 10.210.71.2, and : 80.
+        assert_eq!(elems[0].key, [6, 0, 0, 0, 0xa4, 0x62, 0, 0]);
+        assert_eq!((elems[0].data.as_slice(), elems[1].data.as_slice()), (&[10, 210, 71, 2][..], &80u16.to_be_bytes()[..]));
+        assert_eq!(elems[2].key, [127, 0, 0, 1, 17, 0, 0, 0, 0xa4, 0x63, 0, 0]);
+        fw.update_ports_locked("delete", &rules[..1]).unwrap();
+        assert_eq!(rec.last_elements(), (false, kernel_elems(&rules[0])));
+        fw.update_ports_locked("add", &[]).unwrap();
+        assert_eq!(rec.take(), ["add 6 elements", "delete 2 elements"]);
+    }
+
+    /// Berth's `DOCKER-USER` rules: two while the root has a network (a partial set is replaced),
+    /// none without; nothing at all without Docker's chain.
+    #[test]
+    fn docker_user_rules_follow_the_networks() {
+        let (a, _) = nets();
+        let (_d, root) = root_with(&[&a]);
+        let tag = docker_user_tag(&table_name(&root));
+        for (have, want, update) in [
+            (Some(vec![1, 2]), true, None),
+            (Some(vec![7]), true, Some("docker-user delete [7] insert Some(\"berth\")")),
+            (Some(vec![]), true, Some("docker-user delete [] insert Some(\"berth\")")),
+            (Some(vec![1, 2]), false, Some("docker-user delete [1, 2] insert None")),
+            (None, true, None),
+        ] {
+            let rec = Recording { docker_user: have.clone(), ..Default::default() };
+            Firewall::new(&root, &rec).docker_user_sync(want).unwrap();
+            let mut expect = vec![format!("docker-user rules {tag}")];
+            expect.extend(update.map(String::from));
+            assert_eq!(rec.take(), expect, "{have:?} want {want}");
+        }
+    }
+
+    /// Without a firewall the state is kept all the same, and nothing is sent.
+    #[test]
+    fn no_firewall_keeps_the_state() {
+        let (a, _) = nets();
+        let (_d, root) = root_with(&[&a]);
+        let fw = Firewall::new(&root, &NoFirewall);
+        assert_eq!(fw.driver.name(), "none");
+        fw.add_network(&a).unwrap();
+        assert!(skeleton_current(&root));
+        fw.ensure_current_locked().unwrap();
+        fw.remove_network(&a).unwrap();
+        assert!(!marker_path(&root).exists());
     }
 }

@@ -2,6 +2,13 @@
 //! (the image's config merged with the service as Docker Compose does), compose's names and
 //! labels for containers, networks and volumes, and finding a service's containers by their
 //! compose labels.
+//!
+//! The translation is a pure function ([`container_spec`], [`service_spec`]) of the model, the
+//! image and a few [`HostInputs`] (the containers of the services it shares namespaces with, the
+//! image's layer directories), so that each compose rule is unit-tested without a state root.
+//! What needs the disk is a small step around it: [`host_inputs`] gathers those inputs from the
+//! engine, and [`check_host`] checks that the files and devices the spec names exist on this host.
+//! [`container_config`] and [`service_config`] do the three in order.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,6 +19,7 @@ use crate::engine::runtime::{self, ops};
 use crate::labels;
 use crate::net::network::{IpamConfig, IpamSpec, NetworkSpec};
 use crate::net::{EndpointRequest, NetworkMode, PortRequest, Protocol};
+use crate::project::engine::{Engine, RealEngine};
 use crate::project::model::{Project, Service};
 
 /// Why a service cannot be turned into a container spec.
@@ -71,8 +79,8 @@ pub fn parse_depends_on_label(s: &str) -> Vec<(String, String, bool)> {
         .collect()
 }
 
-/// The full spec of replica `number` of a service: [`container_config`] plus its name and
-/// compose's container labels (number, one-off, config hash, dependencies, env file).
+/// The full spec of replica `number` of a service, read from and checked against this host:
+/// [`host_inputs`], [`service_spec`] and [`check_host`].
 pub fn service_config(
     root: &crate::state::StateRoot,
     project: &Project,
@@ -81,7 +89,23 @@ pub fn service_config(
     store: &ImageStore,
     number: u32,
 ) -> Result<ContainerConfig, ConvertError> {
-    let mut cfg = container_config(root, project, service, image, store)?;
+    let host = root_inputs(root, store, project, service, image);
+    let cfg = service_spec(project, service, image, &host, number)?;
+    check_host(project, service, &cfg)?;
+    Ok(cfg)
+}
+
+/// The full spec of replica `number` of a service (pure): [`container_spec`] plus its name, its
+/// published ports and compose's container labels (number, one-off, config hash, dependencies,
+/// env file).
+pub fn service_spec(
+    project: &Project,
+    service: &Service,
+    image: &Image,
+    host: &HostInputs,
+    number: u32,
+) -> Result<ContainerConfig, ConvertError> {
+    let mut cfg = container_spec(project, service, image, host)?;
     cfg.name = container_name(&project.name, service, number);
     cfg.ports = service_ports(service, &cfg)?;
     let l = &mut cfg.labels;
@@ -149,19 +173,18 @@ pub fn volume_labels(project: &Project, key: &str) -> BTreeMap<String, String> {
 /// Creates project volume `key` with compose's labels if it does not exist (an external one
 /// must exist). Returns its real name.
 pub fn ensure_volume(root: &crate::state::StateRoot, project: &Project, key: &str) -> Result<String, ConvertError> {
+    ensure_volume_on(&RealEngine::new(root, None), project, key)
+}
+
+/// [`ensure_volume`] on an engine.
+pub fn ensure_volume_on(engine: &dyn Engine, project: &Project, key: &str) -> Result<String, ConvertError> {
     let name = volume_name(project, key);
     let Some(v) = project.volumes.get(key) else { return Ok(name) };
-    if runtime::volumes::get(root, &name)?.is_none() {
+    if engine.volume_inspect(&name)?.is_none() {
         if v.external {
             return Err(ConvertError::ExternalVolume(name));
         }
-        runtime::volumes::create(
-            root,
-            Some(&name),
-            v.driver.as_deref().unwrap_or("local"),
-            volume_labels(project, key),
-            v.driver_opts.clone(),
-        )?;
+        engine.volume_create(Some(&name), v.driver.as_deref().unwrap_or("local"), volume_labels(project, key), v.driver_opts.clone())?;
     }
     Ok(name)
 }
@@ -202,13 +225,104 @@ pub fn port_requests(service: &Service) -> Result<Vec<PortRequest>, ConvertError
 
 /// The container of `service` (replica `index`) of `project`, as compose finds it: by labels.
 pub fn service_container(root: &crate::state::StateRoot, project: &str, service: &str, index: u32) -> Option<runtime::ContainerConfig> {
-    ops::list_configs(root).into_iter().find(|c| {
+    find_service_container(&ops::list_configs(root), project, service, index).cloned()
+}
+
+/// [`service_container`] among `containers`.
+pub fn find_service_container<'a>(
+    containers: &'a [runtime::ContainerConfig],
+    project: &str,
+    service: &str,
+    index: u32,
+) -> Option<&'a runtime::ContainerConfig> {
+    containers.iter().find(|c| {
         let l = |k: &str| c.labels.get(k).map(|s| s.as_str());
         l(labels::PROJECT) == Some(project)
             && l(labels::SERVICE) == Some(service)
             && l(labels::ONEOFF) != Some("True")
             && l(labels::CONTAINER_NUMBER).unwrap_or("1") == index.to_string()
     })
+}
+
+/// What the translation needs from the host besides the model and the image: the only inputs of
+/// [`container_spec`] that are not in the compose file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostInputs {
+    /// The id of the first container of each service whose namespaces or volumes this one shares
+    /// ([`parent_services`]); a service that has none yet is absent (and the spec an error).
+    pub parents: BTreeMap<String, String>,
+    /// The image's unpacked layer directories, bottom to top: the rootfs's lower directories.
+    pub layers: Vec<PathBuf>,
+}
+
+/// The services whose first container the spec of `service` names (`network_mode`, `ipc` and
+/// `pid` as `service:X`, and `volumes_from: X`).
+pub fn parent_services(service: &Service) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for m in [&service.network_mode, &service.ipc, &service.pid].into_iter().flatten() {
+        if let Some(x) = m.strip_prefix("service:").filter(|x| !x.is_empty()) {
+            out.push(x.to_string());
+        }
+    }
+    for v in service.volumes_from.iter().filter(|v| !v.starts_with("container:")) {
+        out.push(v.split_once(':').map(|(o, _)| o).unwrap_or(v).to_string());
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// [`HostInputs::parents`] from a list of containers (the root's, or an engine's).
+pub fn find_parents(containers: &[runtime::ContainerConfig], project: &Project, service: &Service) -> BTreeMap<String, String> {
+    parent_services(service)
+        .into_iter()
+        .filter_map(|s| find_service_container(containers, &project.name, &s, 1).map(|c| (s, c.id.clone())))
+        .collect()
+}
+
+/// Gathers the [`HostInputs`] of `service` from an engine (its containers, listed only when the
+/// service names another's), with the image's `layers`.
+pub fn host_inputs(engine: &dyn Engine, project: &Project, service: &Service, layers: Vec<PathBuf>) -> HostInputs {
+    let parents =
+        if parent_services(service).is_empty() { BTreeMap::new() } else { find_parents(&engine.container_list(), project, service) };
+    HostInputs { parents, layers }
+}
+
+/// [`host_inputs`] from a state root and its image store.
+fn root_inputs(root: &crate::state::StateRoot, store: &ImageStore, project: &Project, service: &Service, image: &Image) -> HostInputs {
+    let engine = RealEngine::new(root, Some(store));
+    host_inputs(&engine, project, service, engine.image_layers(image).unwrap_or_default())
+}
+
+/// The parent container `other` of `service`, from the [`HostInputs`].
+fn parent(host: &HostInputs, service: &Service, other: &str) -> Result<String, ConvertError> {
+    host.parents.get(other).cloned().ok_or_else(|| ConvertError::NoParent { service: service.name.clone(), other: other.to_string() })
+}
+
+/// Checks what [`container_spec`] names on this host and cannot check without the disk: the
+/// files of `file:` secrets and configs, the host devices of `devices:`, and the block devices of
+/// `blkio_config` (they must exist now, and again at each start, when the cgroup is made).
+pub fn check_host(project: &Project, service: &Service, cfg: &ContainerConfig) -> Result<(), ConvertError> {
+    for (kind, list, tops) in [("secret", &service.secrets, &project.secrets), ("config", &service.configs, &project.configs)] {
+        for fm in list {
+            let name = &fm.source;
+            let Some(file) = tops.get(name).and_then(|t| t.file.as_ref()) else { continue };
+            match std::fs::metadata(file) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(invalid(
+                        service,
+                        format!("{kind} {name:?}: file {file} does not exist: create it, or change {kind}s.{name}.file"),
+                    ));
+                }
+                Err(e) => return Err(invalid(service, format!("{kind} {name:?}: cannot read file {file}: {e}"))),
+            }
+        }
+    }
+    let resources = &cfg.resources;
+    resources.extra_device_rules().map_err(|e| invalid(service, format!("devices: {}", e.one_line())))?;
+    resources.io_limits().and_then(|_| resources.io_weights()).map_err(|e| invalid(service, format!("blkio_config: {}", e.one_line())))?;
+    Ok(())
 }
 
 /// The image a service runs: its `image:`, or the name compose gives a built one.
@@ -235,10 +349,8 @@ fn nanos(d: &Option<crate::project::model::Duration>) -> u64 {
     d.map(|d| d.0.max(0) as u64).unwrap_or(0)
 }
 
-/// The resolved container spec for one container of `service`, with the image's config merged
-/// in as Docker Compose does: a service `entrypoint` drops the image's CMD, `command` replaces
-/// it, the environment is the image's overridden by the service's, and `working_dir`/`user`
-/// default to the image's. `labels` are added (compose's own labels are the caller's choice).
+/// The container spec for one container of `service`, read from and checked against this host:
+/// [`host_inputs`], [`container_spec`] and [`check_host`].
 pub fn container_config(
     root: &crate::state::StateRoot,
     project: &Project,
@@ -246,6 +358,18 @@ pub fn container_config(
     image: &Image,
     store: &ImageStore,
 ) -> Result<ContainerConfig, ConvertError> {
+    let host = root_inputs(root, store, project, service, image);
+    let cfg = container_spec(project, service, image, &host)?;
+    check_host(project, service, &cfg)?;
+    Ok(cfg)
+}
+
+/// The resolved container spec for one container of `service` (a pure function), with the
+/// image's config merged in as Docker Compose does: a service `entrypoint` drops the image's
+/// CMD, `command` replaces it, the environment is the image's overridden by the service's, and
+/// `working_dir`/`user` default to the image's. `labels` are added (compose's own labels are the
+/// caller's choice). Its name and published ports are [`service_spec`]'s.
+pub fn container_spec(project: &Project, service: &Service, image: &Image, host: &HostInputs) -> Result<ContainerConfig, ConvertError> {
     if let Some(want) = service_platform(service)? {
         if !platform_matches(service, image) {
             let rc = &image.raw_config;
@@ -378,24 +502,16 @@ pub fn container_config(
     let mut resources = resources;
     blkio(service, &mut resources)?;
     refuse_unsupported(service)?;
-    // The host devices must exist now (and again at each start, when the cgroup is made).
-    resources.extra_device_rules().map_err(|e| invalid(service, format!("devices: {}", e.one_line())))?;
-    resources.io_limits().and_then(|_| resources.io_weights()).map_err(|e| invalid(service, format!("blkio_config: {}", e.one_line())))?;
 
     let network_mode = match service.network_mode.as_deref() {
         None | Some("bridge") | Some("default") => NetworkMode::Bridge,
         Some("host") => NetworkMode::Host,
         Some("none") => NetworkMode::None,
-        Some(m) if m.starts_with("service:") => {
-            let other = &m["service:".len()..];
-            let c = service_container(root, &project.name, other, 1)
-                .ok_or_else(|| ConvertError::NoParent { service: service.name.clone(), other: other.to_string() })?;
-            NetworkMode::Container(c.id)
-        }
+        Some(m) if m.starts_with("service:") => NetworkMode::Container(parent(host, service, &m["service:".len()..])?),
         Some(m) if m.starts_with("container:") => NetworkMode::Container(m["container:".len()..].to_string()),
         Some(m) => return Err(invalid(service, format!("unsupported network_mode {m:?}"))),
     };
-    let ipc_mode = namespace_mode(root, project, service, "ipc", service.ipc.as_deref(), &["private", "shareable", "host"])?;
+    let ipc_mode = namespace_mode(host, service, "ipc", service.ipc.as_deref(), &["private", "shareable", "host"])?;
     let uts_mode = match service.uts.as_deref().filter(|u| !u.is_empty()) {
         None => String::new(),
         Some("host") => {
@@ -413,8 +529,8 @@ pub fn container_config(
         }
         Some(u) => return Err(invalid(service, format!("uts {u:?} is not supported: use host, or remove it"))),
     };
-    let volumes_from = volumes_from(root, project, service)?;
-    let pid_mode = namespace_mode(root, project, service, "pid", service.pid.as_deref(), &["host"])?;
+    let volumes_from = volumes_from(host, service)?;
+    let pid_mode = namespace_mode(host, service, "pid", service.pid.as_deref(), &["host"])?;
     let mut endpoints = Vec::new();
     if network_mode == NetworkMode::Bridge {
         let nets: Vec<(&String, Option<&crate::project::model::ServiceNetwork>)> =
@@ -455,7 +571,6 @@ pub fn container_config(
         None => ic.get("Healthcheck").and_then(|h| serde_json::from_value::<rspec::Healthcheck>(h.clone()).ok()),
     };
     let image_volumes = ic["Volumes"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
-    let _ = store;
     let ulimits = service
         .ulimits
         .iter()
@@ -479,10 +594,7 @@ pub fn container_config(
         tty: service.tty,
         open_stdin: service.stdin_open,
         init: service.init.unwrap_or(false),
-        rootfs: rspec::Rootfs {
-            layers: store.layer_links(image).into_iter().map(|l| store.dir().join(l)).collect::<Vec<PathBuf>>(),
-            read_only: service.read_only,
-        },
+        rootfs: rspec::Rootfs { layers: host.layers.clone(), read_only: service.read_only },
         image_volumes,
         mounts,
         files,
@@ -759,7 +871,7 @@ pub fn unapplied(project: &Project, service: &Service) -> Vec<String> {
 /// The engine's `volumes_from` for the service's, as compose gives them: `container:NAME[:mode]`
 /// as `NAME[:mode]`, and `SERVICE[:mode]` as that service's first container (which the plan
 /// creates first, and recreates this one with).
-fn volumes_from(root: &crate::state::StateRoot, project: &Project, service: &Service) -> Result<Vec<String>, ConvertError> {
+fn volumes_from(host: &HostInputs, service: &Service) -> Result<Vec<String>, ConvertError> {
     let mut out = Vec::new();
     for v in &service.volumes_from {
         if let Some(c) = v.strip_prefix("container:") {
@@ -770,11 +882,10 @@ fn volumes_from(root: &crate::state::StateRoot, project: &Project, service: &Ser
             Some((o, m)) => (o, Some(m)),
             None => (v.as_str(), None),
         };
-        let c = service_container(root, &project.name, other, 1)
-            .ok_or_else(|| ConvertError::NoParent { service: service.name.clone(), other: other.to_string() })?;
+        let id = parent(host, service, other)?;
         out.push(match mode {
-            Some(m) => format!("{}:{m}", c.id),
-            None => c.id,
+            Some(m) => format!("{id}:{m}"),
+            None => id,
         });
     }
     Ok(out)
@@ -783,23 +894,13 @@ fn volumes_from(root: &crate::state::StateRoot, project: &Project, service: &Ser
 /// The engine's mode for the service's `ipc:` or `pid:` (`key`): one of `plain` as is,
 /// `container:NAME` as is, and `service:NAME` as `container:<id>` of that service's first
 /// container (which the plan starts first).
-fn namespace_mode(
-    root: &crate::state::StateRoot,
-    project: &Project,
-    service: &Service,
-    key: &str,
-    mode: Option<&str>,
-    plain: &[&str],
-) -> Result<String, ConvertError> {
+fn namespace_mode(host: &HostInputs, service: &Service, key: &str, mode: Option<&str>, plain: &[&str]) -> Result<String, ConvertError> {
     match mode.filter(|m| !m.is_empty()) {
         None => Ok(String::new()),
         Some(m) if plain.contains(&m) => Ok(m.to_string()),
         Some(m) if m.starts_with("container:") && m.len() > "container:".len() => Ok(m.to_string()),
         Some(m) if m.starts_with("service:") && m.len() > "service:".len() => {
-            let other = &m["service:".len()..];
-            let c = service_container(root, &project.name, other, 1)
-                .ok_or_else(|| ConvertError::NoParent { service: service.name.clone(), other: other.to_string() })?;
-            Ok(format!("container:{}", c.id))
+            Ok(format!("container:{}", parent(host, service, &m["service:".len()..])?))
         }
         Some(m) => {
             let mut valid: Vec<String> = plain.iter().map(|p| p.to_string()).collect();
@@ -849,16 +950,7 @@ fn secrets_and_configs(
                 }
             };
             let content = if let Some(file) = &top.file {
-                match std::fs::metadata(file) {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Err(invalid(
-                            service,
-                            format!("{kind} {name:?}: file {file} does not exist: create it, or change {kind}s.{name}.file"),
-                        ));
-                    }
-                    Err(e) => return Err(invalid(service, format!("{kind} {name:?}: cannot read file {file}: {e}"))),
-                }
+                // That the file exists is [`check_host`]'s to check.
                 mounts.push(rspec::Mount {
                     kind: MountType::Bind,
                     source: file.clone(),
@@ -900,25 +992,4 @@ pub fn service_ports(service: &Service, cfg: &ContainerConfig) -> Result<Vec<Por
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn platform_is_parsed_for_the_pull_and_checked_against_the_image() {
-        let mut s = Service { name: "web".into(), platform: Some("linux/arm64".into()), ..Default::default() };
-        let want = service_platform(&s).unwrap().unwrap();
-        assert_eq!((want.os.as_str(), want.architecture.as_str()), ("linux", "arm64"));
-        assert!(config_matches(&want, &json!({"os": "linux", "architecture": "arm64", "variant": "v8"})));
-        assert!(config_matches(&want, &json!({"os": "linux", "architecture": "aarch64"})));
-        assert!(!config_matches(&want, &json!({"os": "linux", "architecture": "amd64"})));
-        assert!(config_matches(&want, &json!({})));
-        // It is applied now, so no longer named in a warning.
-        assert!(unapplied(&Project::default(), &s).iter().all(|w| !w.contains("platform")), "{:?}", unapplied(&Project::default(), &s));
-        s.platform = Some("linux//x".into());
-        let e = service_platform(&s).unwrap_err().to_string();
-        assert!(e.contains("web") && e.contains("platform \"linux//x\""), "{e}");
-        s.platform = None;
-        assert!(service_platform(&s).unwrap().is_none());
-    }
-}
+mod tests;

@@ -6,6 +6,9 @@
 //!
 //! Ctrl-C sets the `cancel` flag: nothing new starts, running steps finish, and the project is
 //! left in a state the next `up` or `down` completes.
+//!
+//! Every operation goes through the [`Engine`] in the [`Context`] (the real one, or in the unit
+//! tests of `execute/tests.rs` a recording fake).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,13 +16,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::convert::{self, ConvertError};
+use super::engine::Engine;
 use super::model::Project;
 use super::plan::{Condition, Op, Plan, Step};
-use crate::engine::image::{Image, ImageStore};
+use crate::engine::image::Image;
 use crate::engine::runtime::spec::{Mount, MountType};
 use crate::engine::runtime::state::Status;
-use crate::engine::runtime::{self, RuntimeError, ops, volumes};
-use crate::state::StateRoot;
+use crate::engine::runtime::{self, RuntimeError, volumes};
 
 /// What went wrong in one step.
 #[derive(Debug, thiserror::Error)]
@@ -44,14 +47,35 @@ pub enum ExecError {
     NotStarted { name: String, reason: String },
     #[error("{dependent} is missing dependency {service}")]
     MissingDependency { dependent: String, service: String },
-    #[error("timeout waiting for {0}")]
-    Timeout(String),
+    /// A wait passed `--wait-timeout`.
+    #[error("timeout waiting for {}", .kind.subject(.service))]
+    Timeout { kind: WaitKind, service: String },
     #[error("service {0:?} has no image: pull or build it first")]
     NoImage(String),
     #[error("service {0:?} is not in the loaded project")]
     NoService(String),
     #[error("invalid signal {0:?}")]
     Signal(String),
+}
+
+/// Who a wait is for, which is what its timeout says: `up --wait` waits on each service itself,
+/// a dependent on its dependencies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitKind {
+    /// `up --wait`: the service's own containers.
+    Service,
+    /// A dependent service's `depends_on`.
+    Dependencies,
+}
+
+impl WaitKind {
+    /// What is waited for, as compose names it (`service "web"`, `dependencies`).
+    fn subject(&self, service: &str) -> String {
+        match self {
+            WaitKind::Service => format!("service {service:?}"),
+            WaitKind::Dependencies => "dependencies".to_string(),
+        }
+    }
 }
 
 /// How a resource's line ends up.
@@ -90,12 +114,12 @@ impl Sink for Silent {
 
 /// What the executor needs besides the plan.
 pub struct Context<'a> {
-    pub root: &'a StateRoot,
+    /// What runs the operations ([`super::engine::RealEngine`] on a state root).
+    pub engine: &'a dyn Engine,
     /// The loaded project (needed to create containers, networks and volumes).
     pub project: Option<&'a Project>,
     /// Each service's image (needed to create its containers).
     pub images: &'a BTreeMap<String, Image>,
-    pub store: Option<&'a ImageStore>,
     /// At most this many operations at once; 0 is unlimited.
     pub parallel: usize,
     /// Waits fail after this instant (`--wait-timeout`).
@@ -253,7 +277,7 @@ pub fn error_text(e: &dyn std::error::Error) -> String {
 }
 
 fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
-    let root = ctx.root;
+    let engine = ctx.engine;
     let (kind, name) = op.resource();
     let ev = |state: State, text: &str| emit(ctx, kind, name, state, text);
     match op {
@@ -261,7 +285,7 @@ fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
             let p = ctx.project.ok_or_else(|| ExecError::NoService(key.clone()))?;
             let n = p.networks.get(key).cloned().unwrap_or_default();
             ev(State::Working, "Creating");
-            match crate::net::network::create(root, convert::network_spec(p, key, &n)) {
+            match engine.network_create(convert::network_spec(p, key, &n)) {
                 Ok(_) | Err(crate::net::NetError::NetworkExists(_)) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -271,19 +295,19 @@ fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
         Op::CreateVolume { key, .. } => {
             let p = ctx.project.ok_or_else(|| ExecError::NoService(key.clone()))?;
             ev(State::Working, "Creating");
-            convert::ensure_volume(root, p, key)?;
+            convert::ensure_volume_on(engine, p, key)?;
             ev(State::Done, "Created");
         }
         Op::Create { service, number, name, replace } => {
             let p = ctx.project.ok_or_else(|| ExecError::NoService(service.clone()))?;
             let svc = p.services.get(service).ok_or_else(|| ExecError::NoService(service.clone()))?;
             let image = ctx.images.get(service).ok_or_else(|| ExecError::NoImage(service.clone()))?;
-            let store = ctx.store.ok_or_else(|| ExecError::NoImage(service.clone()))?;
+            let layers = engine.image_layers(image).ok_or_else(|| ExecError::NoImage(service.clone()))?;
             let mut inherited: Vec<Mount> = Vec::new();
             if let Some(old) = replace {
                 ev(State::Working, "Recreate");
-                if let Ok(c) = ops::lookup(root, old) {
-                    let st = ops::state_of(root, &c.id)?;
+                if let Ok(c) = engine.container_inspect(old) {
+                    let st = engine.container_state(&c.id)?;
                     // Anonymous volumes go to the new container, as compose does.
                     if !ctx.renew_anon_volumes {
                         inherited = c
@@ -293,13 +317,15 @@ fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
                             .cloned()
                             .collect();
                     }
-                    ops::stop(root, &c.id, ctx.timeout)?;
-                    ops::remove(root, &c.id, true, false)?;
+                    engine.container_stop(&c.id, ctx.timeout)?;
+                    engine.container_remove(&c.id, true, false)?;
                 }
             } else {
                 ev(State::Working, "Creating");
             }
-            let mut cfg = convert::service_config(root, p, svc, image, store, *number)?;
+            let host = convert::host_inputs(engine, p, svc, layers);
+            let mut cfg = convert::service_spec(p, svc, image, &host, *number)?;
+            convert::check_host(p, svc, &cfg)?;
             cfg.name = name.clone();
             for m in inherited {
                 let t = crate::engine::runtime::spec::normalize(&m.target);
@@ -311,54 +337,49 @@ fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
                     None => cfg.mounts.push(m),
                 }
             }
-            ops::create(root, cfg)?;
+            engine.container_create(cfg)?;
             ev(State::Done, if replace.is_some() { "Recreated" } else { "Created" });
         }
         Op::Start { name, .. } => {
             ev(State::Working, "Starting");
-            ops::start(root, name, None)?;
+            engine.container_start(name)?;
             ev(State::Done, "Started");
         }
         Op::Running { .. } => ev(State::Done, "Running"),
         Op::Stop { name, timeout, .. } => {
             ev(State::Working, "Stopping");
-            ops::stop(root, name, timeout.map(Duration::from_secs))?;
+            engine.container_stop(name, timeout.map(Duration::from_secs))?;
             ev(State::Done, "Stopped");
         }
         Op::Restart { name, timeout, .. } => {
             ev(State::Working, "Restarting");
-            ops::stop(root, name, timeout.map(Duration::from_secs))?;
-            ops::start(root, name, None)?;
-            // Docker's restart ends with a `restart` event, after stop's and start's.
-            if let Ok(c) = ops::lookup(root, name) {
-                crate::engine::events::container(root, &c, "restart", &[]);
-            }
+            engine.container_restart(name, timeout.map(Duration::from_secs))?;
             ev(State::Done, "Started");
         }
         Op::Kill { name, signal, .. } => {
             let sig = runtime::sys::parse_signal(signal).ok_or_else(|| ExecError::Signal(signal.clone()))?;
             ev(State::Working, "Killing");
-            ops::kill(root, name, sig)?;
+            engine.container_kill(name, sig)?;
             ev(State::Done, "Killed");
         }
         Op::Pause { name, .. } => {
-            ops::pause(root, name)?;
+            engine.container_pause(name)?;
             ev(State::Done, "Paused");
         }
         Op::Unpause { name, .. } => {
-            ops::unpause(root, name)?;
+            engine.container_unpause(name)?;
             ev(State::Done, "Unpaused");
         }
         Op::Remove { name, volumes: with_volumes, .. } => {
-            let c = match ops::lookup(root, name) {
+            let c = match engine.container_inspect(name) {
                 Ok(c) => c,
                 Err(RuntimeError::NoSuchContainer(_)) => return Ok(()),
                 Err(e) => return Err(e.into()),
             };
-            let st = ops::state_of(root, &c.id)?;
+            let st = engine.container_state(&c.id)?;
             if st.status.is_active() {
                 ev(State::Working, "Stopping");
-                ops::stop(root, &c.id, ctx.timeout)?;
+                engine.container_stop(&c.id, ctx.timeout)?;
                 ev(State::Done, "Stopped");
             }
             ev(State::Working, "Removing");
@@ -367,14 +388,14 @@ fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
                 .mounts
                 .iter()
                 .filter(|m| m.kind == MountType::Volume && !m.source.is_empty())
-                .filter(|m| volumes::get(root, &m.source).ok().flatten().is_some_and(|v| v.is_anonymous()))
+                .filter(|m| engine.volume_inspect(&m.source).ok().flatten().is_some_and(|v| v.is_anonymous()))
                 .map(|m| m.source.clone())
                 .collect();
-            ops::remove(root, &c.id, true, *with_volumes)?;
+            engine.container_remove(&c.id, true, *with_volumes)?;
             if *with_volumes {
                 for v in anon {
-                    if volumes::users(root, &v).is_empty() {
-                        let _ = volumes::remove(root, &v, true);
+                    if engine.volume_users(&v).is_empty() {
+                        let _ = engine.volume_remove(&v, true);
                     }
                 }
             }
@@ -382,7 +403,7 @@ fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
         }
         Op::RemoveNetwork { name } => {
             ev(State::Working, "Removing");
-            match crate::net::network::remove(root, name) {
+            match engine.network_remove(name) {
                 Ok(_) | Err(crate::net::NetError::NetworkNotFound(_)) => ev(State::Done, "Removed"),
                 Err(crate::net::NetError::NetworkInUse { .. }) => ev(State::Warning, "Resource is still in use"),
                 Err(e) => return Err(e.into()),
@@ -390,7 +411,7 @@ fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
         }
         Op::RemoveVolume { name } => {
             ev(State::Working, "Removing");
-            match volumes::remove(root, name, false) {
+            match engine.volume_remove(name, false) {
                 Ok(()) | Err(volumes::VolumeError::NotFound(_)) => ev(State::Done, "Removed"),
                 Err(volumes::VolumeError::InUse { .. }) => ev(State::Warning, "Resource is still in use"),
                 Err(e) => return Err(e.into()),
@@ -412,10 +433,9 @@ fn wait(
     required: bool,
     containers: &[String],
 ) -> Result<(), ExecError> {
-    let root = ctx.root;
     let mut ids = Vec::new();
     for name in containers {
-        if let Ok(c) = ops::lookup(root, name) {
+        if let Ok(c) = ctx.engine.container_inspect(name) {
             let hc = c.healthcheck.as_ref().is_some_and(|h| !h.test.is_empty() && h.test[0] != "NONE");
             ids.push((name.clone(), c.id, hc));
         }
@@ -439,7 +459,7 @@ fn wait(
         let mut failed = None;
         let mut left = Vec::new();
         for (name, id, hc) in pending {
-            let st = ops::state_of(root, &id)?;
+            let st = ctx.engine.container_state(&id)?;
             let health = st.health.as_ref().map(|h| h.status.as_str()).unwrap_or("");
             let r: Option<Result<&str, ExecError>> = match condition {
                 Condition::Started => Some(Ok("Started")),
@@ -494,8 +514,8 @@ fn wait(
             return Ok(());
         }
         if ctx.deadline.is_some_and(|d| Instant::now() >= d) {
-            let what = if dependent.is_empty() { format!("service {service:?}") } else { "dependencies".to_string() };
-            break Err((left[0].0.clone(), ExecError::Timeout(what)));
+            let kind = if dependent.is_empty() { WaitKind::Service } else { WaitKind::Dependencies };
+            break Err((left[0].0.clone(), ExecError::Timeout { kind, service: service.to_string() }));
         }
         pending = left;
         std::thread::sleep(delay);
@@ -505,7 +525,9 @@ fn wait(
         Ok(()) => Ok(()),
         Err((name, e)) if !required => {
             let msg = match &e {
-                ExecError::NotCompleted { .. } => format!("optional dependency {}", error_text(&e).trim_start_matches("service ")),
+                ExecError::NotCompleted { service, code } => {
+                    format!("optional dependency {service:?} didn't complete successfully: exit {code}")
+                }
                 _ => format!("optional dependency {service:?} failed to start: {}", error_text(&e)),
             };
             emit(ctx, "Container", &name, State::Warning, "Skipped");
@@ -518,3 +540,6 @@ fn wait(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

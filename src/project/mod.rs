@@ -17,6 +17,7 @@
 pub mod canonical;
 pub mod convert;
 pub mod dotenv;
+pub mod engine;
 pub mod error;
 pub mod execute;
 pub mod extends;

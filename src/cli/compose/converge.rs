@@ -13,7 +13,8 @@ use crate::cli::progress::{self, Progress};
 use crate::engine::image::reference::Reference;
 use crate::engine::image::{Image, ImageStore, PullItem, PullOptions, PullPolicy};
 use crate::project::Project;
-use crate::project::execute::{self, Context, ExecError, Report};
+use crate::project::engine::RealEngine;
+use crate::project::execute::{self, Context, ExecError, Report, WaitKind};
 use crate::project::observe::{self, Observed};
 use crate::project::plan::{Condition, Desired, Plan};
 use crate::state::StateRoot;
@@ -281,11 +282,11 @@ pub fn print_dry_run(plan: &Plan) {
 pub fn run_plan(r: &Run, plan: &Plan) -> Report {
     let cancel = Cancel::new();
     let progress = Progress::new(progress::kind(r.g), r.title);
+    let engine = RealEngine::new(&r.target.root, r.store);
     let ctx = Context {
-        root: &r.target.root,
+        engine: &engine,
         project: r.target.project.as_ref(),
         images: r.images,
-        store: r.store,
         parallel: parallel(r.g),
         deadline: r.deadline,
         timeout: r.timeout.map(std::time::Duration::from_secs),
@@ -310,7 +311,7 @@ pub fn report(t: &Target, report: &Report, wait_timeout: Option<u64>) -> i32 {
     let p = if t.project.is_some() { String::new() } else { format!("-p {} ", t.name) };
     for (name, e) in &report.errors {
         let err = match (e, wait_timeout) {
-            (ExecError::Timeout(what), Some(secs)) if what.starts_with("service") => {
+            (ExecError::Timeout { kind: WaitKind::Service, .. }, Some(secs)) => {
                 anyhow::anyhow!("application not healthy after {secs}s")
             }
             _ => anyhow::Error::new(clone_error(e)),
@@ -345,7 +346,7 @@ fn hint(e: &ExecError, name: &str, p: &str) -> Option<String> {
             format!("see why with `berth {p}logs {name}`, fix the service, then run `berth up` again")
         }
         ExecError::NotCompleted { service, .. } => format!("see why with `berth {p}logs {service}`, fix it, then run `berth up` again"),
-        ExecError::Timeout(_) => "check the services with `berth ps` and their logs; raise --wait-timeout if they need longer".into(),
+        ExecError::Timeout { .. } => "check the services with `berth ps` and their logs; raise --wait-timeout if they need longer".into(),
         ExecError::Runtime(R::Start { .. }) => format!("see why with `berth {p}logs {name}`, fix the service, then run `berth up` again"),
         ExecError::Runtime(R::NameInUse { name: n, .. }) => {
             format!("remove the other container with `berth rm -f {n}`, or set another container_name")
