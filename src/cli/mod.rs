@@ -13,6 +13,7 @@ pub mod image;
 pub mod internal;
 pub mod network;
 pub mod progress;
+pub mod render;
 pub mod report;
 pub mod volume;
 
