@@ -173,6 +173,7 @@ mod tests {
         assert_eq!(human_duration(TimeDelta::days(13) + TimeDelta::hours(23) + TimeDelta::minutes(40)), "2 weeks");
         assert_eq!(human_duration(TimeDelta::seconds(-5)), "Less than a second");
         assert_eq!(human_duration(TimeDelta::seconds(90)), "About a minute");
+        assert_eq!(human_duration(TimeDelta::days(15)), "2 weeks");
         let t0 = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().to_utc();
         assert_eq!(since(t0, t0 + TimeDelta::seconds(30)), "30 seconds");
     }
