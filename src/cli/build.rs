@@ -69,7 +69,7 @@ fn parse_build_args(args: &[String]) -> anyhow::Result<BTreeMap<String, String>>
 }
 
 fn build(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<i32> {
-    let project = crate::project::load(&crate::project::LoadOptions::from_global(g))?;
+    let project = crate::project::load(&g.load_options())?;
     for w in &project.warnings {
         eprintln!("WARN[0000] {w}");
     }

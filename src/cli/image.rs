@@ -701,7 +701,7 @@ fn image_push(g: &GlobalOpts, reference: &str, quiet: bool) -> anyhow::Result<i3
 
 fn compose_pull(g: &GlobalOpts, a: ComposePullArgs) -> anyhow::Result<i32> {
     use crate::engine::image::{PullItem, PullPolicy};
-    let project = crate::project::load(&crate::project::LoadOptions::from_global(g))?;
+    let project = crate::project::load(&g.load_options())?;
     let wanted = crate::cli::compose::converge::services_and_dependencies(&project, &a.services, a.include_deps)?;
     let forced = a.policy.as_deref().map(PullPolicy::parse).transpose()?;
     let store = open(g)?;
@@ -754,7 +754,7 @@ fn compose_pull(g: &GlobalOpts, a: ComposePullArgs) -> anyhow::Result<i32> {
 }
 
 fn compose_push(g: &GlobalOpts, a: ComposePushArgs) -> anyhow::Result<i32> {
-    let project = crate::project::load(&crate::project::LoadOptions::from_global(g))?;
+    let project = crate::project::load(&g.load_options())?;
     for s in &a.services {
         if !project.services.contains_key(s) {
             bail!("no such service: {s}");

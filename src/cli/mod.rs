@@ -17,6 +17,7 @@ pub mod render;
 pub mod report;
 pub mod volume;
 
+use crate::project::LoadOptions;
 use crate::state::StateRoot;
 
 #[derive(Parser, Debug)]
@@ -77,6 +78,21 @@ pub struct GlobalOpts {
 impl GlobalOpts {
     pub fn state_root(&self) -> StateRoot {
         StateRoot::new(&self.root)
+    }
+
+    /// What to load: the compose files, name, directory, env files and profiles these flags
+    /// give, with the process environment.
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            files: self.files.iter().map(PathBuf::from).collect(),
+            project_name: self.project_name.clone(),
+            project_directory: self.project_directory.clone(),
+            env_files: self.env_files.clone(),
+            profiles: self.profiles.clone(),
+            interpolate: true,
+            environment: std::env::vars().collect(),
+            cwd: None,
+        }
     }
 }
 

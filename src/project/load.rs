@@ -34,22 +34,6 @@ pub struct LoadOptions {
     pub cwd: Option<PathBuf>,
 }
 
-impl LoadOptions {
-    /// Options from the CLI's global flags and the process environment.
-    pub fn from_global(g: &crate::cli::GlobalOpts) -> LoadOptions {
-        LoadOptions {
-            files: g.files.iter().map(PathBuf::from).collect(),
-            project_name: g.project_name.clone(),
-            project_directory: g.project_directory.clone(),
-            env_files: g.env_files.clone(),
-            profiles: g.profiles.clone(),
-            interpolate: true,
-            environment: std::env::vars().collect(),
-            cwd: None,
-        }
-    }
-}
-
 /// Where a document comes from, for includes.
 pub struct FileCtx {
     pub file: PathBuf,

@@ -62,7 +62,7 @@ impl Target {
 
     /// Loads the project from its files (`up`, `create`, `run`, `exec`...).
     pub fn load(g: &GlobalOpts) -> anyhow::Result<Target> {
-        let p = crate::project::load(&crate::project::LoadOptions::from_global(g))?;
+        let p = crate::project::load(&g.load_options())?;
         for w in &p.warnings {
             eprintln!("WARN[0000] {w}");
         }
