@@ -92,7 +92,7 @@ fn build(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<i32> {
         memory: a
             .memory
             .as_deref()
-            .map(crate::project::units::parse_bytes)
+            .map(crate::util::units::parse_bytes)
             .transpose()
             .map_err(|e| anyhow::anyhow!("invalid --memory: {e}"))?,
     };

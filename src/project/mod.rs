@@ -32,7 +32,6 @@ pub mod paths;
 pub mod plan;
 pub mod render;
 pub mod typed;
-pub mod units;
 pub mod validate;
 pub mod yaml;
 
