@@ -76,8 +76,8 @@ fn base_images_missing_locally_are_pulled() {
 
 #[test]
 fn ensure_built_builds_what_up_needs() {
-    use berth::engine::build::compose::{ProjectBuildOptions, ensure_built};
     use berth::engine::build::{Printer, ProgressMode};
+    use berth::project::build::{ProjectBuildOptions, ensure_built};
     let t = root_with_busybox();
     let dir = t.scratch().join("cbup");
     write_files(

@@ -6,9 +6,9 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
 use super::GlobalOpts;
-use crate::engine::build::compose::{ProjectBuildOptions, build_services, image_name};
 use crate::engine::build::{Printer, ProgressMode};
 use crate::engine::image::{ImageStore, Reference};
+use crate::project::build::{ProjectBuildOptions, build_services, image_name};
 
 #[derive(Subcommand, Debug)]
 pub enum Commands {

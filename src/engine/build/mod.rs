@@ -9,7 +9,6 @@
 
 pub mod builder;
 pub mod cache;
-pub mod compose;
 pub mod copy;
 pub mod dockerfile;
 pub mod error;

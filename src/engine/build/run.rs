@@ -394,7 +394,7 @@ pub fn run(store: &ImageStore, layers: &[Layer], job: &Job, sink: &mut dyn FnMut
 }
 
 /// The last SIGINT, SIGTERM or SIGHUP a RUN step took (0 for none): builds running at once
-/// pass it on to each other (see `compose::build_services`).
+/// pass it on to each other (see `project::build::build_services`).
 static LAST_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
 /// The signal that interrupted a RUN step of this process, if one did.

@@ -1,15 +1,14 @@
 //! Building the images of a compose project: the `build:` section of each service becomes a
-//! [`BuildRequest`], named as Docker Compose names it (`image:` if given, else
-//! `<project>-<service>`, plus `build.tags`), with compose's labels on the image.
+//! [`BuildRequest`] for the engine's builder, named as Docker Compose names it (`image:` if
+//! given, else `<project>-<service>`, plus `build.tags`), with compose's labels on the image;
+//! services build in parallel in `depends_on` order. The builder itself knows nothing of compose.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::builder::{BuildRequest, DockerfileSource, build};
-use super::error::{BuildError, Result};
-use super::progress::Printer;
+use super::Project;
+use super::model::Service;
+use crate::engine::build::{BuildError, BuildRequest, DockerfileSource, Printer, Result, build};
 use crate::engine::image::{Digest, ImageStore, Reference};
-use crate::project::Project;
-use crate::project::model::Service;
 
 /// What `berth build` (or `up --build`) asks of a project build.
 #[derive(Clone, Debug, Default)]
@@ -201,7 +200,7 @@ fn build_parallel(
         let mut done = BTreeSet::new();
         let mut running = 0usize;
         loop {
-            while first_err.is_none() && super::run::interrupted_by().is_none() && running < limit && !pending.is_empty() {
+            while first_err.is_none() && crate::engine::build::run::interrupted_by().is_none() && running < limit && !pending.is_empty() {
                 let ready = pending.iter().position(|(n, _)| deps.get(n).is_none_or(|d| d.iter().all(|x| done.contains(x))));
                 // A dependency cycle (which the loader refuses anyway) must not hang the build.
                 let Some(i) = ready.or((running == 0).then_some(0)) else { break };
@@ -233,13 +232,13 @@ fn build_parallel(
                     first_err.get_or_insert(e);
                 }
             }
-            if let (Some(sig), true) = (super::run::interrupted_by(), running > 0) {
+            if let (Some(sig), true) = (crate::engine::build::run::interrupted_by(), running > 0) {
                 // SAFETY: kill(2) on this process with a signal every thread blocks.
                 unsafe { libc::kill(libc::getpid(), sig) };
             }
         }
     });
-    mask.restore(super::run::interrupted_by().is_some());
+    mask.restore(crate::engine::build::run::interrupted_by().is_some());
     match first_err {
         Some(e) => Err(e),
         None => Ok(ids),
