@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::ctl::{self, Request, Started};
 use super::exec::{self, ExecSpec, ExecStdio};
 use super::logs as logfile;
 use super::spec::{ContainerConfig, Mount, MountType, normalize};
@@ -22,8 +23,6 @@ use super::sys::{self, ProcId};
 use super::{RuntimeError, volumes};
 use crate::engine::cgroups::Cgroup;
 use crate::engine::events;
-use crate::engine::supervisor::Started;
-use crate::engine::supervisor::ctl::{self, Request};
 use crate::state::StateRoot;
 use crate::util::fs::{FsError, read_json, write_json};
 use crate::util::lock::FileLock;
