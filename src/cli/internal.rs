@@ -137,10 +137,11 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
     match c {
         Commands::Teardown => {
             let errors = crate::system::teardown(&g.state_root());
-            for e in &errors {
-                super::report::print(e);
+            let code = if errors.is_empty() { 0 } else { 1 };
+            for e in errors {
+                super::report::print(&e.into());
             }
-            Ok(if errors.is_empty() { 0 } else { 1 })
+            Ok(code)
         }
         Commands::Supervise { id, attach_fd } => Ok(supervise(g.state_root(), &id, attach_fd)),
         Commands::Ctr(c) => ctr(g, c),

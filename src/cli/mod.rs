@@ -191,8 +191,3 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
     }
 }
-
-/// The error for a command whose area has not landed yet.
-pub fn not_yet(what: &str) -> anyhow::Error {
-    anyhow::anyhow!("`berth {what}` is not implemented yet in this build of berth")
-}

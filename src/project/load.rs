@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::error::{LoadError, Pos, Result};
 use super::model::*;
-use super::yaml::{Map, Node, Value};
+use super::yaml::{Map, Node};
 use super::{canonical, dotenv, extends, include, interpolate, merge, paths, typed, validate, yaml};
 use crate::util::fs::FsError;
 
@@ -535,6 +535,3 @@ fn drop_unused_resources(p: &mut Project) {
     p.secrets.retain(|k, _| secrets.contains(k));
     p.configs.retain(|k, _| configs.contains(k));
 }
-
-#[allow(dead_code)]
-fn _unused(_: Value) {}
