@@ -4,10 +4,12 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use chrono::SubsecRound;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::GlobalOpts;
 use super::render::tabwriter::{self, Style};
+use super::render::text::go_time_string;
 use super::render::{self, Template, units};
 use crate::engine::image::store::{ImageStore, Removed, familiar_digest};
 use crate::engine::image::{Image, Platform, Progress, ProgressMode, PullOptions, PushOptions, Reference};
@@ -290,7 +292,7 @@ fn rows(store: &ImageStore, filter: Option<&str>, no_trunc: bool) -> anyhow::Res
     let mut out = Vec::new();
     for img in store.list()? {
         let id = if no_trunc { img.id.to_string() } else { img.id.short().to_string() };
-        let created_at = ImageStore::created(&img).map(|t| t.format("%Y-%m-%d %H:%M:%S %z UTC").to_string()).unwrap_or_default();
+        let created_at = ImageStore::created(&img).map(|t| go_time_string(&t.trunc_subsecs(0).fixed_offset())).unwrap_or_default();
         let digest_for = |name: &str| {
             img.repo_digests
                 .iter()

@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::GlobalOpts;
+use super::render::text::go_time_string;
 use super::render::{self, Format, Row, Template};
 use crate::net::network::{self, IpamConfig, IpamSpec, NetworkInfo, NetworkSpec};
 
@@ -360,7 +361,7 @@ fn pretty4<T: serde::Serialize>(v: &T) -> String {
 fn ls_row(info: &NetworkInfo, no_trunc: bool) -> Value {
     let n = &info.network;
     let created = chrono::DateTime::parse_from_rfc3339(&n.created)
-        .map(|d| d.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M:%S%.f +0000 UTC").to_string())
+        .map(|d| go_time_string(&d.to_utc().fixed_offset()))
         .unwrap_or_else(|_| n.created.clone());
     json!({
         "CreatedAt": created,

@@ -60,12 +60,21 @@ pub fn docker_command(argv: &[String]) -> String {
     format!("{path} {}", args.join(" "))
 }
 
-/// Go's `time.Time.String()` in the local zone: `2006-01-02 15:04:05 +0000 UTC`.
-pub fn go_time_string(t: &chrono::DateTime<chrono::Utc>) -> String {
-    let l = t.with_timezone(&chrono::Local);
-    let off = l.offset().local_minus_utc();
-    let zone = if off == 0 { "UTC".to_string() } else { l.format("%z").to_string() };
-    format!("{} {}", l.format("%Y-%m-%d %H:%M:%S %z"), zone)
+/// Go's `time.Time.String()`, in the zone `t` carries: `2006-01-02 15:04:05.5 +0000 UTC`. The
+/// fraction of a second has no trailing zeros (none when whole); the zone's name is `UTC` at
+/// offset zero and the offset again elsewhere (Go prints an abbreviation it knows, such as `CET`,
+/// which chrono does not). Docker lists containers and images with whole seconds: truncate first.
+pub fn go_time_string(t: &chrono::DateTime<chrono::FixedOffset>) -> String {
+    let frac = format!("{:09}", t.timestamp_subsec_nanos());
+    let frac = frac.trim_end_matches('0');
+    let dot = if frac.is_empty() { "" } else { "." };
+    let zone = if t.offset().local_minus_utc() == 0 { "UTC".to_string() } else { t.format("%z").to_string() };
+    format!("{}{dot}{frac} {} {zone}", t.format("%Y-%m-%d %H:%M:%S"), t.format("%z"))
+}
+
+/// `t` in the local zone, as Docker's CLI prints times.
+pub fn local(t: &chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::FixedOffset> {
+    t.with_timezone(&chrono::Local).fixed_offset()
 }
 
 /// Go's `time.RFC3339Nano` in the local zone (trailing zeros of the fraction dropped, `Z` for UTC).
@@ -93,6 +102,14 @@ mod tests {
         assert_eq!(ellipsis("abc", 0), "");
         assert_eq!(go_quote_list(&["web".into()]), "[\"web\"]");
         assert_eq!(go_quote_list(&["a".into(), "b".into()]), "[\"a\" \"b\"]");
+    }
+
+    #[test]
+    fn times_print_as_go_prints_them() {
+        let t = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap();
+        assert_eq!(go_time_string(&t("2026-01-02T03:04:05Z")), "2026-01-02 03:04:05 +0000 UTC");
+        assert_eq!(go_time_string(&t("2026-01-02T03:04:05.120Z")), "2026-01-02 03:04:05.12 +0000 UTC");
+        assert_eq!(go_time_string(&t("2026-01-02T03:04:05+01:00")), "2026-01-02 03:04:05 +0100 +0100");
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! `berth ps`: the project's containers, as `docker compose ps` lists them.
 use std::io::Write;
 
+use chrono::SubsecRound;
 use clap::Args;
 use serde_json::Value;
 
 use super::{Ctr, OneOff};
 use crate::cli::GlobalOpts;
 use crate::cli::render::container::{self as ctr_text, PortEntry};
-use crate::cli::render::text::{docker_command, ellipsis, go_quote, go_time_string};
+use crate::cli::render::text::{self, docker_command, ellipsis, go_quote, go_time_string};
 use crate::cli::render::{self, Format, Row, units};
 use crate::engine::runtime::Status;
 use crate::engine::runtime::spec::MountType;
@@ -193,7 +194,7 @@ fn json_line(c: &Ctr, trunc: bool) -> PsJson {
     let exit_code = if matches!(c.st.status, Status::Exited | Status::Dead) { c.st.exit_code } else { 0 };
     PsJson {
         command: go_quote(&if trunc { ellipsis(&command, 20) } else { command }),
-        created_at: go_time_string(&created),
+        created_at: go_time_string(&text::local(&created.trunc_subsecs(0))),
         exit_code,
         health,
         id: if trunc { crate::util::id::short(&cfg.id).to_string() } else { cfg.id.clone() },
