@@ -476,8 +476,12 @@ fn text(v: &Value) -> String {
     go_value(v, true)
 }
 
-/// Go's `strings.Title`: the first letter of each word upper-cased.
+/// Go's `strings.Title`: the first letter of each word upper-cased. Words are separated by ASCII
+/// characters other than letters, digits and `_`, and by other spaces.
 fn title(s: &str) -> String {
+    let separates = |c: char| {
+        if c.is_ascii() { !(c.is_ascii_alphanumeric() || c == '_') } else { !c.is_alphanumeric() && c.is_whitespace() }
+    };
     let mut out = String::with_capacity(s.len());
     let mut prev_sep = true;
     for c in s.chars() {
@@ -486,7 +490,7 @@ fn title(s: &str) -> String {
         } else {
             out.push(c);
         }
-        prev_sep = !(c.is_alphanumeric() || c == '_');
+        prev_sep = separates(c);
     }
     out
 }
@@ -546,6 +550,7 @@ mod tests {
             run("{{upper .Name}} {{.Name | upper}} {{lower \"ABC\"}} {{title \"hello big-world\"}}", &v),
             "WEB-1 WEB-1 abc Hello Big-World"
         );
+        assert_eq!(run("{{title \"élan·x under_score\"}}", &v), "Élan·x Under_score");
         assert_eq!(run("{{truncate .Name 3}}|{{truncate .Name 30}}", &v), "web|web-1");
         assert_eq!(run("[{{pad .Name 1 2}}][{{pad .Empty 1 2}}]", &v), "[ web-1  ][]");
         assert_eq!(run("{{println .Name}}", &v), "web-1\n");
