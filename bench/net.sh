@@ -8,9 +8,8 @@
 #   - published-port TCP throughput (iperf3 from the host): direct to the container address,
 #     through 127.0.0.1 (berth: kernel DNAT; Docker: docker-proxy), and through the host address.
 #
-# berth's side runs as an ignored test (tests/net_bench.rs), with network namespaces standing in
-# for containers until the runtime lands; it alternates rounds with Docker's side so both see the
-# same load, and prints medians. Uses subnets 10.210.58-59.0/24 and host ports 42900-42999.
+# berth's side is bench/net_bench.rs (a cargo example), with network namespaces standing in for
+# containers; it alternates rounds with Docker's side so both see the same load, and prints medians. Uses subnets 10.210.58-59.0/24 and host ports 42900-42999.
 # Knobs: BENCH_SECONDS (dnsperf run, 10), BENCH_ROUNDS (3), BENCH_IPERF_SECONDS (5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,8 +29,7 @@ trap cleanup EXIT
 cleanup
 
 echo "==> building (release)"
-cargo build --release --quiet
-cargo test --release --quiet --test net_bench --no-run 2>/dev/null
+cargo build --release --quiet --bin berth --example net_bench
 
 echo "==> Docker side: $net (10.210.58.0/24), web x2, client"
 docker network create --subnet 10.210.58.0/24 "$net" >/dev/null
@@ -57,4 +55,4 @@ BENCH_DOCKER_CLIENT_PID=$(pid berthbench-client) \
 BENCH_DOCKER_WEB_PID=$(pid berthbench-web) \
 BENCH_DOCKER_WEB_IP=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' berthbench-web) \
 BENCH_DOCKER_PORT=42995 \
-  cargo test --release --quiet --test net_bench -- --ignored --nocapture 2>&1 | grep -E '^RESULT|^NOTE|panicked|error'
+  target/release/examples/net_bench 2>&1 | grep -E '^RESULT|^NOTE|panicked|error'

@@ -16,6 +16,7 @@ fn compose(dir: &std::path::Path, yaml: &str) {
 
 #[test]
 fn scratch_copy_of_the_busybox_binary() {
+    common::require_root!();
     let t = root_with_busybox();
     let dir = t.scratch().join("bbscratch");
     std::fs::create_dir_all(&dir).unwrap();
@@ -41,6 +42,7 @@ fn scratch_copy_of_the_busybox_binary() {
 
 #[test]
 fn multi_stage_copy_from_and_target() {
+    common::require_root!();
     let t = root_with_busybox();
     let dir = t.scratch().join("bbstages");
     write_files(
@@ -79,6 +81,7 @@ fn multi_stage_copy_from_and_target() {
 
 #[test]
 fn arg_and_env_expansion() {
+    common::require_root!();
     let t = root_with_busybox();
     let dir = t.scratch().join("bbargs");
     write_files(
@@ -114,6 +117,7 @@ fn arg_and_env_expansion() {
 
 #[test]
 fn config_instructions_land_in_the_image() {
+    common::require_root!();
     let t = root_with_busybox();
     let dir = t.scratch().join("bbconfig");
     write_files(
@@ -151,6 +155,7 @@ fn config_instructions_land_in_the_image() {
 
 #[test]
 fn dockerignore_follows_dockers_rules() {
+    common::require_root!();
     let t = root_with_busybox();
     let dir = t.scratch().join("bbignore");
     write_files(
@@ -206,6 +211,7 @@ fn dockerignore_follows_dockers_rules() {
 
 #[test]
 fn second_build_is_all_cached_and_a_change_rebuilds_from_its_copy() {
+    common::require_root!();
     let t = root_with_busybox();
     let dir = t.scratch().join("bbcache");
     write_files(
@@ -251,6 +257,7 @@ fn second_build_is_all_cached_and_a_change_rebuilds_from_its_copy() {
 
 #[test]
 fn copy_options_chown_chmod_globs_and_heredocs() {
+    common::require_root!();
     let t = root_with_busybox();
     let dir = t.scratch().join("bbcopy");
     write_files(
@@ -288,6 +295,7 @@ fn copy_options_chown_chmod_globs_and_heredocs() {
 
 #[test]
 fn add_extracts_local_archives_and_downloads_urls() {
+    common::require_root!();
     let t = root_with_busybox();
     let dir = t.scratch().join("bbadd");
     std::fs::create_dir_all(&dir).unwrap();
@@ -373,6 +381,7 @@ fn add_extracts_local_archives_and_downloads_urls() {
 
 #[test]
 fn dockerfile_errors_name_the_file_and_line() {
+    common::require_root!();
     let t = root_with_busybox();
     let dir = t.scratch().join("bberrors");
     std::fs::create_dir_all(&dir).unwrap();
@@ -414,6 +423,7 @@ fn dockerfile_errors_name_the_file_and_line() {
 
 #[test]
 fn copy_from_a_stage_named_through_an_arg() {
+    common::require_root!();
     let t = root_with_busybox();
     let dir = t.scratch().join("bbargfrom");
     write_files(

@@ -9,6 +9,7 @@ use common::registry::{Auth, Registry, digest_of, push_raw, tar_of};
 
 #[test]
 fn build_selects_services_and_names_images_as_compose_does() {
+    common::require_root!();
     let t = root_with_busybox();
     let dir = t.scratch().join("cbsel");
     write_files(
@@ -46,6 +47,7 @@ fn build_selects_services_and_names_images_as_compose_does() {
 
 #[test]
 fn base_images_missing_locally_are_pulled() {
+    common::require_root!();
     let t = root_with_busybox();
     let reg = Registry::start(Auth::None);
     let layer = tar_of(&[("etc/base-release", b"v1\n")]);
@@ -76,8 +78,9 @@ fn base_images_missing_locally_are_pulled() {
 
 #[test]
 fn ensure_built_builds_what_up_needs() {
-    use berth::engine::build::compose::{ProjectBuildOptions, ensure_built};
+    common::require_root!();
     use berth::engine::build::{Printer, ProgressMode};
+    use berth::project::build::{ProjectBuildOptions, ensure_built};
     let t = root_with_busybox();
     let dir = t.scratch().join("cbup");
     write_files(

@@ -28,6 +28,7 @@ fn assert_no_build_containers(t: &common::TestRoot) {
 
 #[test]
 fn scratch_with_the_busybox_binary_then_run_inside_it() {
+    common::require_root!();
     let t = root_with_busybox();
     build_network(&t);
     let dir = t.scratch().join("runscratch");
@@ -58,6 +59,7 @@ fn scratch_with_the_busybox_binary_then_run_inside_it() {
 
 #[test]
 fn workdir_and_user_then_run() {
+    common::require_root!();
     let t = root_with_busybox();
     build_network(&t);
     let dir = t.scratch().join("runuser");
@@ -87,6 +89,7 @@ fn workdir_and_user_then_run() {
 
 #[test]
 fn history_shows_docker_sizes_and_heredoc_lines() {
+    common::require_root!();
     let t = root_with_busybox();
     build_network(&t);
     let dir = t.scratch().join("hist");
@@ -112,6 +115,7 @@ fn history_shows_docker_sizes_and_heredoc_lines() {
 
 #[test]
 fn a_failing_run_shows_its_output_and_exit_code_and_tags_nothing() {
+    common::require_root!();
     let t = root_with_busybox();
     build_network(&t);
     let dir = t.scratch().join("runfail");
@@ -147,6 +151,7 @@ fn a_failing_run_shows_its_output_and_exit_code_and_tags_nothing() {
 
 #[test]
 fn multi_stage_with_run_and_the_cache() {
+    common::require_root!();
     let t = root_with_busybox();
     build_network(&t);
     let dir = t.scratch().join("runstages");
@@ -185,6 +190,7 @@ fn multi_stage_with_run_and_the_cache() {
 
 #[test]
 fn cache_mounts_persist_and_network_none_isolates() {
+    common::require_root!();
     let t = root_with_busybox();
     build_network(&t);
     let dir = t.scratch().join("runmounts");
@@ -208,6 +214,7 @@ fn cache_mounts_persist_and_network_none_isolates() {
 
 #[test]
 fn compose_extra_hosts_and_memory_reach_run_steps() {
+    common::require_root!();
     let t = root_with_busybox();
     build_network(&t);
     let dir = t.scratch().join("runhosts");
@@ -228,6 +235,7 @@ fn compose_extra_hosts_and_memory_reach_run_steps() {
 
 #[test]
 fn run_steps_reach_the_network_through_the_build_bridge() {
+    common::require_root!();
     let t = root_with_busybox();
     let gateway = build_network(&t);
     // A server on the bridge's gateway address: what a package mirror would be.
@@ -268,6 +276,7 @@ fn run_steps_reach_the_network_through_the_build_bridge() {
 
 #[test]
 fn an_interrupted_build_removes_its_container() {
+    common::require_root!();
     use std::io::{BufRead, BufReader};
     let t = root_with_busybox();
     build_network(&t);
@@ -303,6 +312,7 @@ fn an_interrupted_build_removes_its_container() {
 
 #[test]
 fn bind_secret_and_tmpfs_mounts() {
+    common::require_root!();
     let t = root_with_busybox();
     build_network(&t);
     let dir = t.scratch().join("runbind");
@@ -361,6 +371,7 @@ fn bind_secret_and_tmpfs_mounts() {
 
 #[test]
 fn independent_services_build_at_once_and_share_the_cache() {
+    common::require_root!();
     let t = root_with_busybox();
     build_network(&t);
     let dir = t.scratch().join("par");
@@ -407,6 +418,7 @@ fn independent_services_build_at_once_and_share_the_cache() {
 
 #[test]
 fn an_interrupt_stops_every_build_running_at_once() {
+    common::require_root!();
     use std::io::{BufRead, BufReader};
     let t = root_with_busybox();
     build_network(&t);

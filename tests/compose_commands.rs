@@ -28,6 +28,7 @@ fn down_clean(s: &Stack) {
 
 #[test]
 fn scale_adds_and_removes_replicas_and_brings_up_dependencies() {
+    common::require_root!();
     let s = Stack::new(
         "cscale",
         &yaml(
@@ -59,6 +60,7 @@ fn scale_adds_and_removes_replicas_and_brings_up_dependencies() {
 
 #[test]
 fn export_writes_the_merged_filesystem_and_commit_makes_a_runnable_image() {
+    common::require_root!();
     let s = Stack::new(
         "csnap",
         &yaml("  app:\n    image: busybox:latest\n    command: sleep 1000\n    volumes: [data:/data]\nvolumes:\n  data: {}\n", 151),
@@ -143,6 +145,7 @@ fn export_writes_the_merged_filesystem_and_commit_makes_a_runnable_image() {
 
 #[test]
 fn attach_streams_live_output_and_forwards_signals() {
+    common::require_root!();
     let s = Stack::new(
         "cattach",
         &yaml(
@@ -200,6 +203,7 @@ fn cpu_time(pid: u32) -> Duration {
 
 #[test]
 fn attached_up_is_idle_while_nothing_happens() {
+    common::require_root!();
     let s = Stack::new(
         "cidle",
         &yaml(

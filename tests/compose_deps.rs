@@ -31,6 +31,7 @@ const HEALTHY: &str = "services:
 
 #[test]
 fn service_healthy_waits_and_wait_returns_when_healthy() {
+    common::require_root!();
     let s = Stack::new("chealthy", HEALTHY);
     let t = Instant::now();
     let (_, err) = s.ok(["up", "-d", "--wait"]);
@@ -49,6 +50,7 @@ fn service_healthy_waits_and_wait_returns_when_healthy() {
 
 #[test]
 fn failing_dependencies_and_wait_timeout() {
+    common::require_root!();
     let s = Stack::new(
         "cfailing",
         "services:
@@ -115,6 +117,7 @@ fn failing_dependencies_and_wait_timeout() {
 
 #[test]
 fn exit_code_from_in_a_ci_stack() {
+    common::require_root!();
     let s = Stack::new(
         "cci",
         "services:
@@ -158,6 +161,7 @@ fn exit_code_from_in_a_ci_stack() {
 
 #[test]
 fn attached_up_streams_logs_and_ctrl_c_stops_gracefully() {
+    common::require_root!();
     let s = Stack::new(
         "cattach",
         "services:
@@ -227,6 +231,7 @@ fn assert_converged(s: &Stack) {
 
 #[test]
 fn two_concurrent_ups_end_consistent() {
+    common::require_root!();
     let s = Stack::new("cchain", CHAIN);
     let a = s.cmd(["up", "-d"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let b = s.cmd(["up", "-d"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
@@ -244,6 +249,7 @@ fn two_concurrent_ups_end_consistent() {
 
 #[test]
 fn kill_9_in_the_middle_of_up_then_up_again() {
+    common::require_root!();
     let s = Stack::new("cchain", CHAIN);
     for delay in [150u64, 400, 700] {
         let mut child = s.cmd(["up", "-d"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
@@ -271,6 +277,7 @@ fn kill_9_in_the_middle_of_up_then_up_again() {
 
 #[test]
 fn ctrl_c_in_the_middle_of_up_leaves_a_state_up_finishes() {
+    common::require_root!();
     let s = Stack::new(
         "cctrlc",
         "services:

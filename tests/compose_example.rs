@@ -9,6 +9,7 @@ use common::compose::{Stack, example_yaml, free_port, http_get, wait_until};
 
 #[test]
 fn example_stack_up_stop_start_rm_down() {
+    common::require_root!();
     let port = free_port();
     let s = Stack::new("cexample", &example_yaml(port));
     let (_, err) = s.ok(["up", "-d"]);
@@ -100,6 +101,7 @@ fn example_stack_up_stop_start_rm_down() {
 
 #[test]
 fn a_project_is_managed_by_name_from_another_folder() {
+    common::require_root!();
     let s = Stack::new(
         "cremote",
         "services:\n  a:\n    image: busybox\n    command: [\"sleep\", \"1000\"]\n    init: true\n  b:\n    image: busybox\n    command: [\"sleep\", \"1000\"]\n    init: true\n    depends_on: [a]\n",

@@ -8,6 +8,7 @@ use common::compose::{Stack, free_port, http_get};
 
 #[test]
 fn run_starts_dependencies_and_publishes_on_request() {
+    common::require_root!();
     let (p1, p2) = (free_port(), free_port() + 1);
     let s = Stack::new(
         "crun",

@@ -19,6 +19,7 @@ const TWO: &str = "services:
 
 #[test]
 fn only_the_changed_service_is_recreated() {
+    common::require_root!();
     let s = Stack::new("crecreate", TWO);
     s.ok(["up", "-d"]);
     let (a, b) = (s.id("crecreate-a-1"), s.id("crecreate-b-1"));
@@ -50,6 +51,7 @@ fn only_the_changed_service_is_recreated() {
 
 #[test]
 fn scale_up_and_down_then_orphans() {
+    common::require_root!();
     let s = Stack::new("cscale", TWO);
     s.ok(["up", "-d", "--scale", "b=3"]);
     assert_eq!(s.containers(), ["cscale-a-1", "cscale-b-1", "cscale-b-2", "cscale-b-3"]);
@@ -82,6 +84,7 @@ fn scale_up_and_down_then_orphans() {
 
 #[test]
 fn down_keeps_named_volumes_and_down_v_removes_them() {
+    common::require_root!();
     let s = Stack::new(
         "cvolumes",
         "services:
@@ -119,6 +122,7 @@ volumes:
 
 #[test]
 fn errors_name_the_problem_and_what_to_do() {
+    common::require_root!();
     let s = Stack::new("cerrors", TWO);
     let o = s.run(["up", "-d", "nope"]);
     assert_eq!(o.status.code(), Some(1));
@@ -175,6 +179,7 @@ fn errors_name_the_problem_and_what_to_do() {
 
 #[test]
 fn build_sections_are_built_and_a_rebuilt_image_recreates() {
+    common::require_root!();
     let s = Stack::new(
         "cbuild",
         "services:
@@ -217,6 +222,7 @@ fn build_sections_are_built_and_a_rebuilt_image_recreates() {
 
 #[test]
 fn create_restart_grace_period_and_progress_modes() {
+    common::require_root!();
     let s = Stack::new(
         "cmodes",
         "services:
@@ -251,6 +257,7 @@ fn create_restart_grace_period_and_progress_modes() {
 
 #[test]
 fn a_namespace_child_is_recreated_with_its_parent() {
+    common::require_root!();
     let yaml = "services:
   parent:
     image: busybox
@@ -287,6 +294,7 @@ fn a_namespace_child_is_recreated_with_its_parent() {
 
 #[test]
 fn a_recreated_container_keeps_its_anonymous_volumes_unless_v() {
+    common::require_root!();
     let yaml = "services:
   keep:
     image: busybox

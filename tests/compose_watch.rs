@@ -97,6 +97,7 @@ fn eventually_cat(s: &Stack, service: &str, path: &str, want: Option<&str>, with
 
 #[test]
 fn watch_syncs_files_and_deletions_honours_ignores_and_ends_on_ctrl_c() {
+    common::require_root!();
     let s = Stack::new(
         "cwsync",
         &yaml(
@@ -148,6 +149,7 @@ fn watch_syncs_files_and_deletions_honours_ignores_and_ends_on_ctrl_c() {
 
 #[test]
 fn watch_rebuild_recreates_the_service_with_its_new_image() {
+    common::require_root!();
     let s = Stack::new(
         "cwbuild",
         &yaml(
@@ -187,6 +189,7 @@ fn watch_rebuild_recreates_the_service_with_its_new_image() {
 
 #[test]
 fn watch_refuses_what_compose_refuses() {
+    common::require_root!();
     let s = Stack::new(
         "cwerr",
         &yaml(
@@ -208,6 +211,7 @@ fn watch_refuses_what_compose_refuses() {
 
 #[test]
 fn volumes_lists_the_project_volumes_as_compose() {
+    common::require_root!();
     let s = Stack::new(
         "cwvols",
         &yaml(
@@ -236,6 +240,7 @@ fn volumes_lists_the_project_volumes_as_compose() {
 
 #[test]
 fn up_watch_streams_logs_and_syncs() {
+    common::require_root!();
     let s = Stack::new(
         "cwup",
         &yaml(
@@ -260,6 +265,7 @@ fn up_watch_streams_logs_and_syncs() {
 
 #[test]
 fn watch_initial_sync_then_sync_restart() {
+    common::require_root!();
     let s = Stack::new(
         "cwinit",
         &yaml(

@@ -10,7 +10,7 @@ use common::registry::{busybox_image, digest_of, tar_of};
 
 #[test]
 fn import_list_tag_inspect_history() {
-    common::require_root();
+    common::require_root!();
     let root = TestRoot::new();
     let id = busybox_image(&root);
     assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
@@ -51,7 +51,7 @@ fn import_list_tag_inspect_history() {
 
 #[test]
 fn rm_is_refused_while_a_container_uses_the_image_and_prune_keeps_its_layers() {
-    common::require_root();
+    common::require_root!();
     let root = TestRoot::new();
     let id = busybox_image(&root);
     let cdir = root.root().join("containers/0123456789abcdef");
@@ -149,7 +149,7 @@ fn hostile(name: &str, entries: &[(&str, tar::EntryType, &str, &[u8])], expect_o
 
 #[test]
 fn hostile_tarballs_leave_the_host_untouched() {
-    common::require_root();
+    common::require_root!();
     use tar::EntryType as T;
     let passwd_before = std::fs::metadata("/etc/passwd").unwrap();
     // The state root sits three levels below the sentinel's parent: climb out with `..`.
@@ -175,7 +175,7 @@ fn hostile_tarballs_leave_the_host_untouched() {
 
 #[test]
 fn a_device_node_is_kept_inside_the_layer() {
-    common::require_root();
+    common::require_root!();
     let root = TestRoot::new();
     let mut b = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_gnu();
@@ -197,7 +197,7 @@ fn a_device_node_is_kept_inside_the_layer() {
 
 #[test]
 fn save_then_load_round_trips_and_oci_layouts_load() {
-    common::require_root();
+    common::require_root!();
     let root = TestRoot::new();
     let id = busybox_image(&root);
     let archive = root.scratch().join("saved.tar");
@@ -265,7 +265,7 @@ fn save_then_load_round_trips_and_oci_layouts_load() {
 
 #[test]
 fn compose_images_lists_the_images_of_the_project_containers() {
-    common::require_root();
+    common::require_root!();
     let root = TestRoot::new();
     let id = busybox_image(&root);
     let dir = root.scratch().join("imgproj");

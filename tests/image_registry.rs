@@ -55,7 +55,7 @@ fn layer_dir(root: &TestRoot, cfg: &Path, image: &str) -> String {
 
 #[test]
 fn htpasswd_registry_pull_by_tag_and_digest_and_a_second_pull_downloads_nothing() {
-    common::require_root();
+    common::require_root!();
     let reg = Registry::start(Auth::Htpasswd { user: "alice".into(), password: "s3cret".into() });
     let cfgdir = tempfile::tempdir().unwrap();
     let cfg = cfgdir.path();
@@ -105,7 +105,7 @@ fn htpasswd_registry_pull_by_tag_and_digest_and_a_second_pull_downloads_nothing(
 
 #[test]
 fn token_server_registry_bearer_challenge_with_scope() {
-    common::require_root();
+    common::require_root!();
     let reg = Registry::start(Auth::Token { user: "bob".into(), password: "pw".into() });
     let cfgdir = tempfile::tempdir().unwrap();
     let cfg = cfgdir.path();
@@ -128,7 +128,7 @@ fn token_server_registry_bearer_challenge_with_scope() {
 
 #[test]
 fn a_multi_arch_index_gives_amd64_or_the_platform_asked() {
-    common::require_root();
+    common::require_root!();
     let reg = Registry::start(Auth::None);
     let host = reg.host();
     let amd = tar_of(&[("arch", b"amd64")]);
@@ -181,7 +181,7 @@ fn assert_nothing_stored(root: &TestRoot) {
 
 #[test]
 fn a_layer_whose_digest_does_not_match_is_refused_and_nothing_is_stored() {
-    common::require_root();
+    common::require_root!();
     let reg = Registry::start(Auth::None);
     let layer = tar_of(&[("file", b"the real content")]);
     let gz = gzip(&layer);
@@ -201,7 +201,7 @@ fn a_layer_whose_digest_does_not_match_is_refused_and_nothing_is_stored() {
 
 #[test]
 fn a_truncated_gzip_layer_is_refused() {
-    common::require_root();
+    common::require_root!();
     let reg = Registry::start(Auth::None);
     let data: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
     let layer = tar_of(&[("data", &data)]);
@@ -219,7 +219,7 @@ fn a_truncated_gzip_layer_is_refused() {
 
 #[test]
 fn a_blob_redirect_to_another_host_carries_no_credentials() {
-    common::require_root();
+    common::require_root!();
     let reg = Registry::start(Auth::Htpasswd { user: "carol".into(), password: "pw".into() });
     let front = RedirectFront::start(&reg, Some(("carol", "pw")));
     let cfgdir = tempfile::tempdir().unwrap();
@@ -238,7 +238,7 @@ fn a_blob_redirect_to_another_host_carries_no_credentials() {
 
 #[test]
 fn a_pull_killed_mid_layer_completes_when_run_again() {
-    common::require_root();
+    common::require_root!();
     let reg = Registry::start(Auth::None);
     let front = RedirectFront::start(&reg, None);
     let cfg = tempfile::tempdir().unwrap();
@@ -280,7 +280,7 @@ fn a_pull_killed_mid_layer_completes_when_run_again() {
 
 #[test]
 fn two_pulls_of_the_same_image_at_once_are_both_correct() {
-    common::require_root();
+    common::require_root!();
     let reg = Registry::start(Auth::None);
     let cfg = tempfile::tempdir().unwrap();
     let id = push_busybox(cfg.path(), &reg.host(), "same/busybox:1");
@@ -307,7 +307,7 @@ fn two_pulls_of_the_same_image_at_once_are_both_correct() {
 
 #[test]
 fn compose_pull_pulls_service_images_and_reports_failures() {
-    common::require_root();
+    common::require_root!();
     let reg = Registry::start(Auth::None);
     let cfg = tempfile::tempdir().unwrap();
     let id = push_busybox(cfg.path(), &reg.host(), "proj/busybox:1");
@@ -382,7 +382,7 @@ fn run_ok(mut cmd: std::process::Command) -> String {
 
 #[test]
 fn creds_store_helper_serves_login_push_pull_and_logout() {
-    common::require_root();
+    common::require_root!();
     let reg = Registry::start(Auth::Htpasswd { user: "carol".into(), password: "h3lper".into() });
     let host = reg.host();
     let helpers = tempfile::tempdir().unwrap();
@@ -442,7 +442,7 @@ fn creds_store_helper_serves_login_push_pull_and_logout() {
 
 #[test]
 fn cred_helpers_per_registry_and_an_identity_token() {
-    common::require_root();
+    common::require_root!();
     let reg = Registry::start(Auth::Token { user: "dave".into(), password: "tok".into() });
     let host = reg.host();
     let helpers = tempfile::tempdir().unwrap();

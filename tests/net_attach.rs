@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use berth::net::{self, AttachRequest, AttachResult, EndpointRequest, PortRequest, Protocol};
 use berth::state::StateRoot;
+use common::TestRoot;
 use common::net::*;
-use common::{TestRoot, require_root};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
 fn setup() -> (TestRoot, StateRoot) {
-    require_root();
+    common::expect_root();
     use_built_berth();
     let t = TestRoot::new();
     let root = StateRoot::new(t.root());
@@ -75,6 +75,7 @@ fn eventually(mut f: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn services_resolve_by_name_alias_and_container_name_only_on_shared_networks() {
+    common::require_root!();
     let (t, root) = setup();
     t.ok(["network", "create", "--subnet", "10.210.20.0/24", "dns_front"]);
     t.ok(["network", "create", "--subnet", "10.210.21.0/24", "dns_other"]);
@@ -165,6 +166,7 @@ fn services_resolve_by_name_alias_and_container_name_only_on_shared_networks() {
 
 #[test]
 fn internal_networks_have_no_way_out_and_others_are_masqueraded() {
+    common::require_root!();
     let (t, root) = setup();
     t.ok(["network", "create", "--subnet", "10.210.30.0/24", "nat_out"]);
     t.ok(["network", "create", "--internal", "--subnet", "10.210.31.0/24", "nat_int"]);
@@ -205,6 +207,7 @@ fn internal_networks_have_no_way_out_and_others_are_masqueraded() {
 
 #[test]
 fn published_ports_answer_on_loopback_the_host_address_and_from_outside() {
+    common::require_root!();
     let (t, root) = setup();
     t.ok(["network", "create", "--subnet", "10.210.40.0/24", "pub_net"]);
     let outside = Outside::new(240);
@@ -277,6 +280,7 @@ fn published_ports_answer_on_loopback_the_host_address_and_from_outside() {
 
 #[test]
 fn nothing_is_left_after_detach_and_network_rm() {
+    common::require_root!();
     let (t, root) = setup();
     t.ok(["network", "create", "--subnet", "10.210.50.0/24", "clean_a"]);
     t.ok(["network", "create", "--internal", "--subnet", "10.210.51.0/24", "clean_b"]);
@@ -333,6 +337,7 @@ fn nothing_is_left_after_detach_and_network_rm() {
 
 #[test]
 fn teardown_removes_networks_still_in_use() {
+    common::require_root!();
     let (t, root) = setup();
     t.ok(["network", "create", "--subnet", "10.210.52.0/24", "tear_a"]);
     let c = container("tear-1");
@@ -349,6 +354,7 @@ fn teardown_removes_networks_still_in_use() {
 
 #[test]
 fn static_addresses_macs_ranges_and_restarts() {
+    common::require_root!();
     let (t, root) = setup();
     t.ok([
         "network",
@@ -407,6 +413,7 @@ fn static_addresses_macs_ranges_and_restarts() {
 
 #[test]
 fn icc_disabled_isolates_containers_but_not_the_gateway() {
+    common::require_root!();
     let (t, root) = setup();
     t.ok(["network", "create", "--subnet", "10.210.54.0/24", "-o", "com.docker.network.bridge.enable_icc=false", "noicc"]);
     let c1 = container("icc-1");
@@ -421,6 +428,7 @@ fn icc_disabled_isolates_containers_but_not_the_gateway() {
 
 #[test]
 fn network_mode_none_brings_up_loopback_only() {
+    common::require_root!();
     let (_t, root) = setup();
     let c = container("none-1");
     let res = net::attach(&root, &request(&c, None, &[])).unwrap();
@@ -431,6 +439,7 @@ fn network_mode_none_brings_up_loopback_only() {
 
 #[test]
 fn an_address_stays_taken_while_its_namespace_outlives_the_container() {
+    common::require_root!();
     let (t, root) = setup();
     t.ok(["network", "create", "--subnet", "10.210.55.0/24", "--ip-range", "10.210.55.0/30", "tiny"]);
     let a1 = container("tiny-1");
@@ -456,6 +465,7 @@ fn an_address_stays_taken_while_its_namespace_outlives_the_container() {
 
 #[test]
 fn ipv6_networks_give_addresses_names_and_ports() {
+    common::require_root!();
     let (t, root) = setup();
     t.ok(["network", "create", "--ipv6", "--subnet", "10.210.56.0/24", "--subnet", "fd00:210:56::/64", "six"]);
     let web = container("six-web-1");
@@ -498,6 +508,7 @@ fn ipv6_networks_give_addresses_names_and_ports() {
 /// program) or another berth version wrote it: the next network, port or removal rebuilds it whole.
 #[test]
 fn the_table_is_rebuilt_from_state_when_lost_or_outdated() {
+    common::require_root!();
     let (t, root) = setup();
     let table = net::firewall::table_name(&root);
     let listed = || {

@@ -46,6 +46,7 @@ fn get(rt: &Rt, name: &str, host: &str, port: u16) -> (bool, String) {
 
 #[test]
 fn containers_reach_each_other_by_service_alias_and_container_name_only_on_shared_networks() {
+    common::require_root!();
     let rt = Rt::new();
     rt.t.ok(["network", "create", "--subnet", "10.210.60.0/24", "pb_front"]);
     rt.t.ok(["network", "create", "--subnet", "10.210.61.0/24", "pb_other"]);
@@ -86,6 +87,7 @@ fn containers_reach_each_other_by_service_alias_and_container_name_only_on_share
 
 #[test]
 fn internal_networks_have_no_way_out_and_a_shared_namespace_shares_the_address() {
+    common::require_root!();
     let rt = Rt::new();
     rt.t.ok(["network", "create", "--subnet", "10.210.62.0/24", "pb_out"]);
     rt.t.ok(["network", "create", "--internal", "--subnet", "10.210.63.0/24", "pb_int"]);
@@ -116,6 +118,7 @@ fn internal_networks_have_no_way_out_and_a_shared_namespace_shares_the_address()
 
 #[test]
 fn published_ports_answer_from_the_host_and_go_with_the_container() {
+    common::require_root!();
     let rt = Rt::new();
     rt.t.ok(["network", "create", "--subnet", "10.210.64.0/24", "pb_pub"]);
     let mut s = spec(&rt, "pb-web-1", "web", WEB, &[("pb_pub", &[])]);
@@ -160,6 +163,7 @@ fn published_ports_answer_from_the_host_and_go_with_the_container() {
 
 #[test]
 fn nothing_is_left_after_stop_rm_and_network_rm() {
+    common::require_root!();
     let rt = Rt::new();
     rt.t.ok(["network", "create", "--subnet", "10.210.65.0/24", "pb_clean"]);
     let mut s = spec(&rt, "pb-clean-1", "clean", WEB, &[("pb_clean", &[])]);

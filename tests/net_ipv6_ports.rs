@@ -65,9 +65,9 @@ networks:
 
 #[test]
 fn ports_without_a_host_address_answer_on_ipv6_loopback_too() {
+    common::require_root!();
     if !ipv6_on() {
-        eprintln!("skipped: IPv6 is disabled on this host");
-        return;
+        common::skip!("IPv6 is disabled on this host");
     }
     let s = Stack::new("netv6", YAML);
     s.ok(["up", "-d"]);

@@ -6,7 +6,7 @@ mod common;
 use std::process::Output;
 
 use berth::net::ipam::Subnet;
-use common::{TestRoot, require_root};
+use common::TestRoot;
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -28,7 +28,7 @@ fn host_subnets() -> Vec<(Subnet, String)> {
 
 #[test]
 fn create_ls_inspect_rm_like_docker() {
-    require_root();
+    common::require_root!();
     let t = TestRoot::new();
     let id = t.ok([
         "network",
@@ -108,7 +108,7 @@ fn create_ls_inspect_rm_like_docker() {
 
 #[test]
 fn prune_removes_unused_networks() {
-    require_root();
+    common::require_root!();
     let t = TestRoot::new();
     t.ok(["network", "create", "--subnet", "10.210.13.0/24", "--label", "keep=1", "prune_keep"]);
     t.ok(["network", "create", "--subnet", "10.210.14.0/24", "prune_go"]);
@@ -119,7 +119,7 @@ fn prune_removes_unused_networks() {
 
 #[test]
 fn default_subnets_avoid_the_host_and_other_roots() {
-    require_root();
+    common::require_root!();
     // Docker's default pool, picked around the routes on this host (Docker's bridges included).
     let t = TestRoot::new();
     t.ok(["network", "create", "pool_default"]);

@@ -36,6 +36,7 @@ fn options(conf: &str) -> Vec<String> {
 
 #[test]
 fn dns_opt_reaches_resolv_conf_as_docker_writes_it() {
+    common::require_root!();
     let s = Stack::new("netresolv", YAML);
     s.ok(["up", "-d"]);
     // Docker: "nameserver 127.0.0.11" then "options ndots:0"; berth's resolver is the gateway.

@@ -32,6 +32,7 @@ fn state(p: &Proj, name: &str) -> String {
 
 #[test]
 fn ps_port_ls_and_top_on_a_running_project_and_after_stop() {
+    common::require_root!();
     let p = Proj::new("qps", STACK, 1);
     p.up();
     p.wait_for("once to exit", Duration::from_secs(10), || state(&p, "qps-once-1") == "exited");
@@ -172,6 +173,7 @@ fn ps_port_ls_and_top_on_a_running_project_and_after_stop() {
 
 #[test]
 fn wait_events_and_stats() {
+    common::require_root!();
     let p = Proj::new(
         "qwait",
         r#"
@@ -262,6 +264,7 @@ services:
 
 #[test]
 fn status_strings_images_by_name_and_restart_events() {
+    common::require_root!();
     let p = Proj::new(
         "qstat",
         r#"

@@ -13,6 +13,7 @@ fn sh(p: &Proj, script: &str) -> String {
 
 #[test]
 fn cp_in_and_out_stays_inside_the_container() {
+    common::require_root!();
     let p = Proj::new(
         "qcp",
         r#"

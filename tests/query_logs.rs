@@ -11,6 +11,7 @@ use common::query::{Proj, err, ok};
 
 #[test]
 fn logs_are_merged_in_time_order_with_compose_prefixes() {
+    common::require_root!();
     let p = Proj::new(
         "qlogs",
         r#"
@@ -68,6 +69,7 @@ fn until(rx: &Receiver<String>, seen: &mut Vec<String>, want: &str, max: Duratio
 
 #[test]
 fn follow_keeps_up_with_restarts_and_scale_up_and_ends_with_the_project() {
+    common::require_root!();
     let p = Proj::new(
         "qfollow",
         r#"

@@ -9,6 +9,7 @@ use serde_json::json;
 
 #[test]
 fn exit_codes_pid1_and_output_streams() {
+    common::require_root!();
     let rt = Rt::new();
     let o = rt.run(&rt.spec("codes", "echo pid=$$; echo oops >&2; exit 7"));
     assert_eq!(o.status.code(), Some(7), "stderr: {}", err(&o));
@@ -30,6 +31,7 @@ fn exit_codes_pid1_and_output_streams() {
 
 #[test]
 fn hostname_env_user_and_workdir() {
+    common::require_root!();
     let rt = Rt::new();
     let mut s = rt.spec("ident", "hostname; echo $FOO; echo $HOME; id; pwd; cat /etc/hostname; cat /proc/sys/kernel/domainname");
     s["Hostname"] = json!("web1");
@@ -67,6 +69,7 @@ fn hostname_env_user_and_workdir() {
 
 #[test]
 fn exec_runs_in_the_container_and_propagates_exit_codes() {
+    common::require_root!();
     let rt = Rt::new();
     let mut s = rt.spec("ex", "echo started; exec sleep 1000");
     s["Env"] = json!(["FROM_CONTAINER=yes"]);
@@ -103,6 +106,7 @@ fn exec_runs_in_the_container_and_propagates_exit_codes() {
 
 #[test]
 fn logs_survive_the_cli_and_filter() {
+    common::require_root!();
     let rt = Rt::new();
     let s = rt.spec("lg", "for i in 1 2 3; do echo err$i >&2; done; sleep 0.3; for i in 1 2 3; do echo out$i; done; sleep 1000");
     rt.run_d(&s);
@@ -142,6 +146,7 @@ fn logs_survive_the_cli_and_filter() {
 
 #[test]
 fn rotation_by_max_size_and_max_file() {
+    common::require_root!();
     let rt = Rt::new();
     let mut s = rt.spec("rot", "i=0; while [ $i -lt 300 ]; do echo line-$i-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa; i=$((i+1)); done");
     s["LogConfig"] = json!({"Type": "json-file", "Config": {"max-size": "4k", "max-file": "3"}});
@@ -169,6 +174,7 @@ fn rotation_by_max_size_and_max_file() {
 
 #[test]
 fn inspect_and_list_report_docker_fields() {
+    common::require_root!();
     let rt = Rt::new();
     let mut s = rt.spec("insp", "sleep 1000");
     s["Labels"] = json!({"com.example": "x"});
@@ -201,6 +207,7 @@ fn inspect_and_list_report_docker_fields() {
 
 #[test]
 fn tty_is_a_pty_of_the_containers_own_devpts() {
+    common::require_root!();
     let rt = Rt::new();
     let mut s = rt.spec("tty", "tty; echo TERM=$TERM; readlink /proc/self/fd/1; exec sleep 1000");
     s["Tty"] = json!(true);
@@ -220,6 +227,7 @@ fn tty_is_a_pty_of_the_containers_own_devpts() {
 
 #[test]
 fn compose_exec_finds_the_service_container_by_labels() {
+    common::require_root!();
     let rt = Rt::new();
     let dir = rt.t.scratch().join("proj");
     std::fs::create_dir_all(&dir).unwrap();
@@ -247,6 +255,7 @@ fn compose_exec_finds_the_service_container_by_labels() {
 
 #[test]
 fn network_modes_none_host_and_another_containers() {
+    common::require_root!();
     let rt = Rt::new();
     let mut s = rt.spec("net-none", "echo $(ls /sys/class/net); readlink /proc/self/ns/net; exec sleep 1000");
     s["NetworkMode"] = json!("none");

@@ -15,7 +15,7 @@ const UNIFIED: &str = "/sys/fs/cgroup/unified";
 
 fn rt_v2() -> Option<Rt> {
     if !Path::new(UNIFIED).join("cgroup.procs").exists() {
-        eprintln!("skipped: this host has no cgroup2 mount at {UNIFIED} (a pure v2 host runs the v2 code in every test)");
+        common::skipping(format_args!("this host has no cgroup2 mount at {UNIFIED} (a pure v2 host runs the v2 code in every test)"));
         return None;
     }
     let mut rt = Rt::new();
@@ -25,6 +25,7 @@ fn rt_v2() -> Option<Rt> {
 
 #[test]
 fn v2_container_has_its_cgroup_namespace_and_device_filter() {
+    common::require_root!();
     let Some(rt) = rt_v2() else { return };
     let script = "\
         tail -1 /proc/self/cgroup; \
@@ -42,6 +43,7 @@ fn v2_container_has_its_cgroup_namespace_and_device_filter() {
 
 #[test]
 fn v2_exec_freeze_kill_and_removal() {
+    common::require_root!();
     let Some(rt) = rt_v2() else { return };
     let mut s = rt.spec("v2life", "exec sleep 1000");
     s["Healthcheck"] = json!({"Test": ["CMD", "true"], "Interval": 100_000_000u64, "Retries": 1});
@@ -71,10 +73,10 @@ fn v2_exec_freeze_kill_and_removal() {
 
 #[test]
 fn v2_devices_and_device_cgroup_rules_extend_the_filter() {
+    common::require_root!();
     let Some(rt) = rt_v2() else { return };
     if !Path::new("/dev/fuse").exists() {
-        eprintln!("skipped: no /dev/fuse on this host");
-        return;
+        common::skip!("no /dev/fuse on this host");
     }
     // `devices:` creates the node and allows it; a rule allows a node made inside (read only).
     let script = "\
@@ -96,6 +98,7 @@ fn v2_devices_and_device_cgroup_rules_extend_the_filter() {
 
 #[test]
 fn v2_cgroupns_host_shows_the_host_path() {
+    common::require_root!();
     let Some(rt) = rt_v2() else { return };
     let mut s = rt.spec("v2cgh", "tail -1 /proc/self/cgroup");
     s["CgroupnsMode"] = json!("host");

@@ -10,6 +10,7 @@ use serde_json::json;
 
 #[test]
 fn memory_limit_oom_kill_is_137_and_oomkilled() {
+    common::require_root!();
     let rt = Rt::new();
     let mut s = rt.spec("oom", "");
     // PID 1 itself allocates 256 MiB under a 32 MiB limit (and no swap).
@@ -30,6 +31,7 @@ fn memory_limit_oom_kill_is_137_and_oomkilled() {
 
 #[test]
 fn pids_limit_stops_fork_bombs() {
+    common::require_root!();
     let rt = Rt::new();
     // The shell cannot fork past the limit: busybox sh gives up with EAGAIN.
     let mut s = rt.spec("pids", "i=0; while [ $i -lt 20 ]; do sleep 100 & i=$((i+1)); done; echo all-forked");
@@ -49,6 +51,7 @@ fn pids_limit_stops_fork_bombs() {
 
 #[test]
 fn cpu_quota_and_the_cgroup_goes_away_with_the_container() {
+    common::require_root!();
     let rt = Rt::new();
     let mut s = rt.spec("cpu", "sleep 1000");
     s["Resources"] = json!({"NanoCpus": 500_000_000u64, "CpuShares": 512, "Memory": 64 << 20});
@@ -76,6 +79,7 @@ fn cpu_quota_and_the_cgroup_goes_away_with_the_container() {
 
 #[test]
 fn pause_freezes_and_unpause_thaws() {
+    common::require_root!();
     let rt = Rt::new();
     let s = rt.spec("frz", "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done");
     rt.run_d(&s);

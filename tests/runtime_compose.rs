@@ -30,6 +30,7 @@ fn project(rt: &Rt, yaml: &str) -> String {
 
 #[test]
 fn run_merges_the_image_config_with_the_service() {
+    common::require_root!();
     let rt = Rt::new();
     let f = project(
         &rt,
@@ -66,6 +67,7 @@ fn run_merges_the_image_config_with_the_service() {
 
 #[test]
 fn run_detached_then_exec_by_name() {
+    common::require_root!();
     let rt = Rt::new();
     let f = project(&rt, "services:\n  app:\n    image: rtbusybox:latest\n    command: [\"sleep\", \"1000\"]\n    init: true\n");
     let o = rt.t.run(["-f", f.as_str(), "-p", "rtrun2", "run", "-d", "--name", "one-off", "app"]);

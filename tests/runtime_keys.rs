@@ -33,9 +33,9 @@ fn read(p: PathBuf) -> String {
 
 #[test]
 fn resource_keys_reach_the_cgroup_and_the_process() {
+    common::require_root!();
     if !v1() {
-        eprintln!("skipped: the v1 files are checked here; v2 is covered by the fake-cgroupfs unit tests");
-        return;
+        common::skip!("the v1 files are checked here; v2 is covered by the fake-cgroupfs unit tests");
     }
     let rt = Rt::new();
     let f = project(
@@ -103,6 +103,7 @@ fn resource_keys_reach_the_cgroup_and_the_process() {
 
 #[test]
 fn cgroup_namespace_host_or_private() {
+    common::require_root!();
     let rt = Rt::new();
     let f = project(
         &rt,
@@ -122,6 +123,7 @@ fn cgroup_namespace_host_or_private() {
 
 #[test]
 fn unsupported_values_are_refused_clearly() {
+    common::require_root!();
     let rt = Rt::new();
     for (key, value, says) in [
         ("userns_mode", "private", "userns_mode \"private\" is not supported"),
@@ -154,6 +156,7 @@ fn unsupported_values_are_refused_clearly() {
 
 #[test]
 fn keys_not_applied_are_named_in_a_warning() {
+    common::require_root!();
     let rt = Rt::new();
     let dir = rt.t.scratch().join("proj");
     std::fs::create_dir_all(&dir).unwrap();
@@ -187,6 +190,7 @@ fn keys_not_applied_are_named_in_a_warning() {
 
 #[test]
 fn volumes_from_shares_the_source_volumes_and_binds_with_ro() {
+    common::require_root!();
     let rt = Rt::new();
     let f = project(
         &rt,
@@ -231,6 +235,7 @@ fn volumes_from_shares_the_source_volumes_and_binds_with_ro() {
 
 #[test]
 fn uts_host_keeps_the_host_name() {
+    common::require_root!();
     let rt = Rt::new();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let f = project(&rt, "services:\n  app:\n    image: keysbox:latest\n    network_mode: none\n    uts: host\n    command: hostname\n");
@@ -256,10 +261,10 @@ fn uts_host_keeps_the_host_name() {
 /// same way: the fake-cgroupfs unit test covers it (this host's cgroups have BFQ's file).
 #[test]
 fn settings_docker_discards_are_warned_and_the_container_runs() {
+    common::require_root!();
     const UNIFIED: &str = "/sys/fs/cgroup/unified";
     if !std::path::Path::new(UNIFIED).join("cgroup.procs").exists() {
-        eprintln!("skipped: no cgroup2 mount at {UNIFIED}");
-        return;
+        common::skip!("no cgroup2 mount at {UNIFIED}");
     }
     let mut rt = Rt::new();
     rt.env.push(("BERTH_CGROUP_V2_ROOT".into(), UNIFIED.into()));
@@ -282,6 +287,7 @@ fn settings_docker_discards_are_warned_and_the_container_runs() {
 /// registry), and a platform the image does not offer is the pull's error, naming the service.
 #[test]
 fn platform_is_pulled_as_asked() {
+    common::require_root!();
     use common::registry::{Auth, Registry, digest_of, gzip, http, push_raw, put_manifest, tar_of};
     let rt = Rt::new();
     let reg = Registry::start(Auth::None);

@@ -9,6 +9,7 @@ use serde_json::json;
 
 #[test]
 fn sigterm_within_the_grace_period_then_sigkill_after_it() {
+    common::require_root!();
     let rt = Rt::new();
     rt.run_d(&rt.spec("polite", "trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done"));
     let t = Instant::now();
@@ -37,6 +38,7 @@ fn sigterm_within_the_grace_period_then_sigkill_after_it() {
 
 #[test]
 fn init_forwards_signals_and_reaps_zombies() {
+    common::require_root!();
     let rt = Rt::new();
     // Orphans whose parent exits at once are re-parented to PID 1.
     // They die a second later, when `sleep` is PID 1 of the container without an init.
@@ -70,6 +72,7 @@ fn log_times(rt: &Rt, name: &str) -> Vec<chrono::DateTime<chrono::FixedOffset>> 
 
 #[test]
 fn restart_policy_with_backoff_and_explicit_stops() {
+    common::require_root!();
     let rt = Rt::new();
     let mut s = rt.spec("flaky", "echo run; exit 3");
     s["RestartPolicy"] = json!({"Name": "on-failure", "MaximumRetryCount": 3});
@@ -108,6 +111,7 @@ fn restart_policy_with_backoff_and_explicit_stops() {
 
 #[test]
 fn health_turns_healthy_then_unhealthy() {
+    common::require_root!();
     let rt = Rt::new();
     let mut s = rt.spec("hc", "sleep 0.5; touch /tmp/healthy; exec sleep 1000");
     s["Healthcheck"] = json!({
@@ -145,6 +149,7 @@ fn health_turns_healthy_then_unhealthy() {
 
 #[test]
 fn a_killed_supervisor_is_reported_honestly() {
+    common::require_root!();
     let rt = Rt::new();
     let id = rt.run_d(&rt.spec("orphan", "exec sleep 1000"));
     let state: serde_json::Value =
@@ -169,6 +174,7 @@ fn a_killed_supervisor_is_reported_honestly() {
 
 #[test]
 fn attached_run_with_stdin_and_rm() {
+    common::require_root!();
     let rt = Rt::new();
     let p = rt.t.scratch().join("cat.json");
     std::fs::write(&p, serde_json::to_vec(&rt.spec("cat", "tr a-z A-Z; exit 5")).unwrap()).unwrap();

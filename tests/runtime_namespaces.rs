@@ -34,6 +34,7 @@ fn shm_segment_in(rt: &Rt, name: &str, key: i32) {
 
 #[test]
 fn ipc_service_shares_sysv_ipc_and_dev_shm() {
+    common::require_root!();
     let rt = Rt::new();
     let f = up(
         &rt,
@@ -98,6 +99,7 @@ fn ipc_service_shares_sysv_ipc_and_dev_shm() {
 
 #[test]
 fn pid_service_and_pid_host_see_the_other_processes() {
+    common::require_root!();
     let rt = Rt::new();
     let f = up(
         &rt,

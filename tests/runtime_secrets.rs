@@ -44,6 +44,7 @@ configs:
 
 #[test]
 fn a_service_reads_its_secrets_and_configs() {
+    common::require_root!();
     let rt = Rt::new();
     let f = project(&rt, STACK);
     let dir = std::path::Path::new(&f).parent().unwrap().to_path_buf();
@@ -88,6 +89,7 @@ fn a_service_reads_its_secrets_and_configs() {
 
 #[test]
 fn a_missing_secret_file_an_unset_variable_and_an_external_secret_are_clear_errors() {
+    common::require_root!();
     let rt = Rt::new();
     let run = |f: &str| rt.t.run(["-f", f, "-p", "rtsecrets2", "run", "--rm", "-T", "app", "true"]);
     let f = project(&rt, "services:\n  app:\n    image: rtbusybox:latest\n    secrets: [db]\nsecrets:\n  db:\n    file: ./missing.txt\n");

@@ -14,6 +14,7 @@ fn status_field(text: &str, key: &str) -> String {
 
 #[test]
 fn capabilities_match_docker() {
+    common::require_root!();
     let rt = Rt::new();
     let st = out(&rt.run(&rt.spec("caps", "cat /proc/self/status")));
     assert_eq!(status_field(&st, "CapEff:"), "00000000a80425fb");
@@ -47,6 +48,7 @@ fn capabilities_match_docker() {
 
 #[test]
 fn seccomp_is_on_by_default_and_can_be_turned_off() {
+    common::require_root!();
     let rt = Rt::new();
     let o = rt.run(&rt.spec("sc", "grep Seccomp: /proc/self/status; unshare -n true && echo UNSHARED || echo DENIED"));
     let text = out(&o);
@@ -59,6 +61,7 @@ fn seccomp_is_on_by_default_and_can_be_turned_off() {
 
 #[test]
 fn masked_and_readonly_paths() {
+    common::require_root!();
     let rt = Rt::new();
     let script = "\
         echo kcore=$(wc -c < /proc/kcore 2>/dev/null || echo absent); \
@@ -89,6 +92,7 @@ fn masked_and_readonly_paths() {
 
 #[test]
 fn no_host_fd_survives_into_the_container() {
+    common::require_root!();
     let rt = Rt::new();
     // The test process hands berth an fd without close-on-exec, as a careless caller might.
     let f = std::fs::File::open("/etc/hostname").unwrap();
@@ -129,6 +133,7 @@ fn sha(p: &std::path::Path) -> String {
 
 #[test]
 fn the_host_berth_binary_is_out_of_reach() {
+    common::require_root!();
     let rt = Rt::new();
     let before = sha(&common::berth_bin());
     // berth's init is PID 1: non-dumpable, so its /proc/1/exe (the host's berth binary) cannot
@@ -160,6 +165,7 @@ fn the_host_berth_binary_is_out_of_reach() {
 
 #[test]
 fn read_only_rootfs_with_tmpfs() {
+    common::require_root!();
     let rt = Rt::new();
     let mut s = rt.spec("ro", "touch /x 2>&1; touch /tmp/ok && echo tmp-ok; echo 1 >> /etc/hosts 2>&1; grep ' / ' /proc/mounts");
     s["Rootfs"]["ReadOnly"] = json!(true);
@@ -174,6 +180,7 @@ fn read_only_rootfs_with_tmpfs() {
 
 #[test]
 fn mount_targets_through_symlinks_stay_inside_the_rootfs() {
+    common::require_root!();
     let rt = Rt::new();
     let scratch = rt.t.scratch();
     let outside = scratch.join("outside");
@@ -204,6 +211,7 @@ fn mount_targets_through_symlinks_stay_inside_the_rootfs() {
 
 #[test]
 fn default_and_namespaced_sysctls() {
+    common::require_root!();
     let rt = Rt::new();
     let mut s = rt.spec(
         "sysctl",
@@ -224,6 +232,7 @@ fn default_and_namespaced_sysctls() {
 
 #[test]
 fn ulimits_default_and_set() {
+    common::require_root!();
     let rt = Rt::new();
     let o = rt.run(&rt.spec("ul", "ulimit -n"));
     assert_eq!(out(&o).trim(), "1024");

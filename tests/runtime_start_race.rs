@@ -23,6 +23,7 @@ fn supervisors(rt: &Rt, id: &str) -> usize {
 
 #[test]
 fn start_waits_while_another_supervisor_is_starting_the_container() {
+    common::require_root!();
     let rt = Rt::new();
     let id = rt.create(&rt.spec("rtrace-held", "exec sleep 1000"));
     // What a supervisor holds while it starts the container.
@@ -53,6 +54,7 @@ fn start_waits_while_another_supervisor_is_starting_the_container() {
 
 #[test]
 fn a_start_killed_midway_then_started_again_leaves_one_supervisor() {
+    common::require_root!();
     let rt = Rt::new();
     for (i, delay) in [0u64, 2, 5, 10, 20, 40].into_iter().enumerate() {
         let name = format!("rtrace-kill{i}");

@@ -7,6 +7,7 @@ use serde_json::json;
 
 #[test]
 fn named_volume_persists_across_rm_and_recreate() {
+    common::require_root!();
     let rt = Rt::new();
     let mut s = rt.spec("writer", "echo kept > /data/file");
     s["Mounts"] = json!([{"Type": "volume", "Source": "rtdata", "Target": "/data"}]);
@@ -26,6 +27,7 @@ fn named_volume_persists_across_rm_and_recreate() {
 
 #[test]
 fn first_use_copies_image_content_unless_nocopy() {
+    common::require_root!();
     let rt = Rt::new();
     std::fs::write(rt.layer.join("var/www/index.html"), "from image\n").unwrap();
     let mut s = rt.spec("web", "cat /var/www/index.html; ls -ld /var/www | cut -c1-10");
@@ -45,6 +47,7 @@ fn first_use_copies_image_content_unless_nocopy() {
 
 #[test]
 fn anonymous_volumes_for_image_volumes_and_targets() {
+    common::require_root!();
     let rt = Rt::new();
     let mut s = rt.spec("anon", "echo x > /cache/a; echo y > /scratch/b; grep -E ' /(cache|scratch) ' /proc/mounts | wc -l");
     s["ImageVolumes"] = json!(["/cache"]);
@@ -63,6 +66,7 @@ fn anonymous_volumes_for_image_volumes_and_targets() {
 
 #[test]
 fn bind_mounts_create_paths_and_refuse_missing_sources() {
+    common::require_root!();
     let rt = Rt::new();
     let src = rt.t.scratch().join("made-by-berth");
     let mut s = rt.spec("bind", "echo hi > /mnt/x/f; grep ' /mnt/x ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1");
@@ -87,6 +91,7 @@ fn bind_mounts_create_paths_and_refuse_missing_sources() {
 
 #[test]
 fn volume_cli_matches_docker() {
+    common::require_root!();
     let rt = Rt::new();
     assert_eq!(rt.t.ok(["volume", "create", "--label", "a=b", "--label", "c=d", "v1"]), "v1\n");
     assert_eq!(rt.t.ok(["volume", "create", "v1"]), "v1\n", "creating an existing volume returns it");

@@ -6,9 +6,9 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
 use super::GlobalOpts;
-use crate::engine::build::compose::{ProjectBuildOptions, build_services, image_name};
 use crate::engine::build::{Printer, ProgressMode};
 use crate::engine::image::{ImageStore, Reference};
+use crate::project::build::{ProjectBuildOptions, build_services, image_name};
 
 #[derive(Subcommand, Debug)]
 pub enum Commands {
@@ -69,7 +69,7 @@ fn parse_build_args(args: &[String]) -> anyhow::Result<BTreeMap<String, String>>
 }
 
 fn build(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<i32> {
-    let project = crate::project::load(&crate::project::LoadOptions::from_global(g))?;
+    let project = crate::project::load(&g.load_options())?;
     for w in &project.warnings {
         eprintln!("WARN[0000] {w}");
     }
@@ -92,7 +92,7 @@ fn build(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<i32> {
         memory: a
             .memory
             .as_deref()
-            .map(crate::project::units::parse_bytes)
+            .map(crate::util::units::parse_bytes)
             .transpose()
             .map_err(|e| anyhow::anyhow!("invalid --memory: {e}"))?,
     };

@@ -75,7 +75,7 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
         output,
         services_args,
     } = c;
-    let mut opts = LoadOptions::from_global(g);
+    let mut opts: LoadOptions = g.load_options();
     opts.interpolate = !no_interpolate;
     if profiles && opts.profiles.is_empty() {
         opts.profiles = vec!["*".into()];

@@ -4,9 +4,13 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use chrono::SubsecRound;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::GlobalOpts;
+use super::render::tabwriter::{self, Style};
+use super::render::text::go_time_string;
+use super::render::{self, Template, units};
 use crate::engine::image::store::{ImageStore, Removed, familiar_digest};
 use crate::engine::image::{Image, Platform, Progress, ProgressMode, PullOptions, PushOptions, Reference};
 
@@ -261,71 +265,14 @@ fn image(g: &GlobalOpts, cmd: ImageCmd) -> anyhow::Result<i32> {
 
 // ---- listing ----
 
-/// Docker's `HumanSizeWithPrecision(size, 3)`: decimal units, three significant digits.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
-    let mut v = bytes as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < UNITS.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    format!("{}{}", g3(v), UNITS[i])
-}
-
-/// `%.3g` for values below 1000.
-fn g3(v: f64) -> String {
-    let s = if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    };
-    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
-}
-
-/// Docker's `HumanDuration`.
-pub fn human_duration(d: chrono::Duration) -> String {
-    let secs = d.num_seconds();
-    if secs < 1 {
-        return "Less than a second".into();
-    }
-    if secs == 1 {
-        return "1 second".into();
-    }
-    if secs < 60 {
-        return format!("{secs} seconds");
-    }
-    let mins = d.num_minutes();
-    if mins == 1 {
-        return "About a minute".into();
-    }
-    if mins < 60 {
-        return format!("{mins} minutes");
-    }
-    let hours = (d.num_seconds() as f64 / 3600.0).round() as i64;
-    if hours == 1 {
-        return "About an hour".into();
-    }
-    if hours < 48 {
-        return format!("{hours} hours");
-    }
-    if hours < 24 * 7 * 2 {
-        return format!("{} days", hours / 24);
-    }
-    if hours < 24 * 30 * 2 {
-        return format!("{} weeks", hours / 24 / 7);
-    }
-    if hours < 24 * 365 * 2 {
-        return format!("{} months", hours / 24 / 30);
-    }
-    format!("{} years", d.num_hours() / 24 / 365)
+/// Docker's image sizes: `HumanSizeWithPrecision(size, 3)`.
+fn human_size(bytes: u64) -> String {
+    units::human_size(bytes as f64, 3)
 }
 
 fn since(img: &Image) -> String {
     match ImageStore::created(img) {
-        Some(t) => format!("{} ago", human_duration(chrono::Utc::now() - t)),
+        Some(t) => format!("{} ago", units::since(t, chrono::Utc::now())),
         None => "N/A".into(),
     }
 }
@@ -345,7 +292,7 @@ fn rows(store: &ImageStore, filter: Option<&str>, no_trunc: bool) -> anyhow::Res
     let mut out = Vec::new();
     for img in store.list()? {
         let id = if no_trunc { img.id.to_string() } else { img.id.short().to_string() };
-        let created_at = ImageStore::created(&img).map(|t| t.format("%Y-%m-%d %H:%M:%S %z UTC").to_string()).unwrap_or_default();
+        let created_at = ImageStore::created(&img).map(|t| go_time_string(&t.trunc_subsecs(0).fixed_offset())).unwrap_or_default();
         let digest_for = |name: &str| {
             img.repo_digests
                 .iter()
@@ -354,14 +301,12 @@ fn rows(store: &ImageStore, filter: Option<&str>, no_trunc: bool) -> anyhow::Res
                 .unwrap_or("<none>")
                 .to_string()
         };
-        let mut any = false;
         for n in &img.names {
             if let Some(f) = &filter {
                 if f.name() != n.name() || (f.tag().is_some() && f.tag() != n.tag()) {
                     continue;
                 }
             }
-            any = true;
             out.push(Row {
                 repo: n.familiar_name(),
                 tag: n.tag().unwrap_or("<none>").to_string(),
@@ -373,7 +318,6 @@ fn rows(store: &ImageStore, filter: Option<&str>, no_trunc: bool) -> anyhow::Res
             });
         }
         if img.names.is_empty() && filter.is_none() {
-            any = true;
             let (repo, digest) = match img.repo_digests.first() {
                 Some(rd) => {
                     let f = familiar_digest(rd);
@@ -392,7 +336,6 @@ fn rows(store: &ImageStore, filter: Option<&str>, no_trunc: bool) -> anyhow::Res
                 size: human_size(img.size),
             });
         }
-        let _ = any;
     }
     Ok(out)
 }
@@ -445,7 +388,7 @@ fn ls(g: &GlobalOpts, a: &LsArgs) -> anyhow::Result<i32> {
                 row.extend([r.id, r.created_since, r.size]);
                 table.push(row);
             }
-            print_table(&mut out, &table)?;
+            out.write_all(tabwriter::table(&table, Style::DOCKER).as_bytes())?;
         }
     }
     Ok(0)
@@ -526,93 +469,10 @@ fn compose_images(g: &GlobalOpts, a: &ComposeImagesArgs) -> anyhow::Result<i32> 
                     since(img),
                 ]);
             }
-            // Docker Compose's tabwriter: columns at least 20 wide, 3 spaces of padding.
-            let cols = table[0].len();
-            let widths: Vec<usize> = (0..cols).map(|i| table.iter().map(|r| r[i].chars().count() + 3).max().unwrap_or(0).max(20)).collect();
-            for r in &table {
-                let mut line = String::new();
-                for (i, c) in r.iter().enumerate() {
-                    line.push_str(&format!("{c:<w$}", w = widths[i]));
-                }
-                writeln!(out, "{}", line.trim_end())?;
-            }
+            out.write_all(tabwriter::table(&table, Style::COMPOSE).as_bytes())?;
         }
     }
     Ok(0)
-}
-
-/// Columns laid out as Docker's table formatter does: Go's `text/tabwriter` with a minimum
-/// width of 10 and a padding of 3. Cells may hold newlines (a heredoc's CREATED BY), which end
-/// the line and the column blocks that run through it, exactly as in Docker.
-pub fn print_table(out: &mut impl Write, rows: &[Vec<String>]) -> std::io::Result<()> {
-    let mut text = String::new();
-    for r in rows {
-        text.push_str(&r.join("\t"));
-        text.push('\n');
-    }
-    out.write_all(go_tabwriter(&text, 10, 3).as_bytes())
-}
-
-/// Go's `text/tabwriter` (padding with spaces, no flags): every line is split into tab-terminated
-/// cells; a cell's column block is the run of adjacent lines that have a terminated cell in that
-/// column, padded to the block's widest cell plus `padding`, at least `minwidth`. A line's last
-/// (unterminated) cell is not aligned.
-pub fn go_tabwriter(text: &str, minwidth: usize, padding: usize) -> String {
-    let body = text.strip_suffix('\n').unwrap_or(text);
-    let lines: Vec<Vec<&str>> = body.split('\n').map(|l| l.split('\t').collect()).collect();
-    let mut out = String::with_capacity(text.len() * 2);
-    let mut widths = Vec::new();
-    tab_format(&lines, 0, lines.len(), &mut widths, minwidth, padding, &mut out);
-    if text.ends_with('\n') {
-        // (The loop below wrote a newline after each line but the last.)
-        out.push('\n');
-    }
-    out
-}
-
-fn tab_format(
-    lines: &[Vec<&str>],
-    mut line0: usize,
-    line1: usize,
-    widths: &mut Vec<usize>,
-    minwidth: usize,
-    padding: usize,
-    out: &mut String,
-) {
-    let column = widths.len();
-    let mut this = line0;
-    while this < line1 {
-        if column + 1 >= lines[this].len() {
-            this += 1;
-            continue;
-        }
-        tab_write_lines(lines, line0, this, widths, out);
-        line0 = this;
-        let mut width = minwidth;
-        while this < line1 && column + 1 < lines[this].len() {
-            width = width.max(lines[this][column].chars().count() + padding);
-            this += 1;
-        }
-        widths.push(width);
-        tab_format(lines, line0, this, widths, minwidth, padding, out);
-        widths.pop();
-        line0 = this;
-    }
-    tab_write_lines(lines, line0, line1, widths, out);
-}
-
-fn tab_write_lines(lines: &[Vec<&str>], line0: usize, line1: usize, widths: &[usize], out: &mut String) {
-    for (i, line) in lines.iter().enumerate().take(line1).skip(line0) {
-        for (j, cell) in line.iter().enumerate() {
-            out.push_str(cell);
-            if let Some(w) = widths.get(j) {
-                out.extend(std::iter::repeat_n(' ', w.saturating_sub(cell.chars().count())));
-            }
-        }
-        if i + 1 < lines.len() {
-            out.push('\n');
-        }
-    }
 }
 
 // ---- rm / prune / import ----
@@ -737,8 +597,9 @@ fn inspect(g: &GlobalOpts, images: &[String], format: Option<&str>) -> anyhow::R
     }
     match format {
         Some(f) => {
+            let t = Template::parse(f)?;
             for d in &docs {
-                println!("{}", render_template(f, d)?);
+                println!("{}", t.execute(&render::Row::new(d))?);
             }
         }
         None => {
@@ -750,48 +611,6 @@ fn inspect(g: &GlobalOpts, images: &[String], format: Option<&str>) -> anyhow::R
         }
     }
     Ok(code)
-}
-
-/// A small subset of Go templates: `{{.A.B}}` and `{{json .A}}`, with literal text around.
-pub fn render_template(t: &str, v: &serde_json::Value) -> anyhow::Result<String> {
-    let mut out = String::new();
-    let mut rest = t;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let end = rest[start..].find("}}").map(|e| start + e).context("template: unclosed {{")?;
-        let expr = rest[start + 2..end].trim();
-        let (json, path) = match expr.strip_prefix("json ") {
-            Some(p) => (true, p.trim()),
-            None => (false, expr),
-        };
-        if !path.starts_with('.') {
-            bail!("template: unsupported expression {{{{{expr}}}}}; berth supports {{{{.Field}}}} and {{{{json .Field}}}}");
-        }
-        let mut cur = v;
-        for key in path.split('.').filter(|k| !k.is_empty()) {
-            cur = cur.get(key).unwrap_or(&serde_json::Value::Null);
-        }
-        if json {
-            out.push_str(&cur.to_string());
-        } else {
-            out.push_str(&go_value(cur));
-        }
-        rest = &rest[end + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-fn go_value(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Null => "<no value>".into(),
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Array(a) => format!("[{}]", a.iter().map(go_value).collect::<Vec<_>>().join(" ")),
-        serde_json::Value::Object(m) => {
-            format!("map[{}]", m.iter().map(|(k, v)| format!("{k}:{}", go_value(v))).collect::<Vec<_>>().join(" "))
-        }
-        other => other.to_string(),
-    }
 }
 
 fn history(g: &GlobalOpts, image: &str, no_trunc: bool, quiet: bool, human: bool) -> anyhow::Result<i32> {
@@ -815,7 +634,7 @@ fn history(g: &GlobalOpts, image: &str, no_trunc: bool, quiet: bool, human: bool
         }
         let created = h.get("created").and_then(|c| c.as_str()).unwrap_or("");
         let created = match chrono::DateTime::parse_from_rfc3339(created) {
-            Ok(t) if human => format!("{} ago", human_duration(chrono::Utc::now() - t.with_timezone(&chrono::Utc))),
+            Ok(t) if human => format!("{} ago", units::since(t.to_utc(), chrono::Utc::now())),
             Ok(t) => t.to_rfc3339(),
             Err(_) => "N/A".into(),
         };
@@ -826,7 +645,7 @@ fn history(g: &GlobalOpts, image: &str, no_trunc: bool, quiet: bool, human: bool
         table.push(vec![id, created, by, size, comment]);
     }
     if !quiet {
-        print_table(&mut std::io::stdout().lock(), &table)?;
+        std::io::stdout().lock().write_all(tabwriter::table(&table, Style::DOCKER).as_bytes())?;
     }
     Ok(0)
 }
@@ -884,7 +703,7 @@ fn image_push(g: &GlobalOpts, reference: &str, quiet: bool) -> anyhow::Result<i3
 
 fn compose_pull(g: &GlobalOpts, a: ComposePullArgs) -> anyhow::Result<i32> {
     use crate::engine::image::{PullItem, PullPolicy};
-    let project = crate::project::load(&crate::project::LoadOptions::from_global(g))?;
+    let project = crate::project::load(&g.load_options())?;
     let wanted = crate::cli::compose::converge::services_and_dependencies(&project, &a.services, a.include_deps)?;
     let forced = a.policy.as_deref().map(PullPolicy::parse).transpose()?;
     let store = open(g)?;
@@ -937,7 +756,7 @@ fn compose_pull(g: &GlobalOpts, a: ComposePullArgs) -> anyhow::Result<i32> {
 }
 
 fn compose_push(g: &GlobalOpts, a: ComposePushArgs) -> anyhow::Result<i32> {
-    let project = crate::project::load(&crate::project::LoadOptions::from_global(g))?;
+    let project = crate::project::load(&g.load_options())?;
     for s in &a.services {
         if !project.services.contains_key(s) {
             bail!("no such service: {s}");
@@ -1106,55 +925,4 @@ fn save(g: &GlobalOpts, images: &[String], output: Option<PathBuf>) -> anyhow::R
         }
     }
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tables_with_multi_line_cells_lay_out_as_docker_history_does() {
-        // Captured from `docker history` (Docker 20.10) on an image with heredoc RUN steps.
-        let rows: Vec<Vec<String>> = [
-            ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
-            ["69510a532e42", "15 seconds ago", "RUN /bin/sh -c <<EOF sh\nset -e\necho 3\nEOF\n", "0B", "berth.dockerfile.v0"],
-            ["<missing>", "18 seconds ago", "RUN /bin/sh -c echo one\necho two > /two\n", "4B", "berth.dockerfile.v0"],
-            ["<missing>", "18 seconds ago", "RUN /bin/sh -c mkdir /x", "0B", "berth.dockerfile.v0"],
-            ["<missing>", "3 hours ago", "", "1.98MB", ""],
-        ]
-        .iter()
-        .map(|r| r.iter().map(|c| c.to_string()).collect())
-        .collect();
-        let mut out = Vec::new();
-        print_table(&mut out, &rows).unwrap();
-        let want = "IMAGE          CREATED          CREATED BY   SIZE      COMMENT\n\
-                    69510a532e42   15 seconds ago   RUN /bin/sh -c <<EOF sh\n\
-                    set -e\n\
-                    echo 3\n\
-                    EOF\n            0B               berth.dockerfile.v0\n\
-                    <missing>   18 seconds ago   RUN /bin/sh -c echo one\n\
-                    echo two > /two\n            4B               berth.dockerfile.v0\n\
-                    <missing>   18 seconds ago   RUN /bin/sh -c mkdir /x   0B        berth.dockerfile.v0\n\
-                    <missing>   3 hours ago                                1.98MB    \n";
-        assert_eq!(String::from_utf8(out).unwrap(), want);
-    }
-
-    #[test]
-    fn sizes_and_durations_read_as_docker_prints_them() {
-        assert_eq!(human_size(4_261_000), "4.26MB");
-        assert_eq!(human_size(2_100_000), "2.1MB");
-        assert_eq!(human_size(999), "999B");
-        assert_eq!(human_size(123_456), "123kB");
-        assert_eq!(human_duration(chrono::Duration::seconds(90)), "About a minute");
-        assert_eq!(human_duration(chrono::Duration::days(15)), "2 weeks");
-        assert_eq!(human_duration(chrono::Duration::seconds(30)), "30 seconds");
-    }
-
-    #[test]
-    fn templates_pick_fields() {
-        let v = serde_json::json!({"Id": "sha256:ab", "Config": {"Cmd": ["sh", "-c"]}});
-        assert_eq!(render_template("{{.Id}}", &v).unwrap(), "sha256:ab");
-        assert_eq!(render_template("cmd={{.Config.Cmd}}", &v).unwrap(), "cmd=[sh -c]");
-        assert_eq!(render_template("{{json .Config.Cmd}}", &v).unwrap(), r#"["sh","-c"]"#);
-    }
 }

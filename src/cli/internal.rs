@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::GlobalOpts;
+use super::render::{self, Style, tabwriter};
 use crate::engine::runtime::{self, ContainerConfig, exec::ExecSpec, logs, ops};
 
 #[derive(Subcommand, Debug)]
@@ -136,10 +137,11 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
     match c {
         Commands::Teardown => {
             let errors = crate::system::teardown(&g.state_root());
-            for e in &errors {
-                super::report::print(e);
+            let code = if errors.is_empty() { 0 } else { 1 };
+            for e in errors {
+                super::report::print(&e.into());
             }
-            Ok(if errors.is_empty() { 0 } else { 1 })
+            Ok(code)
         }
         Commands::Supervise { id, attach_fd } => Ok(supervise(g.state_root(), &id, attach_fd)),
         Commands::Ctr(c) => ctr(g, c),
@@ -255,35 +257,29 @@ fn ctr(g: &GlobalOpts, c: Ctr) -> anyhow::Result<i32> {
             println!("{}", serde_json::to_string_pretty(&serde_json::Value::Array(vec![v]))?);
         }
         Ctr::Ls { all, quiet } => {
-            let list: Vec<_> = ops::summaries(&root)
-                .into_iter()
-                .filter(|s| all || s.state == "running" || s.state == "paused" || s.state == "restarting")
-                .collect();
-            if quiet {
-                for s in &list {
-                    println!("{}", crate::util::id::short(&s.id));
+            let now = chrono::Utc::now();
+            let mut rows = vec![["CONTAINER ID", "NAMES", "STATUS", "COMMAND"].map(String::from).to_vec()];
+            for c in ops::list_configs(&root) {
+                let st = ops::state_of(&root, &c.id).unwrap_or_else(|_| runtime::ContainerState::new());
+                if !all && !st.status.is_active() {
+                    continue;
                 }
-            } else {
-                println!("{:<14}{:<24}{:<30}COMMAND", "CONTAINER ID", "NAMES", "STATUS");
-                for s in &list {
-                    println!("{:<14}{:<24}{:<30}{:?}", crate::util::id::short(&s.id), s.name, s.status, s.command);
+                if quiet {
+                    println!("{}", crate::util::id::short(&c.id));
+                    continue;
                 }
+                let command = render::text::go_quote(&render::text::docker_command(&c.argv()));
+                rows.push(vec![crate::util::id::short(&c.id).to_string(), c.name.clone(), render::container::status(&st, now), command]);
+            }
+            if !quiet {
+                print!("{}", tabwriter::table(&rows, Style::DOCKER));
             }
         }
         Ctr::Top { container } => {
             let t = ops::top(&root, &container)?;
-            let mut rows = vec![t.titles.clone()];
+            let mut rows = vec![t.titles];
             rows.extend(t.processes);
-            let widths: Vec<usize> =
-                (0..t.titles.len()).map(|i| rows.iter().map(|r| r.get(i).map_or(0, |c| c.len())).max().unwrap_or(0)).collect();
-            for r in &rows {
-                let line: Vec<String> = r
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| if i + 1 == r.len() { c.clone() } else { format!("{:<w$}", c, w = widths[i] + 3) })
-                    .collect();
-                println!("{}", line.join(""));
-            }
+            print!("{}", tabwriter::table(&rows, Style { minwidth: 0, padding: 3 }));
         }
         Ctr::Logs(a) => return print_logs(&root, &a),
         Ctr::Exec(a) => {

@@ -13,9 +13,11 @@ pub mod image;
 pub mod internal;
 pub mod network;
 pub mod progress;
+pub mod render;
 pub mod report;
 pub mod volume;
 
+use crate::project::LoadOptions;
 use crate::state::StateRoot;
 
 #[derive(Parser, Debug)]
@@ -76,6 +78,21 @@ pub struct GlobalOpts {
 impl GlobalOpts {
     pub fn state_root(&self) -> StateRoot {
         StateRoot::new(&self.root)
+    }
+
+    /// What to load: the compose files, name, directory, env files and profiles these flags
+    /// give, with the process environment.
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            files: self.files.iter().map(PathBuf::from).collect(),
+            project_name: self.project_name.clone(),
+            project_directory: self.project_directory.clone(),
+            env_files: self.env_files.clone(),
+            profiles: self.profiles.clone(),
+            interpolate: true,
+            environment: std::env::vars().collect(),
+            cwd: None,
+        }
     }
 }
 
@@ -173,9 +190,4 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
-}
-
-/// The error for a command whose area has not landed yet.
-pub fn not_yet(what: &str) -> anyhow::Error {
-    anyhow::anyhow!("`berth {what}` is not implemented yet in this build of berth")
 }

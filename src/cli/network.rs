@@ -8,6 +8,8 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::GlobalOpts;
+use super::render::text::go_time_string;
+use super::render::{self, Format, Row, Template};
 use crate::net::network::{self, IpamConfig, IpamSpec, NetworkInfo, NetworkSpec};
 
 #[derive(Subcommand, Debug)]
@@ -333,9 +335,10 @@ fn inspect(root: &crate::state::StateRoot, a: InspectArgs) -> anyhow::Result<i32
     match a.format.as_deref() {
         None | Some("") => println!("{}", pretty4(&found)),
         Some(f) => {
+            // (Unlike docker's inspect, berth's has always read `\t` and `\n` as a listing does.)
+            let t = Template::parse(&render::format::unescape(f))?;
             for v in &found {
-                let v = serde_json::to_value(v).expect("serializable");
-                println!("{}", render_template(f, &v));
+                println!("{}", t.execute(&Row::new(&serde_json::to_value(v)?))?);
             }
         }
     }
@@ -358,7 +361,7 @@ fn pretty4<T: serde::Serialize>(v: &T) -> String {
 fn ls_row(info: &NetworkInfo, no_trunc: bool) -> Value {
     let n = &info.network;
     let created = chrono::DateTime::parse_from_rfc3339(&n.created)
-        .map(|d| d.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M:%S%.f +0000 UTC").to_string())
+        .map(|d| go_time_string(&d.to_utc().fixed_offset()))
         .unwrap_or_else(|_| n.created.clone());
     json!({
         "CreatedAt": created,
@@ -426,130 +429,36 @@ fn ls(root: &crate::state::StateRoot, a: LsArgs) -> anyhow::Result<i32> {
         let endpoints = network::read_endpoints(root, &n.name)?.endpoints;
         let info = NetworkInfo { network: n, endpoints };
         if matches(&info, &filters)? {
-            rows.push(ls_row(&info, a.no_trunc));
+            rows.push((ls_row(&info, a.no_trunc), info.network.labels));
         }
     }
     if a.quiet {
         for r in &rows {
-            println!("{}", r["ID"].as_str().unwrap_or_default());
+            println!("{}", r.0["ID"].as_str().unwrap_or_default());
         }
         return Ok(0);
     }
-    let format = a.format.as_deref().unwrap_or("table");
-    match format {
-        "json" | "{{json .}}" => {
-            for r in &rows {
-                println!("{r}");
-            }
-        }
-        f if f == "table" || f.starts_with("table ") => {
-            let tpl = f.strip_prefix("table").unwrap_or("").trim();
-            let tpl = if tpl.is_empty() { "{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}" } else { tpl };
-            let header = header_for(tpl);
-            let mut lines = vec![header];
-            lines.extend(rows.iter().map(|r| render_template(tpl, r)));
-            print!("{}", tabulate(&lines));
-        }
-        f => {
-            for r in &rows {
-                println!("{}", render_template(f, r));
-            }
-        }
-    }
+    let format = Format::parse(a.format.as_deref().unwrap_or("table"), LS_TABLE)?;
+    let rows: Vec<Row> = rows.iter().map(|(r, labels)| Row::new(r).with_labels(labels)).collect();
+    print!("{}", render::format::list(&format, LS_HEADERS, &rows)?);
     Ok(0)
 }
 
-/// Column headers of a table template, as docker names them.
-fn header_for(tpl: &str) -> String {
-    let mut out = tpl.to_string();
-    for (field, head) in [
-        ("{{.ID}}", "NETWORK ID"),
-        ("{{.Name}}", "NAME"),
-        ("{{.Driver}}", "DRIVER"),
-        ("{{.Scope}}", "SCOPE"),
-        ("{{.IPv6}}", "IPV6"),
-        ("{{.IPv4}}", "IPV4"),
-        ("{{.Internal}}", "INTERNAL"),
-        ("{{.Labels}}", "LABELS"),
-        ("{{.CreatedAt}}", "CREATED AT"),
-    ] {
-        out = out.replace(field, head);
-    }
-    out
-}
+/// `docker network ls`' columns.
+const LS_TABLE: &str = "{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}";
 
-/// A small subset of Go templates: `{{.Field}}`, `{{.A.B}}`, `{{json .}}`, `{{json .Field}}`,
-/// and `\t`/`\n` escapes.
-pub fn render_template(tpl: &str, v: &Value) -> String {
-    let tpl = tpl.replace("\\t", "\t").replace("\\n", "\n");
-    let mut out = String::new();
-    let mut rest = tpl.as_str();
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("}}") else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let expr = rest[start + 2..start + end].trim();
-        let (json_fn, path) = match expr.strip_prefix("json ") {
-            Some(p) => (true, p.trim()),
-            None => (false, expr),
-        };
-        let mut cur = v;
-        for part in path.trim_start_matches('.').split('.').filter(|p| !p.is_empty()) {
-            cur = cur.get(part).unwrap_or(&Value::Null);
-        }
-        if json_fn {
-            out.push_str(&cur.to_string());
-        } else {
-            match cur {
-                Value::String(s) => out.push_str(s),
-                Value::Null => out.push_str("<no value>"),
-                Value::Object(m) => {
-                    out.push_str("map[");
-                    out.push_str(
-                        &m.iter()
-                            .map(|(k, v)| format!("{k}:{}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                    );
-                    out.push(']');
-                }
-                other => out.push_str(&other.to_string()),
-            }
-        }
-        rest = &rest[start + end + 2..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Aligns tab-separated lines like docker's tabwriter (min width 10, padding 3).
-pub fn tabulate(lines: &[String]) -> String {
-    let cells: Vec<Vec<&str>> = lines.iter().map(|l| l.split('\t').collect()).collect();
-    let cols = cells.iter().map(|c| c.len()).max().unwrap_or(0);
-    let mut widths = vec![0usize; cols];
-    for row in &cells {
-        for (i, c) in row.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count() + 3).max(10);
-        }
-    }
-    let mut out = String::new();
-    for row in &cells {
-        let mut line = String::new();
-        for (i, c) in row.iter().enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(c);
-            } else {
-                line.push_str(c);
-                line.push_str(&" ".repeat(widths[i] - c.chars().count()));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
+/// Each field of a listed network, with its column name.
+const LS_HEADERS: &[(&str, &str)] = &[
+    ("ID", "NETWORK ID"),
+    ("Name", "NAME"),
+    ("Driver", "DRIVER"),
+    ("Scope", "SCOPE"),
+    ("IPv6", "IPV6"),
+    ("IPv4", "IPV4"),
+    ("Internal", "INTERNAL"),
+    ("Labels", "LABELS"),
+    ("CreatedAt", "CREATED AT"),
+];
 
 #[cfg(test)]
 mod tests {
@@ -557,15 +466,17 @@ mod tests {
 
     #[test]
     fn tables_align_like_docker() {
-        let t = tabulate(&["NETWORK ID\tNAME\tDRIVER\tSCOPE".into(), "c833b26dab18\tbridge\tbridge\tlocal".into()]);
+        let row = json!({"ID": "c833b26dab18", "Name": "bridge", "Driver": "bridge", "Scope": "local"});
+        let t = render::format::list(&Format::parse("table", LS_TABLE).unwrap(), LS_HEADERS, &[Row::new(&row)]).unwrap();
         assert_eq!(t, "NETWORK ID     NAME      DRIVER    SCOPE\nc833b26dab18   bridge    bridge    local\n");
     }
 
     #[test]
     fn templates() {
         let v = json!({"Name": "n", "IPAM": {"Driver": "default"}, "Labels": {"a": "b"}});
-        assert_eq!(render_template("{{.Name}}\\t{{.IPAM.Driver}}", &v), "n\tdefault");
-        assert_eq!(render_template("{{json .Labels}}", &v), "{\"a\":\"b\"}");
-        assert_eq!(render_template("{{.Labels}}", &v), "map[a:b]");
+        let render_template = |t: &str| Template::parse(&render::format::unescape(t)).unwrap().execute(&Row::new(&v)).unwrap();
+        assert_eq!(render_template("{{.Name}}\\t{{.IPAM.Driver}}"), "n\tdefault");
+        assert_eq!(render_template("{{json .Labels}}"), "{\"a\":\"b\"}");
+        assert_eq!(render_template("{{.Labels}}"), "map[a:b]");
     }
 }

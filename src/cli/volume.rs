@@ -5,6 +5,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::GlobalOpts;
+use super::render::{self, Format, Row, Template};
 use crate::engine::runtime::volumes::{self, Volume};
 
 #[derive(Subcommand, Debug)]
@@ -23,7 +24,7 @@ pub enum VolumeCommand {
     Create(CreateArgs),
     /// Display detailed information on one or more volumes
     Inspect {
-        /// Format output using a custom template: 'json' or a Go template is not supported
+        /// Format output using a custom template: 'json' or a Go template
         #[arg(short = 'f', long)]
         format: Option<String>,
         #[arg(required = true, value_name = "VOLUME")]
@@ -45,7 +46,7 @@ pub struct LsArgs {
     /// Only display volume names
     #[arg(short, long)]
     quiet: bool,
-    /// Format output: table (default) or json
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json' or 'TEMPLATE'
     #[arg(long)]
     format: Option<String>,
     /// Provide filter values (e.g. "label=a=b", "name=x", "dangling=true")
@@ -75,6 +76,40 @@ fn kv(v: &[String]) -> BTreeMap<String, String> {
             None => (s.to_string(), String::new()),
         })
         .collect()
+}
+
+/// `docker volume ls`' columns.
+pub(crate) const LS_TABLE: &str = "{{.Driver}}\t{{.Name}}";
+
+/// Each field of a listed volume, with its column name.
+pub(crate) const LS_HEADERS: &[(&str, &str)] = &[
+    ("Name", "VOLUME NAME"),
+    ("Driver", "DRIVER"),
+    ("Scope", "SCOPE"),
+    ("Mountpoint", "MOUNTPOINT"),
+    ("Labels", "LABELS"),
+    ("Links", "LINKS"),
+    ("Size", "SIZE"),
+    ("Group", "GROUP"),
+    ("Availability", "AVAILABILITY"),
+    ("Status", "STATUS"),
+];
+
+/// A volume as `docker volume ls --format json` gives it (and `docker compose volumes`).
+pub(crate) fn ls_row(v: &Volume) -> Value {
+    let labels = v.labels.iter().map(|(k, x)| format!("{k}={x}")).collect::<Vec<_>>().join(",");
+    json!({
+        "Availability": "N/A", "Driver": v.driver, "Group": "N/A", "Labels": labels, "Links": "N/A",
+        "Mountpoint": v.mountpoint, "Name": v.name, "Scope": v.scope, "Size": "N/A", "Status": "N/A",
+    })
+}
+
+/// `volumes` listed as `--format` (`table`, `table TEMPLATE`, `json` or `TEMPLATE`) says.
+pub(crate) fn render_list(format: &str, volumes: &[Volume]) -> anyhow::Result<String> {
+    let format = Format::parse(format, LS_TABLE)?;
+    let values: Vec<Value> = volumes.iter().map(ls_row).collect();
+    let rows: Vec<Row> = volumes.iter().zip(&values).map(|(v, r)| Row::new(r).with_labels(&v.labels)).collect();
+    Ok(render::format::list(&format, LS_HEADERS, &rows)?)
 }
 
 fn inspect_json(v: &Volume) -> Value {
@@ -128,22 +163,8 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
                 for v in &keep {
                     println!("{}", v.name);
                 }
-            } else if a.format.as_deref() == Some("json") {
-                for v in &keep {
-                    let labels = v.labels.iter().map(|(k, x)| format!("{k}={x}")).collect::<Vec<_>>().join(",");
-                    let line = json!({
-                        "Availability": "N/A", "Driver": v.driver, "Group": "N/A", "Labels": labels, "Links": "N/A",
-                        "Mountpoint": v.mountpoint, "Name": v.name, "Scope": v.scope, "Size": "N/A", "Status": "N/A",
-                    });
-                    println!("{line}");
-                }
-            } else if let Some(f) = a.format.as_deref().filter(|f| *f != "table") {
-                anyhow::bail!("unsupported --format {f:?}: use table or json");
             } else {
-                println!("{:<10}VOLUME NAME", "DRIVER");
-                for v in &keep {
-                    println!("{:<10}{}", v.driver, v.name);
-                }
+                print!("{}", render_list(a.format.as_deref().unwrap_or("table"), &keep)?);
             }
             Ok(0)
         }
@@ -153,9 +174,7 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
             Ok(0)
         }
         VolumeCommand::Inspect { format, volumes: names } => {
-            if let Some(f) = format.as_deref().filter(|f| *f != "json") {
-                anyhow::bail!("unsupported --format {f:?}: berth prints JSON");
-            }
+            let template = format.as_deref().filter(|f| *f != "json").map(Template::parse).transpose()?;
             let mut out = Vec::new();
             let mut code = 0;
             for n in &names {
@@ -167,8 +186,14 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
                     }
                 }
             }
-            if !out.is_empty() || code == 0 {
-                println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+            match template {
+                Some(t) => {
+                    for v in &out {
+                        println!("{}", t.execute(&Row::new(v))?);
+                    }
+                }
+                None if !out.is_empty() || code == 0 => println!("{}", serde_json::to_string_pretty(&Value::Array(out))?),
+                None => {}
             }
             Ok(code)
         }

@@ -666,7 +666,7 @@ fn blkio(service: &Service, res: &mut crate::engine::cgroups::Resources) -> Resu
             serde_json::Value::Number(n) => {
                 n.as_u64().ok_or_else(|| invalid(service, format!("blkio_config.{key}: {n} must be a positive number")))
             }
-            serde_json::Value::String(s) => crate::project::units::parse_bytes(s)
+            serde_json::Value::String(s) => crate::util::units::parse_bytes(s)
                 .ok()
                 .filter(|v| *v >= 0)
                 .map(|v| v as u64)

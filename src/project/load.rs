@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::error::{LoadError, Pos, Result};
 use super::model::*;
-use super::yaml::{Map, Node, Value};
+use super::yaml::{Map, Node};
 use super::{canonical, dotenv, extends, include, interpolate, merge, paths, typed, validate, yaml};
 use crate::util::fs::FsError;
 
@@ -32,22 +32,6 @@ pub struct LoadOptions {
     pub environment: HashMap<String, String>,
     /// The directory relative paths on the command line start from (default: the current one).
     pub cwd: Option<PathBuf>,
-}
-
-impl LoadOptions {
-    /// Options from the CLI's global flags and the process environment.
-    pub fn from_global(g: &crate::cli::GlobalOpts) -> LoadOptions {
-        LoadOptions {
-            files: g.files.iter().map(PathBuf::from).collect(),
-            project_name: g.project_name.clone(),
-            project_directory: g.project_directory.clone(),
-            env_files: g.env_files.clone(),
-            profiles: g.profiles.clone(),
-            interpolate: true,
-            environment: std::env::vars().collect(),
-            cwd: None,
-        }
-    }
 }
 
 /// Where a document comes from, for includes.
@@ -551,6 +535,3 @@ fn drop_unused_resources(p: &mut Project) {
     p.secrets.retain(|k, _| secrets.contains(k));
     p.configs.retain(|k, _| configs.contains(k));
 }
-
-#[allow(dead_code)]
-fn _unused(_: Value) {}

@@ -14,6 +14,7 @@
 //! Each file is validated before it is made canonical and merged (so errors name the file that
 //! has them); [`load::load`] drives the passes and resolves paths, environments and profiles.
 
+pub mod build;
 pub mod canonical;
 pub mod convert;
 pub mod dotenv;
@@ -33,7 +34,6 @@ pub mod paths;
 pub mod plan;
 pub mod render;
 pub mod typed;
-pub mod units;
 pub mod validate;
 pub mod yaml;
 

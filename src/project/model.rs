@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
-use super::units::format_duration;
+use crate::util::units::format_duration;
 
 thread_local! {
     static JSON: Cell<bool> = const { Cell::new(true) };

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use super::error::{LoadError, Result};
 use super::model::*;
-use super::units::{parse_bytes, parse_duration, shell_split};
 use super::yaml::{Map, Node, Value};
+use crate::util::units::{parse_bytes, parse_duration, shell_split};
 
 fn bad(n: &Node, path: &str, msg: impl Into<String>) -> LoadError {
     LoadError::at(&n.pos, path, msg)

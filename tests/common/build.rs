@@ -10,7 +10,7 @@ use super::TestRoot;
 
 /// A state root with `busybox:latest` imported from Debian's busybox-static.
 pub fn root_with_busybox() -> TestRoot {
-    super::require_root();
+    super::expect_root();
     let t = TestRoot::new();
     let tar = t.scratch().join("busybox.tar");
     busybox_tar(&tar);

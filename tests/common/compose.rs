@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{TestRoot, make_busybox_tar, require_root};
+use super::{TestRoot, expect_root, make_busybox_tar};
 
 /// A compose project in its own state root.
 pub struct Stack {
@@ -22,7 +22,7 @@ pub struct Stack {
 impl Stack {
     /// A project `name` with `yaml` as its compose.yaml, and `busybox:latest` imported.
     pub fn new(name: &str, yaml: &str) -> Stack {
-        require_root();
+        expect_root();
         let t = TestRoot::new();
         let tar = t.scratch().join("busybox.tar");
         make_busybox_tar(&tar);

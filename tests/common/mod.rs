@@ -14,16 +14,59 @@ pub mod query;
 
 pub mod compose;
 
-/// The berth binary under test.
+/// The berth binary under test: cargo's for the integration tests; for the benchmarks (cargo
+/// examples, which cargo gives no such path) the one their build made, two folders up
+/// (`target/release/examples/x` runs `target/release/berth`).
 pub fn berth_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_berth"))
+    match option_env!("CARGO_BIN_EXE_berth") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let exe = std::env::current_exe().expect("the benchmark's own path");
+            exe.parent().and_then(Path::parent).map(|d| d.join("berth")).expect("the benchmark runs from target/<profile>/examples")
+        }
+    }
 }
 
-/// Fails the test with a clear message unless it runs as root.
-pub fn require_root() {
-    if !nix::unistd::geteuid().is_root() {
-        panic!("this test creates namespaces, cgroups and links: run it as root (scripts/test.sh)");
-    }
+/// Prints `skipped: <why>` on the test's output: a test that cannot check what it is for says so,
+/// and never passes silently. Tests use [`skip!`] and [`require_root!`]; a helper that returns
+/// `None` to its test calls this first.
+pub fn skipping(why: std::fmt::Arguments) {
+    eprintln!("skipped: {why}");
+}
+
+/// Ends the calling test early because this host lacks what it needs: `skip!("no /dev/fuse on
+/// this host")`. One skip policy for every test that needs root or a kernel feature.
+#[allow(unused_macros)]
+macro_rules! skip {
+    ($($why:tt)+) => {{
+        $crate::common::skipping(format_args!($($why)+));
+        return;
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use skip;
+
+/// Skips the calling test unless it runs as root: every test that creates namespaces,
+/// cgroups, links or mounts starts with it (scripts/test.sh runs the suite as root).
+#[allow(unused_macros)]
+macro_rules! require_root {
+    () => {
+        if !$crate::common::is_root() {
+            $crate::common::skip!("this test creates namespaces, cgroups and links: run it as root (scripts/test.sh)");
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use require_root;
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// For the helpers that need root (a `TestRoot` with images, namespaces): the test must have
+/// skipped before reaching them without root.
+pub fn expect_root() {
+    assert!(is_root(), "this helper needs root: start the test with common::require_root!()");
 }
 
 /// A private state root, torn down on drop with `berth __teardown`.

@@ -3,11 +3,11 @@
 //! read.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use super::{TestRoot, make_busybox_tar, require_root};
+use super::{TestRoot, expect_root, make_busybox_tar};
 
 /// The image every test project uses.
 pub const IMAGE: &str = "qbusybox:latest";
@@ -23,7 +23,7 @@ pub struct Proj {
 impl Proj {
     /// A project `name` with this compose file; `net` picks its subnet, 10.211.<128+net>.0/24.
     pub fn new(name: &str, yaml: &str, net: u8) -> Proj {
-        require_root();
+        expect_root();
         let t = TestRoot::new();
         let dir = t.scratch().join(name);
         std::fs::create_dir_all(&dir).unwrap();
@@ -129,8 +129,4 @@ pub fn ok(o: Output) -> String {
 /// The lines of a JSON-lines output, parsed.
 pub fn json_lines(s: &str) -> Vec<serde_json::Value> {
     s.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
-}
-
-pub fn path_str(p: &Path) -> &str {
-    p.to_str().unwrap()
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{TestRoot, host_busybox, require_root};
+use super::{TestRoot, expect_root, host_busybox};
 
 /// A test's private root plus a busybox layer directory to run containers from.
 pub struct Rt {
@@ -20,7 +20,7 @@ pub struct Rt {
 
 impl Rt {
     pub fn new() -> Self {
-        require_root();
+        expect_root();
         let t = TestRoot::new();
         let layer = t.scratch().join("layers").join("busybox");
         std::fs::create_dir_all(&layer).unwrap();

@@ -139,7 +139,7 @@ pub fn attached(g: &GlobalOpts, t: &Target, desired: &Desired, selected: &[Strin
     let mut followed: BTreeSet<String> = BTreeSet::new();
     let mut colors: BTreeMap<String, String> = BTreeMap::new();
     let mut running = 0usize;
-    let mut spawn = |c: &observe::Container, followed: &mut BTreeSet<String>, first: bool| -> Option<String> {
+    let mut spawn = |c: &observe::Container, followed: &mut BTreeSet<String>| -> Option<String> {
         if followed.contains(&c.id) {
             return None;
         }
@@ -152,7 +152,6 @@ pub fn attached(g: &GlobalOpts, t: &Target, desired: &Desired, selected: &[Strin
         let (root, id, svc, pr, tx) = (t.root.clone(), c.id.clone(), c.service.clone(), printer.clone(), tx.clone());
         let nm = name.clone();
         std::thread::spawn(move || follow(root, id, nm, svc, color, pr, tx));
-        let _ = first;
         Some(name)
     };
     let o = t.observe()?;
@@ -166,7 +165,7 @@ pub fn attached(g: &GlobalOpts, t: &Target, desired: &Desired, selected: &[Strin
     }
     println!("Attaching to {}", initial.iter().map(|c| short(&c.name)).collect::<Vec<_>>().join(", "));
     for c in &initial {
-        if let Some(n) = spawn(c, &mut followed, true) {
+        if let Some(n) = spawn(c, &mut followed) {
             names.push(n);
             running += 1;
         }
@@ -247,7 +246,7 @@ pub fn attached(g: &GlobalOpts, t: &Target, desired: &Desired, selected: &[Strin
             last_scan = Instant::now();
             if let Ok(o) = t.observe() {
                 for c in o.containers.iter().filter(|c| !c.oneoff && services.contains(&c.service) && c.status == Status::Running) {
-                    if spawn(c, &mut followed, false).is_some() {
+                    if spawn(c, &mut followed).is_some() {
                         running += 1;
                     }
                 }

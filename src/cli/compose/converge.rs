@@ -63,7 +63,7 @@ impl Target {
 
     /// Loads the project from its files (`up`, `create`, `run`, `exec`...).
     pub fn load(g: &GlobalOpts) -> anyhow::Result<Target> {
-        let p = crate::project::load(&crate::project::LoadOptions::from_global(g))?;
+        let p = crate::project::load(&g.load_options())?;
         for w in &p.warnings {
             eprintln!("WARN[0000] {w}");
         }
@@ -392,11 +392,12 @@ pub fn images(g: &GlobalOpts, p: &Project, services: &[String], o: ImageOptions)
     let store = ImageStore::open(&root)?;
     let mut out = BTreeMap::new();
     if !o.no_build && services.iter().any(|s| p.services[s].build.is_some()) {
-        use crate::engine::build::{Printer, ProgressMode, compose::ProjectBuildOptions};
+        use crate::engine::build::{Printer, ProgressMode};
+        use crate::project::build::ProjectBuildOptions;
         let opts = ProjectBuildOptions { insecure_registries: g.insecure_registries.clone(), ..Default::default() };
         let quiet = o.quiet_build || progress::kind(g) == progress::Kind::Quiet;
         let mut printer = Printer::to_writer(if quiet { ProgressMode::Quiet } else { ProgressMode::Plain }, Box::new(std::io::stderr()));
-        let built = crate::engine::build::compose::ensure_built(&store, p, services, o.build, &opts, &mut printer).map_err(|e| {
+        let built = crate::project::build::ensure_built(&store, p, services, o.build, &opts, &mut printer).map_err(|e| {
             anyhow::Error::new(e)
                 .context("cannot build the project's images: fix the Dockerfile or the build section, then run `berth up` again")
         })?;

@@ -11,7 +11,6 @@ use crate::state::StateRoot;
 mod attach;
 pub(crate) mod cp;
 mod events;
-mod format;
 mod logs;
 mod ls;
 mod port;

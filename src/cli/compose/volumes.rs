@@ -2,7 +2,6 @@
 //! (the volumes labelled with the project; with services, only those their running containers
 //! mount).
 use clap::Args;
-use serde_json::{Value, json};
 
 use super::converge::Target;
 use crate::cli::GlobalOpts;
@@ -32,8 +31,7 @@ pub fn run(g: &GlobalOpts, a: VolumesArgs) -> anyhow::Result<i32> {
         }
         return Ok(0);
     }
-    let rows: Vec<Value> = list.iter().map(summary).collect();
-    print!("{}", render(&a.format, &rows));
+    print!("{}", render(&a.format, &list)?);
     Ok(0)
 }
 
@@ -53,75 +51,40 @@ fn project_volumes(t: &Target, services: &[String]) -> anyhow::Result<Vec<Volume
     Ok(list)
 }
 
-/// A volume as `docker volume ls --format json` gives it (what compose prints).
-fn summary(v: &Volume) -> Value {
-    let labels = v.labels.iter().map(|(k, x)| format!("{k}={x}")).collect::<Vec<_>>().join(",");
-    json!({
-        "Availability": "N/A", "Driver": v.driver, "Group": "N/A", "Labels": labels, "Links": "N/A",
-        "Mountpoint": v.mountpoint, "Name": v.name, "Scope": v.scope, "Size": "N/A", "Status": "N/A",
-    })
-}
-
 /// `table` (compose's DRIVER and VOLUME NAME columns), `json` (one object a line), `table
 /// TEMPLATE` (a header, then a row per volume, aligned) or a bare Go template.
-fn render(format: &str, rows: &[Value]) -> String {
-    let format = format.trim();
-    if format == "json" {
-        return rows.iter().map(|r| format!("{r}\n")).collect();
-    }
-    let (table, tpl) = match format {
-        "" | "table" => (true, "{{.Driver}}\t{{.Name}}"),
-        f => match f.strip_prefix("table ") {
-            Some(t) => (true, t.trim()),
-            None => (false, f),
-        },
-    };
-    let mut lines: Vec<String> = Vec::new();
-    if table {
-        lines.push(header(tpl));
-    }
-    for r in rows {
-        lines.push(crate::cli::network::render_template(tpl, r));
-    }
-    if table { crate::cli::network::tabulate(&lines) } else { lines.iter().map(|l| format!("{l}\n")).collect() }
-}
-
-/// A table template's header: each `{{.Field}}` by Docker's column name.
-fn header(tpl: &str) -> String {
-    let mut out = tpl.replace("\\t", "\t");
-    while let Some(start) = out.find("{{") {
-        let Some(end) = out[start..].find("}}") else { break };
-        let field = out[start + 2..start + end].trim().trim_start_matches("json ").trim().trim_start_matches('.').to_string();
-        let name = match field.as_str() {
-            "Name" => "VOLUME NAME".to_string(),
-            "Mountpoint" => "MOUNTPOINT".to_string(),
-            f => f.to_uppercase(),
-        };
-        out.replace_range(start..start + end + 2, &name);
-    }
-    out
+fn render(format: &str, volumes: &[Volume]) -> anyhow::Result<String> {
+    crate::cli::volume::render_list(format, volumes)
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
-    fn row(name: &str) -> Value {
-        json!({"Driver": "local", "Name": name, "Labels": "a=b", "Mountpoint": "/m"})
+    fn row(name: &str) -> Volume {
+        Volume {
+            name: name.into(),
+            driver: "local".into(),
+            labels: [("a".to_string(), "b".to_string())].into(),
+            mountpoint: "/m".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn table_has_compose_columns() {
-        let out = render("table", &[row("p_data"), row("p_other")]);
+        let out = render("table", &[row("p_data"), row("p_other")]).unwrap();
         assert_eq!(out, "DRIVER    VOLUME NAME\nlocal     p_data\nlocal     p_other\n");
-        assert_eq!(render("table", &[]), "DRIVER    VOLUME NAME\n");
+        assert_eq!(render("table", &[]).unwrap(), "DRIVER    VOLUME NAME\n");
     }
 
     #[test]
     fn json_and_templates() {
-        let out = render("json", &[row("p_data")]);
+        let out = render("json", &[row("p_data")]).unwrap();
         assert_eq!(serde_json::from_str::<Value>(out.trim()).unwrap()["Name"], "p_data");
-        assert_eq!(render("{{.Name}} {{.Labels}}", &[row("p_data")]), "p_data a=b\n");
-        assert_eq!(render("table {{.Name}}\t{{.Mountpoint}}", &[row("p_data")]), "VOLUME NAME   MOUNTPOINT\np_data        /m\n");
+        assert_eq!(render("{{.Name}} {{.Labels}}", &[row("p_data")]).unwrap(), "p_data a=b\n");
+        assert_eq!(render("table {{.Name}}\t{{.Mountpoint}}", &[row("p_data")]).unwrap(), "VOLUME NAME   MOUNTPOINT\np_data        /m\n");
     }
 }

@@ -19,6 +19,7 @@ use super::converge::{self, Target};
 use super::lifecycle::{self, CreateArgs, UpArgs};
 use super::query::{self, OneOff};
 use crate::cli::GlobalOpts;
+use crate::cli::render::text::go_quote_list;
 use crate::engine::build::ignore::{Ignore, glob_match};
 use crate::engine::runtime::{exec::ExecSpec, ops};
 use crate::project::Project;
@@ -221,10 +222,6 @@ impl Rule {
 }
 
 /// compose's `%q` of a list of service names: `["web" "db"]`.
-fn go_list(v: &[String]) -> String {
-    format!("[{}]", v.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(" "))
-}
-
 pub fn run(g: &GlobalOpts, a: WatchArgs) -> anyhow::Result<i32> {
     let t = Target::load(g)?;
     let p = t.project.as_ref().expect("loaded");
@@ -395,9 +392,9 @@ impl Watch {
             let services: Vec<String> = restart.into_iter().collect();
             let code = lifecycle::restart(&self.g, &services, false, None, false)?;
             if code != 0 {
-                bail!("cannot restart service(s) {}", go_list(&services));
+                bail!("cannot restart service(s) {}", go_quote_list(&services));
             }
-            self.log(&format!("service(s) {} restarted", go_list(&services)));
+            self.log(&format!("service(s) {} restarted", go_quote_list(&services)));
         }
         for (service, idx) in exec {
             for i in idx {
@@ -465,7 +462,7 @@ impl Watch {
 
     /// Builds the services' images, then recreates them as `up --no-deps SERVICE...` does.
     fn rebuild(&self, services: &[String]) -> anyhow::Result<()> {
-        self.log(&format!("Rebuilding service(s) {} after changes were detected...", go_list(services)));
+        self.log(&format!("Rebuilding service(s) {} after changes were detected...", go_quote_list(services)));
         let t = Target::load(&self.g)?;
         let p = t.project.as_ref().expect("loaded");
         let io = converge::ImageOptions { build: true, quiet_build: self.quiet, ..Default::default() };
@@ -482,7 +479,7 @@ impl Watch {
                 eprintln!("WARN[0000] cannot prune dangling images: {e}");
             }
         }
-        self.log(&format!("service(s) {} successfully built", go_list(services)));
+        self.log(&format!("service(s) {} successfully built", go_quote_list(services)));
         let create = CreateArgs { services: services.to_vec(), force_recreate: true, quiet_build: self.quiet, ..Default::default() };
         let code = lifecycle::up(&self.g, UpArgs { create, detach: true, no_deps: true, ..Default::default() })?;
         if code != 0 {
@@ -593,11 +590,5 @@ mod tests {
         inc.include = Some(Ignore::parse("*.js\n"));
         assert!(inc.matches(Path::new("/p/a.js")).is_some());
         assert_eq!(inc.matches(Path::new("/p/a.css")), None);
-    }
-
-    #[test]
-    fn service_lists_print_as_go_quotes_them() {
-        assert_eq!(go_list(&["web".into()]), "[\"web\"]");
-        assert_eq!(go_list(&["a".into(), "b".into()]), "[\"a\" \"b\"]");
     }
 }

@@ -9,16 +9,17 @@
 
 pub mod builder;
 pub mod cache;
-pub mod compose;
 pub mod copy;
 pub mod dockerfile;
 pub mod error;
 pub mod fstree;
 pub mod ignore;
+pub mod parallel;
 pub mod progress;
 pub mod run;
 pub mod shell;
 
 pub use builder::{BuildOutput, BuildRequest, DockerfileSource, build};
 pub use error::{BuildError, Result};
+pub use parallel::build_parallel;
 pub use progress::{Mode as ProgressMode, Printer};

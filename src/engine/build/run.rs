@@ -181,7 +181,7 @@ pub fn parse_mount(m: &str) -> Result<RunMount, String> {
             "uid" => uid = v.parse().map_err(|_| bad("uid= takes a number"))?,
             "gid" => gid = v.parse().map_err(|_| bad("gid= takes a number"))?,
             "mode" => mode = Some(u32::from_str_radix(v, 8).map_err(|_| bad("mode= takes an octal mode"))?),
-            "size" => size = Some(crate::project::units::parse_bytes(v).map_err(|e| bad(&format!("size={v}: {e}")))?.max(0) as u64),
+            "size" => size = Some(crate::util::units::parse_bytes(v).map_err(|e| bad(&format!("size={v}: {e}")))?.max(0) as u64),
             "required" => required = flag,
             "sharing" => {}
             _ => return Err(bad(&format!("unknown option {k}"))),
@@ -394,7 +394,7 @@ pub fn run(store: &ImageStore, layers: &[Layer], job: &Job, sink: &mut dyn FnMut
 }
 
 /// The last SIGINT, SIGTERM or SIGHUP a RUN step took (0 for none): builds running at once
-/// pass it on to each other (see `compose::build_services`).
+/// pass it on to each other (see `project::build::build_services`).
 static LAST_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
 /// The signal that interrupted a RUN step of this process, if one did.

@@ -4,9 +4,11 @@
 //! The runtime knows nothing of compose. It takes a fully resolved [`spec::ContainerConfig`]
 //! (`containers/<id>/config.json`). Each started container has one detached supervisor
 //! (`crate::engine::supervisor`, the berth binary re-executed as `berth __supervise <id>`), which
-//! [`launch::launch`]es the container's PID 1 and then owns it.
+//! [`launch::launch`]es the container's PID 1 and then owns it. The runtime speaks to it only
+//! through the protocol in [`ctl`]: the supervisor builds on the runtime, never the reverse.
 
 pub mod caps;
+pub mod ctl;
 pub mod etc;
 pub mod exec;
 pub mod fsroot;

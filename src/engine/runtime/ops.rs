@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::ctl::{self, Request, Started};
 use super::exec::{self, ExecSpec, ExecStdio};
 use super::logs as logfile;
 use super::spec::{ContainerConfig, Mount, MountType, normalize};
@@ -22,8 +23,6 @@ use super::sys::{self, ProcId};
 use super::{RuntimeError, volumes};
 use crate::engine::cgroups::Cgroup;
 use crate::engine::events;
-use crate::engine::supervisor::Started;
-use crate::engine::supervisor::ctl::{self, Request};
 use crate::state::StateRoot;
 use crate::util::fs::{FsError, read_json, write_json};
 use crate::util::lock::FileLock;
@@ -573,102 +572,6 @@ pub fn wait(root: &StateRoot, key: &str) -> Result<i32> {
             Err(e) => return Err(e.into()),
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A line of `ps`: what the orchestration lists.
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Summary {
-    pub id: String,
-    pub name: String,
-    pub image: String,
-    pub image_ref: String,
-    pub command: String,
-    pub created: String,
-    pub state: String,
-    /// Docker's human text: "Up 5 seconds (healthy)", "Exited (0) 3 seconds ago".
-    pub status: String,
-    pub health: String,
-    pub exit_code: i32,
-    pub labels: BTreeMap<String, String>,
-    pub ports: Vec<crate::net::PublishedPort>,
-}
-
-pub fn summaries(root: &StateRoot) -> Vec<Summary> {
-    list_configs(root)
-        .into_iter()
-        .map(|c| {
-            let st = state_of(root, &c.id).unwrap_or_else(|_| ContainerState::new());
-            summary(&c, &st)
-        })
-        .collect()
-}
-
-pub fn summary(c: &ContainerConfig, st: &ContainerState) -> Summary {
-    Summary {
-        id: c.id.clone(),
-        name: c.name.clone(),
-        image: c.image.clone(),
-        image_ref: c.image_ref.clone(),
-        command: shell_join(&c.argv()),
-        created: c.created.clone(),
-        state: st.status.to_string(),
-        status: human_status(st),
-        health: st.health.as_ref().map(|h| h.status.clone()).unwrap_or_default(),
-        exit_code: st.exit_code,
-        labels: c.labels.clone(),
-        ports: st.network.as_ref().map(|n| n.ports.clone()).unwrap_or_default(),
-    }
-}
-
-fn shell_join(v: &[String]) -> String {
-    v.iter().map(|a| if a.is_empty() || a.contains([' ', '"', '\'']) { format!("{a:?}") } else { a.clone() }).collect::<Vec<_>>().join(" ")
-}
-
-fn since(t: &str) -> String {
-    let Ok(t) = chrono::DateTime::parse_from_rfc3339(t) else { return String::new() };
-    let secs = (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds().max(0);
-    human_duration(secs)
-}
-
-/// Docker's (go-units) HumanDuration.
-pub fn human_duration(secs: i64) -> String {
-    match secs {
-        s if s < 1 => "Less than a second".into(),
-        1 => "1 second".into(),
-        s if s < 60 => format!("{s} seconds"),
-        s if s / 60 == 1 => "About a minute".into(),
-        s if s / 60 < 60 => format!("{} minutes", s / 60),
-        s if (s as f64 / 3600.0).round() as i64 == 1 => "About an hour".into(),
-        s if s / 3600 < 48 => format!("{} hours", (s as f64 / 3600.0).round() as i64),
-        s if s / 3600 < 24 * 7 * 2 => format!("{} days", s / 86400),
-        s if s / 3600 < 24 * 30 * 2 => format!("{} weeks", s / (86400 * 7)),
-        s if s / 3600 < 24 * 365 * 2 => format!("{} months", s / (86400 * 30)),
-        s => format!("{} years", s / (86400 * 365)),
-    }
-}
-
-pub fn human_status(st: &ContainerState) -> String {
-    match st.status {
-        Status::Created => "Created".into(),
-        // Docker's: paused hides the health.
-        Status::Paused => format!("Up {} (Paused)", since(&st.started_at)),
-        Status::Running => {
-            let mut s = format!("Up {}", since(&st.started_at));
-            if let Some(h) = &st.health {
-                match h.status.as_str() {
-                    "starting" => s.push_str(" (health: starting)"),
-                    "" => {}
-                    other => s.push_str(&format!(" ({other})")),
-                }
-            }
-            s
-        }
-        Status::Restarting => format!("Restarting ({}) {} ago", st.exit_code, since(&st.finished_at)),
-        Status::Exited => format!("Exited ({}) {} ago", st.exit_code, since(&st.finished_at)),
-        Status::Dead => "Dead".into(),
-        Status::Removing => "Removal In Progress".into(),
     }
 }
 

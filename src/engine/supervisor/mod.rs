@@ -8,7 +8,6 @@
 //! cgroup and exits. The container's PID 1 dies with it (PDEATHSIG), so a killed supervisor never
 //! leaves an unsupervised container behind, and the CLI reports it as dead.
 
-pub mod ctl;
 pub mod health;
 pub mod restart;
 
@@ -20,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::cgroups::Cgroup;
 use crate::engine::events;
+use crate::engine::runtime::ctl::{self, Request, Response, Started};
 use crate::engine::runtime::exec::{self, ExecSpec, ExecStdio};
 use crate::engine::runtime::launch::{self, Launched};
 use crate::engine::runtime::logs::{LineSplitter, LogWriter, now_rfc3339};
@@ -31,20 +31,8 @@ use crate::engine::runtime::{RuntimeError, ops};
 use crate::net::proxy::{Proxy, Token as ProxyToken};
 use crate::state::StateRoot;
 
-use ctl::{Request, Response};
 use health::HealthMonitor;
 use restart::RestartManager;
-
-/// What the supervisor tells the CLI on fd 3.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct Started {
-    #[serde(default)]
-    pub error: Option<String>,
-    #[serde(default)]
-    pub code: i32,
-    #[serde(default)]
-    pub pid: i32,
-}
 
 /// Output is read in chunks of this size; the attach queue stops reading beyond `MAX_QUEUE`.
 const CHUNK: usize = 32 * 1024;

@@ -90,7 +90,7 @@ pub fn render(ev: &Event, project: &str, services: &[String], json: bool) -> Opt
             "attributes": attributes,
             "id": ev.id,
             "service": service,
-            "time": super::format::rfc3339_nano_local(&t),
+            "time": crate::cli::render::text::rfc3339_nano_local(&t),
             "type": "container",
         });
         Some(format!("{v}\n"))

@@ -4,8 +4,8 @@ use std::io::Write;
 
 use clap::Args;
 
-use super::format;
 use crate::cli::GlobalOpts;
+use crate::cli::render::tabwriter::{self, Style};
 use crate::engine::runtime::ops;
 use crate::labels;
 
@@ -69,7 +69,7 @@ pub fn run(g: &GlobalOpts, a: LsArgs) -> anyhow::Result<i32> {
     for s in stacks {
         rows.push(vec![s.name, s.status, s.config_files]);
     }
-    out.write_all(format::tabwrite(&rows, 20, 3).as_bytes())?;
+    out.write_all(tabwriter::table(&rows, Style::COMPOSE).as_bytes())?;
     Ok(0)
 }
 

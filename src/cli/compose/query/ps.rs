@@ -1,15 +1,17 @@
 //! `berth ps`: the project's containers, as `docker compose ps` lists them.
-use std::collections::BTreeMap;
 use std::io::Write;
 
+use chrono::SubsecRound;
 use clap::Args;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use super::format::{self, Format, PortEntry};
 use super::{Ctr, OneOff};
 use crate::cli::GlobalOpts;
+use crate::cli::render::container::{self as ctr_text, PortEntry};
+use crate::cli::render::text::{self, docker_command, ellipsis, go_quote, go_time_string};
+use crate::cli::render::{self, Format, Row, units};
+use crate::engine::runtime::Status;
 use crate::engine::runtime::spec::MountType;
-use crate::engine::runtime::{Status, ops};
 use crate::labels;
 
 #[derive(Args, Debug)]
@@ -51,7 +53,7 @@ pub fn run(g: &GlobalOpts, mut a: PsArgs) -> anyhow::Result<i32> {
             _ => anyhow::bail!("unknown filter {k}"),
         }
     }
-    let format = Format::parse(&a.format)?;
+    let format = Format::parse(&a.format, TABLE)?;
     let target = super::Target::project_or_name(g)?;
     let mut services = a.service.clone();
     if let Some(p) = &target.project {
@@ -86,71 +88,35 @@ pub fn run(g: &GlobalOpts, mut a: PsArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let trunc = !a.no_trunc;
-    match format {
-        Format::Table => {
-            let mut rows = vec![["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS"].map(String::from).to_vec()];
-            for c in &list {
-                let j = json_line(c, trunc);
-                rows.push(vec![j.name, j.image, j.command, j.service, j.running_for, j.status, j.ports]);
-            }
-            out.write_all(format::tabwrite(&rows, 10, 3).as_bytes())?;
-        }
-        Format::Json => {
-            for c in &list {
-                writeln!(out, "{}", serde_json::to_string(&json_line(c, trunc))?)?;
-            }
-        }
-        Format::Template { table, parts } => {
-            let mut lines = Vec::new();
-            if table {
-                lines.push(format::render_header(&parts, &headers()));
-            }
-            for c in &list {
-                lines.push(format::render(&parts, &fields(c, trunc)));
-            }
-            if table {
-                out.write_all(format::tabwrite(&format::cells(&lines), 10, 3).as_bytes())?;
-            } else {
-                for l in lines {
-                    writeln!(out, "{l}")?;
-                }
-            }
-        }
-    }
+    let values: Vec<Value> = list.iter().map(|c| serde_json::to_value(json_line(c, trunc))).collect::<Result<_, _>>()?;
+    let rows: Vec<Row> = list.iter().zip(&values).map(|(c, v)| Row::new(v).with_labels(&c.cfg.labels)).collect();
+    out.write_all(render::format::list(&format, HEADERS, &rows)?.as_bytes())?;
     Ok(0)
 }
 
-fn headers() -> BTreeMap<&'static str, &'static str> {
-    BTreeMap::from([
-        ("ID", "CONTAINER ID"),
-        ("Name", "NAME"),
-        ("Names", "NAMES"),
-        ("Project", "PROJECT"),
-        ("Service", "SERVICE"),
-        ("Image", "IMAGE"),
-        ("Command", "COMMAND"),
-        ("CreatedAt", "CREATED AT"),
-        ("RunningFor", "CREATED"),
-        ("Ports", "PORTS"),
-        ("State", "STATE"),
-        ("Status", "STATUS"),
-        ("Size", "SIZE"),
-        ("Labels", "LABELS"),
-        ("Mounts", "MOUNTS"),
-        ("LocalVolumes", "LOCAL VOLUMES"),
-        ("Networks", "NETWORKS"),
-    ])
-}
+/// compose's `ps` columns.
+const TABLE: &str = "{{.Name}}\t{{.Image}}\t{{.Command}}\t{{.Service}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}";
 
-/// The container's command as the Docker daemon lists it: arguments with a space quoted.
-pub(crate) fn docker_command(argv: &[String]) -> String {
-    let Some((path, args)) = argv.split_first() else { return String::new() };
-    if args.is_empty() {
-        return path.clone();
-    }
-    let args: Vec<String> = args.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() }).collect();
-    format!("{path} {}", args.join(" "))
-}
+/// Each field's column name.
+const HEADERS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Name", "NAME"),
+    ("Names", "NAMES"),
+    ("Project", "PROJECT"),
+    ("Service", "SERVICE"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("Ports", "PORTS"),
+    ("State", "STATE"),
+    ("Status", "STATUS"),
+    ("Size", "SIZE"),
+    ("Labels", "LABELS"),
+    ("Mounts", "MOUNTS"),
+    ("LocalVolumes", "LOCAL VOLUMES"),
+    ("Networks", "NETWORKS"),
+];
 
 /// The ports a container publishes now (none once it stopped, as Docker reports them).
 pub(crate) fn port_entries(c: &Ctr) -> Vec<PortEntry> {
@@ -159,7 +125,7 @@ pub(crate) fn port_entries(c: &Ctr) -> Vec<PortEntry> {
     }
     let mut ports: Vec<PortEntry> =
         c.st.network.as_ref().map(|n| n.ports.iter().map(PortEntry::from_published).collect()).unwrap_or_default();
-    format::sort_ports(&mut ports);
+    ctr_text::sort_ports(&mut ports);
     ports
 }
 
@@ -201,20 +167,10 @@ struct PsJson {
     status: String,
 }
 
-/// The fields compose's formatter gives a container, by the names `--format` uses.
-fn fields(c: &Ctr, trunc: bool) -> Map<String, Value> {
-    let mut m = match serde_json::to_value(json_line(c, trunc)) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
-    m.insert("LabelMap".into(), json!(c.cfg.labels));
-    m
-}
-
 fn json_line(c: &Ctr, trunc: bool) -> PsJson {
     let cfg = &c.cfg;
     let created = chrono::DateTime::parse_from_rfc3339(&cfg.created).map(|t| t.with_timezone(&chrono::Utc)).unwrap_or_default();
-    let age = (chrono::Utc::now() - created).num_seconds().max(0);
+    let now = chrono::Utc::now();
     let command = docker_command(&cfg.argv());
     let mut ports = port_entries(c);
     ports.sort_by_key(|p| p.private);
@@ -229,7 +185,7 @@ fn json_line(c: &Ctr, trunc: bool) -> PsJson {
             MountType::Bind => m.source.clone(),
             MountType::Tmpfs => continue,
         };
-        mounts.push(if trunc { format::ellipsis(&name, 15) } else { name });
+        mounts.push(if trunc { ellipsis(&name, 15) } else { name });
     }
     let mut networks: Vec<String> = cfg.endpoints.iter().map(|e| e.network.clone()).collect();
     networks.sort();
@@ -237,8 +193,8 @@ fn json_line(c: &Ctr, trunc: bool) -> PsJson {
         if c.st.status == Status::Running { c.st.health.as_ref().map(|h| h.status.clone()).unwrap_or_default() } else { String::new() };
     let exit_code = if matches!(c.st.status, Status::Exited | Status::Dead) { c.st.exit_code } else { 0 };
     PsJson {
-        command: format::go_quote(&if trunc { format::ellipsis(&command, 20) } else { command }),
-        created_at: format::go_time_string(&created),
+        command: go_quote(&if trunc { ellipsis(&command, 20) } else { command }),
+        created_at: go_time_string(&text::local(&created.trunc_subsecs(0))),
         exit_code,
         health,
         id: if trunc { crate::util::id::short(&cfg.id).to_string() } else { cfg.id.clone() },
@@ -249,30 +205,16 @@ fn json_line(c: &Ctr, trunc: bool) -> PsJson {
         name: cfg.name.clone(),
         names: cfg.name.clone(),
         networks: networks.join(","),
-        ports: format::displayable_ports(&ports),
+        ports: ctr_text::displayable_ports(&ports),
         project: c.label(labels::PROJECT).to_string(),
         publishers: ports
             .iter()
             .map(|p| Publisher { url: p.ip.clone(), target_port: p.private, published_port: p.public, protocol: p.proto.clone() })
             .collect(),
-        running_for: format!("{} ago", ops::human_duration(age)),
+        running_for: format!("{} ago", units::since(created, now)),
         service: c.service().to_string(),
         size: "0B".into(),
         state: c.st.status.as_str().to_string(),
-        status: ops::human_status(&c.st),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn commands_are_listed_as_the_daemon_lists_them() {
-        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(docker_command(&v(&["sh", "-c", "echo hi; sleep 1"])), "sh -c 'echo hi; sleep 1'");
-        assert_eq!(docker_command(&v(&["sleep", "1000"])), "sleep 1000");
-        assert_eq!(docker_command(&v(&["true"])), "true");
-        assert_eq!(docker_command(&[]), "");
+        status: ctr_text::status(&c.st, now),
     }
 }

@@ -169,7 +169,7 @@ pub fn commit(g: &GlobalOpts, a: CommitArgs) -> anyhow::Result<i32> {
     obj.insert("author".into(), a.author.clone().unwrap_or_default().into());
     obj.insert("comment".into(), a.message.clone().unwrap_or_default().into());
     let mut history = obj.get("history").and_then(|h| h.as_array().cloned()).unwrap_or_default();
-    let mut entry = serde_json::json!({"created": created, "created_by": super::ps::docker_command(&[cfg.entrypoint.clone(), cfg.cmd.clone()].concat())});
+    let mut entry = serde_json::json!({"created": created, "created_by": crate::cli::render::text::docker_command(&[cfg.entrypoint.clone(), cfg.cmd.clone()].concat())});
     if let Some(m) = &a.message {
         entry["comment"] = m.clone().into();
     }

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::format::{self, Format};
 use super::{Ctr, OneOff};
 use crate::cli::GlobalOpts;
+use crate::cli::render::units::{bytes_size, human_size};
+use crate::cli::render::{self, Format};
 use crate::engine::cgroups::{self, Hierarchy, PARENT};
 use crate::engine::runtime::Status;
 
@@ -49,7 +50,7 @@ pub struct Sample {
 }
 
 pub fn run(g: &GlobalOpts, a: StatsArgs) -> anyhow::Result<i32> {
-    let fmt = Format::parse(&a.format)?;
+    let fmt = Format::parse(&a.format, TABLE)?;
     let name = super::project_name(g)?;
     let root = g.state_root();
     let services: Vec<String> = a.service.iter().cloned().collect();
@@ -132,14 +133,14 @@ impl Row {
         };
         let mem_perc = if s.mem_limit > 0 { s.mem_usage as f64 / s.mem_limit as f64 * 100.0 } else { 0.0 };
         Row {
-            block_io: format!("{} / {}", format::human_size(s.blk_read as f64, 3), format::human_size(s.blk_write as f64, 3)),
+            block_io: format!("{} / {}", human_size(s.blk_read as f64, 3), human_size(s.blk_write as f64, 3)),
             cpu_perc: format!("{cpu:.2}%"),
             container: c.cfg.id.clone(),
             id: if trunc { crate::util::id::short(&c.cfg.id).to_string() } else { c.cfg.id.clone() },
             mem_perc: format!("{mem_perc:.2}%"),
-            mem_usage: format!("{} / {}", format::bytes_size(s.mem_usage as f64), format::bytes_size(s.mem_limit as f64)),
+            mem_usage: format!("{} / {}", bytes_size(s.mem_usage as f64), bytes_size(s.mem_limit as f64)),
             name: c.cfg.name.clone(),
-            net_io: format!("{} / {}", format::human_size(s.net_rx as f64, 3), format::human_size(s.net_tx as f64, 3)),
+            net_io: format!("{} / {}", human_size(s.net_rx as f64, 3), human_size(s.net_tx as f64, 3)),
             pids: s.pids.to_string(),
         }
     }
@@ -152,50 +153,25 @@ pub fn cpu_percent(prev: &Sample, now: &Sample) -> f64 {
     if cpu > 0.0 && sys > 0.0 { cpu / sys * now.online_cpus.max(1) as f64 * 100.0 } else { 0.0 }
 }
 
+/// `docker stats`' columns.
+const TABLE: &str = "{{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
+
+/// Each field's column name.
+const HEADERS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Container", "CONTAINER"),
+    ("Name", "NAME"),
+    ("CPUPerc", "CPU %"),
+    ("MemUsage", "MEM USAGE / LIMIT"),
+    ("MemPerc", "MEM %"),
+    ("NetIO", "NET I/O"),
+    ("BlockIO", "BLOCK I/O"),
+    ("PIDs", "PIDS"),
+];
+
 fn render(rows: &[Row], fmt: &Format) -> anyhow::Result<String> {
-    Ok(match fmt {
-        Format::Table => {
-            let mut t = vec![
-                ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"].map(String::from).to_vec(),
-            ];
-            for r in rows {
-                t.push(vec![
-                    r.id.clone(),
-                    r.name.clone(),
-                    r.cpu_perc.clone(),
-                    r.mem_usage.clone(),
-                    r.mem_perc.clone(),
-                    r.net_io.clone(),
-                    r.block_io.clone(),
-                    r.pids.clone(),
-                ]);
-            }
-            format::tabwrite(&t, 10, 3)
-        }
-        Format::Json => rows.iter().map(|r| serde_json::to_string(r).map(|s| s + "\n")).collect::<Result<String, _>>()?,
-        Format::Template { table, parts } => {
-            let headers = std::collections::BTreeMap::from([
-                ("ID", "CONTAINER ID"),
-                ("Container", "CONTAINER"),
-                ("Name", "NAME"),
-                ("CPUPerc", "CPU %"),
-                ("MemUsage", "MEM USAGE / LIMIT"),
-                ("MemPerc", "MEM %"),
-                ("NetIO", "NET I/O"),
-                ("BlockIO", "BLOCK I/O"),
-                ("PIDs", "PIDS"),
-            ]);
-            let mut lines = Vec::new();
-            if *table {
-                lines.push(format::render_header(parts, &headers));
-            }
-            for r in rows {
-                let serde_json::Value::Object(m) = serde_json::to_value(r)? else { continue };
-                lines.push(format::render(parts, &m));
-            }
-            if *table { format::tabwrite(&format::cells(&lines), 10, 3) } else { lines.iter().map(|l| format!("{l}\n")).collect() }
-        }
-    })
+    let values: Vec<serde_json::Value> = rows.iter().map(serde_json::to_value).collect::<Result<_, _>>()?;
+    Ok(render::format::list(fmt, HEADERS, &render::format::plain_rows(&values))?)
 }
 
 fn read_u64(p: &Path) -> Option<u64> {

@@ -3,8 +3,9 @@ use std::io::Write;
 
 use clap::Args;
 
-use super::{OneOff, format};
+use super::OneOff;
 use crate::cli::GlobalOpts;
+use crate::cli::render::tabwriter::{self, Style};
 use crate::engine::runtime::ops;
 
 #[derive(Args, Debug)]
@@ -52,6 +53,6 @@ pub fn run(g: &GlobalOpts, a: TopArgs) -> anyhow::Result<i32> {
     for r in rows {
         table.push(titles.iter().map(|t| r.iter().find(|(k, _)| k == t).map(|(_, v)| v.clone()).unwrap_or_else(|| "-".into())).collect());
     }
-    std::io::stdout().lock().write_all(format::tabwrite(&table, 4, 2).as_bytes())?;
+    std::io::stdout().lock().write_all(tabwriter::table(&table, Style::COMPOSE_TOP).as_bytes())?;
     Ok(0)
 }

@@ -1,15 +1,14 @@
 //! Building the images of a compose project: the `build:` section of each service becomes a
-//! [`BuildRequest`], named as Docker Compose names it (`image:` if given, else
-//! `<project>-<service>`, plus `build.tags`), with compose's labels on the image.
+//! [`BuildRequest`] for the engine's builder, named as Docker Compose names it (`image:` if
+//! given, else `<project>-<service>`, plus `build.tags`), with compose's labels on the image;
+//! services build in parallel in `depends_on` order. The builder itself knows nothing of compose.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::builder::{BuildRequest, DockerfileSource, build};
-use super::error::{BuildError, Result};
-use super::progress::Printer;
+use super::Project;
+use super::model::Service;
+use crate::engine::build::{BuildError, BuildRequest, DockerfileSource, Printer, Result, build};
 use crate::engine::image::{Digest, ImageStore, Reference};
-use crate::project::Project;
-use crate::project::model::Service;
 
 /// What `berth build` (or `up --build`) asks of a project build.
 #[derive(Clone, Debug, Default)]
@@ -147,7 +146,7 @@ pub fn build_services(
         return Ok(ids);
     }
     let deps = build_dependencies(project, &jobs);
-    build_parallel(store, jobs, &deps, limit, out)
+    crate::engine::build::build_parallel(store, jobs, &deps, limit, out)
 }
 
 /// How many builds run at once: `COMPOSE_PARALLEL_LIMIT` if set, else the number of CPUs (at
@@ -181,114 +180,6 @@ fn build_dependencies(project: &Project, jobs: &[(String, BuildRequest)]) -> BTr
         out.insert(name.clone(), wait);
     }
     out
-}
-
-fn build_parallel(
-    store: &ImageStore,
-    mut pending: Vec<(String, BuildRequest)>,
-    deps: &BTreeMap<String, BTreeSet<String>>,
-    limit: usize,
-    out: &mut Printer,
-) -> Result<BTreeMap<String, Digest>> {
-    // SIGINT, SIGTERM and SIGHUP stay blocked in every thread while the builds run: a RUN step
-    // takes them through its signalfd and removes its container (see `run::pump`), and each one
-    // taken is raised again for the next build still running.
-    let mask = SignalMask::block();
-    let mut ids = BTreeMap::new();
-    let mut first_err: Option<BuildError> = None;
-    std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::channel::<(String, Result<Digest>)>();
-        let mut done = BTreeSet::new();
-        let mut running = 0usize;
-        loop {
-            while first_err.is_none() && super::run::interrupted_by().is_none() && running < limit && !pending.is_empty() {
-                let ready = pending.iter().position(|(n, _)| deps.get(n).is_none_or(|d| d.iter().all(|x| done.contains(x))));
-                // A dependency cycle (which the loader refuses anyway) must not hang the build.
-                let Some(i) = ready.or((running == 0).then_some(0)) else { break };
-                let (name, req) = pending.remove(i);
-                let mut printer = out.fork();
-                let tx = tx.clone();
-                running += 1;
-                scope.spawn(move || {
-                    let result = build(store, &req, &mut printer)
-                        .map(|o| o.image.id)
-                        .map_err(|e| BuildError::ServiceFailed { service: name.clone(), source: Box::new(e) });
-                    if result.is_ok() {
-                        printer.line(&format!(" {name}  Built"));
-                    }
-                    let _ = tx.send((name, result));
-                });
-            }
-            if running == 0 {
-                break;
-            }
-            let Ok((name, result)) = rx.recv() else { break };
-            running -= 1;
-            match result {
-                Ok(id) => {
-                    done.insert(name.clone());
-                    ids.insert(name, id);
-                }
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
-            if let (Some(sig), true) = (super::run::interrupted_by(), running > 0) {
-                // SAFETY: kill(2) on this process with a signal every thread blocks.
-                unsafe { libc::kill(libc::getpid(), sig) };
-            }
-        }
-    });
-    mask.restore(super::run::interrupted_by().is_some());
-    match first_err {
-        Some(e) => Err(e),
-        None => Ok(ids),
-    }
-}
-
-const BUILD_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
-
-/// The calling thread's signal mask with [`BUILD_SIGNALS`] blocked (threads it starts inherit it).
-struct SignalMask {
-    old: libc::sigset_t,
-    set: libc::sigset_t,
-}
-
-impl SignalMask {
-    fn block() -> SignalMask {
-        // SAFETY: plain sigset manipulation on values owned here.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for s in BUILD_SIGNALS {
-                libc::sigaddset(&mut set, s);
-            }
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
-            SignalMask { old, set }
-        }
-    }
-
-    /// Takes the signals still pending, restores the mask, and — when one came that no RUN step
-    /// took (`handled` false) — raises it again, to end the process as it would have.
-    fn restore(self, handled: bool) {
-        let mut last = None;
-        // SAFETY: sigtimedwait with a zero timeout only takes signals already pending.
-        unsafe {
-            let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            loop {
-                let s = libc::sigtimedwait(&self.set, std::ptr::null_mut(), &zero);
-                if s <= 0 {
-                    break;
-                }
-                last = Some(s);
-            }
-            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut());
-            if let (Some(s), false) = (last, handled) {
-                libc::raise(s);
-            }
-        }
-    }
 }
 
 /// For `up`, `create` and `run`: builds the services among `services` that need it — all that

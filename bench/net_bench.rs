@@ -1,7 +1,10 @@
-//! Network benchmarks, not timed tests: ignored by default, run by bench/net.sh with
-//! `cargo test --release --test net_bench -- --ignored --nocapture`, which prints `RESULT` lines.
-//! Network namespaces stand in for containers. Subnet 10.210.59.0/24, host ports 42900-42999.
+//! The network benchmark: berth's side of bench/net.sh, which builds it (a cargo example, so that
+//! it keeps compiling with every target but never runs under `cargo test`) and runs
+//! `target/release/examples/net_bench` beside Docker. It prints `RESULT` lines and asserts
+//! nothing. Network namespaces stand in for containers. Subnet 10.210.59.0/24, host ports
+//! 42900-42999.
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::net::{IpAddr, SocketAddr};
@@ -11,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use berth::net::{self, AttachRequest, EndpointRequest, PortRequest, Protocol};
 use berth::state::StateRoot;
+use common::TestRoot;
 use common::net::*;
-use common::{TestRoot, require_root};
 
 fn req(id: &str, name: &str, service: &str, ns: &Netns) -> AttachRequest {
     AttachRequest {
@@ -79,10 +82,11 @@ pub fn iperf(addr: SocketAddr, secs: u32) -> f64 {
     v["end"]["sum_received"]["bits_per_second"].as_f64().unwrap_or_else(|| panic!("iperf3 failed: {v}")) / 1e9
 }
 
-#[test]
-#[ignore]
-fn bench_berth_network() {
-    require_root();
+fn main() {
+    if !common::is_root() {
+        eprintln!("the network benchmark creates networks and namespaces: run bench/net.sh as root");
+        std::process::exit(1);
+    }
     use_built_berth();
     let t = TestRoot::new();
     let root = StateRoot::new(t.root());

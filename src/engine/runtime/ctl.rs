@@ -1,5 +1,8 @@
-//! The supervisor's control socket, `containers/<id>/ctl.sock`: one JSON request line, one JSON
-//! response line. `stop` is answered once the container is down.
+//! The protocol between the runtime's operations and a container's supervisor: the "started"
+//! report on fd 3 ([`Started`]) and the control socket, `containers/<id>/ctl.sock` (one JSON
+//! request line, one JSON response line; `stop` is answered once the container is down). It lives
+//! in the runtime, which the supervisor builds on, so that the runtime never imports the
+//! supervisor.
 //!
 //! Paths under a deep state root exceed the 108 bytes a socket address holds, so both ends reach
 //! the socket relative to a directory fd (`/proc/self/fd/N/ctl.sock`).
@@ -11,6 +14,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+/// What the supervisor tells the CLI on fd 3 once the container started, or why it did not.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Started {
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub code: i32,
+    #[serde(default)]
+    pub pid: i32,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
