@@ -448,7 +448,8 @@ pub fn parse_volume(spec: &str) -> Result<ShortVolume, String> {
     if spec.is_empty() {
         return Err("invalid empty volume spec".into());
     }
-    if spec.chars().count() <= 2 {
+    // bytes, as Go's len()
+    if spec.len() <= 2 {
         v.target = spec.to_string();
         return Ok(v);
     }
@@ -489,12 +490,18 @@ pub fn parse_volume(spec: &str) -> Result<ShortVolume, String> {
             None => {}
         }
     }
-    match fields.len() {
-        1 => v.target = fields.remove(0),
-        _ => {
-            v.source = fields.remove(0);
-            v.target = fields.remove(0);
+    if depth > 0 && fields.len() < 2 {
+        // an unclosed `${` swallowed the rest of the spec, the target with it
+        return Err(format!("invalid volume {spec:?}: missing a mount target (is a ${{ left unclosed?)"));
+    }
+    let mut fields = fields.into_iter();
+    match (fields.next(), fields.next()) {
+        (Some(target), None) => v.target = target,
+        (Some(source), Some(target)) => {
+            v.source = source;
+            v.target = target;
         }
+        (None, _) => return Err(format!("invalid volume {spec:?}: missing a mount target")),
     }
     if let Some(opts) = options {
         for o in opts.split(',') {
@@ -702,6 +709,16 @@ mod tests {
         assert!(parse_volume("ab::c").is_err());
         assert!(parse_volume("ab:cd:ef:gh").is_err());
         assert!(!parse_volume("/y").unwrap().section);
+    }
+
+    /// Crasher: an unclosed `${` (from `$${A:/x` once interpolated) left no field and panicked.
+    #[test]
+    fn unclosed_substitution_in_a_volume_is_an_error() {
+        let e = parse_volume("${A:/x").unwrap_err();
+        assert!(e.contains("missing a mount target"), "{e}");
+        assert!(parse_volume("ab:${c").unwrap_err().contains("missing a mount target"));
+        assert_eq!(parse_volume("ab:cd:${e").unwrap().target, "cd");
+        assert!(parse_volume("é").is_ok());
     }
 
     #[test]

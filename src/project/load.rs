@@ -64,6 +64,8 @@ pub struct Loader {
     pub warnings: Vec<String>,
     /// Compose files read so far (extends of the same file are read once).
     cache: HashMap<PathBuf, Vec<Node>>,
+    /// What interpolation may still insert in this load.
+    budget: interpolate::Budget,
 }
 
 impl Loader {
@@ -102,7 +104,7 @@ impl Loader {
         if !self.interpolate {
             return Ok(());
         }
-        let mut e = interpolate::Env::new(&self.env);
+        let mut e = interpolate::Env::new(&self.env, &mut self.budget);
         interpolate::interpolate(doc, "", &mut e)?;
         for v in e.unset {
             let w = format!("The {v:?} variable is not set. Defaulting to a blank string.");
@@ -188,7 +190,7 @@ impl Loader {
             env_files.to_vec()
         };
         for f in &env_files {
-            for (k, v) in dotenv::read(f, &self.env)? {
+            for (k, v) in dotenv::read(f, &self.env, &mut self.budget)? {
                 self.env.entry(k).or_insert(v);
             }
         }
@@ -277,21 +279,14 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         let d = env_dir.join(".env");
         if !disabled && d.is_file() { vec![d] } else { vec![] }
     };
-    let mut from_files: Vec<(String, String)> = Vec::new();
+    let mut budget = interpolate::Budget::default();
+    let mut from_files: HashMap<String, String> = HashMap::new();
     for f in &env_files {
         if f.is_dir() {
             return Err(LoadError::file(f, "is a directory; --env-file needs a file"));
         }
-        let mut lookup = env.clone();
-        for (k, v) in &from_files {
-            lookup.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-        for (k, v) in dotenv::read(f, &lookup)? {
-            match from_files.iter_mut().find(|(n, _)| *n == k) {
-                Some(slot) => slot.1 = v,
-                None => from_files.push((k, v)),
-            }
-        }
+        let vars = dotenv::read(f, &interpolate::Layered(&env, &from_files), &mut budget)?;
+        from_files.extend(vars);
     }
     for (k, v) in from_files {
         env.entry(k).or_insert(v);
@@ -312,7 +307,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         None => files.iter().find(|f| *f != Path::new("-")).and_then(|f| f.parent().map(Path::to_path_buf)).unwrap_or_else(|| cwd.clone()),
     };
 
-    let mut loader = Loader { env, interpolate: opts.interpolate, warnings: Vec::new(), cache: HashMap::new() };
+    let mut loader = Loader { env, interpolate: opts.interpolate, warnings: Vec::new(), cache: HashMap::new(), budget };
     let mut acc: Option<Node> = None;
     for f in &files {
         loader.load_file(f, &working_dir, &mut acc, &[])?;
@@ -429,9 +424,8 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
     project.profiles = profiles;
 
     // Environment: env_file contents, then `environment`, unset values looked up.
-    let env = loader.env.clone();
     for s in project.services.values_mut() {
-        resolve_environment(s, &root, &env)?;
+        resolve_environment(s, &root, &loader.env, &mut loader.budget)?;
     }
     drop_unused_resources(&mut project);
     super::graph::Graph::new(&project)?.check_cycles()?;
@@ -462,7 +456,7 @@ fn normalize_service(s: &mut Service) {
     }
 }
 
-fn resolve_environment(s: &mut Service, root: &Map, env: &HashMap<String, String>) -> Result<()> {
+fn resolve_environment(s: &mut Service, root: &Map, env: &HashMap<String, String>, budget: &mut interpolate::Budget) -> Result<()> {
     let svc_node = root.get("services").and_then(Node::as_map).and_then(|m| m.get(&s.name));
     let env_files = svc_node.and_then(Node::as_map).and_then(|m| m.get("env_file")).and_then(Node::as_seq).cloned().unwrap_or_default();
     let mut resolved: BTreeMap<String, Option<String>> = BTreeMap::new();
@@ -482,13 +476,8 @@ fn resolve_environment(s: &mut Service, root: &Map, env: &HashMap<String, String
             }
             continue;
         }
-        let mut lookup = env.clone();
-        for (k, v) in &resolved {
-            if let Some(v) = v {
-                lookup.entry(k.clone()).or_insert_with(|| v.clone());
-            }
-        }
-        for (k, v) in dotenv::read(&p, &lookup)? {
+        let vars = dotenv::read(&p, &interpolate::Layered(env, &resolved), budget)?;
+        for (k, v) in vars {
             resolved.insert(k, Some(v));
         }
     }
