@@ -73,11 +73,7 @@ fn check_case(bin: &str, corpus: &Path, c: &Value) -> Result<(), String> {
     let text = String::from_utf8_lossy(&out.stdout).replace(corpus.to_str().unwrap(), "@CORPUS@");
     let mine: Value = serde_json::from_str(&text).map_err(|e| format!("output is not JSON: {e}"))?;
     let want: Value = serde_json::from_slice(&std::fs::read(&golden).unwrap()).unwrap();
-    if prune(mine.clone()) == prune(want.clone()) {
-        Ok(())
-    } else {
-        Err(format!("differs\n got: {}\nwant: {}", prune(mine), prune(want)))
-    }
+    if prune(mine.clone()) == prune(want.clone()) { Ok(()) } else { Err(format!("differs\n got: {}\nwant: {}", prune(mine), prune(want))) }
 }
 
 #[test]
