@@ -258,6 +258,94 @@ fn braced(inner: &str, whole: &str, env: &mut Env, depth: usize, out: &mut Strin
     }
 }
 
+/// A variable a compose file reads, as `config --variables` lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Variable {
+    pub name: String,
+    pub default_value: String,
+    pub presence_value: String,
+    pub required: bool,
+}
+
+/// The variables read by the string values under `node` (keys are never interpolated), with
+/// their default (`:-`, `-`), alternate (`:+`, `+`) value and whether they are required (`:?`,
+/// `?`), as compose's `ExtractVariables` finds them: a later use of a name replaces an earlier
+/// one, and defaults and alternates are searched too.
+pub fn variables(node: &Node, out: &mut std::collections::BTreeMap<String, Variable>) {
+    match &node.v {
+        Value::Str(s) => extract(s, out, 0),
+        Value::Seq(items) => items.iter().for_each(|i| variables(i, out)),
+        Value::Map(m) => m.0.iter().for_each(|(_, v)| variables(v, out)),
+        _ => {}
+    }
+}
+
+fn extract(s: &str, out: &mut std::collections::BTreeMap<String, Variable>, depth: usize) {
+    if depth > MAX_NESTING {
+        return;
+    }
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i + 1 < b.len() {
+        if b[i] != b'$' {
+            i += 1;
+            continue;
+        }
+        let n = b[i + 1];
+        if n == b'$' {
+            i += 2;
+        } else if is_name_start(n) {
+            let mut j = i + 1;
+            while j < b.len() && is_name(b[j]) {
+                j += 1;
+            }
+            let name = s[i + 1..j].to_string();
+            out.insert(name.clone(), Variable { name, ..Default::default() });
+            i = j;
+        } else if n == b'{' {
+            let mut depth_b = 0;
+            let mut close = None;
+            for (j, c) in b.iter().enumerate().skip(i + 1) {
+                match c {
+                    b'{' => depth_b += 1,
+                    b'}' => {
+                        depth_b -= 1;
+                        if depth_b == 0 {
+                            close = Some(j);
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let Some(close) = close else { return };
+            let inner = &s[i + 2..close];
+            let end = inner.bytes().position(|c| !is_name(c)).unwrap_or(inner.len());
+            if end > 0 {
+                let (name, rest) = inner.split_at(end);
+                let mut v = Variable { name: name.to_string(), ..Default::default() };
+                let arg = |p: &str| rest.strip_prefix(p).map(str::to_string);
+                if rest.starts_with(":?") || rest.starts_with('?') {
+                    v.required = true;
+                } else if let Some(d) = arg(":-").or_else(|| arg("-")) {
+                    v.default_value = d;
+                } else if let Some(p) = arg(":+").or_else(|| arg("+")) {
+                    v.presence_value = p;
+                }
+                let nested = [v.default_value.clone(), v.presence_value.clone()];
+                out.insert(v.name.clone(), v);
+                for n in nested.iter().filter(|n| !n.is_empty()) {
+                    extract(n, out, depth + 1);
+                }
+            }
+            i = close + 1;
+        } else {
+            i += 1;
+        }
+    }
+}
+
 /// Interpolates every string value under `node` (keys are left alone); `path` names the node
 /// for errors.
 pub fn interpolate(node: &mut Node, path: &str, env: &mut Env) -> Result<()> {
@@ -356,5 +444,21 @@ mod tests {
         let e = substitute(&"${A}".repeat(9), &mut env).unwrap_err();
         assert_eq!(e, TemplateError::TooLarge { var: "A".into() });
         assert!(e.to_string().contains("more than 32 MiB"), "{e}");
+    }
+
+    #[test]
+    fn variables_with_defaults_alternates_and_requirements() {
+        let f = std::sync::Arc::new(std::path::PathBuf::from("v.yaml"));
+        let n =
+            super::super::yaml::parse("a: ${IMG:-busybox}:${TAG?tag}\nb: [$$X, $Y, \"${Z:+on} ${D-${E:-e}}\"]\n", &f).unwrap().remove(0);
+        let mut out = std::collections::BTreeMap::new();
+        variables(&n, &mut out);
+        let names: Vec<&str> = out.keys().map(String::as_str).collect();
+        assert_eq!(names, ["D", "E", "IMG", "TAG", "Y", "Z"]);
+        assert_eq!(out["IMG"].default_value, "busybox");
+        assert!(out["TAG"].required);
+        assert_eq!(out["Z"].presence_value, "on");
+        assert_eq!(out["D"].default_value, "${E:-e}");
+        assert_eq!(out["E"].default_value, "e");
     }
 }

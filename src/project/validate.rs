@@ -371,7 +371,9 @@ pub fn check_project(p: &super::model::Project, root: &super::yaml::Map) -> Resu
                 if !b.platforms.is_empty() && !b.platforms.iter().any(|x| x == pf) {
                     return Err(at(
                         "build.platforms",
-                        format!("service.build.platforms MUST include service.platform {pf:?}: add it to build.platforms or change platform"),
+                        format!(
+                            "service.build.platforms MUST include service.platform {pf:?}: add it to build.platforms or change platform"
+                        ),
                     ));
                 }
             }
