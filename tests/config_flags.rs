@@ -116,7 +116,11 @@ fn resolve_image_digests_needs_the_image() {
     let e = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{e}");
     assert!(e.contains("cannot resolve the digest of image") && e.contains("pull it first"), "{e}");
-    std::fs::write(dir.join("compose.yaml"), "services:\n  web:\n    image: busybox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n").unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  web:\n    image: busybox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
+    )
+    .unwrap();
     let out = ok(&dir, &["--root", root, "config", "--lock-image-digests"]);
     assert_eq!(out, "services:\n  web:\n    image: busybox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n");
 }
