@@ -246,7 +246,15 @@ pub fn parse(text: &str, file: &Arc<PathBuf>) -> Result<Vec<Node>> {
             ),
         ));
     }
-    let mut b = Builder { file: file.clone(), stack: Vec::new(), anchors: HashMap::new(), nodes: 0, alias_bytes: 0, docs: Vec::new() };
+    let mut b = Builder {
+        file: file.clone(),
+        stack: Vec::new(),
+        anchors: HashMap::new(),
+        nodes: 0,
+        alias_nodes: 0,
+        alias_bytes: 0,
+        docs: Vec::new(),
+    };
     let mut parser = Parser::new_from_str(text);
     loop {
         let (ev, mark) = parser.next_token().map_err(|e| {
@@ -278,6 +286,8 @@ struct Builder {
     stack: Vec<Frame>,
     anchors: HashMap<usize, Anchored>,
     nodes: usize,
+    /// Nodes that came from aliases (part of `nodes`).
+    alias_nodes: usize,
     alias_bytes: usize,
     docs: Vec<Node>,
 }
@@ -287,6 +297,21 @@ fn tag_of(t: &Option<YTag>) -> Tag {
         Some(t) if t.handle == "!" && t.suffix == "reset" => Tag::Reset,
         Some(t) if t.handle == "!" && t.suffix == "override" => Tag::Override,
         _ => Tag::None,
+    }
+}
+
+/// The share of a document's nodes that may come from aliases, as go-yaml allows it (and so
+/// Docker Compose): 99 % up to 400 000 nodes, falling to 10 % at 4 000 000.
+fn allowed_alias_ratio(nodes: usize) -> f64 {
+    const LOW: f64 = 400_000.0;
+    const HIGH: f64 = 4_000_000.0;
+    let n = nodes as f64;
+    if n <= LOW {
+        0.99
+    } else if n >= HIGH {
+        0.10
+    } else {
+        0.99 - 0.89 * ((n - LOW) / (HIGH - LOW))
     }
 }
 
@@ -318,6 +343,17 @@ impl Builder {
                 let (nodes, bytes) = (a.nodes, a.bytes);
                 // counted before the copy is made
                 self.count(nodes, &pos)?;
+                self.alias_nodes += nodes;
+                if self.alias_nodes > 100
+                    && self.nodes > 1000
+                    && self.alias_nodes as f64 / self.nodes as f64 > allowed_alias_ratio(self.nodes)
+                {
+                    return Err(LoadError::at(
+                        &pos,
+                        "",
+                        "the document contains excessive aliasing (an alias bomb?): write it without so many nested aliases",
+                    ));
+                }
                 self.alias_bytes += bytes;
                 if self.alias_bytes > MAX_ALIAS_BYTES {
                     return Err(LoadError::at(
