@@ -19,12 +19,28 @@ fn keep_tag(mut new: Node, tag: Tag) -> Node {
     new
 }
 
+/// At most this many port mappings may come out of the short syntax of one document: a range
+/// such as `1-65535:1-65535` is one mapping per port, so a few lines could make millions.
+pub const MAX_PORT_MAPPINGS: usize = 2 * 65536;
+
 /// Canonicalizes a whole compose document in place.
 pub fn canonical(root: &mut Node) -> Result<()> {
+    canonical_with(root, false)
+}
+
+/// As [`canonical`]; `raw` for a document that was not interpolated (`config --no-interpolate`):
+/// as compose's model, ports, environment, labels, sysctls and extra hosts stay as written, and
+/// a volume or device that does not parse (it holds a `${...}`) is kept as written.
+pub fn canonical_with(root: &mut Node, raw: bool) -> Result<()> {
     let Some(m) = root.as_map_mut() else { return Ok(()) };
     if let Some(services) = m.get_mut("services").and_then(Node::as_map_mut) {
+        let mut ports_left = MAX_PORT_MAPPINGS;
         for (k, svc) in services.0.iter_mut() {
-            service(svc, &format!("services.{}", k.name))?;
+            if raw {
+                service_raw(svc, &format!("services.{}", k.name))?;
+            } else {
+                service(svc, &format!("services.{}", k.name), &mut ports_left)?;
+            }
         }
     }
     for top in ["networks", "volumes", "secrets", "configs"] {
@@ -174,7 +190,52 @@ fn dep_default(pos: &Pos) -> Node {
     Node::map(m, pos.clone())
 }
 
-fn service(svc: &mut Node, path: &str) -> Result<()> {
+/// A service of a document that was not interpolated: the keys compose keeps as written are
+/// set aside, the rest made canonical, volumes and devices kept as written where they do not parse.
+fn service_raw(svc: &mut Node, path: &str) -> Result<()> {
+    let Some(m) = svc.as_map_mut() else { return Ok(()) };
+    let aside = |v: &mut Node| std::mem::replace(v, Node::null(v.pos.clone()));
+    let mut kept: Vec<(usize, Node)> = Vec::new();
+    let mut kept_items: Vec<(usize, usize, Node)> = Vec::new();
+    for (i, (k, v)) in m.0.iter_mut().enumerate() {
+        match k.name.as_str() {
+            "ports" | "environment" | "labels" | "annotations" | "sysctls" | "extra_hosts" => kept.push((i, aside(v))),
+            "volumes" | "devices" => {
+                if let Value::Seq(items) = &mut v.v {
+                    for (j, it) in items.iter_mut().enumerate() {
+                        let unparsed = match (&it.v, k.name.as_str()) {
+                            (Value::Str(t), "volumes") => parse_volume(t).is_err(),
+                            (Value::Str(t), _) => t.contains('$'),
+                            _ => false,
+                        };
+                        if unparsed {
+                            kept_items.push((i, j, aside(it)));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut left = MAX_PORT_MAPPINGS;
+    service(svc, path, &mut left)?;
+    let Some(m) = svc.as_map_mut() else { return Ok(()) };
+    for (i, v) in kept {
+        if let Some((_, slot)) = m.0.get_mut(i) {
+            *slot = v;
+        }
+    }
+    for (i, j, v) in kept_items {
+        if let Some(Value::Seq(items)) = m.0.get_mut(i).map(|(_, n)| &mut n.v) {
+            if let Some(slot) = items.get_mut(j) {
+                *slot = v;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn service(svc: &mut Node, path: &str, ports_left: &mut usize) -> Result<()> {
     let Some(m) = svc.as_map_mut() else { return Ok(()) };
     for (k, n) in m.0.iter_mut() {
         let p = format!("{path}.{}", k.name);
@@ -290,7 +351,7 @@ fn service(svc: &mut Node, path: &str) -> Result<()> {
                 }
             }
             "secrets" | "configs" => file_mounts(n),
-            "ports" => ports(n, &p)?,
+            "ports" => ports(n, &p, ports_left)?,
             "environment" => to_mapping(n, &p, Eq::Null)?,
             "labels" | "annotations" => to_mapping(n, &p, Eq::Empty)?,
             "sysctls" => to_mapping(n, &p, Eq::Empty)?,
@@ -448,7 +509,8 @@ pub fn parse_volume(spec: &str) -> Result<ShortVolume, String> {
     if spec.is_empty() {
         return Err("invalid empty volume spec".into());
     }
-    if spec.chars().count() <= 2 {
+    // bytes, as Go's len()
+    if spec.len() <= 2 {
         v.target = spec.to_string();
         return Ok(v);
     }
@@ -489,12 +551,18 @@ pub fn parse_volume(spec: &str) -> Result<ShortVolume, String> {
             None => {}
         }
     }
-    match fields.len() {
-        1 => v.target = fields.remove(0),
-        _ => {
-            v.source = fields.remove(0);
-            v.target = fields.remove(0);
+    if depth > 0 && fields.len() < 2 {
+        // an unclosed `${` swallowed the rest of the spec, the target with it
+        return Err(format!("invalid volume {spec:?}: missing a mount target (is a ${{ left unclosed?)"));
+    }
+    let mut fields = fields.into_iter();
+    match (fields.next(), fields.next()) {
+        (Some(target), None) => v.target = target,
+        (Some(source), Some(target)) => {
+            v.source = source;
+            v.target = target;
         }
+        (None, _) => return Err(format!("invalid volume {spec:?}: missing a mount target")),
     }
     if let Some(opts) = options {
         for o in opts.split(',') {
@@ -645,7 +713,7 @@ pub fn parse_ports(raw: &str) -> Result<Vec<ShortPort>, String> {
     Ok(out)
 }
 
-fn ports(n: &mut Node, path: &str) -> Result<()> {
+fn ports(n: &mut Node, path: &str, left: &mut usize) -> Result<()> {
     let tag = n.tag;
     let Value::Seq(items) = &mut n.v else { return Ok(()) };
     let mut out = Vec::new();
@@ -663,6 +731,13 @@ fn ports(n: &mut Node, path: &str) -> Result<()> {
             }
         };
         let parsed = parse_ports(&raw).map_err(|e| err(it, &format!("{path}[{i}]"), e))?;
+        *left = left.checked_sub(parsed.len()).ok_or_else(|| {
+            err(
+                it,
+                &format!("{path}[{i}]"),
+                format!("the port ranges of this file publish more than {MAX_PORT_MAPPINGS} ports: publish smaller ranges"),
+            )
+        })?;
         for p in parsed {
             let mut m = Map::default();
             m.insert("mode", s("ingress", &it.pos));
@@ -702,6 +777,16 @@ mod tests {
         assert!(parse_volume("ab::c").is_err());
         assert!(parse_volume("ab:cd:ef:gh").is_err());
         assert!(!parse_volume("/y").unwrap().section);
+    }
+
+    /// Crasher: an unclosed `${` (from `$${A:/x` once interpolated) left no field and panicked.
+    #[test]
+    fn unclosed_substitution_in_a_volume_is_an_error() {
+        let e = parse_volume("${A:/x").unwrap_err();
+        assert!(e.contains("missing a mount target"), "{e}");
+        assert!(parse_volume("ab:${c").unwrap_err().contains("missing a mount target"));
+        assert_eq!(parse_volume("ab:cd:${e").unwrap().target, "cd");
+        assert!(parse_volume("é").is_ok());
     }
 
     #[test]

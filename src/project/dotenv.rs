@@ -7,14 +7,15 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::error::{LoadError, Result};
-use super::interpolate::{self, Env};
+use super::interpolate::{self, Budget, Env, Layered, Vars};
 use crate::util::fs::FsError;
 
 /// Parses dotenv text. `lookup` is consulted first for `${VAR}` expansion and bare keys; values
-/// defined earlier in the same text come next. Keeps the order of first definition.
-pub fn parse(src: &str, lookup: &HashMap<String, String>) -> Result<Vec<(String, String)>, String> {
+/// defined earlier in the same text come next. Keeps the order of first definition. What
+/// expansion inserts is charged to `budget`.
+pub fn parse(src: &str, lookup: &dyn Vars, budget: &mut Budget) -> Result<Vec<(String, String)>, String> {
     let src = src.strip_prefix('\u{feff}').unwrap_or(src).replace("\r\n", "\n");
-    let mut out: Vec<(String, String)> = Vec::new();
+    let mut out = Out::default();
     let mut line = 1usize;
     let mut rest: &str = &src;
     loop {
@@ -68,8 +69,8 @@ pub fn parse(src: &str, lookup: &HashMap<String, String>) -> Result<Vec<(String,
         }
         if sep == '\n' {
             // a bare KEY: inherited from the environment when set there
-            if let Some(v) = lookup.get(&key) {
-                set(&mut out, key, v.clone());
+            if let Some(v) = lookup.var(&key).map(str::to_string) {
+                out.set(key, v);
             }
             rest = if key_end < rest.len() { &rest[key_end + 1..] } else { "" };
             line += 1;
@@ -83,7 +84,7 @@ pub fn parse(src: &str, lookup: &HashMap<String, String>) -> Result<Vec<(String,
                 let (v, r) = rest.split_once('\n').unwrap_or((rest, ""));
                 line += 1;
                 let v = v.split_once(" #").map(|(a, _)| a).unwrap_or(v).trim_end();
-                value = expand(v, lookup, &out).map_err(|e| format!("line {}: {e}", line - 1))?;
+                value = expand(v, lookup, &out, budget).map_err(|e| format!("line {}: {e}", line - 1))?;
                 rest = r;
             }
             Some(q) => {
@@ -119,31 +120,50 @@ pub fn parse(src: &str, lookup: &HashMap<String, String>) -> Result<Vec<(String,
                     let first = rest.lines().next().unwrap_or("");
                     return Err(format!("line {line}: unterminated quoted value {first}"));
                 };
-                value = if q == '"' { expand(&unescape(&chars), lookup, &out).map_err(|e| format!("line {line}: {e}"))? } else { chars };
+                value = if q == '"' {
+                    expand(&unescape(&chars), lookup, &out, budget).map_err(|e| format!("line {line}: {e}"))?
+                } else {
+                    chars
+                };
                 rest = &body[end + 1..];
             }
         }
-        set(&mut out, key, value);
+        out.set(key, value);
     }
-    Ok(out)
+    Ok(out.vars)
 }
 
-fn set(out: &mut Vec<(String, String)>, k: String, v: String) {
-    match out.iter_mut().find(|(n, _)| *n == k) {
-        Some(slot) => slot.1 = v,
-        None => out.push((k, v)),
+/// The variables parsed so far, in order of first definition, with an index by name.
+#[derive(Default)]
+struct Out {
+    vars: Vec<(String, String)>,
+    index: HashMap<String, usize>,
+}
+
+impl Out {
+    fn set(&mut self, k: String, v: String) {
+        match self.index.get(&k) {
+            Some(&i) => self.vars[i].1 = v,
+            None => {
+                self.index.insert(k.clone(), self.vars.len());
+                self.vars.push((k, v));
+            }
+        }
     }
 }
 
-fn expand(v: &str, lookup: &HashMap<String, String>, out: &[(String, String)]) -> Result<String, String> {
+impl Vars for Out {
+    fn var(&self, k: &str) -> Option<&str> {
+        self.index.get(k).map(|&i| self.vars[i].1.as_str())
+    }
+}
+
+fn expand(v: &str, lookup: &dyn Vars, out: &Out, budget: &mut Budget) -> Result<String, String> {
     if !v.contains('$') {
         return Ok(v.to_string());
     }
-    let mut vars: HashMap<String, String> = out.iter().cloned().collect();
-    for (k, val) in lookup {
-        vars.insert(k.clone(), val.clone());
-    }
-    let mut env = Env::new(&vars);
+    let layered = Layered(lookup, out);
+    let mut env = Env::new(&layered, budget);
     interpolate::substitute(v, &mut env).map_err(|e| e.to_string())
 }
 
@@ -188,19 +208,22 @@ fn unescape(s: &str) -> String {
 }
 
 /// Reads and parses the dotenv file at `path`.
-pub fn read(path: &Path, lookup: &HashMap<String, String>) -> Result<Vec<(String, String)>> {
+pub fn read(path: &Path, lookup: &dyn Vars, budget: &mut Budget) -> Result<Vec<(String, String)>> {
     let text = std::fs::read(path).map_err(|e| LoadError::Fs(FsError::io("read env file", path, e)))?;
     let text = String::from_utf8_lossy(&text);
-    parse(&text, lookup).map_err(|e| LoadError::file(path, format!("invalid env file: {e}")))
+    parse(&text, lookup, budget).map_err(|e| LoadError::file(path, format!("invalid env file: {e}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn parse_in(s: &str, m: &HashMap<String, String>) -> Result<Vec<(String, String)>, String> {
+        parse(s, m, &mut Budget::default())
+    }
     fn p(s: &str, env: &[(&str, &str)]) -> Vec<(String, String)> {
         let m = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        parse(s, &m).unwrap()
+        parse_in(s, &m).unwrap()
     }
     fn get<'a>(v: &'a [(String, String)], k: &str) -> Option<&'a str> {
         v.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
@@ -231,8 +254,21 @@ mod tests {
     #[test]
     fn errors_name_the_line() {
         let m = HashMap::new();
-        assert!(parse("A=1\nB C=2\n", &m).unwrap_err().contains("line 2"));
-        assert!(parse("A=\"open\n", &m).unwrap_err().contains("unterminated"));
-        assert!(parse("A$=1\n", &m).unwrap_err().contains("unexpected character"));
+        assert!(parse_in("A=1\nB C=2\n", &m).unwrap_err().contains("line 2"));
+        assert!(parse_in("A=\"open\n", &m).unwrap_err().contains("unterminated"));
+        assert!(parse_in("A$=1\n", &m).unwrap_err().contains("unexpected character"));
+    }
+
+    /// `A=xx`, `B=${A}${A}`, ...: each line doubles; 40 lines would be a terabyte.
+    #[test]
+    fn a_doubling_chain_is_refused_with_the_line() {
+        let mut s = String::from("V0=xxxxxxxxxxxxxxxx\n");
+        for i in 1..40 {
+            s.push_str(&format!("V{i}=${{V{p}}}${{V{p}}}\n", p = i - 1));
+        }
+        let t = std::time::Instant::now();
+        let e = parse_in(&s, &HashMap::new()).unwrap_err();
+        assert!(e.contains("line 22: ") && e.contains("more than 32 MiB") && e.contains("${V20}"), "{e}");
+        assert!(t.elapsed().as_secs() < 5);
     }
 }

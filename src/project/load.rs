@@ -48,6 +48,9 @@ pub struct Loader {
     pub warnings: Vec<String>,
     /// Compose files read so far (extends of the same file are read once).
     cache: HashMap<PathBuf, Vec<Node>>,
+    /// What interpolation may still insert in this load.
+    budget: interpolate::Budget,
+    skip: Skip,
 }
 
 impl Loader {
@@ -86,7 +89,7 @@ impl Loader {
         if !self.interpolate {
             return Ok(());
         }
-        let mut e = interpolate::Env::new(&self.env);
+        let mut e = interpolate::Env::new(&self.env, &mut self.budget);
         interpolate::interpolate(doc, "", &mut e)?;
         for v in e.unset {
             let w = format!("The {v:?} variable is not set. Defaulting to a blank string.");
@@ -124,10 +127,12 @@ impl Loader {
                     }
                 }
             }
-            canonical::canonical(&mut doc)?;
+            canonical::canonical_with(&mut doc, !self.interpolate)?;
             merge::enforce_unicity(&mut doc);
             extends::apply(self, &mut doc, file)?;
-            paths::resolve(&mut doc, base, self.home());
+            if !self.skip.path_resolution {
+                paths::resolve(&mut doc, base, self.home());
+            }
             match acc {
                 None => {
                     merge::strip_tags(&mut doc);
@@ -152,7 +157,7 @@ impl Loader {
             }
             self.interpolate_doc(&mut doc)?;
             validate::validate_document(&doc)?;
-            canonical::canonical(&mut doc)?;
+            canonical::canonical_with(&mut doc, !self.interpolate)?;
             match &mut out {
                 None => out = Some(doc),
                 Some(a) => merge::merge(a, doc, &mut Vec::new())?,
@@ -172,7 +177,7 @@ impl Loader {
             env_files.to_vec()
         };
         for f in &env_files {
-            for (k, v) in dotenv::read(f, &self.env)? {
+            for (k, v) in dotenv::read(f, &self.env, &mut self.budget)? {
                 self.env.entry(k).or_insert(v);
             }
         }
@@ -237,14 +242,35 @@ fn check_project_name(name: &str, fix: &str) -> Result<()> {
     Ok(())
 }
 
-/// Loads the project.
-pub fn load(opts: &LoadOptions) -> Result<Project> {
+/// What `config`'s `--no-path-resolution`, `--no-normalize` and `--no-consistency` leave out of a
+/// load; the default leaves out nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Skip {
+    /// Relative paths stay as written.
+    pub path_resolution: bool,
+    /// No default network, resource names or Dockerfile, no implicit dependencies.
+    pub normalize: bool,
+    /// References to undefined services, networks, volumes... are not checked.
+    pub consistency: bool,
+}
+
+/// The files loaded and merged, before the typed model: the first half of [`load`], shared with
+/// [`load_model`].
+struct Merged {
+    loader: Loader,
+    files: Vec<PathBuf>,
+    env_files: Vec<PathBuf>,
+    working_dir: PathBuf,
+    root: Map,
+    name: String,
+}
+
+fn merged(opts: &LoadOptions, skip: Skip) -> Result<Merged> {
     let cwd = match &opts.cwd {
         Some(c) => c.clone(),
         None => std::env::current_dir().map_err(|e| LoadError::Fs(FsError::io("read the current directory", Path::new("."), e)))?,
     };
     let mut env = opts.environment.clone();
-
     // The project directory for finding `.env`: --project-directory, else the first file's.
     let early_files: Vec<PathBuf> =
         opts.files.iter().map(|f| if f == Path::new("-") { f.clone() } else { paths::absolute(f, &cwd) }).collect();
@@ -261,21 +287,14 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         let d = env_dir.join(".env");
         if !disabled && d.is_file() { vec![d] } else { vec![] }
     };
-    let mut from_files: Vec<(String, String)> = Vec::new();
+    let mut budget = interpolate::Budget::default();
+    let mut from_files: HashMap<String, String> = HashMap::new();
     for f in &env_files {
         if f.is_dir() {
             return Err(LoadError::file(f, "is a directory; --env-file needs a file"));
         }
-        let mut lookup = env.clone();
-        for (k, v) in &from_files {
-            lookup.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-        for (k, v) in dotenv::read(f, &lookup)? {
-            match from_files.iter_mut().find(|(n, _)| *n == k) {
-                Some(slot) => slot.1 = v,
-                None => from_files.push((k, v)),
-            }
-        }
+        let vars = dotenv::read(f, &interpolate::Layered(&env, &from_files), &mut budget)?;
+        from_files.extend(vars);
     }
     for (k, v) in from_files {
         env.entry(k).or_insert(v);
@@ -296,7 +315,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         None => files.iter().find(|f| *f != Path::new("-")).and_then(|f| f.parent().map(Path::to_path_buf)).unwrap_or_else(|| cwd.clone()),
     };
 
-    let mut loader = Loader { env, interpolate: opts.interpolate, warnings: Vec::new(), cache: HashMap::new() };
+    let mut loader = Loader { env, interpolate: opts.interpolate, warnings: Vec::new(), cache: HashMap::new(), budget, skip };
     let mut acc: Option<Node> = None;
     for f in &files {
         loader.load_file(f, &working_dir, &mut acc, &[])?;
@@ -331,6 +350,80 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         n
     };
 
+    Ok(Merged { loader, files, env_files, working_dir, root, name })
+}
+
+/// The merged model of a project, not interpolated, as compose's `config --no-interpolate` (and
+/// `--variables`) read it: every file parsed, included, extended, merged and made canonical where
+/// a value does not hold a `${...}`, paths resolved, then the project name, default network and
+/// resource names added (unless `skip.normalize`). No typed model is built, so a value such as
+/// `cpus: ${CPUS}` is never checked. Keys come out sorted, as compose prints this model.
+pub fn load_model(opts: &LoadOptions, skip: Skip) -> Result<serde_json::Value> {
+    let mut opts = opts.clone();
+    opts.interpolate = false;
+    let Merged { root, name, loader, .. } = merged(&opts, skip)?;
+    for w in &loader.warnings {
+        eprintln!("WARN[0000] {w}");
+    }
+    let mut doc = typed::to_json(&Node::map(root, Pos::default()));
+    if let serde_json::Value::Object(m) = &mut doc {
+        m.insert("name".into(), name.clone().into());
+        if !skip.normalize {
+            normalize_model(m, &name);
+        }
+    }
+    Ok(doc)
+}
+
+/// What compose's normalization adds to a model: each service's default network and Dockerfile,
+/// the default network itself, and the names of resources.
+fn normalize_model(m: &mut serde_json::Map<String, serde_json::Value>, project: &str) {
+    use serde_json::{Value as J, json};
+    let mut uses_default = false;
+    if let Some(J::Object(svcs)) = m.get_mut("services") {
+        for (_, s) in svcs.iter_mut() {
+            let J::Object(s) = s else { continue };
+            if !s.contains_key("network_mode") && !s.contains_key("provider") && !s.contains_key("networks") {
+                s.insert("networks".into(), json!({"default": null}));
+            }
+            uses_default |= s.get("networks").and_then(J::as_object).is_some_and(|n| n.contains_key("default"));
+            if let Some(J::Object(b)) = s.get_mut("build") {
+                if !b.contains_key("dockerfile") && !b.contains_key("dockerfile_inline") {
+                    b.insert("dockerfile".into(), "Dockerfile".into());
+                }
+            }
+        }
+    }
+    if uses_default {
+        let nets = m.entry("networks").or_insert_with(|| json!({}));
+        if let J::Object(n) = nets {
+            n.entry("default").or_insert_with(|| json!({}));
+        }
+    }
+    for top in ["networks", "volumes", "secrets", "configs"] {
+        let Some(J::Object(res)) = m.get_mut(top) else { continue };
+        for (k, r) in res.iter_mut() {
+            if r.is_null() {
+                *r = json!({});
+            }
+            let J::Object(r) = r else { continue };
+            if !r.contains_key("name") {
+                let external = r.get("external").is_some_and(|e| e.as_bool() == Some(true) || e.is_object());
+                let n = if external { k.clone() } else { format!("{project}_{k}") };
+                r.insert("name".into(), n.into());
+            }
+        }
+    }
+}
+
+/// Loads the project.
+pub fn load(opts: &LoadOptions) -> Result<Project> {
+    load_with(opts, Skip::default())
+}
+
+/// Loads the project, leaving out what `skip` says.
+pub fn load_with(opts: &LoadOptions, skip: Skip) -> Result<Project> {
+    let Merged { mut loader, files, env_files, working_dir, root, name } = merged(opts, skip)?;
     let mut project = Project {
         name: name.clone(),
         working_dir: working_dir.clone(),
@@ -347,10 +440,18 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         };
         for (k, v) in sm.iter() {
             let mut s = typed::service(k, v)?;
-            normalize_service(&mut s);
+            if skip.normalize {
+                // the Dockerfile only where the file names one
+                let given = v.as_map().and_then(|m| m.get("build")).and_then(Node::as_map).is_some_and(|b| b.contains("dockerfile"));
+                if let Some(b) = s.build.as_mut().filter(|_| !given) {
+                    b.dockerfile = None;
+                }
+            } else {
+                normalize_service(&mut s);
+            }
             if let Some(b) = &mut s.build {
                 if b.context.is_empty() {
-                    b.context = working_dir.display().to_string();
+                    b.context = if skip.path_resolution { ".".into() } else { working_dir.display().to_string() };
                 }
             }
             project.services.insert(k.to_string(), s);
@@ -388,7 +489,19 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         }
     }
 
-    validate::check_project(&project, &root)?;
+    if skip.normalize {
+        // resource names only where the file gives them
+        let named = |top: &str, k: &str| {
+            root.get(top).and_then(Node::as_map).and_then(|m| m.get(k)).and_then(Node::as_map).is_some_and(|r| r.contains("name"))
+        };
+        project.networks.iter_mut().filter(|(k, _)| !named("networks", k)).for_each(|(_, n)| n.name.clear());
+        project.volumes.iter_mut().filter(|(k, _)| !named("volumes", k)).for_each(|(_, v)| v.name.clear());
+        project.secrets.iter_mut().filter(|(k, _)| !named("secrets", k)).for_each(|(_, v)| v.name.clear());
+        project.configs.iter_mut().filter(|(k, _)| !named("configs", k)).for_each(|(_, v)| v.name.clear());
+    }
+    if !skip.consistency {
+        validate::check_project(&project, &root)?;
+    }
 
     // Profiles.
     let mut profiles = opts.profiles.clone();
@@ -413,9 +526,8 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
     project.profiles = profiles;
 
     // Environment: env_file contents, then `environment`, unset values looked up.
-    let env = loader.env.clone();
     for s in project.services.values_mut() {
-        resolve_environment(s, &root, &env)?;
+        resolve_environment(s, &root, &loader.env, &mut loader.budget)?;
     }
     drop_unused_resources(&mut project);
     super::graph::Graph::new(&project)?.check_cycles()?;
@@ -446,7 +558,7 @@ fn normalize_service(s: &mut Service) {
     }
 }
 
-fn resolve_environment(s: &mut Service, root: &Map, env: &HashMap<String, String>) -> Result<()> {
+fn resolve_environment(s: &mut Service, root: &Map, env: &HashMap<String, String>, budget: &mut interpolate::Budget) -> Result<()> {
     let svc_node = root.get("services").and_then(Node::as_map).and_then(|m| m.get(&s.name));
     let env_files = svc_node.and_then(Node::as_map).and_then(|m| m.get("env_file")).and_then(Node::as_seq).cloned().unwrap_or_default();
     let mut resolved: BTreeMap<String, Option<String>> = BTreeMap::new();
@@ -466,13 +578,8 @@ fn resolve_environment(s: &mut Service, root: &Map, env: &HashMap<String, String
             }
             continue;
         }
-        let mut lookup = env.clone();
-        for (k, v) in &resolved {
-            if let Some(v) = v {
-                lookup.entry(k.clone()).or_insert_with(|| v.clone());
-            }
-        }
-        for (k, v) in dotenv::read(&p, &lookup)? {
+        let vars = dotenv::read(&p, &interpolate::Layered(env, &resolved), budget)?;
+        for (k, v) in vars {
             resolved.insert(k, Some(v));
         }
     }

@@ -193,16 +193,16 @@ pub fn unique(items: &mut Vec<Node>, p: &[&str]) {
         return;
     }
     let mut out: Vec<Node> = Vec::with_capacity(items.len());
-    let mut keys: Vec<Option<String>> = Vec::with_capacity(items.len());
+    // key to index in `out`: a hash, so that a range of 65 535 ports stays linear
+    let mut keys: std::collections::HashMap<String, usize> = std::collections::HashMap::with_capacity(items.len());
     for it in items.drain(..) {
-        let k = unique_key(p, &it);
-        if let Some(k) = &k {
-            if let Some(j) = keys.iter().position(|x| x.as_deref() == Some(k.as_str())) {
+        if let Some(k) = unique_key(p, &it) {
+            if let Some(&j) = keys.get(&k) {
                 out[j] = it;
                 continue;
             }
+            keys.insert(k, out.len());
         }
-        keys.push(k);
         out.push(it);
     }
     *items = out;

@@ -39,7 +39,7 @@ pub mod yaml;
 
 pub use error::{Diag, LoadError, Pos};
 pub use graph::Graph;
-pub use load::{LoadOptions, load};
+pub use load::{LoadOptions, Skip, load, load_model, load_with};
 pub use model::{Dependency, Project, Service};
 
 impl Project {

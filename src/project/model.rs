@@ -28,6 +28,22 @@ fn json_mode() -> bool {
     JSON.with(Cell::get)
 }
 
+/// `develop`: compose prints its `x-` fields and those of its watch rules in YAML only.
+fn develop<S: Serializer>(d: &Option<Json>, s: S) -> Result<S::Ok, S::Error> {
+    let mut d = d.clone();
+    if json_mode() {
+        if let Some(Json::Object(m)) = &mut d {
+            m.retain(|k, _| !k.starts_with("x-"));
+            for w in m.get_mut("watch").and_then(Json::as_array_mut).into_iter().flatten() {
+                if let Json::Object(wm) = w {
+                    wm.retain(|k, _| !k.starts_with("x-"));
+                }
+            }
+        }
+    }
+    d.serialize(s)
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -202,7 +218,7 @@ pub struct Service {
     pub attach: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub build: Option<Build>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "develop")]
     pub develop: Option<Json>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blkio_config: Option<Json>,

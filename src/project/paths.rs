@@ -21,6 +21,12 @@ pub fn abs(p: &str, base: &Path, home: Option<&str>) -> String {
     clean_path(&format!("{}/{}", base.display(), s))
 }
 
+/// As [`abs`], but an empty path is the base itself (compose's `maybeUnixPath`, used for bind
+/// mount sources, secret and config files, ssh keys and the `device` of a local bind volume).
+pub fn abs_or_base(p: &str, base: &Path, home: Option<&str>) -> String {
+    if p.is_empty() { clean_path(&base.display().to_string()) } else { abs(p, base, home) }
+}
+
 fn is_windows_abs(s: &str) -> bool {
     let b = s.as_bytes();
     s.starts_with("\\\\") || (b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && (b[2] == b'\\' || b[2] == b'/'))
@@ -65,7 +71,7 @@ pub fn resolve(root: &mut Node, base: &Path, home: Option<&str>) {
             if let Some(opts) = vm.get_mut("driver_opts").and_then(Node::as_map_mut) {
                 if opts.get("o").and_then(Node::as_str) == Some("bind") {
                     if let Some(d) = opts.get_mut("device") {
-                        fix(d, a);
+                        fix(d, |s| abs_or_base(s, base, home));
                     }
                 }
             }

@@ -31,8 +31,21 @@ pub fn to_yaml<T: Serialize>(value: &T) -> String {
     out
 }
 
+thread_local! {
+    static RAW: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with `$` printed as is: for a model that was not interpolated, whose `$` are the
+/// user's own (`config --no-interpolate`).
+pub fn raw<T>(f: impl FnOnce() -> T) -> T {
+    let prev = RAW.with(|c| c.replace(true));
+    let r = f();
+    RAW.with(|c| c.set(prev));
+    r
+}
+
 fn escape_dollar(s: &str) -> String {
-    s.replace('$', "$$")
+    if RAW.with(std::cell::Cell::get) { s.to_string() } else { s.replace('$', "$$") }
 }
 
 fn json_str(s: &str, out: &mut String) {

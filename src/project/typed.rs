@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::Value as Json;
+
 use super::error::{LoadError, Result};
 use super::model::*;
 use super::yaml::{Map, Node, Value};
@@ -218,7 +220,14 @@ pub fn service(name: &str, n: &Node) -> Result<Service> {
     if let Some(b) = r.map("build")? {
         s.build = Some(build(&b)?);
     }
-    s.develop = r.json("develop");
+    s.develop = r.json("develop").map(|mut d| {
+        if let Some(watch) = d.get_mut("watch").and_then(Json::as_array_mut) {
+            for w in watch {
+                split_hook_command(w.get_mut("exec"));
+            }
+        }
+        d
+    });
     s.blkio_config = r.json("blkio_config");
     s.cap_add = r.list("cap_add")?;
     s.cap_drop = r.list("cap_drop")?;
@@ -358,11 +367,30 @@ pub fn service(name: &str, n: &Node) -> Result<Service> {
     }
     s.volumes_from = r.list("volumes_from")?;
     s.working_dir = r.str("working_dir")?;
-    s.pre_start = r.seq("pre_start")?.into_iter().map(to_json).collect();
-    s.post_start = r.seq("post_start")?.into_iter().map(to_json).collect();
-    s.pre_stop = r.seq("pre_stop")?.into_iter().map(to_json).collect();
+    let hooks = |k: &str| -> Result<Vec<Json>> {
+        Ok(r.seq(k)?
+            .into_iter()
+            .map(|h| {
+                let mut j = to_json(h);
+                split_hook_command(Some(&mut j));
+                j
+            })
+            .collect())
+    };
+    s.pre_start = hooks("pre_start")?;
+    s.post_start = hooks("post_start")?;
+    s.pre_stop = hooks("pre_stop")?;
     s.extensions = r.extensions();
     Ok(s)
+}
+
+/// A hook's or a watch rule's `exec.command` given as a string is split as a shell would, as
+/// compose's `ShellCommand` does (an unsplittable one is left as written).
+fn split_hook_command(hook: Option<&mut Json>) {
+    let Some(cmd) = hook.and_then(|h| h.get_mut("command")) else { return };
+    if let Some(split) = cmd.as_str().and_then(|c| shell_split(c).ok()) {
+        *cmd = Json::Array(split.into_iter().map(Json::String).collect());
+    }
 }
 
 fn build(b: &R) -> Result<Build> {
@@ -408,6 +436,11 @@ fn build(b: &R) -> Result<Build> {
     };
     if out.dockerfile.is_none() && out.dockerfile_inline.is_none() {
         out.dockerfile = Some("Dockerfile".into());
+    }
+    // Compose fills the default in only when the key is absent; one interpolated to "" is
+    // left empty, and not printed.
+    if out.dockerfile.as_deref() == Some("") {
+        out.dockerfile = None;
     }
     Ok(out)
 }

@@ -367,6 +367,16 @@ pub fn check_project(p: &super::model::Project, root: &super::yaml::Map) -> Resu
             if b.dockerfile_inline.is_some() && b.dockerfile.as_deref().is_some_and(|d| d != "Dockerfile") {
                 return Err(at("build", "declares mutually exclusive dockerfile and dockerfile_inline".into()));
             }
+            if let Some(pf) = s.platform.as_deref().filter(|pf| !pf.is_empty()) {
+                if !b.platforms.is_empty() && !b.platforms.iter().any(|x| x == pf) {
+                    return Err(at(
+                        "build.platforms",
+                        format!(
+                            "service.build.platforms MUST include service.platform {pf:?}: add it to build.platforms or change platform"
+                        ),
+                    ));
+                }
+            }
         }
         if s.network_mode.is_some()
             && !s.networks.is_empty()
