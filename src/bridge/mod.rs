@@ -26,7 +26,10 @@ use std::str::FromStr;
 
 use crate::project::Project;
 use crate::state::StateRoot;
-use crate::util::fs::{FsError, create_dir_all_mode, write_atomic_mode};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+
+use crate::util::fs::{FsError, create_dir_all_mode};
 
 pub use render::File;
 
@@ -207,8 +210,15 @@ pub fn write(files: &[File], dir: &Path, protect: &[PathBuf]) -> Result<(), Brid
             if let Some(d) = path.parent() {
                 create_dir_all_mode(d, 0o755)?;
             }
-            // Owner only: the Secrets are in there.
-            write_atomic_mode(&path, f.text.as_bytes(), 0o600)?;
+            // Owner only: the Secrets are in there. No fsync: the output is made again at will, and
+            // the rename below shows it whole or not at all.
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| FsError::io("create", &path, e))?;
+            file.write_all(f.text.as_bytes()).map_err(|e| FsError::io("write", &path, e))?;
         }
         let had_old = abs.exists();
         if had_old {
