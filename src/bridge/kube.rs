@@ -549,7 +549,8 @@ fn service(ctx: &mut Ctx, s: &ComposeService) -> ConvertedService {
         })
         .collect();
     let expose = if cports.is_empty() {
-        if s.network_mode.is_none() {
+        let depended_on = ctx.project.services.values().any(|o| o.depends_on.contains_key(name));
+        if s.network_mode.is_none() && depended_on && !ctx.jobs.contains(name) {
             ctx.note(
                 svc,
                 "expose",
@@ -771,7 +772,7 @@ fn depends_on(ctx: &mut Ctx, s: &ComposeService) {
             ctx.note(
                 svc,
                 key,
-                format!("Kubernetes has no start order between pods: this pod is restarted until {dep} answers, and {dep}'s Service sends traffic only once it is ready"),
+                format!("Kubernetes has no start order between pods: make this service retry until {dep} answers ({dep}'s Service routes to it only once it is ready)"),
             );
         }
     }
@@ -1131,6 +1132,14 @@ fn container_and_pod(ctx: &mut Ctx, s: &ComposeService, image: &str, pull_policy
         ("provider", s.provider.is_some(), "provider services are not converted"),
         ("models", !s.models.is_empty(), "AI models are not converted"),
     ];
+    if let Some(d) = &s.deploy {
+        if d.placement.as_object().is_some_and(|o| !o.is_empty()) {
+            ctx.warn(svc, "deploy.placement", "not converted: write the constraints as a nodeSelector or node affinity");
+        }
+        if d.update_config.is_some() || d.rollback_config.is_some() {
+            ctx.note(svc, "deploy.update_config", "not converted: the Deployment replaces its pods with the Recreate strategy");
+        }
+    }
     for (key, present, why) in unsupported {
         if *present {
             ctx.warn(svc, *key, format!("not converted: {why}"));
@@ -1352,5 +1361,161 @@ fn volume_source(ctx: &mut Ctx, svc: &str, m: &Mount) -> Option<Volume> {
             ctx.warn(Some(svc), "volumes", format!("{other} mount {source}:{} is not converted", m.target));
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::{LoadOptions, load};
+
+    fn convert_yaml(yaml: &str, opts: &Options) -> Converted {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("compose.yaml"), yaml).unwrap();
+        std::fs::write(dir.path().join("secret.txt"), "s3cret").unwrap();
+        let lo = LoadOptions {
+            files: vec![dir.path().join("compose.yaml")],
+            project_name: Some("demo".into()),
+            project_directory: None,
+            env_files: Vec::new(),
+            profiles: Vec::new(),
+            interpolate: true,
+            environment: [("TOKEN".to_string(), "t0k".to_string())].into_iter().collect(),
+            cwd: Some(dir.path().to_path_buf()),
+        };
+        convert(&load(&lo).unwrap(), opts).unwrap()
+    }
+
+    fn deployment(c: &Converted, name: &str) -> Deployment {
+        match &c.services.iter().find(|s| s.name == name).unwrap().workload {
+            Workload::Deployment(d) => (**d).clone(),
+            _ => panic!("{name} is not a Deployment"),
+        }
+    }
+
+    fn warned(c: &Converted, service: &str, key: &str) -> bool {
+        c.diagnostics.iter().any(|d| d.level == Level::Warning && d.service.as_deref() == Some(service) && d.key == key)
+    }
+
+    #[test]
+    fn quantities() {
+        assert_eq!(cpu_quantity(0.5).0, "500m");
+        assert_eq!(cpu_quantity(2.0).0, "2");
+        assert_eq!(cpu_quantity(0.0001).0, "1m");
+        assert_eq!(memory_quantity(512 << 20).0, "512Mi");
+        assert_eq!(memory_quantity(1 << 30).0, "1Gi");
+        assert_eq!(memory_quantity(1000).0, "1000");
+        assert_eq!(parse_expose("53/udp"), Some((53, 53, "udp".into())));
+        assert_eq!(parse_expose("8000-8002"), Some((8000, 8002, "tcp".into())));
+        assert_eq!(parse_expose("x"), None);
+    }
+
+    #[test]
+    fn a_service_maps_key_by_key() {
+        let c = convert_yaml(
+            r#"
+services:
+  web:
+    image: nginx
+    command: [nginx, -g, "daemon off;"]
+    entrypoint: [/docker-entrypoint.sh]
+    working_dir: /srv
+    environment: {A: "1", B: "on"}
+    user: "101:102"
+    read_only: true
+    cap_add: [NET_ADMIN]
+    cap_drop: [CAP_ALL]
+    cpus: 0.5
+    mem_limit: 256m
+    deploy: {replicas: 3, resources: {reservations: {memory: 64m}}}
+    healthcheck: {test: "curl -f http://localhost/", interval: 5s, timeout: 1500ms, retries: 4, start_period: 10s}
+    expose: ["9000", "53/udp"]
+    ports: ["8080:80"]
+    tmpfs: ["/run:size=1m"]
+    shm_size: 64m
+    extra_hosts: ["db.local=10.0.0.5"]
+    init: true
+    stop_grace_period: 1m30s
+    security_opt: [no-new-privileges:true]
+    secrets: [token]
+    ulimits: {nofile: 1024}
+secrets:
+  token: {environment: TOKEN}
+"#,
+            &Options::default(),
+        );
+        let d = deployment(&c, "web");
+        assert_eq!(d.spec.replicas, Some(3));
+        let pod = d.spec.template.spec.unwrap();
+        let ctr = &pod.containers[0];
+        assert_eq!(ctr.command.as_deref(), Some(&["/docker-entrypoint.sh".to_string()][..]));
+        assert_eq!(ctr.args.as_ref().unwrap()[2], "daemon off;");
+        assert_eq!(ctr.working_dir.as_deref(), Some("/srv"));
+        assert_eq!(ctr.env.as_ref().unwrap().iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["A", "B"]);
+        let sc = ctr.security_context.as_ref().unwrap();
+        assert_eq!((sc.run_as_user, sc.run_as_group), (Some(101), Some(102)));
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        let caps = sc.capabilities.as_ref().unwrap();
+        assert_eq!((caps.add.as_ref().unwrap()[0].as_str(), caps.drop.as_ref().unwrap()[0].as_str()), ("NET_ADMIN", "ALL"));
+        let res = ctr.resources.as_ref().unwrap();
+        assert_eq!(res.limits.as_ref().unwrap()["cpu"].0, "500m");
+        assert_eq!(res.limits.as_ref().unwrap()["memory"].0, "256Mi");
+        assert_eq!(res.requests.as_ref().unwrap()["memory"].0, "64Mi");
+        let ready = ctr.readiness_probe.as_ref().unwrap();
+        assert_eq!(ready.exec.as_ref().unwrap().command.as_ref().unwrap()[..2], ["/bin/sh".to_string(), "-c".to_string()]);
+        assert_eq!((ready.period_seconds, ready.timeout_seconds, ready.failure_threshold), (Some(5), Some(2), Some(4)));
+        assert_eq!(ready.initial_delay_seconds, None);
+        assert_eq!(ctr.liveness_probe.as_ref().unwrap().initial_delay_seconds, Some(10));
+        let ports: Vec<(i32, Option<&str>, Option<&str>)> =
+            ctr.ports.as_ref().unwrap().iter().map(|p| (p.container_port, p.name.as_deref(), p.protocol.as_deref())).collect();
+        assert_eq!(ports, [(53, Some("web-53-udp"), Some("UDP")), (80, Some("web-80"), None), (9000, Some("web-9000"), None)]);
+        let mounts: Vec<&str> = ctr.volume_mounts.as_ref().unwrap().iter().map(|m| m.mount_path.as_str()).collect();
+        assert_eq!(mounts, ["/run/secrets/token", "/run", "/dev/shm"]);
+        let vols = pod.volumes.as_ref().unwrap();
+        assert_eq!(vols[0].secret.as_ref().unwrap().secret_name.as_deref(), Some("token"));
+        assert_eq!(vols[1].empty_dir.as_ref().unwrap().size_limit.as_ref().unwrap().0, "1Mi");
+        assert_eq!(vols[2].empty_dir.as_ref().unwrap().medium.as_deref(), Some("Memory"));
+        assert_eq!(pod.host_aliases.as_ref().unwrap()[0].ip, "10.0.0.5");
+        assert_eq!(pod.share_process_namespace, Some(true));
+        assert_eq!(pod.termination_grace_period_seconds, Some(90));
+        assert!(warned(&c, "web", "ulimits"));
+        let secret = &c.secrets[0].1;
+        assert_eq!(secret.data.as_ref().unwrap()["token"].0, b"t0k");
+        let svc = c.services[0].published.as_ref().unwrap().spec.as_ref().unwrap();
+        assert_eq!(svc.ports.as_ref().unwrap()[0].port, 8080);
+        assert_eq!(svc.ports.as_ref().unwrap()[0].target_port, Some(IntOrString::String("web-80".into())));
+    }
+
+    #[test]
+    fn one_shot_services_and_restart_policies() {
+        let c = convert_yaml(
+            r#"
+services:
+  migrate: {image: app, restart: "on-failure:3"}
+  app:
+    image: app
+    restart: "no"
+    depends_on: {migrate: {condition: service_completed_successfully}}
+  node: {image: agent, deploy: {mode: global}}
+"#,
+            &Options::default(),
+        );
+        let job = c.services.iter().find(|s| s.name == "migrate").unwrap();
+        let Workload::Job(j) = &job.workload else { panic!("migrate is not a Job") };
+        let spec = j.spec.as_ref().unwrap();
+        assert_eq!(spec.backoff_limit, Some(3));
+        assert_eq!(spec.template.spec.as_ref().unwrap().restart_policy.as_deref(), Some("OnFailure"));
+        assert!(warned(&c, "app", "restart"));
+        assert!(warned(&c, "app", "depends_on.migrate"));
+        assert!(matches!(c.services.iter().find(|s| s.name == "node").unwrap().workload, Workload::DaemonSet(_)));
+    }
+
+    #[test]
+    fn names_kubernetes_refuses_are_repaired() {
+        let c = convert_yaml("services:\n  web_app: {image: x, expose: ['80']}\n  1st: {image: x}\n", &Options::default());
+        let names: Vec<String> = c.services.iter().map(|s| deployment(&c, &s.name).metadata.name.unwrap()).collect();
+        assert!(names.iter().all(|n| n.starts_with(|ch: char| ch.is_ascii_lowercase()) && !n.contains('_')), "{names:?}");
+        assert!(c.diagnostics.iter().any(|d| d.service.as_deref() == Some("web_app") && d.key == "name"));
     }
 }
