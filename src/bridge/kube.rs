@@ -551,10 +551,10 @@ fn service(ctx: &mut Ctx, s: &ComposeService) -> ConvertedService {
     let expose = if cports.is_empty() {
         let depended_on = ctx.project.services.values().any(|o| o.depends_on.contains_key(name));
         if s.network_mode.is_none() && depended_on && !ctx.jobs.contains(name) {
-            ctx.note(
+            ctx.warn(
                 svc,
                 "expose",
-                "no port is exposed or published, so no Service names it: other pods cannot reach it by name; list its ports in `expose:`",
+                "other services depend on it, but no port is exposed or published (nor known from a local image), so no Service names it and they cannot reach it: list its ports in `expose:`",
             );
         }
         None
