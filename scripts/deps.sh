@@ -26,5 +26,22 @@ BUILD_PKGS=(gcc pkg-config libseccomp-dev)
 # What running needs: nft for the firewall, busybox-static for the offline example image.
 RUN_PKGS=(nftables busybox-static ca-certificates)
 # What the tests add: a real registry on loopback, htpasswd for its basic auth, openssl for the
-# test token server's signing key.
-TEST_PKGS=(docker-registry apache2-utils openssl iproute2)
+# test token server's signing key, Python for the Kubernetes schema check of `bridge convert`.
+TEST_PKGS=(docker-registry apache2-utils openssl iproute2 python3 python3-venv)
+
+# The Python tools tests/bridge_convert.rs uses, from PyPI, in a venv under the target folder:
+# kubernetes-validate (the Kubernetes OpenAPI schemas, offline) and helm-python-sdk (Helm's own
+# chart engine, to render the generated charts; no PyPI, npm or Debian package ships a helm binary).
+PYTOOLS=(kubernetes-validate==1.37.0 helm-python-sdk==0.2.2)
+
+berth_pytools() {
+  local venv="${CARGO_TARGET_DIR:-target}/tools/venv"
+  if [ -x "$venv/bin/kubernetes-validate" ] && [ "$(cat "$venv/.berth-tools" 2>/dev/null)" = "${PYTOOLS[*]}" ]; then
+    return 0
+  fi
+  echo "==> pip install ${PYTOOLS[*]} (into $venv)"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "${PYTOOLS[@]}"
+  echo "${PYTOOLS[*]}" >"$venv/.berth-tools"
+}

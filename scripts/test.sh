@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 berth_deps "${BUILD_PKGS[@]}" "${RUN_PKGS[@]}" "${TEST_PKGS[@]}"
+berth_pytools
 if [ "$(id -u)" != 0 ]; then
   echo "scripts/test.sh runs containers, networks and cgroups on this kernel: run it as root." >&2
   exit 1

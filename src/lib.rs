@@ -4,8 +4,10 @@
 //! - [`project`]: the compose loader, typed model, dependency graph, config hash and planner;
 //! - [`engine`]: images, runtime, cgroups, supervisor, builder;
 //! - [`net`]: bridges, veths, IPAM, firewall, published ports, DNS;
+//! - [`bridge`]: `bridge convert`, the project as Kubernetes manifests or a Helm chart;
 //! - [`cli`]: thin clap commands; errors become a readable report only there.
 
+pub mod bridge;
 pub mod cli;
 pub mod engine;
 pub mod labels;

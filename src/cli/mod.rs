@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub mod bridge;
 pub mod build;
 pub mod compose;
 pub mod config;
@@ -128,6 +129,8 @@ pub enum Command {
     #[command(flatten)]
     Network(network::Commands),
     #[command(flatten)]
+    Bridge(bridge::Commands),
+    #[command(flatten)]
     Internal(internal::Commands),
     /// Show the berth version information
     Version {
@@ -177,6 +180,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Compose(c) => compose::run(&g, c),
         Command::Volume(c) => volume::run(&g, c),
         Command::Network(c) => network::run(&g, c),
+        Command::Bridge(c) => bridge::run(&g, c),
         Command::Internal(c) => internal::run(&g, c),
         Command::Version { short, format } => {
             let v = env!("CARGO_PKG_VERSION");
