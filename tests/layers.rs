@@ -1,7 +1,7 @@
 //! The crate's layering, checked on its source so that it stays one you could split into crates:
 //!
 //! ```text
-//!   util, labels  <-  state  <-  engine, net  <-  project, system  <-  cli (and later api)
+//!   util, labels  <-  state  <-  engine, net  <-  project, system  <-  bridge  <-  cli (and later api)
 //! ```
 //!
 //! with `net` <- `engine::runtime` (and the supervisor and the builder's RUN steps, which run
@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 /// The top-level modules, bottom first.
-const MODULES: &[&str] = &["util", "labels", "state", "engine", "net", "project", "system", "cli"];
+const MODULES: &[&str] = &["util", "labels", "state", "engine", "net", "project", "system", "bridge", "cli"];
 
 /// Allowed imports between different top-level modules: (importer, imported, why). A rule
 /// covers every module below the paths it names (`engine::runtime` covers
@@ -41,6 +41,11 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ("system", "state", ""),
     ("system", "engine", "teardown stops the root's containers"),
     ("system", "net", "teardown removes the root's networks"),
+    ("bridge", "util", ""),
+    ("bridge", "project", "the conversion reads the loaded compose model"),
+    ("bridge", "engine::image", "a service's ports include what its image exposes, when the store has it"),
+    ("bridge", "state", "the image store lives under the state root"),
+    ("cli", "bridge", ""),
     ("cli", "util", ""),
     ("cli", "state", ""),
     ("cli", "labels", ""),

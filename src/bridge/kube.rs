@@ -1167,7 +1167,7 @@ fn volumes(ctx: &mut Ctx, s: &ComposeService, c: &mut Container, pod: &mut PodSp
         .iter()
         .map(|t| {
             let (path, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
-            let size = opts.split(',').find_map(|o| o.strip_prefix("size=")).and_then(|v| crate::project::units::parse_bytes(v).ok());
+            let size = opts.split(',').find_map(|o| o.strip_prefix("size=")).and_then(|v| crate::util::units::parse_bytes(v).ok());
             (path.to_string(), size)
         })
         .collect();

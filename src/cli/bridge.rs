@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use super::GlobalOpts;
 use crate::bridge::{self, Level, Options, Transformation};
-use crate::project::{LoadOptions, load};
+use crate::project::load;
 
 #[derive(Subcommand, Debug)]
 pub enum Commands {
@@ -107,7 +107,7 @@ fn convert(g: &GlobalOpts, a: ConvertArgs) -> anyhow::Result<i32> {
     } else {
         a.transformations.iter().map(|t| t.parse()).collect::<Result<Vec<Transformation>, _>>()?
     };
-    let project = load(&LoadOptions::from_global(g))?;
+    let project = load(&g.load_options())?;
     for w in &project.warnings {
         eprintln!("WARN[0000] {w}");
     }
