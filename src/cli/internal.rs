@@ -158,14 +158,14 @@ pub fn supervise(root: crate::state::StateRoot, id: &str, attach_fd: Option<i32>
     }
     let notify = (unsafe { libc::fcntl(3, libc::F_GETFD) } >= 0).then(|| unsafe { OwnedFd::from_raw_fd(3) });
     if let Some(n) = &notify {
-        let _ = runtime::sys::set_cloexec(std::os::fd::AsRawFd::as_raw_fd(n), true);
+        let _ = crate::util::sys::set_cloexec(std::os::fd::AsRawFd::as_raw_fd(n), true);
     }
     let attach = attach_fd.filter(|fd| unsafe { libc::fcntl(*fd, libc::F_GETFD) } >= 0).map(|fd| {
-        let _ = runtime::sys::set_cloexec(fd, true);
+        let _ = crate::util::sys::set_cloexec(fd, true);
         unsafe { OwnedFd::from_raw_fd(fd) }
     });
     let starting = (unsafe { libc::fcntl(5, libc::F_GETFD) } >= 0).then(|| {
-        let _ = runtime::sys::set_cloexec(5, true);
+        let _ = crate::util::sys::set_cloexec(5, true);
         unsafe { OwnedFd::from_raw_fd(5) }
     });
     crate::engine::supervisor::main(root, id, notify, attach, starting)
@@ -233,7 +233,7 @@ fn ctr(g: &GlobalOpts, c: Ctr) -> anyhow::Result<i32> {
             println!("{container}");
         }
         Ctr::Kill { signal, container } => {
-            let sig = runtime::sys::parse_signal(&signal).with_context(|| format!("invalid signal: {signal}"))?;
+            let sig = crate::util::sys::parse_signal(&signal).with_context(|| format!("invalid signal: {signal}"))?;
             ops::kill(&root, &container, sig)?;
             println!("{container}");
         }

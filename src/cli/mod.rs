@@ -125,7 +125,7 @@ pub enum Command {
 
 /// Parses the command line, runs the command, and returns the exit code.
 pub fn main() -> i32 {
-    crate::engine::runtime::sys::timing("cli-main");
+    crate::timing!("cli: main entered");
     // A closed stdout (`berth logs | head`) must end the command quietly, not panic.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);

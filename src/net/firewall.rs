@@ -396,14 +396,14 @@ fn rebuild_filtered(root: &StateRoot, gone: Option<&str>) -> Result<(), NetError
     let table = table_name(root);
     let networks: Vec<Network> = network::list(root)?.into_iter().filter(|n| Some(n.name.as_str()) != gone).collect();
     let rules: Vec<PortRule> = ports::read_all(root)?.into_iter().flat_map(|r| r.ports).collect();
-    crate::engine::runtime::sys::timing("fw-read");
+    crate::timing!("firewall rebuild: state read");
     apply(&table_batch(&table, &networks, &rules), &format!("write nftables table inet {table}"))?;
-    crate::engine::runtime::sys::timing("fw-applied");
+    crate::timing!("firewall rebuild: table written");
     if root.networks_dir().is_dir() {
         write_json(&marker_path(root), &json!({"boot_id": boot_id(), "table": table, "version": SKELETON_VERSION}))?;
     }
     docker_user_sync(&table, !networks.is_empty())?;
-    crate::engine::runtime::sys::timing("fw-docker-user");
+    crate::timing!("firewall rebuild: DOCKER-USER synced");
     Ok(())
 }
 
@@ -415,9 +415,9 @@ pub(crate) fn add_network(root: &StateRoot, n: &Network) -> Result<(), NetError>
     if !skeleton_current(root) || super::nftnl::apply(&table, true, &network_kernel_elems(n)).is_err() {
         return rebuild_locked(root);
     }
-    crate::engine::runtime::sys::timing("fw-elements");
+    crate::timing!("firewall add network: set elements added");
     docker_user_sync(&table, true)?;
-    crate::engine::runtime::sys::timing("fw-docker-user");
+    crate::timing!("firewall add network: DOCKER-USER synced");
     Ok(())
 }
 
@@ -436,12 +436,12 @@ pub(crate) fn remove_network(root: &StateRoot, n: &Network) -> Result<(), NetErr
     if !skeleton_current(root) {
         return rebuild_filtered(root, Some(&n.name));
     }
-    crate::engine::runtime::sys::timing("fw-listed");
+    crate::timing!("firewall remove network: skeleton checked");
     let elems = network_kernel_elems(n);
     if super::nftnl::apply(&table, false, &elems).is_err() {
         return rebuild_filtered(root, Some(&n.name));
     }
-    crate::engine::runtime::sys::timing("fw-elements");
+    crate::timing!("firewall remove network: set elements deleted");
     Ok(())
 }
 

@@ -18,7 +18,7 @@ use super::plan::{Condition, Op, Plan, Step};
 use crate::engine::image::{Image, ImageStore};
 use crate::engine::runtime::spec::{Mount, MountType};
 use crate::engine::runtime::state::Status;
-use crate::engine::runtime::{self, RuntimeError, ops, volumes};
+use crate::engine::runtime::{RuntimeError, ops, volumes};
 use crate::state::StateRoot;
 
 /// What went wrong in one step.
@@ -336,7 +336,7 @@ fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
             ev(State::Done, "Started");
         }
         Op::Kill { name, signal, .. } => {
-            let sig = runtime::sys::parse_signal(signal).ok_or_else(|| ExecError::Signal(signal.clone()))?;
+            let sig = crate::util::sys::parse_signal(signal).ok_or_else(|| ExecError::Signal(signal.clone()))?;
             ev(State::Working, "Killing");
             ops::kill(root, name, sig)?;
             ev(State::Done, "Killed");

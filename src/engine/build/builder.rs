@@ -655,7 +655,7 @@ impl Builder<'_> {
                 }
                 Kind::Stopsignal(s) => {
                     let s = self.expand(ins, s, &state, &args)?;
-                    if crate::engine::runtime::sys::parse_signal(&s).is_none() {
+                    if crate::util::sys::parse_signal(&s).is_none() {
                         return Err(self.err(ins.line, format!("STOPSIGNAL {s}: not a signal; give a name like SIGTERM or a number")));
                     }
                     state.config.insert("StopSignal".into(), json!(s));

@@ -362,7 +362,7 @@ pub fn run(store: &ImageStore, layers: &[Layer], job: &Job, sink: &mut dyn FnMut
     cfg.rootfs.layers = lowers;
     let cfg = runtime::create(root, cfg)?;
     let mut guard = ContainerGuard { root, id: Some(cfg.id.clone()) };
-    let (mine, theirs) = runtime::sys::socketpair(libc::SOCK_SEQPACKET)
+    let (mine, theirs) = crate::util::sys::socketpair(libc::SOCK_SEQPACKET)
         .map_err(|e| FsError::io("create a socket for", Path::new("the build container"), e))?;
     if let Err(e) = runtime::start(root, &cfg.id, Some(theirs)) {
         // A command that cannot start ends the step as Docker's does: its message and code.
@@ -376,7 +376,7 @@ pub fn run(store: &ImageStore, layers: &[Layer], job: &Job, sink: &mut dyn FnMut
         Pumped::Exit(c) => c,
         Pumped::Gone => runtime::wait(root, &cfg.id)?,
         // The guard kills and removes the container.
-        Pumped::Signal(sig) => return Err(RunError::Interrupted(runtime::sys::signal_name(sig))),
+        Pumped::Signal(sig) => return Err(RunError::Interrupted(crate::util::sys::signal_name(sig))),
     };
     if code != 0 {
         return Ok(Outcome::Exited { code, layer: None });

@@ -3,7 +3,7 @@
 
 use std::io;
 
-use super::sys::{cvt, cvt_l};
+use crate::util::sys::{cvt, cvt_l};
 
 const NAMES: &[&str] = &[
     "CHOWN",

@@ -14,8 +14,8 @@ use std::path::PathBuf;
 
 use super::init::{ExecTarget, become_user};
 use super::spec::ContainerConfig;
-use super::sys::{self, ProcId, cvt};
 use super::user::ExecUser;
+use crate::util::sys::{self, ProcId, cvt};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
@@ -283,7 +283,9 @@ fn helper_main(p: &Prepared, stdio: &ExecStdio, err_w: RawFd, pid_w: RawFd) -> !
     if unsafe { libc::setns(p.ns_fd.as_raw_fd(), p.ns_flags) } != 0 {
         report(err_w, 126, &format!("cannot enter the container's namespaces: {}", std::io::Error::last_os_error()));
     }
-    let pid = match sys::clone_process(libc::CLONE_PARENT, p.cgroup_dir.as_ref().map(|f| f.as_raw_fd())) {
+    // SAFETY: the clone, like the helper, only makes the system calls prepared for it (see the
+    // module doc); it allocates only to word an error just before it exits.
+    let pid = match unsafe { sys::clone_process(libc::CLONE_PARENT, p.cgroup_dir.as_ref().map(|f| f.as_raw_fd())) } {
         Ok(pid) => pid,
         Err(e) => report(err_w, 126, &format!("clone: {e}")),
     };

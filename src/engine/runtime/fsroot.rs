@@ -12,7 +12,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
-use super::sys::cvt;
+use crate::util::sys::cvt;
 
 /// What to create when a component is missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,7 +155,7 @@ pub fn read_in_root(root: RawFd, path: &str, max: usize) -> io::Result<Vec<u8>> 
     let mut out = Vec::new();
     let mut buf = [0u8; 8192];
     while out.len() < max {
-        let n = super::sys::read_some(fd.as_raw_fd(), &mut buf)?;
+        let n = crate::util::sys::read_some(fd.as_raw_fd(), &mut buf)?;
         if n == 0 {
             break;
         }

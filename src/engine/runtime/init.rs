@@ -17,9 +17,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::fsroot::{self, Create};
-use super::mountapi::{self as m, ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY, ATTR_STRICTATIME};
 use super::spec::ContainerConfig;
-use super::sys::{self, cvt};
+use crate::util::sys::mount::{self as m, ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY, ATTR_STRICTATIME};
+use crate::util::sys::{self, cvt};
 
 /// Docker's masked paths (files get /dev/null, directories an empty read-only tmpfs).
 pub const MASKED_PATHS: &[&str] = &[
@@ -174,7 +174,7 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         libc::umask(0);
     }
-    sys::timing("child-start");
+    crate::timing!("child: cloned, dies with its supervisor");
     let cfg = &plan.cfg;
     // First, while the root is still the host's: a shared /dev/shm.
     let shm_mount = shared_shm(&plan.shm)?;
@@ -265,10 +265,10 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
         user_mount(rfd, pm)?;
     }
 
-    sys::timing("child-mounted");
+    crate::timing!("child: rootfs, /proc, /dev, /sys and volumes mounted");
     // Wait for the supervisor: cgroup joined, network attached, /etc files written.
     wait_go(plan.sync)?;
-    sys::timing("child-woke");
+    crate::timing!("child: supervisor said go");
 
     for (src, target) in &plan.etc_binds {
         if plan.mounts.iter().any(|pm| super::spec::normalize(&pm.target) == *target) {
@@ -283,7 +283,7 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
         m::attach(&bm, t.as_raw_fd()).ctx(format!("cannot bind {target}"))?;
     }
 
-    sys::timing("child-etc");
+    crate::timing!("child: /etc files bound");
     // The cgroup namespace (`cgroup:`): private by default on v2, the host's by default on v1
     // (as Docker), then /sys/fs/cgroup, read-only.
     let v2 = matches!(plan.cgroup, CgroupView::V2);
@@ -320,18 +320,18 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
         }
     }
 
-    sys::timing("child-cgroupfs");
+    crate::timing!("child: /sys/fs/cgroup mounted");
     if plan.own_netns {
         loopback_up();
     }
 
-    sys::timing("child-go");
+    crate::timing!("child: loopback up, pivoting");
     // pivot_root into the rootfs and drop the old root entirely.
     cvt(unsafe { libc::fchdir(rfd) }).ctx("cannot enter the root filesystem")?;
     cvt(unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) as libc::c_int }).ctx("pivot_root")?;
     cvt(unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) }).ctx("cannot detach the old root")?;
     cvt(unsafe { libc::chdir(c"/".as_ptr()) }).ctx("chdir /")?;
-    sys::timing("child-pivoted");
+    crate::timing!("child: pivoted into the rootfs");
 
     // Sysctls, before /proc/sys turns read-only.
     for (k, v) in &plan.sysctls {
@@ -345,7 +345,7 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
         m::set_attr(rfd, ATTR_RDONLY, 0, 0, false).ctx("cannot make the root filesystem read-only")?;
     }
 
-    sys::timing("child-masked");
+    crate::timing!("child: paths masked, sysctls set");
     // In the host's UTS namespace (`uts: host`) the names are the host's, never changed.
     if cfg.uts_mode != "host" {
         nix::unistd::sethostname(cfg.hostname()).map_err(|e| ChildError { code: 127, msg: format!("sethostname: {e}") })?;
@@ -393,7 +393,7 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
     }
     drop(tty_slave);
 
-    sys::timing("child-pre-user");
+    crate::timing!("child: standard streams set");
     let exe = ExecTarget::prepare(&argv, &env)?;
     let seccomp = plan.seccomp.as_deref();
     become_user(&user, plan.cap_set, cfg.no_new_privileges(), seccomp)?;
@@ -405,7 +405,7 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
     // Everything but the standard streams closes on exec (the sync channel too: its closing
     // tells the supervisor that exec succeeded).
     sys::cloexec_from(3).ctx("close_range")?;
-    sys::timing("child-exec");
+    crate::timing!("child: executing the command");
 
     if cfg.init {
         run_init(exe, plan.sync)

@@ -13,13 +13,11 @@ pub mod fsroot;
 pub mod init;
 pub mod launch;
 pub mod logs;
-pub mod mountapi;
 pub mod ops;
 pub mod seccomp;
 pub mod spec;
 pub mod state;
 pub mod stdio;
-pub mod sys;
 pub mod user;
 pub mod volumes;
 

@@ -18,7 +18,6 @@ use super::exec::{self, ExecSpec, ExecStdio};
 use super::logs as logfile;
 use super::spec::{ContainerConfig, Mount, MountType, normalize};
 use super::state::{ContainerState, Paths, Status, ZERO_TIME};
-use super::sys::{self, ProcId};
 use super::{RuntimeError, volumes};
 use crate::engine::cgroups::Cgroup;
 use crate::engine::events;
@@ -27,6 +26,7 @@ use crate::engine::supervisor::ctl::{self, Request};
 use crate::state::StateRoot;
 use crate::util::fs::{FsError, read_json, write_json};
 use crate::util::lock::FileLock;
+use crate::util::sys::{self, ProcId};
 
 type Result<T, E = RuntimeError> = std::result::Result<T, E>;
 
@@ -160,7 +160,7 @@ pub fn create(root: &StateRoot, mut cfg: ContainerConfig) -> Result<ContainerCon
     crate::util::fs::create_dir_all_mode(&names, 0o700)?;
     super::state::write_ephemeral(&name_file(root, &cfg.name), cfg.id.as_bytes())?;
     events::container(root, &cfg, "create", &[]);
-    super::sys::timing("created");
+    crate::timing!("create: container config written");
     Ok(cfg)
 }
 
@@ -383,9 +383,9 @@ fn spawn_supervisor(root: &StateRoot, cfg: &ContainerConfig, attach: Option<Owne
     drop(a);
     drop(m);
     let _ = child.wait();
-    sys::timing("spawned");
+    crate::timing!("start: supervisor spawned");
     let out = sys::read_to_end(r.as_raw_fd()).map_err(|e| RuntimeError::sys("read from the supervisor", e))?;
-    sys::timing("started");
+    crate::timing!("start: supervisor reported the container running");
     let line = String::from_utf8_lossy(&out);
     serde_json::from_str::<Started>(line.trim()).map_err(|_| RuntimeError::Supervisor {
         name: cfg.name.clone(),

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use super::sys;
+use crate::util::sys;
 
 /// CLI to supervisor: bytes for the container's stdin.
 pub const STDIN: u8 = 0;

@@ -26,10 +26,10 @@ use crate::engine::runtime::logs::{LineSplitter, LogWriter, now_rfc3339};
 use crate::engine::runtime::spec::ContainerConfig;
 use crate::engine::runtime::state::{ContainerState, Paths, Status};
 use crate::engine::runtime::stdio as att;
-use crate::engine::runtime::sys::{self, ProcId};
 use crate::engine::runtime::{RuntimeError, ops};
 use crate::net::proxy::{Proxy, Token as ProxyToken};
 use crate::state::StateRoot;
+use crate::util::sys::{self, ProcId};
 
 use ctl::{Request, Response};
 use health::HealthMonitor;
@@ -57,7 +57,7 @@ const DRAIN: Duration = Duration::from_secs(2);
 /// `starting` is the container's starting lock (see `ops::start`): held, with this process's
 /// pid and start time in it, until the outcome of the start is recorded in the state.
 pub fn main(root: StateRoot, id: &str, notify: Option<OwnedFd>, attach: Option<OwnedFd>, starting: Option<OwnedFd>) -> i32 {
-    sys::timing("sup-main");
+    crate::timing!("supervisor: main entered");
     if let Some(fd) = &starting {
         let me = ProcId::current();
         let text = format!("{} {}\n", me.pid, me.start_time);
@@ -74,7 +74,7 @@ pub fn main(root: StateRoot, id: &str, notify: Option<OwnedFd>, attach: Option<O
         Ok(s) => s,
         Err(e) => return report_early(notify, &chain(&e)),
     };
-    sys::timing("sup-ready");
+    crate::timing!("supervisor: state and control socket ready");
     // A start that fails is reported to the CLI, recorded, and ends the supervisor.
     if let Err(e) = sup.start_instance() {
         let code = e.exit_code().unwrap_or(127);
@@ -93,7 +93,7 @@ pub fn main(root: StateRoot, id: &str, notify: Option<OwnedFd>, attach: Option<O
     // Running is recorded: another process may now judge the container by its state.
     drop(starting);
     let pid = sup.instance.as_ref().map(|i| i.init.pid).unwrap_or(0);
-    sys::timing("sup-notify");
+    crate::timing!("supervisor: container running, telling the CLI");
     notify_cli(notify, &Started { error: None, code: 0, pid });
     sys::release_startup_code();
     sup.run();

@@ -219,7 +219,7 @@ pub fn run(root: &StateRoot) -> Result<(), NetError> {
     let mut resolv_mtime = mtime(upstream::HOST_RESOLV_CONF);
     log(format!("serving state root {}", root.path().display()));
     // Long-lived, like a supervisor: keep resident only the code it goes on running.
-    crate::engine::runtime::sys::release_startup_code();
+    crate::util::sys::release_startup_code();
     loop {
         let state = match load(root) {
             Ok(s) => s,

@@ -25,10 +25,10 @@ use clap::Args;
 use super::{Ctr, OneOff};
 use crate::cli::GlobalOpts;
 use crate::engine::runtime::launch;
-use crate::engine::runtime::mountapi;
 use crate::engine::runtime::state::Paths;
 use crate::state::StateRoot;
 use crate::util::lock::FileLock;
+use crate::util::sys::mount as mountapi;
 
 #[derive(Args, Debug)]
 pub struct CpArgs {

@@ -16,9 +16,10 @@ use crate::cli::progress::{self, Progress};
 use crate::engine::image::reference::Reference;
 use crate::engine::image::{Digest, ImageStore};
 use crate::engine::runtime::state::Paths;
-use crate::engine::runtime::{Status, mountapi, ops};
+use crate::engine::runtime::{Status, ops};
 use crate::project::execute::{Event, Sink as _, State};
 use crate::state::StateRoot;
+use crate::util::sys::mount as mountapi;
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
