@@ -20,6 +20,7 @@ use crate::engine::runtime::spec::{Mount, MountType};
 use crate::engine::runtime::state::Status;
 use crate::engine::runtime::{RuntimeError, ops, volumes};
 use crate::state::StateRoot;
+use crate::util::error::one_line;
 
 /// What went wrong in one step.
 #[derive(Debug, thiserror::Error)]
@@ -231,25 +232,10 @@ fn run_step(ctx: &Context, step: &Step) -> Result<(), ExecError> {
     let r = run_op(ctx, &step.op);
     if let Err(e) = &r {
         if !matches!(step.op, Op::Wait { .. }) {
-            emit(ctx, kind, name, State::Error, error_text(e));
+            emit(ctx, kind, name, State::Error, one_line(e));
         }
     }
     r
-}
-
-/// An error's message with its causes, on one line.
-pub fn error_text(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = c.source();
-    }
-    s
 }
 
 fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
@@ -505,15 +491,15 @@ fn wait(
         Ok(()) => Ok(()),
         Err((name, e)) if !required => {
             let msg = match &e {
-                ExecError::NotCompleted { .. } => format!("optional dependency {}", error_text(&e).trim_start_matches("service ")),
-                _ => format!("optional dependency {service:?} failed to start: {}", error_text(&e)),
+                ExecError::NotCompleted { .. } => format!("optional dependency {}", one_line(&e).trim_start_matches("service ")),
+                _ => format!("optional dependency {service:?} failed to start: {}", one_line(&e)),
             };
             emit(ctx, "Container", &name, State::Warning, "Skipped");
             ctx.sink.warning(&msg);
             Ok(())
         }
         Err((name, e)) => {
-            emit(ctx, "Container", &name, State::Error, error_text(&e));
+            emit(ctx, "Container", &name, State::Error, one_line(&e));
             Err(e)
         }
     }

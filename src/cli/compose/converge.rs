@@ -325,7 +325,7 @@ pub fn report(t: &Target, report: &Report, wait_timeout: Option<u64>) -> i32 {
 
 /// ExecError is not Clone; the report needs an owned error for anyhow, with the same text.
 fn clone_error(e: &ExecError) -> TextError {
-    TextError(execute::error_text(e))
+    TextError(crate::util::error::one_line(e))
 }
 
 #[derive(Debug)]

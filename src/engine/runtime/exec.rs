@@ -9,13 +9,13 @@
 //! only makes system calls, so this is safe from a multi-threaded caller too.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
 
 use super::init::{ExecTarget, become_user};
 use super::spec::ContainerConfig;
 use super::user::ExecUser;
-use crate::util::sys::{self, ProcId, cvt};
+use crate::util::sys::{self, ProcId, file};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
@@ -151,10 +151,8 @@ fn prepare(target: Target, spec: &ExecSpec) -> Result<Prepared, ExecError> {
     let Target { cfg, init, cgroup_procs, cgroup_v2, seccomp } = target;
     let ns_fd = init.pidfd().map_err(|_| ExecError::Gone(init.pid))?;
     // The container's root, as its PID 1 sees it; checked to still be that process afterwards.
-    let root_path = CString::new(format!("/proc/{}/root", init.pid)).unwrap_or_default();
-    let root = cvt(unsafe { libc::open(root_path.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) })
+    let root = file::open(Path::new(&format!("/proc/{}/root", init.pid)), libc::O_PATH | libc::O_DIRECTORY)
         .map_err(|source| ExecError::Root { pid: init.pid, source })?;
-    let root = unsafe { OwnedFd::from_raw_fd(root) };
     if !init.alive() {
         return Err(ExecError::Gone(init.pid));
     }
@@ -187,14 +185,11 @@ fn prepare(target: Target, spec: &ExecSpec) -> Result<Prepared, ExecError> {
     let mut cgroup_fds = Vec::new();
     let mut cgroup_dir = None;
     if let (true, Some(dir)) = (cgroup_v2, cgroup_procs.first().and_then(|f| f.parent())) {
-        let c = sys::cpath(dir).map_err(ExecError::Spawn)?;
-        let fd = cvt(unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) }).map_err(ExecError::Spawn)?;
-        cgroup_dir = Some(unsafe { OwnedFd::from_raw_fd(fd) });
+        cgroup_dir = Some(file::open(dir, libc::O_RDONLY | libc::O_DIRECTORY).map_err(ExecError::Spawn)?);
     }
     for f in cgroup_procs.iter().filter(|_| cgroup_dir.is_none()) {
-        let c = sys::cpath(f).map_err(ExecError::Spawn)?;
-        if let Ok(fd) = cvt(unsafe { libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) }) {
-            cgroup_fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+        if let Ok(fd) = file::open(f, libc::O_WRONLY) {
+            cgroup_fds.push(fd);
         }
     }
     let privileged = spec.privileged || cfg.privileged;
@@ -239,28 +234,13 @@ fn resolve_in_container(root: RawFd, argv: &[String], env: &[String]) -> Result<
         env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     for dir in pathvar.split(':').filter(|d| d.starts_with('/')) {
         let cand = format!("{dir}/{name}");
-        if let Ok(fd) = open_in_root_path(root, &cand) {
-            let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0 && st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_mode & 0o111 != 0
-            {
+        if let Ok(st) = file::open_in_root(root, &cand, libc::O_PATH).and_then(|fd| file::fstat(fd.as_raw_fd())) {
+            if file::kind(st.st_mode) == libc::S_IFREG && st.st_mode & 0o111 != 0 {
                 return Ok(cand);
             }
         }
     }
     Err(ExecError::NotFound(name))
-}
-
-fn open_in_root_path(root: RawFd, path: &str) -> std::io::Result<OwnedFd> {
-    let c = CString::new(path.trim_start_matches('/'))?;
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
-    how.resolve = 0x10 | 0x02; // RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
-    let fd =
-        unsafe { libc::syscall(libc::SYS_openat2, root, c.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>()) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 fn report(err_w: RawFd, code: i32, msg: &str) -> ! {

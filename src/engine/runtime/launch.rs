@@ -54,7 +54,7 @@ pub fn overlay_options(layers: &[PathBuf], upper: &Path, work: &Path) -> Result<
         None => (PathBuf::from("/"), layers.iter().rev().map(|l| l.display().to_string()).collect()),
     };
     let opts = format!("lowerdir={},upperdir={},workdir={},index=off", lowers.join(":"), upper.display(), work.display());
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+    let page = sys::page_size();
     if opts.len() >= page {
         return Err(format!(
             "the image has too many layers ({}) for one overlay mount: its options take {} bytes, over the {page}-byte limit",

@@ -29,6 +29,7 @@ use crate::engine::runtime::stdio as att;
 use crate::engine::runtime::{RuntimeError, ops};
 use crate::net::proxy::{Proxy, Token as ProxyToken};
 use crate::state::StateRoot;
+use crate::util::error::one_line;
 use crate::util::sys::{self, ProcId};
 
 use ctl::{Request, Response};
@@ -72,7 +73,7 @@ pub fn main(root: StateRoot, id: &str, notify: Option<OwnedFd>, attach: Option<O
     };
     let mut sup = match Supervisor::new(root, id, sigfd, attach) {
         Ok(s) => s,
-        Err(e) => return report_early(notify, &chain(&e)),
+        Err(e) => return report_early(notify, &one_line(&e)),
     };
     crate::timing!("supervisor: state and control socket ready");
     // A start that fails is reported to the CLI, recorded, and ends the supervisor.
@@ -80,7 +81,7 @@ pub fn main(root: StateRoot, id: &str, notify: Option<OwnedFd>, attach: Option<O
         let code = e.exit_code().unwrap_or(127);
         let msg = match &e {
             RuntimeError::Start { msg, .. } => msg.clone(),
-            other => chain(other),
+            other => one_line(other),
         };
         sup.state.status = Status::Created;
         sup.state.exit_code = code;
@@ -98,20 +99,6 @@ pub fn main(root: StateRoot, id: &str, notify: Option<OwnedFd>, attach: Option<O
     sys::release_startup_code();
     sup.run();
     0
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 fn report_early(notify: Option<OwnedFd>, msg: &str) -> i32 {
@@ -566,7 +553,7 @@ impl Supervisor {
                         events::container(&self.root, &self.cfg, "pause", &[]);
                         reply(&stream, None)
                     }
-                    Err(e) => reply(&stream, Some(chain(&e))),
+                    Err(e) => reply(&stream, Some(one_line(&e))),
                 }
             }
             Request::Unpause => {
@@ -580,7 +567,7 @@ impl Supervisor {
                         events::container(&self.root, &self.cfg, "unpause", &[]);
                         reply(&stream, None)
                     }
-                    Err(e) => reply(&stream, Some(chain(&e))),
+                    Err(e) => reply(&stream, Some(one_line(&e))),
                 }
             }
         }
@@ -823,7 +810,7 @@ impl Supervisor {
             self.restart_at = None;
             self.state.restart_count = self.restart.count;
             if let Err(e) = self.start_instance() {
-                self.state.error = chain(&e);
+                self.state.error = one_line(&e);
                 self.state.exit_code = e.exit_code().unwrap_or(127);
                 self.state.status = Status::Exited;
                 self.after_exit(self.state.exit_code, Duration::ZERO);
@@ -908,7 +895,7 @@ impl Supervisor {
             }
             Err(e) => {
                 let code = e.exit_code();
-                let msg = chain(&e);
+                let msg = one_line(&e);
                 if let Some(h) = self.health.as_mut() {
                     h.finished(code, msg.as_bytes(), now);
                     self.state.health = Some(h.state.clone());
@@ -1003,7 +990,7 @@ impl Supervisor {
             }
         }
         if let Err(e) = self.cgroup.remove() {
-            self.state.error = chain(&e);
+            self.state.error = one_line(&e);
         }
         self.state.supervisor = None;
         self.state.network = None;

@@ -214,16 +214,13 @@ pub fn recv_msg(sock: RawFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)
     Ok((n, out))
 }
 
-/// Takes a lock on the open file `fd` without waiting (flock LOCK_NB); false when another open
-/// file holds a conflicting one.
-pub fn try_flock(fd: &impl AsRawFd, exclusive: bool) -> io::Result<bool> {
+/// Takes a lock on the open file `fd` without waiting (flock LOCK_NB): EWOULDBLOCK when another
+/// open file holds a conflicting one. It lasts as long as the open file (every fd of it). Locks
+/// berth waits for are `util::lock::FileLock`s.
+pub fn try_flock(fd: &impl AsRawFd, exclusive: bool) -> io::Result<()> {
     let op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
     // SAFETY: flock on an fd the caller borrows; it touches no memory.
-    match cvt(unsafe { libc::flock(fd.as_raw_fd(), op | libc::LOCK_NB) }) {
-        Ok(_) => Ok(true),
-        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
-        Err(e) => Err(e),
-    }
+    cvt(unsafe { libc::flock(fd.as_raw_fd(), op | libc::LOCK_NB) }).map(drop)
 }
 
 /// An anonymous memory file (memfd), close-on-exec.

@@ -53,8 +53,10 @@ impl ProcId {
 }
 
 /// The fields of `/proc/<pid>/stat` berth reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcStat {
+    /// The command name (field 2, without its parentheses).
+    pub comm: String,
     /// R, S, D, Z, X...
     pub state: char,
     pub ppid: i32,
@@ -74,11 +76,14 @@ impl ProcStat {
 
     fn parse(s: &str) -> Option<ProcStat> {
         // The command (field 2) may hold spaces and parentheses: fields restart after the last ')'.
-        let rest = s.get(s.rfind(')')? + 2..)?;
+        let close = s.rfind(')')?;
+        let comm = s.get(s.find('(')? + 1..close)?.to_string();
+        let rest = s.get(close + 2..)?;
         // f[0] is field 3 (the state), so field n is f[n - 3].
         let f: Vec<&str> = rest.split(' ').collect();
         let num = |n: usize| f.get(n - 3).and_then(|v| v.trim().parse::<u64>().ok());
         Some(ProcStat {
+            comm,
             state: f.first()?.chars().next()?,
             ppid: f.get(1)?.parse().ok()?,
             tty_nr: f.get(4)?.parse().unwrap_or(0),
@@ -254,7 +259,7 @@ mod tests {
     fn proc_stat_fields_count_from_the_last_parenthesis() {
         let line = "42 (a ) b) S 7 42 42 34816 42 4194560 1 0 0 0 11 22 0 0 20 0 1 0 12345 1000 100 0";
         let st = ProcStat::parse(line).unwrap();
-        assert_eq!(st, ProcStat { state: 'S', ppid: 7, tty_nr: 34816, utime: 11, stime: 22, start_time: 12345 });
+        assert_eq!(st, ProcStat { comm: "a ) b".into(), state: 'S', ppid: 7, tty_nr: 34816, utime: 11, stime: 22, start_time: 12345 });
         assert!(ProcStat::parse("42 (x").is_none());
         let me = ProcStat::of(std::process::id() as i32).unwrap();
         assert_eq!(me.ppid, nix::unistd::getppid().as_raw());
