@@ -20,6 +20,7 @@ use super::lifecycle::{self, CreateArgs, UpArgs};
 use super::query::{self, OneOff};
 use crate::cli::GlobalOpts;
 use crate::engine::build::ignore::{Ignore, glob_match};
+use crate::engine::runtime::fsaccess::ContainerFs;
 use crate::engine::runtime::{exec::ExecSpec, ops};
 use crate::project::Project;
 
@@ -456,7 +457,8 @@ impl Watch {
                 if host.symlink_metadata().is_err() {
                     continue;
                 }
-                query::cp::copy_to_container(&self.target.root, &c, host, dest)
+                ContainerFs::open(&self.target.root, &c.cfg, &c.st)
+                    .and_then(|fs| fs.sync_in(host, dest))
                     .with_context(|| format!("cannot sync {} to {}:{dest}", host.display(), c.cfg.name))?;
             }
         }

@@ -9,6 +9,7 @@
 pub mod caps;
 pub mod etc;
 pub mod exec;
+pub mod fsaccess;
 pub mod fsroot;
 pub mod init;
 pub mod launch;

@@ -131,6 +131,22 @@ pub fn attach(mnt: &OwnedFd, target: RawFd) -> io::Result<()> {
     .map(|_| ())
 }
 
+/// Moves the calling thread into a mount namespace of its own, with every mount private, so that
+/// nothing it mounts from now on propagates to the host (or anywhere else). The thread's working
+/// directory and root become its own too (unshare implies CLONE_FS).
+pub fn unshare_private_namespace() -> io::Result<()> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    nix::mount::mount(None::<&str>, "/", None::<&str>, nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE, None::<&str>)?;
+    Ok(())
+}
+
+/// Detaches the mount at `path` and every mount below it (umount2 MNT_DETACH): lazily, once no
+/// fd uses it any more.
+pub fn detach(path: &std::path::Path) -> io::Result<()> {
+    nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH)?;
+    Ok(())
+}
+
 /// Propagation flags by Docker's names.
 pub fn propagation(name: &str) -> Option<(libc::c_ulong, bool)> {
     let (flag, rec) = match name {
