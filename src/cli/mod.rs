@@ -127,9 +127,7 @@ pub enum Command {
 pub fn main() -> i32 {
     crate::timing!("cli: main entered");
     // A closed stdout (`berth logs | head`) must end the command quietly, not panic.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    crate::util::sys::default_sigpipe();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(code) = internal::supervise_fast_path(&args) {
         return code;

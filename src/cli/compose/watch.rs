@@ -23,6 +23,7 @@ use crate::engine::build::ignore::{Ignore, glob_match};
 use crate::engine::runtime::fsaccess::ContainerFs;
 use crate::engine::runtime::{exec::ExecSpec, ops};
 use crate::project::Project;
+use crate::util::sys;
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct WatchArgs {
@@ -240,10 +241,10 @@ pub fn run(g: &GlobalOpts, a: WatchArgs) -> anyhow::Result<i32> {
     if a.dry_run || g.dry_run {
         return Ok(0);
     }
-    converge::catch_signals(true);
-    let base = converge::signals();
+    sys::catch_interrupts(true);
+    let base = sys::interrupts();
     let w = Watch { g: g.clone(), target: t, rules, prune: a.prune, quiet: a.quiet, prefix: String::new() };
-    w.start()?.serve(|| converge::signals() > base)?;
+    w.start()?.serve(|| sys::interrupts() > base)?;
     // As compose: interrupted by Ctrl-C, the project left as it is.
     Ok(130)
 }

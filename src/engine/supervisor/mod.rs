@@ -53,7 +53,19 @@ const MAX_QUEUE: usize = 1 << 20;
 /// How long the output of an exited container may keep flowing before it is cut.
 const DRAIN: Duration = Duration::from_secs(2);
 
-/// The entry point of `berth __supervise`. Returns the process exit code.
+/// The entry point of `berth __supervise`, as `start` spawns it (see `ops::spawn_supervisor`):
+/// takes over the fds it passed — 3, the start report; `attach_fd` (4), the attach socket; 5, the
+/// starting lock — closes every other, and runs [`main`].
+pub fn main_inherited(root: StateRoot, id: &str, attach_fd: Option<i32>) -> i32 {
+    // Only fds 0-2, 3, 4 and 5 are ours to keep.
+    let _ = sys::close_from(6);
+    // SAFETY: this runs first thing in the process `start` spawned: fds 3 to 5 were inherited
+    // across its exec (when open at all), and nothing in this process has taken them.
+    let (notify, attach, starting) = unsafe { (sys::inherited(3), attach_fd.and_then(|fd| sys::inherited(fd)), sys::inherited(5)) };
+    main(root, id, notify, attach, starting)
+}
+
+/// The supervisor proper. Returns the process exit code.
 ///
 /// `starting` is the container's starting lock (see `ops::start`): held, with this process's
 /// pid and start time in it, until the outcome of the start is recorded in the state.
@@ -64,9 +76,7 @@ pub fn main(root: StateRoot, id: &str, notify: Option<OwnedFd>, attach: Option<O
         let text = format!("{} {}\n", me.pid, me.start_time);
         let _ = nix::sys::uio::pwrite(fd, text.as_bytes(), 0);
     }
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
+    sys::ignore_sigpipe();
     let sigfd = match signalfd() {
         Ok(fd) => fd,
         Err(e) => return report_early(notify, &format!("cannot set up signals: {e}")),

@@ -50,6 +50,11 @@ impl ProcId {
         let fd = self.pidfd()?;
         pidfd_send_signal(&fd, sig)
     }
+
+    /// Sends SIGKILL if (and only if) the process is still this one.
+    pub fn kill(&self) -> io::Result<()> {
+        self.signal(libc::SIGKILL)
+    }
 }
 
 /// The fields of `/proc/<pid>/stat` berth reads.

@@ -123,17 +123,17 @@ pub fn reset_signals() {
     thread_mask(libc::SIG_SETMASK, &sigset(&[]));
 }
 
-/// Restores the default action of `sig` for the whole process (SIGPIPE: a closed stdout ends
-/// `berth logs | head` quietly, rather than with EPIPE errors).
-pub fn default_action(sig: i32) {
+/// Restores SIGPIPE's default action for the whole process (Rust ignores it): a closed stdout
+/// ends `berth logs | head` quietly, as it ends any Unix filter, rather than with EPIPE errors.
+pub fn default_sigpipe() {
     // SAFETY: SIG_DFL installs no code of ours.
-    unsafe { libc::signal(sig, libc::SIG_DFL) };
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
-/// Ignores `sig` in the whole process (a supervisor's SIGPIPE: a reader that went away is EPIPE).
-pub fn ignore(sig: i32) {
+/// Ignores SIGPIPE in the whole process (a supervisor: a reader that went away is EPIPE).
+pub fn ignore_sigpipe() {
     // SAFETY: SIG_IGN installs no code of ours.
-    unsafe { libc::signal(sig, libc::SIG_IGN) };
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
 /// Sends `sig` to this process (any thread that does not block it takes it).
