@@ -4,7 +4,13 @@
 //! - [`project`]: the compose loader, typed model, dependency graph, config hash and planner;
 //! - [`engine`]: images, runtime, cgroups, supervisor, builder;
 //! - [`net`]: bridges, veths, IPAM, firewall, published ports, DNS;
-//! - [`cli`]: thin clap commands; errors become a readable report only there.
+//! - [`cli`]: thin clap commands; errors become a readable report only there;
+//! - [`util`]: below everything: atomic files, locks, and [`util::sys`], the one module of raw
+//!   system calls.
+//!
+//! Every `unsafe` block says why it is sound (`// SAFETY:`); most live in `util::sys`.
+
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod cli;
 pub mod engine;

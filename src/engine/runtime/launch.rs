@@ -360,7 +360,7 @@ pub fn launch(root: &StateRoot, cfg: &ContainerConfig, cgroup: &Cgroup, seccomp:
         }
     }
     let go = [MSG_GO];
-    if unsafe { libc::send(sync_parent.as_raw_fd(), go.as_ptr().cast(), 1, libc::MSG_NOSIGNAL) } != 1 {
+    if sys::send_some(sync_parent.as_raw_fd(), &go, 0).ok() != Some(1) {
         // The child is gone already: its message (if any) says why.
         let (n, _) = sys::recv_msg(sync_parent.as_raw_fd(), &mut buf).unwrap_or((0, Vec::new()));
         return Err(child_error(&cfg.name, &buf[..n]));
@@ -411,11 +411,9 @@ impl ChildGuard {
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         if self.pid > 0 {
-            unsafe {
-                libc::kill(self.pid, libc::SIGKILL);
-                let mut st = 0;
-                libc::waitpid(self.pid, &mut st, 0);
-            }
+            // Our child, not reaped yet: its pid cannot have been reused.
+            let _ = sys::kill(self.pid, libc::SIGKILL);
+            sys::wait_pid(self.pid, 0);
             if self.attached {
                 let _ = crate::net::detach(&self.root, &self.id);
             }

@@ -75,9 +75,14 @@ pub fn set_nonblock(fd: RawFd, on: bool) -> io::Result<()> {
 
 /// A pipe with both ends close-on-exec.
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    pipe_with(0)
+}
+
+/// A pipe with both ends close-on-exec and `flags` (O_NONBLOCK).
+pub fn pipe_with(flags: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two fds into the two-int array it is given.
-    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), flags | libc::O_CLOEXEC) })?;
     // SAFETY: both fds were just created by the kernel for us alone.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
@@ -146,10 +151,18 @@ pub fn recv_some(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<us
     retry_eintr(|| unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) })
 }
 
-/// send(2) once without SIGPIPE (a closed peer is EPIPE), retrying on EINTR.
-pub fn send_some(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+/// send(2) once with `flags` (MSG_DONTWAIT), never raising SIGPIPE (a closed peer is EPIPE),
+/// retrying on EINTR.
+pub fn send_some(fd: RawFd, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
     // SAFETY: send reads at most `buf.len()` bytes from `buf`, which is borrowed for the call.
-    retry_eintr(|| unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) })
+    retry_eintr(|| unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), flags | libc::MSG_NOSIGNAL) })
+}
+
+/// poll(2) on `fds` for up to `timeout` ms (-1: no limit): how many have events (0 on timeout).
+/// EINTR is an error, so that the caller's loop looks at its signals again.
+pub fn poll(fds: &mut [libc::pollfd], timeout: libc::c_int) -> io::Result<usize> {
+    // SAFETY: poll reads and writes `fds.len()` pollfds in `fds`, borrowed for the call.
+    cvt(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) }).map(|n| n as usize)
 }
 
 /// A message header of the one buffer `iov` and the control buffer `cbuf`, which must both

@@ -199,6 +199,39 @@ pub fn fgetxattr(fd: RawFd, name: &CStr, max: usize) -> Option<Vec<u8>> {
     })
 }
 
+/// Sets the extended attribute `name` of `fd` to `value`.
+pub fn fset_xattr(fd: RawFd, name: &CStr, value: &[u8]) -> io::Result<()> {
+    // SAFETY: the name and `value` live through the call, which reads `value.len()` bytes.
+    cvt(unsafe { libc::fsetxattr(fd, name.as_ptr(), value.as_ptr().cast(), value.len(), 0) }).map(drop)
+}
+
+/// The value of the extended attribute `name` of the file at `path` (a symlink itself, not
+/// followed), at most `max` bytes; None when unset or longer.
+pub fn lget_xattr(path: &Path, name: &CStr, max: usize) -> Option<Vec<u8>> {
+    let p = c(path.as_os_str()).ok()?;
+    let mut buf = vec![0u8; max];
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, which lives through the call.
+    let n = unsafe { libc::lgetxattr(p.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (n >= 0).then(|| {
+        buf.truncate(n as usize);
+        buf
+    })
+}
+
+/// The names of the extended attributes of the file at `path` (a symlink itself, not followed);
+/// none when it has none, or more than `max` bytes of names.
+pub fn llist_xattr(path: &Path, max: usize) -> Vec<Vec<u8>> {
+    let Ok(p) = c(path.as_os_str()) else { return Vec::new() };
+    let mut names = vec![0u8; max];
+    // SAFETY: the kernel writes at most `names.len()` bytes into `names`, alive through the call.
+    let n = unsafe { libc::llistxattr(p.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    if n <= 0 {
+        return Vec::new();
+    }
+    names.truncate(n as usize);
+    names.split(|b| *b == 0).filter(|n| !n.is_empty()).map(<[u8]>::to_vec).collect()
+}
+
 /// Whether the file at `path` (a symlink itself, not followed) has the extended attribute `name`.
 pub fn has_xattr(path: &Path, name: &CStr) -> bool {
     let Ok(p) = c(path.as_os_str()) else { return false };

@@ -9,7 +9,8 @@
 //!   an untrusted tree (a container's root) from reaching the host;
 //! - [`mount`]: the new mount API (fsopen, fsmount, open_tree, move_mount, mount_setattr);
 //! - [`proc`]: processes by pid *and* start time, pidfds, clone, wait, `/proc/<pid>/stat`;
-//! - [`signal`]: signal names, masks, handlers and signalfds.
+//! - [`signal`]: signal names, masks, handlers and signalfds;
+//! - [`term`]: raw mode and window sizes.
 //!
 //! What a wrapper means (a container's runtime logic, the copy rules of `cp`) stays with its owner.
 
@@ -18,6 +19,7 @@ pub mod file;
 pub mod mount;
 pub mod proc;
 pub mod signal;
+pub mod term;
 
 pub use fd::*;
 pub use proc::*;

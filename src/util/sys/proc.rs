@@ -168,6 +168,22 @@ pub fn wait_pid(pid: i32, flags: libc::c_int) -> Option<libc::c_int> {
     }
 }
 
+/// Reaps one child that has exited (any child, `__WALL` included), without waiting: (pid, wait
+/// status), or None when none has.
+pub fn reap_any() -> Option<(i32, libc::c_int)> {
+    let mut st = 0;
+    // SAFETY: waitpid writes the status into `st`, which lives through the call.
+    let pid = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG | libc::__WALL) };
+    (pid > 0).then_some((pid, st))
+}
+
+/// Ends the process at once with `code` (_exit(2)): no destructors, no atexit handlers, no
+/// flushing. For a child between fork and exec, and a container's init.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no memory of ours.
+    unsafe { libc::_exit(code) }
+}
+
 /// The exit code a shell would report for a wait status: the code, or 128 + the signal.
 pub fn exit_code_of(status: libc::c_int) -> i32 {
     if libc::WIFEXITED(status) {
