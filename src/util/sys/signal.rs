@@ -107,11 +107,6 @@ pub fn block_signals(sigs: &[i32]) {
     thread_mask(libc::SIG_BLOCK, &sigset(sigs));
 }
 
-/// Blocks every signal in the calling thread for good.
-pub fn block_all_signals() {
-    thread_mask(libc::SIG_BLOCK, &full_sigset());
-}
-
 /// Unblocks every signal and resets every handler to its default (before exec in a child).
 pub fn reset_signals() {
     for sig in 1..libc::SIGRTMAX() {
