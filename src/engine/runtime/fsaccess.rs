@@ -240,7 +240,9 @@ impl ContainerFs {
         let target = openat(libc::AT_FDCWD, rootfs.as_os_str(), libc::O_PATH | libc::O_DIRECTORY, 0)
             .map_err(io_err(format!("cannot open {}", rootfs.display())))?;
         mount::attach(&mnt, target.as_raw_fd()).map_err(io_err("cannot mount the container's layers"))?;
+        // From here on, dropping `fs` unmounts (before the lock goes), whatever fails next.
         let mut fs = ContainerFs { root: target, name: cfg.name.clone(), mounted: Some(rootfs.clone()), _lock: Some(lock) };
+        // The fd opened before the mount shows the directory under it: open the overlay's root.
         fs.root = openat(libc::AT_FDCWD, rootfs.as_os_str(), libc::O_PATH | libc::O_DIRECTORY, 0)
             .map_err(io_err(format!("cannot open {}", rootfs.display())))?;
         for pm in launch::plan_mounts(root, cfg)? {
@@ -255,6 +257,7 @@ impl ContainerFs {
             }
             mount::attach(&bm, t.as_raw_fd()).map_err(io_err(format!("cannot mount {} on {}", source.display(), pm.target)))?;
         }
+        // And once more, with the binds in place.
         fs.root = openat(libc::AT_FDCWD, rootfs.as_os_str(), libc::O_PATH | libc::O_DIRECTORY, 0)
             .map_err(io_err(format!("cannot open {}", rootfs.display())))?;
         Ok(fs)
