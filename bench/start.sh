@@ -3,15 +3,19 @@
 #   berth:  `berth __ctr run -d` of a busybox container (create + start, detached), from a
 #           busybox layer directory (no image store involved);
 #   docker: `docker run -d busybox` (the image is already pulled).
-# Also the supervisor's memory (PSS) and the start broken down into its steps (BERTH_TIMING).
+# Also the supervisor's memory (PSS) and the start broken down into its steps (BERTH_TIMING, read
+# from a second build with `--features timing`: the timed runs use the plain build).
 # Usage: bench/start.sh [RUNS]   (default 30). Needs root and Docker with the busybox image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-30}"
 if [ "$(id -u)" != 0 ]; then echo "bench/start.sh creates containers: run it as root" >&2; exit 1; fi
-cargo build --release --quiet
-BERTH="$PWD/target/release/berth"
 WORK="$(mktemp -d /var/tmp/berth-bench-start.XXXXXX)"
+cargo build --release --quiet
+cp target/release/berth "$WORK/berth"
+cargo build --release --quiet --features timing
+cp target/release/berth "$WORK/berth-timing"
+BERTH="$WORK/berth"
 ROOT="$WORK/root"
 cleanup() {
   "$BERTH" --root "$ROOT" __teardown >/dev/null 2>&1 || true
@@ -30,9 +34,9 @@ printf 'root:x:0:0:root:/root:/bin/sh\n' > "$LAYER/etc/passwd"
 printf 'root:x:0:\n' > "$LAYER/etc/group"
 chmod 1777 "$LAYER/tmp"
 
-python3 - "$BERTH" "$ROOT" "$WORK" "$LAYER" "$RUNS" <<'PY'
+python3 - "$BERTH" "$ROOT" "$WORK" "$LAYER" "$RUNS" "$WORK/berth-timing" <<'PY'
 import json, os, statistics, subprocess, sys, time
-berth, root, work, layer, runs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+berth, root, work, layer, runs, berth_timing = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6]
 
 def spec(name):
     p = os.path.join(work, name + ".json")
@@ -63,11 +67,11 @@ st = json.load(open(os.path.join(root, "containers", os.listdir(os.path.join(roo
 pid = st["Supervisor"]["Pid"]
 roll = {l.split(":")[0]: l.split()[1] for l in open(f"/proc/{pid}/smaps_rollup") if ":" in l and l.split()[1].isdigit()}
 
-# One start broken down into its steps.
+# One start broken down into its steps: each line is "pid µs-since-the-epoch what happened".
 tfile = os.path.join(work, "timing")
-timed([berth, "--root", root, "__ctr", "run", "-d", spec("timed")], dict(os.environ, BERTH_TIMING=tfile))
-steps = [l.split() for l in open(tfile)]
-t0 = int(steps[0][2])
+timed([berth_timing, "--root", root, "__ctr", "run", "-d", spec("timed")], dict(os.environ, BERTH_TIMING=tfile))
+steps = [l.rstrip("\n").split(" ", 2) for l in open(tfile)]
+t0 = int(steps[0][1])
 
 print(f"Container start, {runs} runs each (ms):\n")
 print("| | median | p90 | min |\n|---|---:|---:|---:|")
@@ -75,6 +79,6 @@ for label, med, p90, mn in rows:
     print(f"| {label} | {med:.1f} | {p90:.1f} | {mn:.1f} |")
 print(f"\nSupervisor (pid {pid}): Pss {roll.get('Pss')} kB, Pss_Anon {roll.get('Pss_Anon')} kB, Rss {roll.get('Rss')} kB\n")
 print("One berth start, step by step (ms since the CLI started):")
-for pid_, label, t in steps:
-    print(f"  {label:<16} {(int(t) - t0) / 1000:7.2f}")
+for pid_, t, label in steps:
+    print(f"  {(int(t) - t0) / 1000:7.2f}  {label}")
 PY

@@ -5,7 +5,13 @@
 //! - [`engine`]: images, runtime, cgroups, supervisor, builder;
 //! - [`net`]: bridges, veths, IPAM, firewall, published ports, DNS;
 //! - [`bridge`]: `bridge convert`, the project as Kubernetes manifests or a Helm chart;
-//! - [`cli`]: thin clap commands; errors become a readable report only there.
+//! - [`cli`]: thin clap commands; errors become a readable report only there;
+//! - [`util`]: below everything: atomic files, locks, and [`util::sys`], the one module of raw
+//!   system calls.
+//!
+//! Every `unsafe` block says why it is sound (`// SAFETY:`); most live in `util::sys`.
+
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod bridge;
 pub mod cli;

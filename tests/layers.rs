@@ -30,8 +30,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ("net", "util", "the network is built on util"),
     ("net", "state", "the network keeps its state under the root"),
     ("net", "labels", "networks carry compose's labels"),
-    // To go: the syscall wrappers move to util::sys (the arch-sys change of issue 11).
-    ("net", "engine::runtime::sys", "net uses the runtime's syscall wrappers until they move to util"),
     ("project", "util", ""),
     ("project", "state", ""),
     ("project", "labels", ""),

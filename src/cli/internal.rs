@@ -3,7 +3,6 @@
 //! for users. `__ctr` exposes the container-level operations directly (tests, debugging) until the
 //! orchestration's commands cover them.
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -154,23 +153,7 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
 
 /// The supervisor's entry: takes over the fds `start` passed and runs until the container is gone.
 pub fn supervise(root: crate::state::StateRoot, id: &str, attach_fd: Option<i32>) -> i32 {
-    // Only fds 0-2, 3 (the start report), 4 (attach) and 5 (the starting lock) are ours to keep.
-    unsafe {
-        libc::syscall(libc::SYS_close_range, 6u32, u32::MAX, 0u32);
-    }
-    let notify = (unsafe { libc::fcntl(3, libc::F_GETFD) } >= 0).then(|| unsafe { OwnedFd::from_raw_fd(3) });
-    if let Some(n) = &notify {
-        let _ = runtime::sys::set_cloexec(std::os::fd::AsRawFd::as_raw_fd(n), true);
-    }
-    let attach = attach_fd.filter(|fd| unsafe { libc::fcntl(*fd, libc::F_GETFD) } >= 0).map(|fd| {
-        let _ = runtime::sys::set_cloexec(fd, true);
-        unsafe { OwnedFd::from_raw_fd(fd) }
-    });
-    let starting = (unsafe { libc::fcntl(5, libc::F_GETFD) } >= 0).then(|| {
-        let _ = runtime::sys::set_cloexec(5, true);
-        unsafe { OwnedFd::from_raw_fd(5) }
-    });
-    crate::engine::supervisor::main(root, id, notify, attach, starting)
+    crate::engine::supervisor::main_inherited(root, id, attach_fd)
 }
 
 /// `berth --root ROOT __supervise ID [--attach-fd N]`, exactly as `start` spawns it, without
@@ -235,7 +218,7 @@ fn ctr(g: &GlobalOpts, c: Ctr) -> anyhow::Result<i32> {
             println!("{container}");
         }
         Ctr::Kill { signal, container } => {
-            let sig = runtime::sys::parse_signal(&signal).with_context(|| format!("invalid signal: {signal}"))?;
+            let sig = crate::util::sys::parse_signal(&signal).with_context(|| format!("invalid signal: {signal}"))?;
             ops::kill(&root, &container, sig)?;
             println!("{container}");
         }

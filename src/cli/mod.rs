@@ -145,11 +145,9 @@ pub enum Command {
 
 /// Parses the command line, runs the command, and returns the exit code.
 pub fn main() -> i32 {
-    crate::engine::runtime::sys::timing("cli-main");
+    crate::timing!("cli: main entered");
     // A closed stdout (`berth logs | head`) must end the command quietly, not panic.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    crate::util::sys::default_sigpipe();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(code) = internal::supervise_fast_path(&args) {
         return code;

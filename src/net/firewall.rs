@@ -550,14 +550,14 @@ impl<'a> Firewall<'a> {
         let (root, table) = (self.root, &self.table);
         let networks: Vec<Network> = network::list(root)?.into_iter().filter(|n| Some(n.name.as_str()) != gone).collect();
         let rules: Vec<PortRule> = ports::read_all(root)?.into_iter().flat_map(|r| r.ports).collect();
-        crate::engine::runtime::sys::timing("fw-read");
+        crate::timing!("firewall rebuild: state read");
         self.driver.apply_batch(&table_batch(table, &networks, &rules), &format!("write nftables table inet {table}"))?;
-        crate::engine::runtime::sys::timing("fw-applied");
+        crate::timing!("firewall rebuild: table written");
         if root.networks_dir().is_dir() {
             write_json(&marker_path(root), &json!({"boot_id": boot_id(), "table": table, "version": SKELETON_VERSION}))?;
         }
         self.docker_user_sync(!networks.is_empty())?;
-        crate::engine::runtime::sys::timing("fw-docker-user");
+        crate::timing!("firewall rebuild: DOCKER-USER synced");
         Ok(())
     }
 
@@ -568,9 +568,9 @@ impl<'a> Firewall<'a> {
         if !skeleton_current(self.root) || self.driver.update_elements(&self.table, true, &network_kernel_elems(n)).is_err() {
             return self.rebuild_locked();
         }
-        crate::engine::runtime::sys::timing("fw-elements");
+        crate::timing!("firewall add network: set elements added");
         self.docker_user_sync(true)?;
-        crate::engine::runtime::sys::timing("fw-docker-user");
+        crate::timing!("firewall add network: DOCKER-USER synced");
         Ok(())
     }
 
@@ -588,12 +588,12 @@ impl<'a> Firewall<'a> {
         if !skeleton_current(self.root) {
             return self.rebuild_filtered(Some(&n.name));
         }
-        crate::engine::runtime::sys::timing("fw-listed");
+        crate::timing!("firewall remove network: networks listed");
         let elems = network_kernel_elems(n);
         if self.driver.update_elements(&self.table, false, &elems).is_err() {
             return self.rebuild_filtered(Some(&n.name));
         }
-        crate::engine::runtime::sys::timing("fw-elements");
+        crate::timing!("firewall remove network: set elements deleted");
         Ok(())
     }
 

@@ -460,12 +460,12 @@ pub fn attach(root: &StateRoot, req: &AttachRequest) -> Result<AttachResult, Net
         firewall::update_ports_locked(root, "delete", &stale)?;
         firewall::update_ports_locked(root, "add", &rules)?;
     }
-    crate::engine::runtime::sys::timing("attach-linked");
+    crate::timing!("attach: veth linked, ports published");
     // The new names must answer before the container's process runs.
     if !dns::ensure_running(root)? {
         dns::sync(root);
     }
-    crate::engine::runtime::sys::timing("attach-dns");
+    crate::timing!("attach: DNS names answer");
     let nameservers =
         attached.first().and_then(|a| a.info.gateway.map(IpAddr::V4).or(a.info.ipv6_gateway.map(IpAddr::V6))).into_iter().collect();
     undo.armed = false;

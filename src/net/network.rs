@@ -468,14 +468,14 @@ pub fn create(root: &StateRoot, spec: NetworkSpec) -> Result<Network, NetError> 
     // State first, so that a crash leaves a network that attach repairs rather than a lost bridge.
     write_new_network_dir(root, &network)?;
     let mut guard = CreateGuard { root, name: network.name.clone(), bridge: None, armed: true };
-    crate::engine::runtime::sys::timing("net-create-planned");
+    crate::timing!("network create: state written");
     guard.bridge = Some(bring_up_bridge(&mut nl, &network)?);
     drop(host_lock);
     // The resolver starts while the firewall is written and the containers are created.
     super::dns::start_early(root);
-    crate::engine::runtime::sys::timing("net-create-bridge");
+    crate::timing!("network create: bridge up, DNS starting");
     super::firewall::add_network(root, &network)?;
-    crate::engine::runtime::sys::timing("net-create-firewall");
+    crate::timing!("network create: firewall updated");
     guard.armed = false;
     Ok(network)
 }
@@ -724,7 +724,7 @@ pub fn remove(root: &StateRoot, name_or_id: &str) -> Result<Network, NetError> {
         let names: BTreeSet<&str> = eps.endpoints.values().map(|e| e.container_name.as_str()).collect();
         return Err(NetError::NetworkInUse { name: network.name.clone(), containers: names.into_iter().collect::<Vec<_>>().join(", ") });
     }
-    crate::engine::runtime::sys::timing("net-rm-checked");
+    crate::timing!("network rm: no container attached");
     // Deleting a bridge waits for the kernel (RCU grace periods), as does the nft transaction:
     // the two run side by side, the firewall written as if the network were gone. The state
     // goes last, so that a crash in between leaves a network that `rm` finishes.
@@ -740,9 +740,9 @@ pub fn remove(root: &StateRoot, name_or_id: &str) -> Result<Network, NetError> {
         t.join().map_err(|_| NetError::invalid(format!("deleting bridge {} panicked", network.bridge)))??;
     }
     fw?;
-    crate::engine::runtime::sys::timing("net-rm-bridge-firewall");
+    crate::timing!("network rm: bridge deleted, firewall updated");
     remove_network_dir(root, &network.name)?;
-    crate::engine::runtime::sys::timing("net-rm-firewall");
+    crate::timing!("network rm: state removed");
     Ok(network)
 }
 

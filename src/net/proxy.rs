@@ -15,6 +15,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::types::Protocol;
+use crate::util::sys;
 
 /// A UDP client's flow is forgotten after this long without a datagram either way (as
 /// docker-proxy's conntrack timeout).
@@ -79,13 +80,7 @@ pub struct Proxy {
 }
 
 fn set_nonblock(fd: RawFd) {
-    // SAFETY: plain fcntl on a descriptor we own.
-    unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        if fl >= 0 {
-            libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
-        }
-    }
+    let _ = sys::set_nonblock(fd, true);
 }
 
 fn errno() -> i32 {
@@ -102,8 +97,9 @@ fn set_int(fd: RawFd, level: i32, opt: i32, v: libc::c_int) {
 fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     let s = nix::sys::socket::SockaddrStorage::from(*addr);
     let len = nix::sys::socket::SockaddrLike::len(&s);
-    // SAFETY: SockaddrStorage wraps a sockaddr_storage of `len` valid bytes.
+    // SAFETY: sockaddr_storage is plain data, for which all zeroes is valid.
     let mut out: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    // SAFETY: SockaddrStorage wraps a sockaddr_storage of `len` valid bytes, which fit in `out`.
     unsafe {
         std::ptr::copy_nonoverlapping(
             nix::sys::socket::SockaddrLike::as_ptr(&s) as *const u8,
@@ -132,6 +128,7 @@ fn new_socket(target: &SocketAddr, ty: libc::c_int) -> Option<OwnedFd> {
     let domain = if target.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
     // SAFETY: socket(2); the result is owned at once.
     let fd = unsafe { libc::socket(domain, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+    // SAFETY: a new socket, ours alone.
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
@@ -150,12 +147,7 @@ fn connect(fd: &OwnedFd, target: &SocketAddr) -> Option<bool> {
 }
 
 fn pipe() -> Option<(OwnedFd, OwnedFd)> {
-    let mut p = [0 as libc::c_int; 2];
-    // SAFETY: pipe2 fills two descriptors, owned at once.
-    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
-        return None;
-    }
-    Some(unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) })
+    sys::pipe_with(libc::O_NONBLOCK).ok()
 }
 
 impl Half {
@@ -333,6 +325,7 @@ impl Proxy {
             if fd < 0 {
                 return;
             }
+            // SAFETY: accept4 just made this socket, ours alone.
             let client = unsafe { OwnedFd::from_raw_fd(fd) };
             if self.conns.len() >= MAX_CONNS {
                 reset(&client);
@@ -371,6 +364,7 @@ impl Proxy {
         let fd = self.listeners[i].socket.as_raw_fd();
         let target = self.listeners[i].target;
         for _ in 0..64 {
+            // SAFETY: sockaddr_storage is plain data, for which all zeroes is valid.
             let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
             let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             let buf = self.buf();
@@ -483,7 +477,7 @@ mod tests {
             let mut want = Vec::new();
             p.interests(&mut want);
             let mut fds: Vec<libc::pollfd> = want.iter().map(|(fd, ev, _)| libc::pollfd { fd: *fd, events: *ev, revents: 0 }).collect();
-            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 20) };
+            let _ = sys::poll(&mut fds, 20);
             for (pfd, (_, _, t)) in fds.iter().zip(want.iter()) {
                 if pfd.revents != 0 {
                     p.ready(*t, pfd.revents);

@@ -22,7 +22,8 @@ use super::plan::{Condition, Op, Plan, Step};
 use crate::engine::image::Image;
 use crate::engine::runtime::spec::{Mount, MountType};
 use crate::engine::runtime::state::Status;
-use crate::engine::runtime::{self, RuntimeError, volumes};
+use crate::engine::runtime::{RuntimeError, volumes};
+use crate::util::error::one_line;
 
 /// What went wrong in one step.
 #[derive(Debug, thiserror::Error)]
@@ -255,25 +256,10 @@ fn run_step(ctx: &Context, step: &Step) -> Result<(), ExecError> {
     let r = run_op(ctx, &step.op);
     if let Err(e) = &r {
         if !matches!(step.op, Op::Wait { .. }) {
-            emit(ctx, kind, name, State::Error, error_text(e));
+            emit(ctx, kind, name, State::Error, one_line(e));
         }
     }
     r
-}
-
-/// An error's message with its causes, on one line.
-pub fn error_text(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = c.source();
-    }
-    s
 }
 
 fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
@@ -357,7 +343,7 @@ fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
             ev(State::Done, "Started");
         }
         Op::Kill { name, signal, .. } => {
-            let sig = runtime::sys::parse_signal(signal).ok_or_else(|| ExecError::Signal(signal.clone()))?;
+            let sig = crate::util::sys::parse_signal(signal).ok_or_else(|| ExecError::Signal(signal.clone()))?;
             ev(State::Working, "Killing");
             engine.container_kill(name, sig)?;
             ev(State::Done, "Killed");
@@ -528,14 +514,14 @@ fn wait(
                 ExecError::NotCompleted { service, code } => {
                     format!("optional dependency {service:?} didn't complete successfully: exit {code}")
                 }
-                _ => format!("optional dependency {service:?} failed to start: {}", error_text(&e)),
+                _ => format!("optional dependency {service:?} failed to start: {}", one_line(&e)),
             };
             emit(ctx, "Container", &name, State::Warning, "Skipped");
             ctx.sink.warning(&msg);
             Ok(())
         }
         Err((name, e)) => {
-            emit(ctx, "Container", &name, State::Error, error_text(&e));
+            emit(ctx, "Container", &name, State::Error, one_line(&e));
             Err(e)
         }
     }

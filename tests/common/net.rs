@@ -434,7 +434,7 @@ pub fn host_view(root: &Path, names: &[String]) -> HostView {
     v.dns_running = std::fs::read_to_string(root.join("dns/dns.pid"))
         .ok()
         .and_then(|t| t.split_whitespace().next().and_then(|p| p.parse::<i32>().ok()))
-        .is_some_and(|pid| berth::net::dns::start_time(pid).is_some());
+        .is_some_and(|pid| berth::util::sys::ProcId::of(pid).is_some_and(|p| p.alive()));
     v
 }
 

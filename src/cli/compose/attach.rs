@@ -18,6 +18,7 @@ use crate::engine::runtime::logs::ReadOptions;
 use crate::engine::runtime::{Status, ops};
 use crate::project::observe;
 use crate::project::plan::{self, Desired};
+use crate::util::sys;
 
 /// compose's rainbow: cyan, yellow, green, magenta, blue, then their intense versions.
 const COLORS: &[&str] = &["36", "33", "32", "35", "34", "36;1", "33;1", "32;1", "35;1", "34;1"];
@@ -112,8 +113,8 @@ fn follow(
 
 /// Runs attached mode after the project was brought up; returns `up`'s exit code.
 pub fn attached(g: &GlobalOpts, t: &Target, desired: &Desired, selected: &[String], a: &UpArgs) -> anyhow::Result<i32> {
-    converge::catch_signals(false);
-    let base = converge::signals();
+    sys::catch_interrupts(false);
+    let base = sys::interrupts();
     let p = t.project.as_ref().expect("up loads the project");
     // Which services: --attach, else those named (and their dependencies with
     // --attach-dependencies), else all; without --no-attach ones and `attach: false`.
@@ -207,7 +208,7 @@ pub fn attached(g: &GlobalOpts, t: &Target, desired: &Desired, selected: &[Strin
         })
     };
     loop {
-        let sig = converge::signals() - base;
+        let sig = sys::interrupts() - base;
         if sig >= 1 && stopping.is_none() {
             interrupted = true;
             stopping = Some(stop_all("Gracefully Stopping... press Ctrl+C again to force"));
@@ -218,7 +219,7 @@ pub fn attached(g: &GlobalOpts, t: &Target, desired: &Desired, selected: &[Strin
             if let Ok(o) = t.observe() {
                 for c in o.containers.iter().filter(|c| c.is_active() && selected.contains(&c.service)) {
                     if let Ok(Some(pid)) = ops::init_pid(&t.root, &c.id) {
-                        let _ = pid.signal(libc::SIGKILL);
+                        let _ = pid.kill();
                     }
                 }
             }

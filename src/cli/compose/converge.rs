@@ -3,7 +3,7 @@
 //! reporting every error with what to do next.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
@@ -19,6 +19,7 @@ use crate::project::observe::{self, Observed};
 use crate::project::plan::{Condition, Desired, Plan};
 use crate::state::StateRoot;
 use crate::util::lock::FileLock;
+use crate::util::sys;
 
 /// Prints one `WARN[0000]` line on stderr for each key of the `services` that berth accepts
 /// but does not apply (`up`, `create`, `run`), so that none is dropped silently.
@@ -186,37 +187,6 @@ pub fn parallel(g: &GlobalOpts) -> usize {
     }
 }
 
-static SIGNALS: AtomicUsize = AtomicUsize::new(0);
-static EXIT_ON_SECOND: AtomicBool = AtomicBool::new(true);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    let n = SIGNALS.fetch_add(1, Ordering::SeqCst) + 1;
-    if n >= 2 && EXIT_ON_SECOND.load(Ordering::SeqCst) {
-        // A second Ctrl-C ends the command at once; the project stays consistent because every
-        // container's supervisor is detached and each step is atomic on disk.
-        unsafe { libc::_exit(130) };
-    }
-}
-
-/// Catches SIGINT and SIGTERM: the first asks the command to stop cleanly, the second (while
-/// `exit_on_second`) ends it.
-pub fn catch_signals(exit_on_second: bool) {
-    EXIT_ON_SECOND.store(exit_on_second, Ordering::SeqCst);
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_signal as *const () as usize;
-        sa.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut sa.sa_mask);
-        libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut());
-        libc::sigaction(libc::SIGTERM, &sa, std::ptr::null_mut());
-    }
-}
-
-/// How many SIGINT/SIGTERM arrived since [`catch_signals`].
-pub fn signals() -> usize {
-    SIGNALS.load(Ordering::SeqCst)
-}
-
 /// A flag the executor checks, set by a Ctrl-C that arrives after its creation (a watcher thread
 /// copies it over until the run ends).
 pub struct Cancel {
@@ -226,14 +196,14 @@ pub struct Cancel {
 
 impl Cancel {
     pub fn new() -> Cancel {
-        catch_signals(EXIT_ON_SECOND.load(Ordering::SeqCst));
-        let base = signals();
+        sys::catch_interrupts(sys::exit_on_second_interrupt());
+        let base = sys::interrupts();
         let flag = std::sync::Arc::new(AtomicBool::new(false));
         let done = std::sync::Arc::new(AtomicBool::new(false));
         let (f, d) = (flag.clone(), done.clone());
         std::thread::spawn(move || {
             while !d.load(Ordering::SeqCst) {
-                if signals() > base {
+                if sys::interrupts() > base {
                     f.store(true, Ordering::SeqCst);
                     return;
                 }
@@ -326,7 +296,7 @@ pub fn report(t: &Target, report: &Report, wait_timeout: Option<u64>) -> i32 {
 
 /// ExecError is not Clone; the report needs an owned error for anyhow, with the same text.
 fn clone_error(e: &ExecError) -> TextError {
-    TextError(execute::error_text(e))
+    TextError(crate::util::error::one_line(e))
 }
 
 #[derive(Debug)]

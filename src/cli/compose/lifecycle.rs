@@ -225,7 +225,7 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
         Commands::Stop { timeout, dry_run, services } => stop(g, &services, timeout, dry_run || g.dry_run),
         Commands::Restart { no_deps, timeout, dry_run, services } => restart(g, &services, no_deps, timeout, dry_run || g.dry_run),
         Commands::Kill { signal, remove_orphans, dry_run, services } => {
-            if crate::engine::runtime::sys::parse_signal(&signal).is_none() {
+            if crate::util::sys::parse_signal(&signal).is_none() {
                 bail!("invalid signal {signal:?}: use a name such as SIGTERM or a number from 1 to 64");
             }
             simple(g, &services, dry_run || g.dry_run, "Killing", remove_orphans, |c| {

@@ -21,8 +21,10 @@ use super::query::{self, OneOff};
 use crate::cli::GlobalOpts;
 use crate::cli::render::text::go_quote_list;
 use crate::engine::build::ignore::{Ignore, glob_match};
+use crate::engine::runtime::fsaccess::ContainerFs;
 use crate::engine::runtime::{exec::ExecSpec, ops};
 use crate::project::Project;
+use crate::util::sys;
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct WatchArgs {
@@ -236,10 +238,10 @@ pub fn run(g: &GlobalOpts, a: WatchArgs) -> anyhow::Result<i32> {
     if a.dry_run || g.dry_run {
         return Ok(0);
     }
-    converge::catch_signals(true);
-    let base = converge::signals();
+    sys::catch_interrupts(true);
+    let base = sys::interrupts();
     let w = Watch { g: g.clone(), target: t, rules, prune: a.prune, quiet: a.quiet, prefix: String::new() };
-    w.start()?.serve(|| converge::signals() > base)?;
+    w.start()?.serve(|| sys::interrupts() > base)?;
     // As compose: interrupted by Ctrl-C, the project left as it is.
     Ok(130)
 }
@@ -453,7 +455,8 @@ impl Watch {
                 if host.symlink_metadata().is_err() {
                     continue;
                 }
-                query::cp::copy_to_container(&self.target.root, &c, host, dest)
+                ContainerFs::open(&self.target.root, &c.cfg, &c.st)
+                    .and_then(|fs| fs.sync_in(host, dest))
                     .with_context(|| format!("cannot sync {} to {}:{dest}", host.display(), c.cfg.name))?;
             }
         }

@@ -460,14 +460,7 @@ impl Builder<'_> {
             // Its threads block the signals RUN steps take through a signalfd.
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
-                .on_thread_start(|| unsafe {
-                    let mut set: libc::sigset_t = std::mem::zeroed();
-                    libc::sigemptyset(&mut set);
-                    for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-                        libc::sigaddset(&mut set, s);
-                    }
-                    libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-                })
+                .on_thread_start(|| crate::util::sys::block_signals(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP]))
                 .enable_all()
                 .build()
                 .map_err(|e| BuildError::Service { service: "build".into(), msg: format!("cannot start the async runtime: {e}") })?;
@@ -655,7 +648,7 @@ impl Builder<'_> {
                 }
                 Kind::Stopsignal(s) => {
                     let s = self.expand(ins, s, &state, &args)?;
-                    if crate::engine::runtime::sys::parse_signal(&s).is_none() {
+                    if crate::util::sys::parse_signal(&s).is_none() {
                         return Err(self.err(ins.line, format!("STOPSIGNAL {s}: not a signal; give a name like SIGTERM or a number")));
                     }
                     state.config.insert("StopSignal".into(), json!(s));

@@ -171,9 +171,7 @@ impl Tree {
         ) else {
             return false;
         };
-        let mut buf = [0u8; 4];
-        let n = unsafe { libc::fgetxattr(fd.as_raw_fd(), c"trusted.overlay.opaque".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        n == 1 && buf[0] == b'y'
+        crate::util::sys::file::fgetxattr(fd.as_raw_fd(), c"trusted.overlay.opaque", 4).as_deref() == Some(b"y")
     }
 
     /// The directory fds of `parent` (at `parent_rel`) in each layer that holds it, top first.
@@ -437,8 +435,7 @@ mod tests {
         std::fs::write(l1.join("etc/a"), "a1").unwrap();
         std::fs::write(l1.join("opq/new"), "n").unwrap();
         nix::sys::stat::mknod(&l1.join("etc/gone"), SFlag::S_IFCHR, nix::sys::stat::Mode::from_bits_truncate(0o600), 0).unwrap();
-        let c = std::ffi::CString::new(l1.join("opq").as_os_str().as_bytes()).unwrap();
-        unsafe { libc::setxattr(c.as_ptr(), c"trusted.overlay.opaque".as_ptr(), b"y".as_ptr().cast(), 1, 0) };
+        let _ = crate::util::sys::file::set_xattr(&l1.join("opq"), c"trusted.overlay.opaque", b"y");
 
         let tree = Tree::layers(&[l0, l1]).unwrap();
         assert_eq!(tree.read("/etc/a").unwrap(), b"a1");

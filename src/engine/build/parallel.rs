@@ -10,6 +10,7 @@ use super::builder::{BuildRequest, build};
 use super::error::{BuildError, Result};
 use super::progress::Printer;
 use crate::engine::image::{Digest, ImageStore};
+use crate::util::sys::{self, signal::ThreadMask};
 
 /// Builds the `pending` (label, request) pairs, a label's build waiting for the labels `deps`
 /// names, and returns each label's image id. After a failure no other build starts; those
@@ -66,7 +67,7 @@ pub fn build_parallel(
             }
             if let (Some(sig), true) = (super::run::interrupted_by(), running > 0) {
                 // SAFETY: kill(2) on this process with a signal every thread blocks.
-                unsafe { libc::kill(libc::getpid(), sig) };
+                sys::raise_in_process(sig);
             }
         }
     });
@@ -80,44 +81,20 @@ pub fn build_parallel(
 const BUILD_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 /// The calling thread's signal mask with [`BUILD_SIGNALS`] blocked (threads it starts inherit it).
-struct SignalMask {
-    old: libc::sigset_t,
-    set: libc::sigset_t,
-}
+struct SignalMask(ThreadMask);
 
 impl SignalMask {
     fn block() -> SignalMask {
-        // SAFETY: plain sigset manipulation on values owned here.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for s in BUILD_SIGNALS {
-                libc::sigaddset(&mut set, s);
-            }
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
-            SignalMask { old, set }
-        }
+        SignalMask(ThreadMask::block(&BUILD_SIGNALS))
     }
 
     /// Takes the signals still pending, restores the mask, and — when one came that no RUN step
     /// took (`handled` false) — raises it again, to end the process as it would have.
     fn restore(self, handled: bool) {
-        let mut last = None;
-        // SAFETY: sigtimedwait with a zero timeout only takes signals already pending.
-        unsafe {
-            let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            loop {
-                let s = libc::sigtimedwait(&self.set, std::ptr::null_mut(), &zero);
-                if s <= 0 {
-                    break;
-                }
-                last = Some(s);
-            }
-            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut());
-            if let (Some(s), false) = (last, handled) {
-                libc::raise(s);
-            }
+        let last = self.0.take_pending();
+        self.0.restore();
+        if let (Some(s), false) = (last, handled) {
+            sys::raise(s);
         }
     }
 }

@@ -14,6 +14,8 @@ use crate::engine::runtime::{self, ContainerConfig, RuntimeError};
 use crate::net::{EndpointRequest, NetworkMode};
 use crate::state::StateRoot;
 use crate::util::fs::FsError;
+use crate::util::sys;
+use crate::util::sys::signal::{OnDrop, SignalFd};
 
 /// The network RUN steps use by default, as Docker's classic builder uses its `bridge`.
 pub const BUILD_NETWORK: &str = "berth-build";
@@ -362,7 +364,7 @@ pub fn run(store: &ImageStore, layers: &[Layer], job: &Job, sink: &mut dyn FnMut
     cfg.rootfs.layers = lowers;
     let cfg = runtime::create(root, cfg)?;
     let mut guard = ContainerGuard { root, id: Some(cfg.id.clone()) };
-    let (mine, theirs) = runtime::sys::socketpair(libc::SOCK_SEQPACKET)
+    let (mine, theirs) = crate::util::sys::socketpair(libc::SOCK_SEQPACKET)
         .map_err(|e| FsError::io("create a socket for", Path::new("the build container"), e))?;
     if let Err(e) = runtime::start(root, &cfg.id, Some(theirs)) {
         // A command that cannot start ends the step as Docker's does: its message and code.
@@ -376,7 +378,7 @@ pub fn run(store: &ImageStore, layers: &[Layer], job: &Job, sink: &mut dyn FnMut
         Pumped::Exit(c) => c,
         Pumped::Gone => runtime::wait(root, &cfg.id)?,
         // The guard kills and removes the container.
-        Pumped::Signal(sig) => return Err(RunError::Interrupted(runtime::sys::signal_name(sig))),
+        Pumped::Signal(sig) => return Err(RunError::Interrupted(crate::util::sys::signal_name(sig))),
     };
     if code != 0 {
         return Ok(Outcome::Exited { code, layer: None });
@@ -413,50 +415,13 @@ enum Pumped {
     Signal(i32),
 }
 
-/// Blocks SIGINT, SIGTERM and SIGHUP in this thread (and the threads it starts) while alive and
-/// gives them through a signalfd, so that an interrupted build removes its container.
-struct Signals {
-    fd: std::os::fd::OwnedFd,
-    old: libc::sigset_t,
-}
-
-impl Signals {
-    fn block() -> Option<Signals> {
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-                libc::sigaddset(&mut set, s);
-            }
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
-            let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
-            if fd < 0 {
-                libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-                return None;
-            }
-            Some(Signals { fd: std::os::fd::FromRawFd::from_raw_fd(fd), old })
-        }
-    }
-    fn read(&self) -> Option<i32> {
-        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-        let size = std::mem::size_of::<libc::signalfd_siginfo>();
-        let n = unsafe { libc::read(self.fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
-        (n == size as isize).then_some(info.ssi_signo as i32)
-    }
-}
-
-impl Drop for Signals {
-    fn drop(&mut self) {
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
-    }
-}
-
 /// Copies the container's output to `sink`, line by line, and returns how it ended.
 fn pump(sock: &std::os::fd::OwnedFd, sink: &mut dyn FnMut(&str)) -> Pumped {
     use runtime::stdio::{EXIT, STDERR, STDOUT};
     let s = sock.as_raw_fd();
-    let signals = Signals::block();
+    // SIGINT, SIGTERM and SIGHUP blocked in this thread (and the threads it starts) while the
+    // pump runs, and taken through a signalfd, so that an interrupted build removes its container.
+    let signals = SignalFd::new(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP], OnDrop::Restore).ok();
     let mut buf = vec![0u8; 64 * 1024 + 1];
     let mut partial: Vec<u8> = Vec::new();
     let flush = |partial: &mut Vec<u8>, sink: &mut dyn FnMut(&str), all: bool| {
@@ -472,9 +437,9 @@ fn pump(sock: &std::os::fd::OwnedFd, sink: &mut dyn FnMut(&str)) -> Pumped {
     loop {
         let mut fds = [
             libc::pollfd { fd: s, events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: signals.as_ref().map(|x| x.fd.as_raw_fd()).unwrap_or(-1), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: signals.as_ref().map(|x| x.as_raw_fd()).unwrap_or(-1), events: libc::POLLIN, revents: 0 },
         ];
-        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+        if sys::poll(&mut fds, -1).is_err() {
             continue;
         }
         if fds[1].revents != 0 {
@@ -487,15 +452,12 @@ fn pump(sock: &std::os::fd::OwnedFd, sink: &mut dyn FnMut(&str)) -> Pumped {
         if fds[0].revents == 0 {
             continue;
         }
-        let n = unsafe { libc::recv(s, buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-            continue;
-        }
-        if n <= 0 {
+        let n = sys::recv_some(s, &mut buf, 0).unwrap_or(0);
+        if n == 0 {
             flush(&mut partial, sink, true);
             return Pumped::Gone;
         }
-        let m = &buf[..n as usize];
+        let m = &buf[..n];
         match m[0] {
             STDOUT | STDERR => {
                 partial.extend_from_slice(&m[1..]);
@@ -505,12 +467,7 @@ fn pump(sock: &std::os::fd::OwnedFd, sink: &mut dyn FnMut(&str)) -> Pumped {
                 flush(&mut partial, sink, true);
                 let code = i32::from_le_bytes([m[1], m[2], m[3], m[4]]);
                 // The supervisor closes the socket once the exit is recorded.
-                loop {
-                    let n = unsafe { libc::recv(s, buf.as_mut_ptr().cast(), buf.len(), 0) };
-                    if n <= 0 {
-                        break;
-                    }
-                }
+                while sys::recv_some(s, &mut buf, 0).unwrap_or(0) > 0 {}
                 return Pumped::Exit(code);
             }
             _ => {}
@@ -554,8 +511,7 @@ fn remove_stubs(upper: &Path, below: &super::fstree::Tree, stubs: &[String]) {
 }
 
 fn xattr_set(p: &Path, name: &str) -> bool {
-    let (Ok(c), Ok(n)) = (std::ffi::CString::new(p.as_os_str().as_encoded_bytes()), std::ffi::CString::new(name)) else { return false };
-    unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) >= 0 }
+    std::ffi::CString::new(name).is_ok_and(|n| sys::file::has_xattr(p, &n))
 }
 
 #[cfg(test)]

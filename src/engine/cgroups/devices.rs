@@ -103,7 +103,13 @@ pub fn program(rules: &[Rule]) -> Vec<Insn> {
     p
 }
 
+/// bpf(2) with `cmd` and the attribute bytes `attr`. Only for the two commands used below:
+/// BPF_PROG_LOAD (without a log buffer) and BPF_PROG_ATTACH only read `attr` and what it points
+/// at, which the caller keeps alive through the call.
 fn bpf(cmd: libc::c_int, attr: &[u8]) -> io::Result<i64> {
+    // SAFETY: the kernel reads `attr.len()` bytes of `attr` and, for PROG_LOAD, the instructions
+    // and the license it points at (alive in `attach`); an address it cannot read is EFAULT.
+    // Neither command writes to user memory.
     let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_ptr(), attr.len() as u32) };
     if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
 }
@@ -125,6 +131,7 @@ pub fn attach(dir: &Path, rules: &[Rule]) -> io::Result<()> {
     attr[48..54].copy_from_slice(b"berth\0");
     attr[68..72].copy_from_slice(&ATTACH_CGROUP_DEVICE.to_ne_bytes());
     let prog = bpf(BPF_PROG_LOAD, &attr)?;
+    // SAFETY: PROG_LOAD returned a new fd for the program, ours alone.
     let prog = unsafe { OwnedFd::from_raw_fd(prog as i32) };
     let cg = std::fs::File::open(dir)?;
     let mut a = [0u8; 20];
@@ -175,6 +182,8 @@ mod tests {
         let mut c = std::process::Command::new("sh");
         c.arg("-c").arg("exec 3</dev/null && echo null-ok; (exec 4</dev/kmsg) 2>/dev/null && echo kmsg-ok || echo kmsg-denied");
         let procs_c = std::ffi::CString::new(procs.to_str().unwrap()).unwrap();
+        // SAFETY: between fork and exec the hook only makes system calls (open, write, close) on a
+        // C string built before the fork.
         unsafe {
             c.pre_exec(move || {
                 let fd = libc::open(procs_c.as_ptr(), libc::O_WRONLY);

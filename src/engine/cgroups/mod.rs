@@ -371,12 +371,8 @@ pub fn hierarchy() -> Result<&'static Hierarchy, CgroupError> {
 }
 
 fn detect(root: &Path) -> Result<Hierarchy, CgroupError> {
-    let c = std::ffi::CString::new(root.as_os_str().as_encoded_bytes()).unwrap_or_default();
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(CgroupError::io("statfs", root, io::Error::last_os_error()));
-    }
-    match st.f_type as i64 {
+    let f_type = crate::util::sys::file::fs_type(root).map_err(|e| CgroupError::io("statfs", root, e))?;
+    match f_type {
         CGROUP2_SUPER_MAGIC => Ok(Hierarchy::V2(root.to_path_buf())),
         TMPFS_MAGIC | CGROUP_SUPER_MAGIC => {
             let info = std::fs::read_to_string("/proc/self/mountinfo")
@@ -495,10 +491,10 @@ impl Cgroup {
                 return;
             }
         }
+        // By pid (cgroup v1, or v2 without cgroup.kill): a pid read from cgroup.procs can in
+        // principle be reused before the kill lands, the race every such killer has.
         for pid in self.pids().unwrap_or_default() {
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
+            let _ = crate::util::sys::kill(pid, libc::SIGKILL);
         }
     }
 

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -35,6 +35,7 @@ use nix::sys::stat::{Mode, SFlag, mknodat};
 
 use super::digest::{Digest, HashingReader};
 use super::error::{ImageError, Result};
+use crate::util::sys::file;
 
 /// The caps applied to one layer. Each can be raised with the environment variable named.
 #[derive(Clone, Debug)]
@@ -742,59 +743,31 @@ fn xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Vec<(String, Vec
 
 fn set_xattr_fd(fd: &impl AsFd, name: &str, value: &[u8]) -> io::Result<()> {
     let cname = CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in xattr name"))?;
-    let r = unsafe { libc::fsetxattr(fd.as_fd().as_raw_fd(), cname.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
-    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
-}
-
-fn timespecs(mtime: i64) -> [libc::timespec; 2] {
-    let t = libc::timespec { tv_sec: mtime as libc::time_t, tv_nsec: 0 };
-    [t, t]
+    file::fset_xattr(fd.as_fd().as_raw_fd(), &cname, value)
 }
 
 fn set_times_fd(fd: &impl AsFd, mtime: i64) -> io::Result<()> {
-    let ts = timespecs(mtime);
-    let r = unsafe { libc::futimens(fd.as_fd().as_raw_fd(), ts.as_ptr()) };
-    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    file::futimens(fd.as_fd().as_raw_fd(), (mtime, 0))
 }
 
 fn set_times_at(dir: &impl AsFd, name: &CStr, mtime: i64) -> io::Result<()> {
-    let ts = timespecs(mtime);
-    let r = unsafe { libc::utimensat(dir.as_fd().as_raw_fd(), name.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
-    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    file::utimens_at(dir.as_fd().as_raw_fd(), OsStr::from_bytes(name.to_bytes()), (mtime, 0), libc::AT_SYMLINK_NOFOLLOW)
 }
 
 fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-    let p = CString::new(path.as_os_str().as_bytes()).ok()?;
-    let n = CString::new(name).ok()?;
-    let mut buf = vec![0u8; 256];
-    let r = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if r < 0 {
-        return None;
-    }
-    buf.truncate(r as usize);
-    Some(buf)
+    file::lget_xattr(path, &CString::new(name).ok()?, 256)
 }
 
 fn list_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
-    let Ok(p) = CString::new(path.as_os_str().as_bytes()) else { return Vec::new() };
-    let mut names = vec![0u8; 4096];
-    let r = unsafe { libc::llistxattr(p.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
-    if r <= 0 {
-        return Vec::new();
-    }
-    names.truncate(r as usize);
     let mut out = Vec::new();
-    for n in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        let Ok(name) = std::str::from_utf8(n) else { continue };
+    for n in file::llist_xattr(path, 4096) {
+        let Ok(name) = String::from_utf8(n) else { continue };
         if name.starts_with("trusted.overlay.") {
             continue;
         }
-        let mut val = vec![0u8; 65536];
-        let cn = CString::new(name).expect("from a NUL-split list");
-        let r = unsafe { libc::lgetxattr(p.as_ptr(), cn.as_ptr(), val.as_mut_ptr().cast(), val.len()) };
-        if r >= 0 {
-            val.truncate(r as usize);
-            out.push((name.to_string(), val));
+        let cn = CString::new(name.as_str()).expect("from a NUL-split list");
+        if let Some(val) = file::lget_xattr(path, &cn, 65536) {
+            out.push((name, val));
         }
     }
     out
@@ -881,9 +854,7 @@ fn pack_walk<W: Write>(b: &mut tar::Builder<W>, base: &Path, rel: &Path, links: 
 
 /// Opens `path` as a directory fd (used by tests and the store).
 pub fn open_dir_fd(path: &Path) -> io::Result<OwnedFd> {
-    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-    if fd < 0 { Err(io::Error::last_os_error()) } else { Ok(unsafe { OwnedFd::from_raw_fd(fd) }) }
+    file::open(path, libc::O_RDONLY | libc::O_DIRECTORY)
 }
 
 mod writers;

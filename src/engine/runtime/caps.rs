@@ -3,7 +3,7 @@
 
 use std::io;
 
-use super::sys::{cvt, cvt_l};
+use crate::util::sys::{cvt, cvt_l};
 
 const NAMES: &[&str] = &[
     "CHOWN",
@@ -151,11 +151,13 @@ const CAP_V3: u32 = 0x2008_0522;
 pub fn drop_bounding(set: u64) -> io::Result<()> {
     for n in 0..=last_cap() {
         if set & (1 << n) == 0 {
+            // SAFETY: prctl with integers only.
             cvt(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, n as libc::c_ulong, 0, 0, 0) })?;
         }
     }
     const PR_CAP_AMBIENT: libc::c_int = 47;
     const PR_CAP_AMBIENT_CLEAR_ALL: libc::c_ulong = 4;
+    // SAFETY: prctl with integers only.
     cvt(unsafe { libc::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) })?;
     Ok(())
 }
@@ -166,6 +168,8 @@ pub fn set_caps(set: u64) -> io::Result<()> {
     let lo = set as u32;
     let hi = (set >> 32) as u32;
     let data = [CapData { effective: lo, permitted: lo, inheritable: 0 }, CapData { effective: hi, permitted: hi, inheritable: 0 }];
+    // SAFETY: capset reads the v3 header and its two data structs (#[repr(C)], as the kernel lays
+    // them out), all alive through the call; it may write its version into the header (mutable).
     cvt_l(unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) }).map(|_| ())
 }
 

@@ -8,7 +8,7 @@
 //! the socket relative to a directory fd (`/proc/self/fd/N/ctl.sock`).
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
@@ -56,12 +56,7 @@ pub fn via_fd(dir: &OwnedFd, name: &str) -> String {
 /// Sends `req` to the supervisor of the container whose directory is `dir` and waits up to
 /// `timeout` for the answer.
 pub fn request(dir: &Path, req: &Request, timeout: Duration) -> std::io::Result<Response> {
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())?;
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let dirfd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let dirfd = crate::util::sys::file::open(dir, libc::O_PATH | libc::O_DIRECTORY)?;
     let mut s = UnixStream::connect(via_fd(&dirfd, "ctl.sock"))?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(Duration::from_secs(5)))?;

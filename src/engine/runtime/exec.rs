@@ -5,17 +5,19 @@
 //! process with CLONE_PARENT, so that the new process lives in the container's PID namespace and
 //! is the caller's own child (the caller waits for it and gets its exit code). The process then
 //! sets up its standard streams, switches user with the container's capabilities, no_new_privs
-//! and seccomp filter, and execs. Everything that allocates is done before the fork: the child
-//! only makes system calls, so this is safe from a multi-threaded caller too.
+//! and seccomp filter, and execs. Everything is prepared before the fork: the child makes system
+//! calls and takes no lock another thread could hold (it allocates only to word an error, and for
+//! the pty's control message, which glibc's fork keeps safe), so this works from a multi-threaded
+//! caller too.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
 
 use super::init::{ExecTarget, become_user};
 use super::spec::ContainerConfig;
-use super::sys::{self, ProcId, cvt};
 use super::user::ExecUser;
+use crate::util::sys::{self, ProcId, file};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
@@ -111,6 +113,9 @@ pub fn spawn(target: Target, spec: &ExecSpec, stdio: ExecStdio) -> Result<Spawne
     let p = prepare(target, spec)?;
     let (err_r, err_w) = sys::pipe().map_err(ExecError::Spawn)?;
     let (pid_r, pid_w) = sys::pipe().map_err(ExecError::Spawn)?;
+    // SAFETY: glibc's fork leaves malloc usable in the child (its atfork handlers), and the helper
+    // and the process it clones use no lock another thread could hold (no stdio, no std locks):
+    // only system calls on what `prepare` made, and a message formatted on an error path.
     let helper = unsafe { libc::fork() };
     if helper < 0 {
         return Err(ExecError::Spawn(std::io::Error::last_os_error()));
@@ -124,8 +129,7 @@ pub fn spawn(target: Target, spec: &ExecSpec, stdio: ExecStdio) -> Result<Spawne
     drop(pid_w);
     let mut pidbuf = [0u8; 4];
     let n = sys::read_some(pid_r.as_raw_fd(), &mut pidbuf).unwrap_or(0);
-    let mut st = 0;
-    unsafe { libc::waitpid(helper, &mut st, 0) };
+    sys::wait_pid(helper, 0);
     let out = sys::read_to_end(err_r.as_raw_fd()).unwrap_or_default();
     if n != 4 {
         return Err(decode_error(&out).unwrap_or(ExecError::Start { code: 126, msg: "cannot enter the container".into() }));
@@ -151,10 +155,8 @@ fn prepare(target: Target, spec: &ExecSpec) -> Result<Prepared, ExecError> {
     let Target { cfg, init, cgroup_procs, cgroup_v2, seccomp } = target;
     let ns_fd = init.pidfd().map_err(|_| ExecError::Gone(init.pid))?;
     // The container's root, as its PID 1 sees it; checked to still be that process afterwards.
-    let root_path = CString::new(format!("/proc/{}/root", init.pid)).unwrap_or_default();
-    let root = cvt(unsafe { libc::open(root_path.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) })
+    let root = file::open(Path::new(&format!("/proc/{}/root", init.pid)), libc::O_PATH | libc::O_DIRECTORY)
         .map_err(|source| ExecError::Root { pid: init.pid, source })?;
-    let root = unsafe { OwnedFd::from_raw_fd(root) };
     if !init.alive() {
         return Err(ExecError::Gone(init.pid));
     }
@@ -187,14 +189,11 @@ fn prepare(target: Target, spec: &ExecSpec) -> Result<Prepared, ExecError> {
     let mut cgroup_fds = Vec::new();
     let mut cgroup_dir = None;
     if let (true, Some(dir)) = (cgroup_v2, cgroup_procs.first().and_then(|f| f.parent())) {
-        let c = sys::cpath(dir).map_err(ExecError::Spawn)?;
-        let fd = cvt(unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) }).map_err(ExecError::Spawn)?;
-        cgroup_dir = Some(unsafe { OwnedFd::from_raw_fd(fd) });
+        cgroup_dir = Some(file::open(dir, libc::O_RDONLY | libc::O_DIRECTORY).map_err(ExecError::Spawn)?);
     }
     for f in cgroup_procs.iter().filter(|_| cgroup_dir.is_none()) {
-        let c = sys::cpath(f).map_err(ExecError::Spawn)?;
-        if let Ok(fd) = cvt(unsafe { libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) }) {
-            cgroup_fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+        if let Ok(fd) = file::open(f, libc::O_WRONLY) {
+            cgroup_fds.push(fd);
         }
     }
     let privileged = spec.privileged || cfg.privileged;
@@ -239,10 +238,8 @@ fn resolve_in_container(root: RawFd, argv: &[String], env: &[String]) -> Result<
         env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     for dir in pathvar.split(':').filter(|d| d.starts_with('/')) {
         let cand = format!("{dir}/{name}");
-        if let Ok(fd) = open_in_root_path(root, &cand) {
-            let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0 && st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_mode & 0o111 != 0
-            {
+        if let Ok(st) = file::open_in_root(root, &cand, libc::O_PATH).and_then(|fd| file::fstat(fd.as_raw_fd())) {
+            if file::kind(st.st_mode) == libc::S_IFREG && st.st_mode & 0o111 != 0 {
                 return Ok(cand);
             }
         }
@@ -250,40 +247,29 @@ fn resolve_in_container(root: RawFd, argv: &[String], env: &[String]) -> Result<
     Err(ExecError::NotFound(name))
 }
 
-fn open_in_root_path(root: RawFd, path: &str) -> std::io::Result<OwnedFd> {
-    let c = CString::new(path.trim_start_matches('/'))?;
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
-    how.resolve = 0x10 | 0x02; // RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
-    let fd =
-        unsafe { libc::syscall(libc::SYS_openat2, root, c.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>()) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
 fn report(err_w: RawFd, code: i32, msg: &str) -> ! {
     let mut b = code.to_le_bytes().to_vec();
     b.extend_from_slice(msg.as_bytes());
     let _ = sys::write_all(err_w, &b);
-    unsafe { libc::_exit(code) }
+    sys::exit_now(code)
 }
 
 /// The helper: cgroup, namespaces, then clone the real process as the caller's child.
 fn helper_main(p: &Prepared, stdio: &ExecStdio, err_w: RawFd, pid_w: RawFd) -> ! {
+    // SAFETY: prctl with integers only.
     unsafe {
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
     for fd in &p.cgroup_procs {
-        unsafe {
-            libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1);
-        }
+        let _ = sys::write_all(fd.as_raw_fd(), b"0");
     }
+    // SAFETY: setns on a pidfd we hold, with integer flags.
     if unsafe { libc::setns(p.ns_fd.as_raw_fd(), p.ns_flags) } != 0 {
         report(err_w, 126, &format!("cannot enter the container's namespaces: {}", std::io::Error::last_os_error()));
     }
-    let pid = match sys::clone_process(libc::CLONE_PARENT, p.cgroup_dir.as_ref().map(|f| f.as_raw_fd())) {
+    // SAFETY: the helper is single-threaded (a fork), so the clone is a whole copy of it, which
+    // only makes the system calls prepared for it (see the fork above).
+    let pid = match unsafe { sys::clone_process(libc::CLONE_PARENT, p.cgroup_dir.as_ref().map(|f| f.as_raw_fd())) } {
         Ok(pid) => pid,
         Err(e) => report(err_w, 126, &format!("clone: {e}")),
     };
@@ -291,14 +277,18 @@ fn helper_main(p: &Prepared, stdio: &ExecStdio, err_w: RawFd, pid_w: RawFd) -> !
         process_main(p, stdio, err_w);
     }
     let _ = sys::write_all(pid_w, &(pid as i32).to_le_bytes());
-    unsafe { libc::_exit(0) }
+    sys::exit_now(0)
 }
 
 fn process_main(p: &Prepared, stdio: &ExecStdio, err_w: RawFd) -> ! {
+    // Raw calls below: what the wrappers of util::sys would allocate (C strings), this process
+    // must not (see the fork in `spawn`).
+    // SAFETY: prctl and setsid with integers only.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0);
         libc::setsid();
     }
+    // SAFETY: setns on a pidfd we hold, with integer flags.
     if p.cgroupns && unsafe { libc::setns(p.ns_fd.as_raw_fd(), libc::CLONE_NEWCGROUP) } != 0 {
         report(err_w, 126, &format!("cannot enter the container's cgroup namespace: {}", std::io::Error::last_os_error()));
     }
@@ -308,10 +298,13 @@ fn process_main(p: &Prepared, stdio: &ExecStdio, err_w: RawFd) -> ! {
             let inp = match stdin {
                 Some(fd) => *fd,
                 None => {
+                    // SAFETY: open with a C string literal; the fd is only dup2'ed below.
                     null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
                     null
                 }
             };
+            // SAFETY: replaces the standard streams, which nothing in this process owns as an
+            // OwnedFd (the caller's were left to the caller).
             unsafe {
                 libc::dup2(inp, 0);
                 libc::dup2(*stdout, 1);
@@ -319,12 +312,15 @@ fn process_main(p: &Prepared, stdio: &ExecStdio, err_w: RawFd) -> ! {
             }
         }
         ExecStdio::Tty { master_to } => {
+            // SAFETY: open with a C string literal; the fd is closed below.
             let m = unsafe { libc::open(c"/dev/pts/ptmx".as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
             if m < 0 {
                 report(err_w, 126, &format!("cannot open /dev/pts/ptmx: {}", std::io::Error::last_os_error()));
             }
             let unlock: libc::c_int = 0;
+            // SAFETY: TIOCSPTLCK reads one int, alive through the call.
             unsafe { libc::ioctl(m, libc::TIOCSPTLCK, &unlock) };
+            // SAFETY: TIOCGPTPEER takes integer flags and returns a new fd.
             let s = unsafe { libc::ioctl(m, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY) };
             if s < 0 {
                 report(err_w, 126, &format!("cannot open the pty: {}", std::io::Error::last_os_error()));
@@ -332,6 +328,8 @@ fn process_main(p: &Prepared, stdio: &ExecStdio, err_w: RawFd) -> ! {
             if sys::send_fds(*master_to, b'T', &[m]).is_err() {
                 report(err_w, 126, "cannot hand the pty over");
             }
+            // SAFETY: `m` and `s` are fds this process opened and nothing else owns; the standard
+            // streams are replaced as above.
             unsafe {
                 libc::close(m);
                 libc::ioctl(s, libc::TIOCSCTTY, 0);
@@ -350,6 +348,7 @@ fn process_main(p: &Prepared, stdio: &ExecStdio, err_w: RawFd) -> ! {
     if let Err(e) = become_user(&p.user, p.cap_set, p.nnp, p.seccomp.as_deref()) {
         report(err_w, 126, &e.msg);
     }
+    // SAFETY: `workdir` is a C string prepared before the fork.
     if unsafe { libc::chdir(p.workdir.as_ptr()) } != 0 {
         let e = std::io::Error::last_os_error();
         report(err_w, 126, &format!("chdir to {:?}: {e}", p.workdir));

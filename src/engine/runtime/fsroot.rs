@@ -9,10 +9,10 @@
 use std::collections::VecDeque;
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 
-use super::sys::cvt;
+use crate::util::sys::{self, file};
 
 /// What to create when a component is missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,34 +28,11 @@ pub enum Create {
 const MAX_LINKS: u32 = 40;
 
 fn openat_path(dir: RawFd, name: &OsStr) -> io::Result<OwnedFd> {
-    let c = CString::new(name.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let fd = cvt(unsafe { libc::openat(dir, c.as_ptr(), libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) })?;
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn fstat(fd: RawFd) -> io::Result<libc::stat> {
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    cvt(unsafe { libc::fstatat(fd, c"".as_ptr(), &mut st, libc::AT_EMPTY_PATH) })?;
-    Ok(st)
+    file::openat(dir, name, libc::O_PATH | libc::O_NOFOLLOW, 0)
 }
 
 pub fn is_dir(fd: RawFd) -> io::Result<bool> {
-    Ok(fstat(fd)?.st_mode & libc::S_IFMT == libc::S_IFDIR)
-}
-
-fn readlink_fd(fd: RawFd) -> io::Result<OsString> {
-    let mut buf = vec![0u8; libc::PATH_MAX as usize];
-    let n = unsafe { libc::readlinkat(fd, c"".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(n as usize);
-    Ok(OsString::from_vec(buf))
-}
-
-fn dup(fd: RawFd) -> io::Result<OwnedFd> {
-    let n = cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })?;
-    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+    Ok(file::kind(file::fstat(fd)?.st_mode) == libc::S_IFDIR)
 }
 
 fn components(p: &OsStr) -> impl Iterator<Item = OsString> + '_ {
@@ -80,14 +57,14 @@ pub fn resolve(root: RawFd, path: &OsStr, create: Create) -> io::Result<OwnedFd>
         let last = todo.is_empty();
         match openat_path(cur, &comp) {
             Ok(fd) => {
-                let st = fstat(fd.as_raw_fd())?;
+                let st = file::fstat(fd.as_raw_fd())?;
                 match st.st_mode & libc::S_IFMT {
                     libc::S_IFLNK => {
                         links += 1;
                         if links > MAX_LINKS {
                             return Err(io::Error::from_raw_os_error(libc::ELOOP));
                         }
-                        let target = readlink_fd(fd.as_raw_fd())?;
+                        let target = file::readlink_at(fd.as_raw_fd(), OsStr::new(""))?;
                         if target.as_bytes().starts_with(b"/") {
                             stack.clear();
                         }
@@ -101,14 +78,12 @@ pub fn resolve(root: RawFd, path: &OsStr, create: Create) -> io::Result<OwnedFd>
                 }
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) && create != Create::No => {
-                let c = CString::new(comp.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
                 let r = if last && create == Create::File {
-                    unsafe { libc::mknodat(cur, c.as_ptr(), libc::S_IFREG | 0o644, 0) }
+                    file::mknod_at(cur, &comp, libc::S_IFREG | 0o644, 0)
                 } else {
-                    unsafe { libc::mkdirat(cur, c.as_ptr(), 0o755) }
+                    file::mkdir_at(cur, &comp, 0o755)
                 };
-                if r != 0 {
-                    let e = io::Error::last_os_error();
+                if let Err(e) = r {
                     if e.raw_os_error() != Some(libc::EEXIST) {
                         return Err(e);
                     }
@@ -122,7 +97,7 @@ pub fn resolve(root: RawFd, path: &OsStr, create: Create) -> io::Result<OwnedFd>
     }
     match stack.pop() {
         Some(fd) => Ok(fd),
-        None => dup(root),
+        None => sys::dup_at_least(root, 0),
     }
 }
 
@@ -136,26 +111,14 @@ pub fn proc_fd_path(fd: RawFd) -> CString {
 /// most `max` bytes (CVE-2024-9676 and CVE-2026-47262 classes: /etc/passwd as a FIFO, a device or
 /// a huge file).
 pub fn read_in_root(root: RawFd, path: &str, max: usize) -> io::Result<Vec<u8>> {
-    let c = CString::new(path.trim_start_matches('/')).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY) as u64;
-    const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-    const RESOLVE_IN_ROOT: u64 = 0x10;
-    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-    let fd =
-        unsafe { libc::syscall(libc::SYS_openat2, root, c.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>()) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-    let st = fstat(fd.as_raw_fd())?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+    let fd = file::open_in_root(root, path, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY)?;
+    if file::kind(file::fstat(fd.as_raw_fd())?.st_mode) != libc::S_IFREG {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{path} is not a regular file")));
     }
     let mut out = Vec::new();
     let mut buf = [0u8; 8192];
     while out.len() < max {
-        let n = super::sys::read_some(fd.as_raw_fd(), &mut buf)?;
+        let n = sys::read_some(fd.as_raw_fd(), &mut buf)?;
         if n == 0 {
             break;
         }
@@ -170,8 +133,7 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     fn open_dir(p: &std::path::Path) -> OwnedFd {
-        let c = CString::new(p.as_os_str().as_bytes()).unwrap();
-        unsafe { OwnedFd::from_raw_fd(libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)) }
+        file::open(p, libc::O_PATH | libc::O_DIRECTORY).unwrap()
     }
 
     fn where_is(fd: &OwnedFd) -> std::path::PathBuf {

@@ -17,9 +17,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::fsroot::{self, Create};
-use super::mountapi::{self as m, ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY, ATTR_STRICTATIME};
 use super::spec::ContainerConfig;
-use super::sys::{self, cvt};
+use crate::util::sys::mount::{self as m, ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY, ATTR_STRICTATIME};
+use crate::util::sys::{self, cvt, file};
 
 /// Docker's masked paths (files get /dev/null, directories an empty read-only tmpfs).
 pub const MASKED_PATHS: &[&str] = &[
@@ -161,20 +161,19 @@ pub fn container_main(plan: InitPlan) -> ! {
     let mut msg = vec![MSG_ERROR];
     msg.extend_from_slice(&err.code.to_le_bytes());
     msg.extend_from_slice(err.msg.as_bytes());
-    unsafe {
-        libc::send(sync, msg.as_ptr().cast(), msg.len(), libc::MSG_NOSIGNAL);
-        libc::_exit(err.code);
-    }
+    let _ = sys::send_some(sync, &msg, 0);
+    sys::exit_now(err.code)
 }
 
 fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
+    // SAFETY: prctl and umask with integers only.
     unsafe {
         // Die with the supervisor; stay out of reach of everything in the container.
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         libc::umask(0);
     }
-    sys::timing("child-start");
+    crate::timing!("child: cloned, dies with its supervisor");
     let cfg = &plan.cfg;
     // First, while the root is still the host's: a shared /dev/shm.
     let shm_mount = shared_shm(&plan.shm)?;
@@ -187,15 +186,16 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
             .map_err(|e| ChildError { code: 127, msg: format!("cannot join the IPC namespace: {e}") })?;
     }
     // Nothing we mount may propagate back to the host.
+    // SAFETY: mount(2) with valid C strings and null for what it takes none of.
     cvt(unsafe { libc::mount(c"".as_ptr(), c"/".as_ptr(), std::ptr::null(), libc::MS_SLAVE | libc::MS_REC, std::ptr::null()) })
         .ctx("cannot make the mount namespace private")?;
 
     // The overlay rootfs, mounted by path: the path is ours (under the state root), and the
     // options use short relative layer paths so that deep images fit in one page.
-    let cwd = sys::cpath(&plan.overlay_cwd).ctx("bad layer directory")?;
-    cvt(unsafe { libc::chdir(cwd.as_ptr()) }).ctx(format!("cannot enter {}", plan.overlay_cwd.display()))?;
+    std::env::set_current_dir(&plan.overlay_cwd).ctx(format!("cannot enter {}", plan.overlay_cwd.display()))?;
     let target = sys::cpath(&plan.rootfs_dir).ctx("bad rootfs path")?;
     let opts = CString::new(plan.overlay_opts.as_str()).unwrap_or_default();
+    // SAFETY: mount(2) with valid C strings (the options as overlay's data string).
     cvt(unsafe { libc::mount(c"overlay".as_ptr(), target.as_ptr(), c"overlay".as_ptr(), 0, opts.as_ptr().cast()) })
         .ctx(format!("cannot mount the overlay root filesystem ({})", plan.overlay_opts))?;
     let root = open_dir_path(&plan.rootfs_dir).ctx("cannot open the root filesystem")?;
@@ -242,9 +242,12 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
     if cfg.tty {
         let ptmx = openat(ptsm.as_raw_fd(), "ptmx", libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC).ctx("cannot open /dev/pts/ptmx")?;
         let unlock: libc::c_int = 0;
+        // SAFETY: TIOCSPTLCK reads one int, alive through the call.
         cvt(unsafe { libc::ioctl(ptmx.as_raw_fd(), libc::TIOCSPTLCK, &unlock) }).ctx("cannot unlock the pty")?;
+        // SAFETY: TIOCGPTPEER takes integer flags and returns a new fd.
         let slave = cvt(unsafe { libc::ioctl(ptmx.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })
             .ctx("cannot open the pty")?;
+        // SAFETY: the fd TIOCGPTPEER just returned, ours alone.
         let slave = unsafe { OwnedFd::from_raw_fd(slave) };
         sys::send_fds(plan.sync, MSG_TTY, &[ptmx.as_raw_fd()]).ctx("cannot hand the pty to the supervisor")?;
         // /dev/console is the pty, as Docker has it.
@@ -265,10 +268,10 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
         user_mount(rfd, pm)?;
     }
 
-    sys::timing("child-mounted");
+    crate::timing!("child: rootfs, /proc, /dev, /sys and volumes mounted");
     // Wait for the supervisor: cgroup joined, network attached, /etc files written.
     wait_go(plan.sync)?;
-    sys::timing("child-woke");
+    crate::timing!("child: supervisor said go");
 
     for (src, target) in &plan.etc_binds {
         if plan.mounts.iter().any(|pm| super::spec::normalize(&pm.target) == *target) {
@@ -283,7 +286,7 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
         m::attach(&bm, t.as_raw_fd()).ctx(format!("cannot bind {target}"))?;
     }
 
-    sys::timing("child-etc");
+    crate::timing!("child: /etc files bound");
     // The cgroup namespace (`cgroup:`): private by default on v2, the host's by default on v1
     // (as Docker), then /sys/fs/cgroup, read-only.
     let v2 = matches!(plan.cgroup, CgroupView::V2);
@@ -320,18 +323,18 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
         }
     }
 
-    sys::timing("child-cgroupfs");
+    crate::timing!("child: /sys/fs/cgroup mounted");
     if plan.own_netns {
         loopback_up();
     }
 
-    sys::timing("child-go");
+    crate::timing!("child: loopback up, pivoting");
     // pivot_root into the rootfs and drop the old root entirely.
-    cvt(unsafe { libc::fchdir(rfd) }).ctx("cannot enter the root filesystem")?;
-    cvt(unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) as libc::c_int }).ctx("pivot_root")?;
-    cvt(unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) }).ctx("cannot detach the old root")?;
-    cvt(unsafe { libc::chdir(c"/".as_ptr()) }).ctx("chdir /")?;
-    sys::timing("child-pivoted");
+    nix::unistd::fchdir(&root).map_err(std::io::Error::from).ctx("cannot enter the root filesystem")?;
+    nix::unistd::pivot_root(".", ".").map_err(std::io::Error::from).ctx("pivot_root")?;
+    nix::mount::umount2(".", nix::mount::MntFlags::MNT_DETACH).map_err(std::io::Error::from).ctx("cannot detach the old root")?;
+    std::env::set_current_dir("/").ctx("chdir /")?;
+    crate::timing!("child: pivoted into the rootfs");
 
     // Sysctls, before /proc/sys turns read-only.
     for (k, v) in &plan.sysctls {
@@ -345,13 +348,14 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
         m::set_attr(rfd, ATTR_RDONLY, 0, 0, false).ctx("cannot make the root filesystem read-only")?;
     }
 
-    sys::timing("child-masked");
+    crate::timing!("child: paths masked, sysctls set");
     // In the host's UTS namespace (`uts: host`) the names are the host's, never changed.
     if cfg.uts_mode != "host" {
         nix::unistd::sethostname(cfg.hostname()).map_err(|e| ChildError { code: 127, msg: format!("sethostname: {e}") })?;
     }
     if !cfg.domainname.is_empty() && cfg.uts_mode != "host" {
         let d = CString::new(cfg.domainname.as_str()).unwrap_or_default();
+        // SAFETY: `d` holds the name's bytes (and a NUL past them), alive through the call.
         cvt(unsafe { libc::setdomainname(d.as_ptr(), cfg.domainname.len()) }).ctx("setdomainname")?;
     }
     if let Some(adj) = cfg.oom_score_adj {
@@ -371,11 +375,14 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
     drop(slash);
 
     // Standard streams.
-    cvt(unsafe { libc::setsid() }).ctx("setsid")?;
+    nix::unistd::setsid().map_err(std::io::Error::from).ctx("setsid")?;
     match &tty_slave {
         Some(s) => {
+            // SAFETY: TIOCSCTTY takes an integer.
             cvt(unsafe { libc::ioctl(s.as_raw_fd(), libc::TIOCSCTTY, 0) }).ctx("cannot set the controlling terminal")?;
             for fd in 0..3 {
+                // SAFETY: replaces the standard streams, which nothing in this process owns as an
+                // OwnedFd (they were inherited as raw numbers).
                 cvt(unsafe { libc::dup2(s.as_raw_fd(), fd) }).ctx("dup2")?;
             }
         }
@@ -386,26 +393,26 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
                     openat(libc::AT_FDCWD, "/dev/null", libc::O_RDONLY | libc::O_CLOEXEC).ctx("cannot open /dev/null")?.into_raw_fd_leak()
                 }
             };
+            // SAFETY: as above, the standard streams are no one's OwnedFd.
             cvt(unsafe { libc::dup2(stdin, 0) }).ctx("dup2")?;
+            // SAFETY: as above.
             cvt(unsafe { libc::dup2(plan.stdout, 1) }).ctx("dup2")?;
+            // SAFETY: as above.
             cvt(unsafe { libc::dup2(plan.stderr, 2) }).ctx("dup2")?;
         }
     }
     drop(tty_slave);
 
-    sys::timing("child-pre-user");
+    crate::timing!("child: standard streams set");
     let exe = ExecTarget::prepare(&argv, &env)?;
     let seccomp = plan.seccomp.as_deref();
     become_user(&user, plan.cap_set, cfg.no_new_privileges(), seccomp)?;
-    cvt(unsafe { libc::chdir(CString::new(workdir.as_str()).unwrap_or_default().as_ptr()) })
-        .ctx(format!("cannot enter the working directory {workdir}"))?;
-    unsafe {
-        libc::umask(0o022);
-    }
+    std::env::set_current_dir(&workdir).ctx(format!("cannot enter the working directory {workdir}"))?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     // Everything but the standard streams closes on exec (the sync channel too: its closing
     // tells the supervisor that exec succeeded).
     sys::cloexec_from(3).ctx("close_range")?;
-    sys::timing("child-exec");
+    crate::timing!("child: executing the command");
 
     if cfg.init {
         run_init(exe, plan.sync)
@@ -425,21 +432,15 @@ impl Leak for OwnedFd {
 }
 
 fn open_dir_path(p: &Path) -> std::io::Result<OwnedFd> {
-    let c = sys::cpath(p)?;
-    let fd = cvt(unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) })?;
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    file::open(p, libc::O_PATH | libc::O_DIRECTORY)
 }
 
 fn open_path(p: &Path) -> std::io::Result<OwnedFd> {
-    let c = sys::cpath(p)?;
-    let fd = cvt(unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })?;
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    file::open(p, libc::O_PATH)
 }
 
 fn openat(dir: RawFd, name: &str, flags: libc::c_int) -> std::io::Result<OwnedFd> {
-    let c = sys::cstr(name)?;
-    let fd = cvt(unsafe { libc::openat(dir, c.as_ptr(), flags) })?;
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    file::openat(dir, OsStr::new(name), flags, 0)
 }
 
 /// `name` directly under `dir` as a real directory, created if missing. A symlink there is
@@ -464,10 +465,7 @@ fn plain_dir(dir: RawFd, name: &str) -> Result<OwnedFd, ChildError> {
 }
 
 fn mkdir_at(dir: RawFd, name: &str) -> Result<OwnedFd, ChildError> {
-    let c = sys::cstr(name).ctx("bad name")?;
-    let r = unsafe { libc::mkdirat(dir, c.as_ptr(), 0o755) };
-    if r != 0 {
-        let e = std::io::Error::last_os_error();
+    if let Err(e) = file::mkdir_at(dir, OsStr::new(name), 0o755) {
         if e.raw_os_error() != Some(libc::EEXIST) {
             return fail(format!("cannot create {name}"), e);
         }
@@ -486,8 +484,7 @@ fn plain_dir_noc(dir: RawFd, name: &str) -> Result<OwnedFd, ChildError> {
 fn make_dev_nodes(dev: RawFd, privileged: bool) -> Result<(), ChildError> {
     let nodes: &[(&str, u32, u32)] = &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
     for (name, maj, min) in nodes {
-        let c = sys::cstr(name).ctx("bad name")?;
-        cvt(unsafe { libc::mknodat(dev, c.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(*maj, *min)) })
+        file::mknod_at(dev, OsStr::new(name), libc::S_IFCHR | 0o666, libc::makedev(*maj, *min))
             .ctx(format!("cannot create /dev/{name}"))?;
     }
     for (name, target) in [
@@ -498,8 +495,7 @@ fn make_dev_nodes(dev: RawFd, privileged: bool) -> Result<(), ChildError> {
         ("ptmx", "pts/ptmx"),
         ("core", "/proc/kcore"),
     ] {
-        let (n, t) = (sys::cstr(name).ctx("bad name")?, sys::cstr(target).ctx("bad name")?);
-        cvt(unsafe { libc::symlinkat(t.as_ptr(), dev, n.as_ptr()) }).ctx(format!("cannot create /dev/{name}"))?;
+        file::symlink_at(OsStr::new(target), dev, OsStr::new(name)).ctx(format!("cannot create /dev/{name}"))?;
     }
     if privileged {
         copy_host_devices(Path::new("/dev"), dev, 0);
@@ -520,14 +516,13 @@ fn make_user_devices(dev: RawFd, devices: &[crate::engine::cgroups::DeviceMappin
             dir = Some(mkdir_at(dir.as_ref().map(|d| d.as_raw_fd()).unwrap_or(dev), p)?);
         }
         let at = dir.as_ref().map(|d| d.as_raw_fd()).unwrap_or(dev);
-        let c = sys::cstr(leaf).ctx("bad device name")?;
-        unsafe { libc::unlinkat(at, c.as_ptr(), 0) };
+        let c = OsStr::new(leaf);
+        let _ = file::unlink_at(at, c, 0);
         let kind = if h.kind == 'b' { libc::S_IFBLK } else { libc::S_IFCHR };
-        cvt(unsafe { libc::mknodat(at, c.as_ptr(), kind | (h.mode & 0o7777), libc::makedev(h.major, h.minor)) })
+        file::mknod_at(at, c, kind | (h.mode & 0o7777), libc::makedev(h.major, h.minor))
             .ctx(format!("cannot create device {}", d.path_in_container))?;
-        cvt(unsafe { libc::fchmodat(at, c.as_ptr(), h.mode & 0o7777, 0) }).ctx(format!("cannot chmod device {}", d.path_in_container))?;
-        cvt(unsafe { libc::fchownat(at, c.as_ptr(), h.uid, h.gid, libc::AT_SYMLINK_NOFOLLOW) })
-            .ctx(format!("cannot chown device {}", d.path_in_container))?;
+        file::fchmod_at(at, c, h.mode & 0o7777).ctx(format!("cannot chmod device {}", d.path_in_container))?;
+        file::fchown_at(at, c, h.uid, h.gid, libc::AT_SYMLINK_NOFOLLOW).ctx(format!("cannot chown device {}", d.path_in_container))?;
     }
     Ok(())
 }
@@ -544,16 +539,11 @@ fn copy_host_devices(dir: &Path, target: RawFd, depth: u32) {
         let Ok(md) = std::fs::symlink_metadata(e.path()) else { continue };
         use std::os::unix::fs::{FileTypeExt, MetadataExt};
         let ft = md.file_type();
-        let Ok(c) = CString::new(name.as_bytes()) else { continue };
         if ft.is_char_device() || ft.is_block_device() {
-            unsafe {
-                libc::mknodat(target, c.as_ptr(), md.mode(), md.rdev());
-                libc::fchownat(target, c.as_ptr(), md.uid(), md.gid(), libc::AT_SYMLINK_NOFOLLOW);
-            }
+            let _ = file::mknod_at(target, &name, md.mode(), md.rdev());
+            let _ = file::fchown_at(target, &name, md.uid(), md.gid(), libc::AT_SYMLINK_NOFOLLOW);
         } else if ft.is_dir() && depth < 2 {
-            unsafe {
-                libc::mkdirat(target, c.as_ptr(), 0o755);
-            }
+            let _ = file::mkdir_at(target, &name, 0o755);
             if let Ok(sub) = openat(target, &n, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) {
                 copy_host_devices(&e.path(), sub.as_raw_fd(), depth + 1);
             }
@@ -626,10 +616,8 @@ fn copy_up(root: RawFd, target: &str, vol: RawFd) -> Result<(), ChildError> {
     copy_dir(&srcd, &dstd).ctx(format!("cannot copy {target} from the image into the volume"))?;
     // The volume's root takes the owner and mode of the image's directory.
     let st = nix::sys::stat::fstat(&srcd).map_err(|e| ChildError { code: 127, msg: format!("stat {target}: {e}") })?;
-    unsafe {
-        libc::fchown(dstd.as_raw_fd(), st.st_uid, st.st_gid);
-        libc::fchmod(dstd.as_raw_fd(), st.st_mode & 0o7777);
-    }
+    let _ = file::fchown(dstd.as_raw_fd(), st.st_uid, st.st_gid);
+    let _ = file::fchmod(dstd.as_raw_fd(), st.st_mode & 0o7777);
     Ok(())
 }
 
@@ -652,54 +640,33 @@ fn copy_dir(src: &OwnedFd, dst: &OwnedFd) -> std::io::Result<()> {
     let names: Vec<CString> =
         dir.iter().flatten().map(|e| e.file_name().to_owned()).filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..").collect();
     for name in names {
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        cvt(unsafe { libc::fstatat(src.as_raw_fd(), name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+        let name = OsStr::from_bytes(name.to_bytes());
+        let st = file::stat_at(src.as_raw_fd(), name, libc::AT_SYMLINK_NOFOLLOW)?;
         let (s, d) = (src.as_raw_fd(), dst.as_raw_fd());
+        let nofollow = libc::O_NOFOLLOW;
         match st.st_mode & libc::S_IFMT {
             libc::S_IFDIR => {
-                cvt(unsafe { libc::mkdirat(d, name.as_ptr(), 0o700) })?;
-                let sf = cvt(unsafe {
-                    libc::openat(s, name.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                })?;
-                let df = cvt(unsafe {
-                    libc::openat(d, name.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                })?;
-                let (sf, df) = unsafe { (OwnedFd::from_raw_fd(sf), OwnedFd::from_raw_fd(df)) };
+                file::mkdir_at(d, name, 0o700)?;
+                let sf = file::openat(s, name, libc::O_RDONLY | libc::O_DIRECTORY | nofollow, 0)?;
+                let df = file::openat(d, name, libc::O_RDONLY | libc::O_DIRECTORY | nofollow, 0)?;
                 copy_dir(&sf, &df)?;
             }
             libc::S_IFREG => {
-                let sf = cvt(unsafe { libc::openat(s, name.as_ptr(), libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC) })?;
-                let df = cvt(unsafe {
-                    libc::openat(
-                        d,
-                        name.as_ptr(),
-                        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                        0o600,
-                    )
-                })?;
-                let mut sf = unsafe { std::fs::File::from_raw_fd(sf) };
-                let mut df = unsafe { std::fs::File::from_raw_fd(df) };
+                let mut sf = std::fs::File::from(file::openat(s, name, libc::O_RDONLY | nofollow, 0)?);
+                let mut df = std::fs::File::from(file::openat(d, name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | nofollow, 0o600)?);
                 std::io::copy(&mut sf, &mut df)?;
             }
             libc::S_IFLNK => {
-                let mut buf = vec![0u8; libc::PATH_MAX as usize];
-                let n = unsafe { libc::readlinkat(s, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-                if n < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                buf.truncate(n as usize);
-                let t = CString::new(buf).unwrap_or_default();
-                cvt(unsafe { libc::symlinkat(t.as_ptr(), d, name.as_ptr()) })?;
+                let t = file::readlink_at(s, name)?;
+                file::symlink_at(&t, d, name)?;
             }
             _ => {
-                cvt(unsafe { libc::mknodat(d, name.as_ptr(), st.st_mode, st.st_rdev) })?;
+                file::mknod_at(d, name, st.st_mode, st.st_rdev)?;
             }
         }
-        unsafe {
-            libc::fchownat(d, name.as_ptr(), st.st_uid, st.st_gid, libc::AT_SYMLINK_NOFOLLOW);
-            if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
-                libc::fchmodat(d, name.as_ptr(), st.st_mode & 0o7777, 0);
-            }
+        let _ = file::fchown_at(d, name, st.st_uid, st.st_gid, libc::AT_SYMLINK_NOFOLLOW);
+        if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
+            let _ = file::fchmod_at(d, name, st.st_mode & 0o7777);
         }
     }
     Ok(())
@@ -741,21 +708,17 @@ fn mask_paths() -> Result<(), ChildError> {
 
 fn wait_go(sync: RawFd) -> Result<(), ChildError> {
     let mut b = [0u8; 16];
-    loop {
-        let n = unsafe { libc::recv(sync, b.as_mut_ptr().cast(), b.len(), 0) };
-        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-            continue;
-        }
-        if n >= 1 && b[0] == MSG_GO {
-            return Ok(());
-        }
-        // The supervisor gave up (or died): stop here quietly.
-        unsafe { libc::_exit(127) }
+    if sys::recv_some(sync, &mut b, 0).unwrap_or(0) >= 1 && b[0] == MSG_GO {
+        return Ok(());
     }
+    // The supervisor gave up (or died): stop here quietly.
+    sys::exit_now(127)
 }
 
 /// Brings `lo` up in a new network namespace.
 fn loopback_up() {
+    // SAFETY: a socket of our own for the ioctls, closed at the end; ifreq is plain data, for
+    // which all zeroes is valid, and SIOCGIFFLAGS/SIOCSIFFLAGS read and write only `req`.
     unsafe {
         let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
         if s < 0 {
@@ -815,6 +778,7 @@ fn set_rlimits(cfg: &ContainerConfig) -> Result<(), ChildError> {
 /// sandboxes), the hard limit stays where it is and the soft one is clamped under it.
 pub fn set_rlimit(r: libc::__rlimit_resource_t, soft: u64, hard: u64) -> std::io::Result<()> {
     let lim = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    // SAFETY: setrlimit reads `lim`, alive through the call.
     if unsafe { libc::setrlimit(r, &lim) } == 0 {
         return Ok(());
     }
@@ -823,11 +787,13 @@ pub fn set_rlimit(r: libc::__rlimit_resource_t, soft: u64, hard: u64) -> std::io
         return Err(e);
     }
     let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit into `cur`, alive through the call.
     cvt(unsafe { libc::getrlimit(r, &mut cur) })?;
     if hard <= cur.rlim_max {
         return Err(e);
     }
     let lim = libc::rlimit { rlim_cur: soft.min(cur.rlim_max), rlim_max: cur.rlim_max };
+    // SAFETY: as above.
     cvt(unsafe { libc::setrlimit(r, &lim) }).map(|_| ())
 }
 
@@ -885,10 +851,8 @@ impl ExecTarget {
                 let dir = if dir.is_empty() { "." } else { dir };
                 let cand = format!("{dir}/{shown}");
                 let cc = c(&cand)?;
-                let mut st: libc::stat = unsafe { std::mem::zeroed() };
-                if unsafe { libc::stat(cc.as_ptr(), &mut st) } == 0
-                    && st.st_mode & libc::S_IFMT == libc::S_IFREG
-                    && unsafe { libc::access(cc.as_ptr(), libc::X_OK) } == 0
+                if file::stat_at(libc::AT_FDCWD, OsStr::new(&cand), 0).is_ok_and(|st| file::kind(st.st_mode) == libc::S_IFREG)
+                    && file::executable(&cc)
                 {
                     found = Some(cand);
                     break;
@@ -919,6 +883,8 @@ impl ExecTarget {
         argv.push(std::ptr::null());
         let mut envp: Vec<*const libc::c_char> = self.envp.iter().map(|a| a.as_ptr()).collect();
         envp.push(std::ptr::null());
+        // SAFETY: the path and the two NULL-terminated arrays of pointers to C strings that
+        // `self` owns, all alive through the call (which returns only on failure).
         unsafe { libc::execve(self.path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
         let e = std::io::Error::last_os_error();
         let code = match e.raw_os_error() {
@@ -943,18 +909,26 @@ pub fn become_user(user: &super::user::ExecUser, cap_set: u64, nnp: bool, seccom
         super::seccomp::load(bpf).map_err(sec)?;
     }
     super::caps::drop_bounding(cap_set).ctx("cannot drop capabilities")?;
+    // Raw calls, as this also runs in an exec's child, where nothing may allocate (see exec.rs).
+    // SAFETY: prctl with integers only.
     cvt(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) }).ctx("prctl")?;
-    let groups: Vec<libc::gid_t> = user.sgids.clone();
+    let groups: &[libc::gid_t] = &user.sgids;
+    // SAFETY: setgroups reads `groups.len()` gids from `groups`, alive through the call.
     cvt(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) }).ctx("setgroups")?;
+    // SAFETY: integers only.
     cvt(unsafe { libc::setresgid(user.gid, user.gid, user.gid) }).ctx(format!("cannot switch to group {}", user.gid))?;
+    // SAFETY: integers only.
     cvt(unsafe { libc::setresuid(user.uid, user.uid, user.uid) }).ctx(format!("cannot switch to user {}", user.uid))?;
+    // SAFETY: integers only.
     cvt(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) }).ctx("prctl")?;
     super::caps::set_caps(cap_set).ctx("cannot set capabilities")?;
     // A credential change may have reset it: nothing of ours stays dumpable until exec.
+    // SAFETY: integers only.
     unsafe {
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
     if nnp {
+        // SAFETY: integers only.
         cvt(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).ctx("cannot set no_new_privs")?;
         if let Some(bpf) = seccomp {
             super::seccomp::load(bpf).map_err(sec)?;
@@ -967,6 +941,8 @@ pub fn become_user(user: &super::user::ExecUser, cap_set: u64, nnp: bool, seccom
 /// and exits with the command's status. It stays non-dumpable, so /proc/1/exe (the host's berth
 /// binary) cannot be opened from inside.
 fn run_init(exe: ExecTarget, sync: RawFd) -> Result<std::convert::Infallible, ChildError> {
+    // SAFETY: this process is single-threaded (a clone of the single-threaded supervisor), so
+    // the child is a whole copy that may do anything; it only resets its signals and execs.
     let child = unsafe { libc::fork() };
     if child < 0 {
         return fail("fork", std::io::Error::last_os_error());
@@ -977,37 +953,20 @@ fn run_init(exe: ExecTarget, sync: RawFd) -> Result<std::convert::Infallible, Ch
     }
     // The child's exec closes its copy of the sync channel; ours must go now, with every other
     // fd this process still holds from the setup (an init never execs, so close-on-exec does
-    // nothing for it).
+    // nothing for it). The OwnedFds among them are never dropped: this function never returns.
     let _ = sync;
-    unsafe {
-        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
-    }
-    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
-    unsafe {
-        libc::sigfillset(&mut all);
-        libc::sigprocmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
-    }
+    let _ = sys::close_from(3);
     loop {
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let sig = unsafe { libc::sigwaitinfo(&all, &mut info) };
-        if sig < 0 {
-            continue;
-        }
+        let sig = sys::wait_any_signal();
         if sig == libc::SIGCHLD {
-            loop {
-                let mut status = 0;
-                let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-                if pid <= 0 {
-                    break;
-                }
+            while let Some((pid, status)) = sys::reap_any() {
                 if pid == child {
-                    unsafe { libc::_exit(sys::exit_code_of(status)) };
+                    sys::exit_now(sys::exit_code_of(status));
                 }
             }
         } else {
-            unsafe {
-                libc::kill(child, sig);
-            }
+            // Our child, not reaped yet: its pid cannot have been reused.
+            let _ = sys::kill(child, sig);
         }
     }
 }

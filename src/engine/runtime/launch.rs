@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use super::init::{self, CgroupView, InitPlan, MSG_ERROR, MSG_GO, MSG_TTY, PlannedKind, PlannedMount, ShmSource};
 use super::spec::{ContainerConfig, MountType, Namespace, normalize};
 use super::state::Paths;
-use super::sys::{self, ProcId};
 use super::volumes::{self, VolumeSource};
 use super::{RuntimeError, etc};
 use crate::engine::cgroups::Cgroup;
 use crate::net::{AttachRequest, Attachment, NetworkMode};
 use crate::state::StateRoot;
+use crate::util::sys::{self, ProcId};
 
 /// A running container's PID 1 and the supervisor's ends of its streams.
 pub struct Launched {
@@ -54,7 +54,7 @@ pub fn overlay_options(layers: &[PathBuf], upper: &Path, work: &Path) -> Result<
         None => (PathBuf::from("/"), layers.iter().rev().map(|l| l.display().to_string()).collect()),
     };
     let opts = format!("lowerdir={},upperdir={},workdir={},index=off", lowers.join(":"), upper.display(), work.display());
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+    let page = sys::page_size();
     if opts.len() >= page {
         return Err(format!(
             "the image has too many layers ({}) for one overlay mount: its options take {} bytes, over the {page}-byte limit",
@@ -293,7 +293,9 @@ pub fn launch(root: &StateRoot, cfg: &ContainerConfig, cgroup: &Cgroup, seccomp:
     } else {
         None
     };
-    let pid = sys::clone_process(flags, cgroup_dir.as_ref().map(std::os::fd::AsRawFd::as_raw_fd));
+    // SAFETY: the supervisor is single-threaded (docs/design.md), so the child is a whole copy of
+    // it and may allocate and take locks as any fresh process.
+    let pid = unsafe { sys::clone_process(flags, cgroup_dir.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)) };
     if let (false, Some(mine)) = (matches!(pid, Ok(0)), &back_to_pidns) {
         let _ = nix::sched::setns(mine, nix::sched::CloneFlags::CLONE_NEWPID);
     }
@@ -305,7 +307,7 @@ pub fn launch(root: &StateRoot, cfg: &ContainerConfig, cgroup: &Cgroup, seccomp:
         init::container_main(plan);
     }
     let pid = pid as i32;
-    sys::timing("cloned");
+    crate::timing!("supervisor: container process cloned");
     drop(plan);
     drop(sync_child);
     drop(out_w);
@@ -340,12 +342,12 @@ pub fn launch(root: &StateRoot, cfg: &ContainerConfig, cgroup: &Cgroup, seccomp:
         forwards = res.forwards;
     }
     write_etc_files(root, cfg, &paths, &attachment)?;
-    sys::timing("etc-written");
+    crate::timing!("supervisor: network attached, /etc files written");
     // Last, as it may wait for the kernel (a grace period that `start` set going early).
     if cgroup_dir.is_none() {
         cgroup.add_pid(pid)?;
     }
-    sys::timing("cgroup-joined");
+    crate::timing!("supervisor: container process in its cgroup");
 
     // Collect the pty master if asked, then release the child.
     let mut pty = None;
@@ -358,18 +360,18 @@ pub fn launch(root: &StateRoot, cfg: &ContainerConfig, cgroup: &Cgroup, seccomp:
         }
     }
     let go = [MSG_GO];
-    if unsafe { libc::send(sync_parent.as_raw_fd(), go.as_ptr().cast(), 1, libc::MSG_NOSIGNAL) } != 1 {
+    if sys::send_some(sync_parent.as_raw_fd(), &go, 0).ok() != Some(1) {
         // The child is gone already: its message (if any) says why.
         let (n, _) = sys::recv_msg(sync_parent.as_raw_fd(), &mut buf).unwrap_or((0, Vec::new()));
         return Err(child_error(&cfg.name, &buf[..n]));
     }
-    sys::timing("go-sent");
+    crate::timing!("supervisor: go sent to the container process");
     // EOF means exec happened (the channel is close-on-exec); a message is a setup error.
     let (n, _) = sys::recv_msg(sync_parent.as_raw_fd(), &mut buf).map_err(|e| RuntimeError::sys("wait for the container", e))?;
     if n > 0 {
         return Err(child_error(&cfg.name, &buf[..n]));
     }
-    sys::timing("exec-done");
+    crate::timing!("supervisor: container process executed its command");
     guard.disarm();
     Ok(Launched {
         init,
@@ -409,11 +411,9 @@ impl ChildGuard {
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         if self.pid > 0 {
-            unsafe {
-                libc::kill(self.pid, libc::SIGKILL);
-                let mut st = 0;
-                libc::waitpid(self.pid, &mut st, 0);
-            }
+            // Our child, not reaped yet: its pid cannot have been reused.
+            let _ = sys::kill(self.pid, libc::SIGKILL);
+            sys::wait_pid(self.pid, 0);
             if self.attached {
                 let _ = crate::net::detach(&self.root, &self.id);
             }

@@ -11,17 +11,16 @@ pub mod caps;
 pub mod ctl;
 pub mod etc;
 pub mod exec;
+pub mod fsaccess;
 pub mod fsroot;
 pub mod init;
 pub mod launch;
 pub mod logs;
-pub mod mountapi;
 pub mod ops;
 pub mod seccomp;
 pub mod spec;
 pub mod state;
 pub mod stdio;
-pub mod sys;
 pub mod user;
 pub mod volumes;
 

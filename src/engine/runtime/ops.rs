@@ -6,7 +6,7 @@
 //! the control socket, and writes the state itself only when no supervisor is alive.
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -19,13 +19,13 @@ use super::exec::{self, ExecSpec, ExecStdio};
 use super::logs as logfile;
 use super::spec::{ContainerConfig, Mount, MountType, normalize};
 use super::state::{ContainerState, Paths, Status, ZERO_TIME};
-use super::sys::{self, ProcId};
 use super::{RuntimeError, volumes};
 use crate::engine::cgroups::Cgroup;
 use crate::engine::events;
 use crate::state::StateRoot;
 use crate::util::fs::{FsError, read_json, write_json};
 use crate::util::lock::FileLock;
+use crate::util::sys::{self, ProcId};
 
 type Result<T, E = RuntimeError> = std::result::Result<T, E>;
 
@@ -159,7 +159,7 @@ pub fn create(root: &StateRoot, mut cfg: ContainerConfig) -> Result<ContainerCon
     crate::util::fs::create_dir_all_mode(&names, 0o700)?;
     super::state::write_ephemeral(&name_file(root, &cfg.name), cfg.id.as_bytes())?;
     events::container(root, &cfg, "create", &[]);
-    super::sys::timing("created");
+    crate::timing!("create: container config written");
     Ok(cfg)
 }
 
@@ -269,11 +269,7 @@ pub fn start(root: &StateRoot, key: &str, attach: Option<OwnedFd>) -> Result<()>
 
 /// Moves `fd` to a number of at least 10, close-on-exec (so that dup2 to 3 and 4 is safe).
 fn high_fd(fd: &OwnedFd) -> Result<OwnedFd> {
-    let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
-    if n < 0 {
-        return Err(RuntimeError::sys("dup", std::io::Error::last_os_error()));
-    }
-    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+    sys::dup_at_least(fd.as_raw_fd(), 10).map_err(|e| RuntimeError::sys("dup", e))
 }
 
 /// `containers/<id>/starting`: a lock held from before a container's supervisor is spawned until
@@ -296,9 +292,7 @@ fn starting_marker(paths: &Paths) -> Result<OwnedFd> {
         .mode(0o600)
         .open(&p)
         .map_err(|e| RuntimeError::io("open", &p, e))?;
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(RuntimeError::io("lock", &p, std::io::Error::last_os_error()));
-    }
+    sys::try_flock(&f, true).map_err(|e| RuntimeError::io("lock", &p, e))?;
     let _ = f.set_len(0);
     Ok(OwnedFd::from(f))
 }
@@ -308,7 +302,7 @@ fn starting_marker(paths: &Paths) -> Result<OwnedFd> {
 pub fn starting(root: &StateRoot, id: &str) -> Option<ProcId> {
     let p = starting_path(&Paths::new(root, id));
     let f = std::fs::File::open(&p).ok()?;
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0 {
+    if sys::try_flock(&f, false).is_ok() {
         return None;
     }
     let text = std::fs::read_to_string(&p).unwrap_or_default();
@@ -353,38 +347,20 @@ fn spawn_supervisor(root: &StateRoot, cfg: &ContainerConfig, attach: Option<Owne
         cmd.arg("--attach-fd").arg("4");
     }
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-    unsafe {
-        cmd.pre_exec(move || {
-            // Detach: a new session, and a double fork so that the supervisor is nobody's child.
-            libc::setsid();
-            match libc::fork() {
-                -1 => return Err(std::io::Error::last_os_error()),
-                0 => {}
-                _ => libc::_exit(0),
-            }
-            if libc::dup2(wfd, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if let Some(a) = afd {
-                if libc::dup2(a, 4) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            if libc::dup2(mfd, 5) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    // Detached (a new session, and a double fork so that the supervisor is nobody's child), with
+    // the report pipe as fd 3, the attach socket as fd 4 and the starting lock as fd 5.
+    let mut fds = vec![(wfd, 3), (mfd, 5)];
+    fds.extend(afd.map(|a| (a, 4)));
+    sys::detach_on_spawn(&mut cmd, fds);
     let mut child =
         cmd.spawn().map_err(|e| RuntimeError::Supervisor { name: cfg.name.clone(), what: format!("could not be started: {e}") })?;
     drop(w);
     drop(a);
     drop(m);
     let _ = child.wait();
-    sys::timing("spawned");
+    crate::timing!("start: supervisor spawned");
     let out = sys::read_to_end(r.as_raw_fd()).map_err(|e| RuntimeError::sys("read from the supervisor", e))?;
-    sys::timing("started");
+    crate::timing!("start: supervisor reported the container running");
     let line = String::from_utf8_lossy(&out);
     serde_json::from_str::<Started>(line.trim()).map_err(|_| RuntimeError::Supervisor {
         name: cfg.name.clone(),
@@ -780,23 +756,15 @@ pub fn top(root: &StateRoot, key: &str) -> Result<Top> {
     let mut pids = cg.pids()?;
     pids.sort();
     let users = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let tick = sys::clock_ticks();
     let boot = std::fs::read_to_string("/proc/stat")
         .ok()
         .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ").and_then(|v| v.trim().parse::<i64>().ok())))
         .unwrap_or(0);
     let mut rows = Vec::new();
     for pid in pids {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let Some(close) = stat.rfind(')') else { continue };
-        let f: Vec<&str> = stat[close + 2..].split(' ').collect();
-        if f.len() < 20 {
-            continue;
-        }
-        let ppid = f[1];
-        let tty_nr: i64 = f[4].parse().unwrap_or(0);
-        let cpu = f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0);
-        let start = f[19].parse::<u64>().unwrap_or(0);
+        let Some(stat) = sys::ProcStat::of(pid) else { continue };
+        let (ppid, tty_nr, cpu, start) = (stat.ppid, stat.tty_nr, stat.utime + stat.stime, stat.start_time);
         let uid = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .ok()
             .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:").and_then(|v| v.split_whitespace().next().map(String::from))))
@@ -817,7 +785,7 @@ pub fn top(root: &StateRoot, key: &str) -> Result<Top> {
                     .join(" ")
             })
             .unwrap_or_default();
-        let cmd = if cmd.is_empty() { format!("[{}]", &stat[stat.find('(').unwrap_or(0) + 1..close]) } else { cmd };
+        let cmd = if cmd.is_empty() { format!("[{}]", stat.comm) } else { cmd };
         let started = chrono::DateTime::from_timestamp(boot + (start / tick) as i64, 0)
             .map(|t| t.with_timezone(&chrono::Local).format("%H:%M").to_string())
             .unwrap_or_default();

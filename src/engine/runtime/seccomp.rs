@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 use std::io::{Read, Seek};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
@@ -241,11 +241,7 @@ pub fn compile(profile_json: &str, name: &str, cap_set: u64) -> Result<Vec<u8>, 
 }
 
 fn memfd() -> std::io::Result<OwnedFd> {
-    let fd = unsafe { libc::memfd_create(c"berth-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    crate::util::sys::memfd(c"berth-seccomp")
 }
 
 /// The compiled program for a profile (the default one when `profile` is None), from the cache
@@ -277,6 +273,8 @@ pub fn program(profile: Option<&Path>, cap_set: u64, cache_dir: &Path) -> Result
 pub fn load(bpf: &[u8]) -> std::io::Result<()> {
     let prog = libc::sock_fprog { len: (bpf.len() / 8) as u16, filter: bpf.as_ptr() as *mut libc::sock_filter };
     const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
+    // SAFETY: `prog` points at `bpf`, whose length it gives in 8-byte instructions; both live
+    // through the call, and the kernel copies the filter.
     let r = unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0 as libc::c_ulong, &prog as *const _) };
     if r != 0 {
         return Err(std::io::Error::last_os_error());

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::sys::parse_signal;
 use crate::engine::cgroups::Resources;
 use crate::net::{EndpointRequest, NetworkMode, PortRequest};
+use crate::util::sys::parse_signal;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::sys::ProcId;
 use crate::net::Attachment;
 use crate::state::StateRoot;
+use crate::util::sys::ProcId;
 
 /// Docker's zero time, used for "never".
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";

@@ -7,7 +7,9 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use super::sys;
+use crate::util::sys::signal::{OnDrop, SignalFd};
+use crate::util::sys::term::{RawMode, set_winsize, winsize};
+use crate::util::sys::{self, poll};
 
 /// CLI to supervisor: bytes for the container's stdin.
 pub const STDIN: u8 = 0;
@@ -21,98 +23,12 @@ pub const STDIN_EOF: u8 = 4;
 /// Supervisor to CLI: the exit code (i32 little-endian); the last message.
 pub const EXIT: u8 = 5;
 
-/// Puts a terminal in raw mode until dropped.
-pub struct RawMode {
-    fd: RawFd,
-    orig: libc::termios,
-}
-
-impl RawMode {
-    pub fn enable(fd: RawFd) -> Option<RawMode> {
-        unsafe {
-            if libc::isatty(fd) != 1 {
-                return None;
-            }
-            let mut t: libc::termios = std::mem::zeroed();
-            if libc::tcgetattr(fd, &mut t) != 0 {
-                return None;
-            }
-            let orig = t;
-            libc::cfmakeraw(&mut t);
-            // Keep output post-processing so that "\n" still returns the carriage on our side.
-            t.c_oflag |= libc::OPOST;
-            libc::tcsetattr(fd, libc::TCSANOW, &t);
-            Some(RawMode { fd, orig })
-        }
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        unsafe {
-            libc::tcsetattr(self.fd, libc::TCSANOW, &self.orig);
-        }
-    }
-}
-
-/// The size of the terminal on `fd`, if it is one.
-pub fn winsize(fd: RawFd) -> Option<libc::winsize> {
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    (unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_row > 0).then_some(ws)
-}
-
-/// A signalfd for SIGWINCH, SIGINT, SIGTERM and SIGHUP, which are blocked for this thread while
-/// it lives; dropping it restores the thread's previous mask, so a long-running caller (`watch`,
-/// attached `up`) gets its Ctrl-C back once the exec or attach is over.
-struct SignalFd {
-    fd: OwnedFd,
-    old: libc::sigset_t,
-}
-
-impl SignalFd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
-
-impl Drop for SignalFd {
-    fn drop(&mut self) {
-        // What arrived after the pump's last read belongs to the exec or attach that just ended:
-        // drain it rather than deliver it to this process once unblocked.
-        let _ = read_signals(self.fd.as_raw_fd());
-        // SAFETY: restores the mask this thread had before `signals`.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
-    }
-}
-
-/// Blocks SIGWINCH, SIGINT, SIGTERM and SIGHUP for this thread and returns a signalfd for them.
+/// SIGWINCH, SIGINT, SIGTERM and SIGHUP, blocked for this thread and read from a signalfd while
+/// a copy loop runs; afterwards the thread's previous mask comes back, so a long-running caller
+/// (`watch`, attached `up`) gets its Ctrl-C back once the exec or attach is over. What arrived
+/// after the loop's last read belongs to the exec or attach that just ended: it is dropped.
 fn signals() -> std::io::Result<SignalFd> {
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in [libc::SIGWINCH, libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            libc::sigaddset(&mut set, s);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
-        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
-        if fd < 0 {
-            let e = std::io::Error::last_os_error();
-            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-            return Err(e);
-        }
-        Ok(SignalFd { fd: std::os::fd::FromRawFd::from_raw_fd(fd), old })
-    }
-}
-
-fn read_signals(fd: RawFd) -> Vec<i32> {
-    let mut out = Vec::new();
-    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-    let size = std::mem::size_of::<libc::signalfd_siginfo>();
-    while unsafe { libc::read(fd, (&mut info as *mut libc::signalfd_siginfo).cast(), size) } == size as isize {
-        out.push(info.ssi_signo as i32);
-    }
-    out
+    SignalFd::new(&[libc::SIGWINCH, libc::SIGINT, libc::SIGTERM, libc::SIGHUP], OnDrop::DrainAndRestore)
 }
 
 fn write_out(fd: RawFd, data: &[u8]) {
@@ -134,8 +50,7 @@ pub fn pump_attach(sock: OwnedFd, interactive: bool, tty: bool, on_signal: &mut 
     let s = sock.as_raw_fd();
     if tty {
         if let Some(ws) = winsize(1).or_else(|| winsize(0)) {
-            let m = resize_msg(&ws);
-            unsafe { libc::send(s, m.as_ptr().cast(), m.len(), libc::MSG_NOSIGNAL) };
+            let _ = sys::send_some(s, &resize_msg(&ws), 0);
         }
     }
     let mut stdin_open = interactive;
@@ -148,15 +63,14 @@ pub fn pump_attach(sock: OwnedFd, interactive: bool, tty: bool, on_signal: &mut 
         if stdin_open {
             fds.push(libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 });
         }
-        if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) } < 0 {
+        if poll(&mut fds, -1).is_err() {
             continue;
         }
         if fds[1].revents != 0 {
-            for sig in read_signals(sigfd.as_raw_fd()) {
+            for sig in sigfd.drain() {
                 if sig == libc::SIGWINCH {
                     if let Some(ws) = winsize(1).or_else(|| winsize(0)) {
-                        let m = resize_msg(&ws);
-                        unsafe { libc::send(s, m.as_ptr().cast(), m.len(), libc::MSG_NOSIGNAL) };
+                        let _ = sys::send_some(s, &resize_msg(&ws), 0);
                     }
                 } else if !tty {
                     on_signal(sig);
@@ -164,36 +78,32 @@ pub fn pump_attach(sock: OwnedFd, interactive: bool, tty: bool, on_signal: &mut 
             }
         }
         if stdin_open && fds.len() > 2 && fds[2].revents != 0 {
-            let n = unsafe { libc::read(0, buf[1..].as_mut_ptr().cast(), buf.len() - 1) };
-            if n <= 0 {
+            let n = sys::read_some(0, &mut buf[1..]).unwrap_or(0);
+            if n == 0 {
                 stdin_open = false;
-                let m = [STDIN_EOF];
-                unsafe { libc::send(s, m.as_ptr().cast(), 1, libc::MSG_NOSIGNAL) };
+                let _ = sys::send_some(s, &[STDIN_EOF], 0);
             } else {
                 buf[0] = STDIN;
-                let _ = sys::write_all(s, &buf[..n as usize + 1]);
+                let _ = sys::write_all(s, &buf[..n + 1]);
             }
         }
         if fds[0].revents != 0 {
-            let n = unsafe { libc::recv(s, buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n <= 0 {
+            let n = sys::recv_some(s, &mut buf, 0).unwrap_or(0);
+            if n == 0 {
                 return Ok(None);
             }
-            let m = &buf[..n as usize];
+            let m = &buf[..n];
             match m[0] {
                 STDOUT => write_out(1, &m[1..]),
                 STDERR => write_out(2, &m[1..]),
                 EXIT if m.len() >= 5 => {
                     let code = i32::from_le_bytes([m[1], m[2], m[3], m[4]]);
                     // The supervisor closes the socket once the exit is recorded.
-                    let mut p = libc::pollfd { fd: s, events: libc::POLLIN, revents: 0 };
+                    let mut p = [libc::pollfd { fd: s, events: libc::POLLIN, revents: 0 }];
                     let deadline = Instant::now() + Duration::from_secs(10);
                     while Instant::now() < deadline {
-                        if unsafe { libc::poll(&mut p, 1, 100) } > 0 {
-                            let n = unsafe { libc::recv(s, buf.as_mut_ptr().cast(), buf.len(), 0) };
-                            if n <= 0 {
-                                break;
-                            }
+                        if poll(&mut p, 100).unwrap_or(0) > 0 && sys::recv_some(s, &mut buf, 0).unwrap_or(0) == 0 {
+                            break;
                         }
                     }
                     return Ok(Some(code));
@@ -220,7 +130,7 @@ pub fn pump_exec(
     let _raw = if tty && interactive { RawMode::enable(0) } else { None };
     if let Some(p) = &pty {
         if let Some(ws) = winsize(1).or_else(|| winsize(0)) {
-            unsafe { libc::ioctl(p.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+            set_winsize(p.as_raw_fd(), &ws);
         }
     }
     let mut stdin_w = stdin_w;
@@ -260,7 +170,7 @@ pub fn pump_exec(
             add(f.as_raw_fd(), 5, &mut fds);
         }
         let timeout = if exited_at.is_some() { 50 } else { -1 };
-        if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) } < 0 {
+        if poll(&mut fds, timeout).is_err() {
             continue;
         }
         for (p, role) in fds.iter().zip(roles.iter()) {
@@ -269,10 +179,10 @@ pub fn pump_exec(
             }
             match role {
                 0 => {
-                    for sig in read_signals(sigfd.as_raw_fd()) {
+                    for sig in sigfd.drain() {
                         if sig == libc::SIGWINCH {
                             if let (Some(pt), Some(ws)) = (&pty, winsize(1).or_else(|| winsize(0))) {
-                                unsafe { libc::ioctl(pt.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+                                set_winsize(pt.as_raw_fd(), &ws);
                             }
                         } else if !tty {
                             on_signal(sig);
@@ -281,14 +191,14 @@ pub fn pump_exec(
                 }
                 1 => exited_at = Some(Instant::now()),
                 2 => {
-                    let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
-                    if n <= 0 {
+                    let n = sys::read_some(0, &mut buf).unwrap_or(0);
+                    if n == 0 {
                         stdin_open = false;
                         stdin_w = None;
                     } else {
                         let target = stdin_w.as_ref().or(pty.as_ref()).map(|f| f.as_raw_fd());
                         if let Some(t) = target {
-                            if sys::write_all(t, &buf[..n as usize]).is_err() {
+                            if sys::write_all(t, &buf[..n]).is_err() {
                                 stdin_open = false;
                                 stdin_w = None;
                             }
@@ -302,11 +212,11 @@ pub fn pump_exec(
                         _ => &mut pty,
                     };
                     let Some(f) = src.as_ref() else { continue };
-                    let n = unsafe { libc::read(f.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                    if n <= 0 {
+                    let n = sys::read_some(f.as_raw_fd(), &mut buf).unwrap_or(0);
+                    if n == 0 {
                         *src = None;
                     } else {
-                        write_out(if *role == 4 { 2 } else { 1 }, &buf[..n as usize]);
+                        write_out(if *role == 4 { 2 } else { 1 }, &buf[..n]);
                     }
                 }
                 _ => {}

@@ -13,7 +13,7 @@ pub mod restart;
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
 
@@ -26,10 +26,12 @@ use crate::engine::runtime::logs::{LineSplitter, LogWriter, now_rfc3339};
 use crate::engine::runtime::spec::ContainerConfig;
 use crate::engine::runtime::state::{ContainerState, Paths, Status};
 use crate::engine::runtime::stdio as att;
-use crate::engine::runtime::sys::{self, ProcId};
 use crate::engine::runtime::{RuntimeError, ops};
 use crate::net::proxy::{Proxy, Token as ProxyToken};
 use crate::state::StateRoot;
+use crate::util::error::one_line;
+use crate::util::sys::signal::{OnDrop, SignalFd};
+use crate::util::sys::{self, ProcId, file};
 
 use health::HealthMonitor;
 use restart::RestartManager;
@@ -40,35 +42,45 @@ const MAX_QUEUE: usize = 1 << 20;
 /// How long the output of an exited container may keep flowing before it is cut.
 const DRAIN: Duration = Duration::from_secs(2);
 
-/// The entry point of `berth __supervise`. Returns the process exit code.
+/// The entry point of `berth __supervise`, as `start` spawns it (see `ops::spawn_supervisor`):
+/// takes over the fds it passed — 3, the start report; `attach_fd` (4), the attach socket; 5, the
+/// starting lock — closes every other, and runs [`main`].
+pub fn main_inherited(root: StateRoot, id: &str, attach_fd: Option<i32>) -> i32 {
+    // Only fds 0-2, 3, 4 and 5 are ours to keep.
+    let _ = sys::close_from(6);
+    // SAFETY: this runs first thing in the process `start` spawned: fds 3 to 5 were inherited
+    // across its exec (when open at all), and nothing in this process has taken them.
+    let (notify, attach, starting) = unsafe { (sys::inherited(3), attach_fd.and_then(|fd| sys::inherited(fd)), sys::inherited(5)) };
+    main(root, id, notify, attach, starting)
+}
+
+/// The supervisor proper. Returns the process exit code.
 ///
 /// `starting` is the container's starting lock (see `ops::start`): held, with this process's
 /// pid and start time in it, until the outcome of the start is recorded in the state.
 pub fn main(root: StateRoot, id: &str, notify: Option<OwnedFd>, attach: Option<OwnedFd>, starting: Option<OwnedFd>) -> i32 {
-    sys::timing("sup-main");
+    crate::timing!("supervisor: main entered");
     if let Some(fd) = &starting {
         let me = ProcId::current();
         let text = format!("{} {}\n", me.pid, me.start_time);
         let _ = nix::sys::uio::pwrite(fd, text.as_bytes(), 0);
     }
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
+    sys::ignore_sigpipe();
     let sigfd = match signalfd() {
         Ok(fd) => fd,
         Err(e) => return report_early(notify, &format!("cannot set up signals: {e}")),
     };
     let mut sup = match Supervisor::new(root, id, sigfd, attach) {
         Ok(s) => s,
-        Err(e) => return report_early(notify, &chain(&e)),
+        Err(e) => return report_early(notify, &one_line(&e)),
     };
-    sys::timing("sup-ready");
+    crate::timing!("supervisor: state and control socket ready");
     // A start that fails is reported to the CLI, recorded, and ends the supervisor.
     if let Err(e) = sup.start_instance() {
         let code = e.exit_code().unwrap_or(127);
         let msg = match &e {
             RuntimeError::Start { msg, .. } => msg.clone(),
-            other => chain(other),
+            other => one_line(other),
         };
         sup.state.status = Status::Created;
         sup.state.exit_code = code;
@@ -81,25 +93,11 @@ pub fn main(root: StateRoot, id: &str, notify: Option<OwnedFd>, attach: Option<O
     // Running is recorded: another process may now judge the container by its state.
     drop(starting);
     let pid = sup.instance.as_ref().map(|i| i.init.pid).unwrap_or(0);
-    sys::timing("sup-notify");
+    crate::timing!("supervisor: container running, telling the CLI");
     notify_cli(notify, &Started { error: None, code: 0, pid });
     sys::release_startup_code();
     sup.run();
     0
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 fn report_early(notify: Option<OwnedFd>, msg: &str) -> i32 {
@@ -115,20 +113,9 @@ fn notify_cli(notify: Option<OwnedFd>, msg: &Started) {
     }
 }
 
-fn signalfd() -> std::io::Result<OwnedFd> {
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
-            libc::sigaddset(&mut set, s);
-        }
-        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(OwnedFd::from_raw_fd(fd))
-    }
+/// The signals the supervisor takes, through a signalfd in its poll loop, all its life.
+fn signalfd() -> std::io::Result<SignalFd> {
+    SignalFd::new(&[libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT], OnDrop::KeepBlocked)
 }
 
 /// One run of the container.
@@ -180,7 +167,7 @@ struct Supervisor {
     cgroup: Cgroup,
     seccomp: Option<Vec<u8>>,
     log: Option<LogWriter>,
-    sigfd: OwnedFd,
+    sigfd: SignalFd,
     listener: UnixListener,
     clients: Vec<Client>,
     attach: Option<OwnedFd>,
@@ -201,7 +188,7 @@ struct Supervisor {
 }
 
 impl Supervisor {
-    fn new(root: StateRoot, id: &str, sigfd: OwnedFd, attach: Option<OwnedFd>) -> Result<Self, RuntimeError> {
+    fn new(root: StateRoot, id: &str, sigfd: SignalFd, attach: Option<OwnedFd>) -> Result<Self, RuntimeError> {
         let paths = Paths::new(&root, id);
         let cfg: ContainerConfig = crate::util::fs::read_json(&paths.config())?.ok_or_else(|| RuntimeError::NoSuchContainer(id.into()))?;
         let mut state = crate::util::fs::read_json::<ContainerState>(&paths.state())?.unwrap_or_else(ContainerState::new);
@@ -229,12 +216,7 @@ impl Supervisor {
             }
         };
         // Bind the control socket relative to the container directory (long paths).
-        let dir_c = sys::cpath(&paths.dir).map_err(|e| RuntimeError::io("open", &paths.dir, e))?;
-        let dirfd = unsafe { libc::open(dir_c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-        if dirfd < 0 {
-            return Err(RuntimeError::io("open", &paths.dir, std::io::Error::last_os_error()));
-        }
-        let dirfd = unsafe { OwnedFd::from_raw_fd(dirfd) };
+        let dirfd = file::open(&paths.dir, libc::O_PATH | libc::O_DIRECTORY).map_err(|e| RuntimeError::io("open", &paths.dir, e))?;
         let sock = ctl::via_fd(&dirfd, "ctl.sock");
         let _ = std::fs::remove_file(&sock);
         let listener = UnixListener::bind(&sock).map_err(|e| RuntimeError::io("listen on", &paths.control_socket(), e))?;
@@ -373,8 +355,7 @@ impl Supervisor {
                 }
             }
             let timeout = self.next_timeout();
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-            if n < 0 {
+            if sys::poll(&mut fds, timeout).is_err() {
                 continue;
             }
             for (pfd, role) in fds.iter().zip(roles.iter()) {
@@ -427,16 +408,10 @@ impl Supervisor {
     }
 
     fn on_signals(&mut self) {
-        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-        let size = std::mem::size_of::<libc::signalfd_siginfo>();
         let mut child = false;
         let mut term = false;
-        loop {
-            let n = unsafe { libc::read(self.sigfd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
-            if n != size as isize {
-                break;
-            }
-            if info.ssi_signo == libc::SIGCHLD as u32 {
+        for sig in self.sigfd.drain() {
+            if sig == libc::SIGCHLD {
                 child = true;
             } else {
                 term = true;
@@ -453,12 +428,7 @@ impl Supervisor {
     }
 
     fn reap(&mut self) {
-        loop {
-            let mut status = 0;
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::__WALL) };
-            if pid <= 0 {
-                break;
-            }
+        while let Some((pid, status)) = sys::reap_any() {
             if let Some(inst) = self.instance.as_mut() {
                 if inst.init.pid == pid && inst.exited.is_none() {
                     inst.exited = Some((status, Instant::now()));
@@ -554,7 +524,7 @@ impl Supervisor {
                         events::container(&self.root, &self.cfg, "pause", &[]);
                         reply(&stream, None)
                     }
-                    Err(e) => reply(&stream, Some(chain(&e))),
+                    Err(e) => reply(&stream, Some(one_line(&e))),
                 }
             }
             Request::Unpause => {
@@ -568,7 +538,7 @@ impl Supervisor {
                         events::container(&self.root, &self.cfg, "unpause", &[]);
                         reply(&stream, None)
                     }
-                    Err(e) => reply(&stream, Some(chain(&e))),
+                    Err(e) => reply(&stream, Some(one_line(&e))),
                 }
             }
         }
@@ -626,14 +596,13 @@ impl Supervisor {
             Stream::Pty => inst.pty.as_ref(),
         };
         let Some(fd) = fd else { return };
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::Interrupted {
-                return;
-            }
-        }
-        if n <= 0 {
+        let n = match sys::read_some(fd.as_raw_fd(), buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            // EIO on a pty whose other side closed.
+            Err(_) => 0,
+        };
+        if n == 0 {
             // EOF (or EIO on a pty whose other side closed).
             let (split, stream) = match s {
                 Stream::Stdout => {
@@ -656,7 +625,7 @@ impl Supervisor {
             }
             return;
         }
-        let data = &buf[..n as usize];
+        let data = &buf[..n];
         let (split, stream, tag) = match s {
             Stream::Stdout | Stream::Pty => (&mut inst.split_out, "stdout", att::STDOUT),
             Stream::Stderr => (&mut inst.split_err, "stderr", att::STDERR),
@@ -679,9 +648,8 @@ impl Supervisor {
     fn flush_attach(&mut self) {
         let Some(a) = &self.attach else { return };
         while let Some(m) = self.attach_queue.front() {
-            let r = unsafe { libc::send(a.as_raw_fd(), m.as_ptr().cast(), m.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
-            if r < 0 {
-                let e = std::io::Error::last_os_error();
+            let r = sys::send_some(a.as_raw_fd(), m, libc::MSG_DONTWAIT);
+            if let Err(e) = r {
                 if e.kind() == std::io::ErrorKind::WouldBlock {
                     return;
                 }
@@ -715,18 +683,16 @@ impl Supervisor {
         }
         let Some(a) = &self.attach else { return };
         let mut buf = vec![0u8; CHUNK + 1];
-        let n = unsafe { libc::recv(a.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::WouldBlock {
-                return;
-            }
-        }
-        if n <= 0 {
+        let n = match sys::recv_some(a.as_raw_fd(), &mut buf, libc::MSG_DONTWAIT) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(_) => 0,
+        };
+        if n == 0 {
             self.detach_client();
             return;
         }
-        let msg = &buf[..n as usize];
+        let msg = &buf[..n];
         let Some(inst) = self.instance.as_mut() else { return };
         match msg[0] {
             att::STDIN => {
@@ -748,7 +714,7 @@ impl Supervisor {
                         ws_xpixel: 0,
                         ws_ypixel: 0,
                     };
-                    unsafe { libc::ioctl(p.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+                    sys::term::set_winsize(p.as_raw_fd(), &ws);
                 }
             }
             _ => {}
@@ -763,15 +729,17 @@ impl Supervisor {
         };
         while !inst.stdin_queue.is_empty() {
             let (a, _) = inst.stdin_queue.as_slices();
-            let n = unsafe { libc::write(fd, a.as_ptr().cast(), a.len()) };
-            if n <= 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() != std::io::ErrorKind::WouldBlock {
-                    inst.stdin_queue.clear();
+            let n = match sys::write_some(fd, a) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(e) => {
+                    if e.kind() != std::io::ErrorKind::WouldBlock {
+                        inst.stdin_queue.clear();
+                    }
+                    return;
                 }
-                return;
-            }
-            inst.stdin_queue.drain(..n as usize);
+            };
+            inst.stdin_queue.drain(..n);
         }
         if inst.close_stdin {
             inst.stdin = None;
@@ -781,16 +749,17 @@ impl Supervisor {
     fn on_probe_output(&mut self, buf: &mut [u8]) {
         let Some(p) = self.probe.as_mut() else { return };
         let Some(fd) = &p.out else { return };
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock {
-            return;
-        }
-        if n <= 0 {
+        let n = match sys::read_some(fd.as_raw_fd(), buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(_) => 0,
+        };
+        if n == 0 {
             p.out = None;
             return;
         }
         if p.buf.len() < health::MAX_OUTPUT {
-            p.buf.extend_from_slice(&buf[..n as usize]);
+            p.buf.extend_from_slice(&buf[..n]);
         }
     }
 
@@ -811,7 +780,7 @@ impl Supervisor {
             self.restart_at = None;
             self.state.restart_count = self.restart.count;
             if let Err(e) = self.start_instance() {
-                self.state.error = chain(&e);
+                self.state.error = one_line(&e);
                 self.state.exit_code = e.exit_code().unwrap_or(127);
                 self.state.status = Status::Exited;
                 self.after_exit(self.state.exit_code, Duration::ZERO);
@@ -853,7 +822,8 @@ impl Supervisor {
         let Some(h) = self.health.as_mut() else { return };
         if let Some(p) = &self.probe {
             if h.timed_out(now) && p.status.is_none() {
-                unsafe { libc::kill(p.pid, libc::SIGKILL) };
+                // Our child, not reaped yet: its pid cannot have been reused.
+                let _ = sys::kill(p.pid, libc::SIGKILL);
                 // Its reaping is ignored; the result is the timeout.
                 self.probe = None;
                 h.finished(-1, b"", now);
@@ -896,7 +866,7 @@ impl Supervisor {
             }
             Err(e) => {
                 let code = e.exit_code();
-                let msg = chain(&e);
+                let msg = one_line(&e);
                 if let Some(h) = self.health.as_mut() {
                     h.finished(code, msg.as_bytes(), now);
                     self.state.health = Some(h.state.clone());
@@ -930,7 +900,7 @@ impl Supervisor {
         }
         events::container(&self.root, &self.cfg, "die", &[("exitCode", code.to_string())]);
         if let Some(p) = self.probe.take() {
-            unsafe { libc::kill(p.pid, libc::SIGKILL) };
+            let _ = sys::kill(p.pid, libc::SIGKILL);
         }
         self.health = None;
         // Anything left in the container (there should be nothing once PID 1 is gone).
@@ -974,8 +944,8 @@ impl Supervisor {
         while !self.attach_queue.is_empty() && self.attach.is_some() && Instant::now() < deadline {
             self.flush_attach();
             if let Some(a) = &self.attach {
-                let mut p = libc::pollfd { fd: a.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
-                unsafe { libc::poll(&mut p, 1, 100) };
+                let mut p = [libc::pollfd { fd: a.as_raw_fd(), events: libc::POLLOUT, revents: 0 }];
+                let _ = sys::poll(&mut p, 100);
             }
         }
     }
@@ -991,7 +961,7 @@ impl Supervisor {
             }
         }
         if let Err(e) = self.cgroup.remove() {
-            self.state.error = chain(&e);
+            self.state.error = one_line(&e);
         }
         self.state.supervisor = None;
         self.state.network = None;

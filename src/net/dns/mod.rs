@@ -16,7 +16,6 @@ pub mod upstream;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, OnceLock, mpsc};
@@ -28,6 +27,7 @@ use super::NetError;
 use super::network::{self, Endpoints, Network};
 use crate::state::StateRoot;
 use crate::util::lock::{FileLock, LockError};
+use crate::util::sys::{self, ProcId};
 use records::Records;
 use server::{Listener, Shared};
 
@@ -57,8 +57,8 @@ fn pid_path(root: &StateRoot) -> PathBuf {
 fn serving(root: &StateRoot) -> bool {
     let Ok(text) = std::fs::read_to_string(pid_path(root)) else { return false };
     let mut w = text.split_whitespace();
-    match (w.next().and_then(|p| p.parse::<i32>().ok()), w.next()) {
-        (Some(pid), Some(start)) => start_time(pid).as_deref() == Some(start),
+    match (w.next().and_then(|p| p.parse::<i32>().ok()), w.next().and_then(|s| s.parse::<u64>().ok())) {
+        (Some(pid), Some(start_time)) => ProcId { pid, start_time }.alive(),
         _ => false,
     }
 }
@@ -120,21 +120,9 @@ fn spawn(root: &StateRoot) -> Result<(), NetError> {
     let mut cmd = Command::new(berth_exe()?);
     cmd.arg("--root").arg(root.path()).arg("__dns");
     cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            // Nothing of the caller's (a supervisor's pipes, reserved ports) may leak into the
-            // resolver: every inherited descriptor closes at exec.
-            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
-            libc::setsid();
-            // Double fork: the resolver is nobody's child and outlives its starter.
-            match libc::fork() {
-                -1 => Err(std::io::Error::last_os_error()),
-                0 => Ok(()),
-                _ => libc::_exit(0),
-            }
-        });
-    }
+    // Nothing of the caller's (a supervisor's pipes, reserved ports) may leak into the resolver,
+    // and it is nobody's child: it outlives its starter.
+    sys::detach_on_spawn(&mut cmd, Vec::new());
     let mut child = cmd.spawn().map_err(|e| NetError::io("start the DNS resolver (berth __dns)", e))?;
     let _ = child.wait();
     Ok(())
@@ -144,14 +132,17 @@ fn spawn(root: &StateRoot) -> Result<(), NetError> {
 pub fn stop(root: &StateRoot) {
     let Ok(text) = std::fs::read_to_string(pid_path(root)) else { return };
     let mut w = text.split_whitespace();
-    let (Some(pid), Some(start)) = (w.next().and_then(|p| p.parse::<i32>().ok()), w.next()) else { return };
-    if start_time(pid).as_deref() != Some(start) {
+    let (Some(pid), Some(start_time)) = (w.next().and_then(|p| p.parse::<i32>().ok()), w.next().and_then(|s| s.parse::<u64>().ok())) else {
+        return;
+    };
+    let resolver = ProcId { pid, start_time };
+    if !resolver.alive() {
         return;
     }
     let pid = nix::unistd::Pid::from_raw(pid);
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(2);
-    while start_time(pid.as_raw()).as_deref() == Some(start) {
+    while resolver.alive() {
         if Instant::now() > deadline {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             std::thread::sleep(Duration::from_millis(50));
@@ -159,18 +150,6 @@ pub fn stop(root: &StateRoot) {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-/// Field 22 of `/proc/<pid>/stat`: with the pid, it identifies a process.
-pub fn start_time(pid: i32) -> Option<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces: count from the closing parenthesis.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let state = rest.split_whitespace().next()?;
-    if state == "Z" || state == "X" {
-        return None;
-    }
-    rest.split_whitespace().nth(19).map(str::to_string)
 }
 
 /// The networks and their endpoints; a network half-created or half-removed is skipped.
@@ -195,8 +174,8 @@ pub fn run(root: &StateRoot) -> Result<(), NetError> {
         Err(LockError::Busy { .. }) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
-    let me = std::process::id() as i32;
-    let pid_line = format!("{me} {}\n", start_time(me).unwrap_or_default());
+    let me = ProcId::current();
+    let pid_line = format!("{} {}\n", me.pid, me.start_time);
     let mut announced = false;
 
     let (tx, rx) = mpsc::channel::<Wake>();
@@ -219,7 +198,7 @@ pub fn run(root: &StateRoot) -> Result<(), NetError> {
     let mut resolv_mtime = mtime(upstream::HOST_RESOLV_CONF);
     log(format!("serving state root {}", root.path().display()));
     // Long-lived, like a supervisor: keep resident only the code it goes on running.
-    crate::engine::runtime::sys::release_startup_code();
+    sys::release_startup_code();
     loop {
         let state = match load(root) {
             Ok(s) => s,

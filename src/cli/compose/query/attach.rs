@@ -8,12 +8,12 @@
 use std::io::Write;
 
 use clap::{ArgAction, Args};
-use nix::sys::signal::{SigSet, Signal};
 
 use super::OneOff;
 use crate::cli::GlobalOpts;
 use crate::engine::runtime::logs::ReadOptions;
 use crate::engine::runtime::ops;
+use crate::util::sys;
 
 #[derive(Args, Debug)]
 pub struct AttachArgs {
@@ -35,18 +35,7 @@ pub struct AttachArgs {
 
 /// The signals `--sig-proxy` forwards: what a terminal or a process manager sends
 /// (SIGKILL and SIGSTOP cannot be caught; SIGCHLD, SIGPIPE and SIGURG are this process's own).
-const PROXIED: &[Signal] = &[
-    Signal::SIGHUP,
-    Signal::SIGINT,
-    Signal::SIGQUIT,
-    Signal::SIGTERM,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGWINCH,
-    Signal::SIGALRM,
-    Signal::SIGCONT,
-    Signal::SIGTSTP,
-];
+const PROXIED: &[&str] = &["HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "WINCH", "ALRM", "CONT", "TSTP"];
 
 pub fn run(g: &GlobalOpts, a: AttachArgs) -> anyhow::Result<i32> {
     let name = super::project_name(g)?;
@@ -58,17 +47,11 @@ pub fn run(g: &GlobalOpts, a: AttachArgs) -> anyhow::Result<i32> {
     if a.sig_proxy {
         // Blocked here before any thread starts, so that every thread inherits the mask and
         // the forwarder alone takes these signals.
-        let mut set = SigSet::empty();
-        for s in PROXIED {
-            set.add(*s);
-        }
-        set.thread_block()?;
+        let signals: Vec<i32> = PROXIED.iter().filter_map(|s| sys::parse_signal(s)).collect();
         let (root, id) = (root.clone(), c.cfg.id.clone());
-        std::thread::spawn(move || {
-            while let Ok(sig) = set.wait() {
-                // A container that is gone ends the log stream below, and with it this process.
-                let _ = ops::kill(&root, &id, sig as i32);
-            }
+        sys::forward_signals(&signals, move |sig| {
+            // A container that is gone ends the log stream below, and with it this process.
+            let _ = ops::kill(&root, &id, sig);
         });
     }
     // From now on: what the container wrote before is `logs`' business, as with Docker.

@@ -1,22 +1,18 @@
 //! `berth export` and `berth commit`: a service container's filesystem as a tar (the merged view
 //! of its image layers and its own changes, as `docker export` writes it: no volumes, no /proc),
 //! and its changes (the overlay upper dir) as a new layer on its image in the local store.
-use std::io::{IsTerminal, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::io::IsTerminal;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{ArgAction, Args};
 
-use super::cp::{self, TarSink};
 use super::{Ctr, OneOff};
 use crate::cli::GlobalOpts;
 use crate::cli::progress::{self, Progress};
 use crate::engine::image::reference::Reference;
 use crate::engine::image::{Digest, ImageStore};
-use crate::engine::runtime::state::Paths;
-use crate::engine::runtime::{Status, mountapi, ops};
+use crate::engine::runtime::fsaccess;
 use crate::project::execute::{Event, Sink as _, State};
 use crate::state::StateRoot;
 
@@ -75,8 +71,8 @@ pub fn export(g: &GlobalOpts, a: ExportArgs) -> anyhow::Result<i32> {
     let what = format!("export {} to {}", c.cfg.name, a.output.as_deref().map(|p| p.display().to_string()).unwrap_or_default());
     progress.event(Event { kind: "Container", name: c.cfg.name.clone(), state: State::Working, text: "Exporting".into() });
     let r = match &a.output {
-        Some(path) => export_to_file(&root, &c, path),
-        None => write_rootfs(&root, &c, std::io::stdout().lock()).map(|_| ()),
+        Some(path) => fsaccess::export_to_file(&root, &c.cfg, path),
+        None => fsaccess::export(&root, &c.cfg, std::io::stdout().lock()).map(drop),
     };
     match &r {
         Ok(()) => progress.event(Event { kind: "Container", name: c.cfg.name.clone(), state: State::Done, text: "Exported".into() }),
@@ -85,55 +81,6 @@ pub fn export(g: &GlobalOpts, a: ExportArgs) -> anyhow::Result<i32> {
     progress.finish();
     r.with_context(|| format!("cannot {what}"))?;
     Ok(0)
-}
-
-/// Writes the tar beside `path` first, so that a failed export leaves no partial file.
-fn export_to_file(root: &StateRoot, c: &Ctr, path: &Path) -> anyhow::Result<()> {
-    let name = path.file_name().ok_or_else(|| anyhow::anyhow!("{} is not a file name", path.display()))?;
-    let tmp = path.with_file_name(format!(".{}.berth-{}", name.to_string_lossy(), std::process::id()));
-    let result = (|| {
-        let f = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        let w = write_rootfs(root, c, std::io::BufWriter::with_capacity(1 << 20, f))?;
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// The container's root filesystem as a tar: its image layers under its own changes, mounted
-/// read-only and detached (nothing appears in any mount table), walked without following links.
-fn write_rootfs<W: Write>(root: &StateRoot, c: &Ctr, out: W) -> anyhow::Result<W> {
-    let paths = Paths::new(root, &c.cfg.id);
-    let mut lowers: Vec<PathBuf> = c.cfg.rootfs.layers.clone();
-    lowers.push(paths.diff());
-    // Each layer by an fd of ours (`/proc/self/fd/N`): short, whatever the state root's depth,
-    // and no ':' or ',' to escape. The top first, as overlay lists lower layers.
-    let mut fds = Vec::new();
-    for p in lowers.iter().rev() {
-        // The image's layers are short links into the store: followed here.
-        let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_DIRECTORY).open(p);
-        fds.push(f.with_context(|| format!("cannot open the layer {}", p.display()))?);
-    }
-    let names: Vec<String> = fds.iter().map(|f| format!("/proc/self/fd/{}", f.as_raw_fd())).collect();
-    let joined = names.join(":");
-    let mut opts: Vec<(&str, Option<&str>)> = vec![("index", Some("off")), ("redirect_dir", Some("off"))];
-    // A string option holds 256 bytes; more layers are given one by one (Linux 6.8+).
-    if joined.len() < 256 {
-        opts.push(("lowerdir", Some(joined.as_str())));
-    } else {
-        opts.extend(names.iter().map(|n| ("lowerdir+", Some(n.as_str()))));
-    }
-    let mnt =
-        mountapi::new_fs("overlay", "overlay", &opts, mountapi::ATTR_RDONLY).context("cannot mount the container's layers read-only")?;
-    drop(fds);
-    let fd = cp::openat(mnt.as_raw_fd(), std::ffi::OsStr::new("."), libc::O_PATH | libc::O_DIRECTORY, 0)?;
-    let mut sink = TarSink { b: tar::Builder::new(out), root: PathBuf::new() };
-    sink.b.follow_symlinks(false);
-    cp::walk_container_root(fd, &mut sink, true)?;
-    Ok(sink.b.into_inner()?)
 }
 
 pub fn commit(g: &GlobalOpts, a: CommitArgs) -> anyhow::Result<i32> {
@@ -182,14 +129,12 @@ pub fn commit(g: &GlobalOpts, a: CommitArgs) -> anyhow::Result<i32> {
     let progress = Progress::new(progress::kind(g), "Running");
     progress.event(Event { kind: "Container", name: cfg.name.clone(), state: State::Working, text: "Committing".into() });
     // As Docker: the container is paused while its changes are read (unless --pause=false).
-    let paused = a.pause && c.st.status == Status::Running && ops::pause(&root, &cfg.id).is_ok();
-    let layer = store.commit_layer(image.layers.last().map(|l| &l.chain_id), &Paths::new(&root, &cfg.id).diff());
-    if paused {
-        if let Err(e) = ops::unpause(&root, &cfg.id) {
-            eprintln!("WARN[0000] container {} stays paused: {e}; run `berth unpause {}`", cfg.name, a.service);
-        }
+    let parent = image.layers.last().map(|l| &l.chain_id);
+    let layer = fsaccess::commit_layer(&root, &store, cfg, c.st.status, parent, a.pause);
+    if let Ok((_, Some(e))) = &layer {
+        eprintln!("WARN[0000] container {} stays paused: {e}; run `berth unpause {}`", cfg.name, a.service);
     }
-    let result = layer.map_err(anyhow::Error::from).and_then(|l| {
+    let result = layer.map_err(anyhow::Error::from).and_then(|(l, _)| {
         let mut layers = image.layers.clone();
         layers.push(l);
         Ok(store.create_image(config, &layers, &names)?)

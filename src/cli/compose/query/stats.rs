@@ -185,7 +185,7 @@ fn stat_field(p: &Path, key: &str) -> Option<u64> {
 /// The host's CPU time from the first line of /proc/stat, in nanoseconds, and the CPU count.
 fn system_cpu() -> (u64, u32) {
     let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let tick = crate::util::sys::clock_ticks();
     let total: u64 =
         s.lines().next().map(|l| l.split_whitespace().skip(1).take(7).filter_map(|v| v.parse::<u64>().ok()).sum()).unwrap_or(0);
     let cpus = s.lines().filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(|b| b.is_ascii_digit())).count() as u32;

@@ -7,9 +7,10 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use super::sys::cvt_l;
+use super::cvt_l;
+use super::fd::owned as fd;
 
 pub const ATTR_RDONLY: u64 = 0x1;
 pub const ATTR_NOSUID: u64 = 0x2;
@@ -27,17 +28,14 @@ const AT_RECURSIVE: libc::c_uint = 0x8000;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
 
-fn fd(ret: libc::c_long) -> io::Result<OwnedFd> {
-    let n = cvt_l(ret)?;
-    Ok(unsafe { OwnedFd::from_raw_fd(n as RawFd) })
-}
-
 /// A new filesystem instance of `fstype` with string options, as a detached mount with `attrs`.
 pub fn new_fs(fstype: &str, source: &str, opts: &[(&str, Option<&str>)], attrs: u64) -> io::Result<OwnedFd> {
     let t = CString::new(fstype)?;
+    // SAFETY: `t` is a valid C string for the call; the fd returned is new and ours.
     let ctx = fd(unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), FSOPEN_CLOEXEC) })?;
     let with_log = |r: io::Result<libc::c_long>| r.map_err(|e| annotate(&ctx, e));
     let src = CString::new(source)?;
+    // SAFETY: fsconfig on our fs context fd, with valid C strings for the key and the value.
     with_log(cvt_l(unsafe {
         libc::syscall(libc::SYS_fsconfig, ctx.as_raw_fd(), FSCONFIG_SET_STRING, c"source".as_ptr(), src.as_ptr(), 0)
     }))?;
@@ -46,17 +44,20 @@ pub fn new_fs(fstype: &str, source: &str, opts: &[(&str, Option<&str>)], attrs: 
         match v {
             Some(v) => {
                 let val = CString::new(*v)?;
+                // SAFETY: as above.
                 with_log(cvt_l(unsafe {
                     libc::syscall(libc::SYS_fsconfig, ctx.as_raw_fd(), FSCONFIG_SET_STRING, key.as_ptr(), val.as_ptr(), 0)
                 }))?;
             }
             None => {
+                // SAFETY: a flag takes a key and no value (null).
                 with_log(cvt_l(unsafe {
                     libc::syscall(libc::SYS_fsconfig, ctx.as_raw_fd(), FSCONFIG_SET_FLAG, key.as_ptr(), std::ptr::null::<libc::c_char>(), 0)
                 }))?;
             }
         }
     }
+    // SAFETY: FSCONFIG_CMD_CREATE takes no key and no value.
     with_log(cvt_l(unsafe {
         libc::syscall(
             libc::SYS_fsconfig,
@@ -67,12 +68,14 @@ pub fn new_fs(fstype: &str, source: &str, opts: &[(&str, Option<&str>)], attrs: 
             0,
         )
     }))?;
+    // SAFETY: fsmount on our fs context fd with integer flags; the fd returned is new and ours.
     fd(unsafe { libc::syscall(libc::SYS_fsmount, ctx.as_raw_fd(), FSMOUNT_CLOEXEC, attrs as libc::c_uint) }).map_err(|e| annotate(&ctx, e))
 }
 
 /// Adds the kernel's own message from an fs context (e.g. "tmpfs: Bad value for 'size'").
 fn annotate(ctx: &OwnedFd, e: io::Error) -> io::Error {
     let mut buf = [0u8; 512];
+    // SAFETY: read writes at most `buf.len()` bytes into `buf`.
     let n = unsafe { libc::read(ctx.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
     if n > 0 {
         let msg = String::from_utf8_lossy(&buf[..n as usize]).trim().to_string();
@@ -87,6 +90,7 @@ pub fn clone_tree(src: RawFd, recursive: bool) -> io::Result<OwnedFd> {
     if recursive {
         flags |= AT_RECURSIVE;
     }
+    // SAFETY: open_tree on a borrowed fd with an empty path (AT_EMPTY_PATH); the fd returned is new.
     fd(unsafe { libc::syscall(libc::SYS_open_tree, src, c"".as_ptr(), flags) })
 }
 
@@ -104,6 +108,7 @@ pub fn set_attr(mnt: RawFd, set: u64, clear: u64, propagation: u64, recursive: b
     if recursive {
         flags |= AT_RECURSIVE;
     }
+    // SAFETY: `attr` is the mount_attr the call reads (its size given), alive through the call.
     cvt_l(unsafe {
         libc::syscall(libc::SYS_mount_setattr, mnt, c"".as_ptr(), flags, &attr as *const MountAttr, std::mem::size_of::<MountAttr>())
     })
@@ -112,6 +117,7 @@ pub fn set_attr(mnt: RawFd, set: u64, clear: u64, propagation: u64, recursive: b
 
 /// Attaches the detached mount `mnt` on top of the inode `target` refers to.
 pub fn attach(mnt: &OwnedFd, target: RawFd) -> io::Result<()> {
+    // SAFETY: move_mount between two fds, with empty paths (the *_EMPTY_PATH flags).
     cvt_l(unsafe {
         libc::syscall(
             libc::SYS_move_mount,
@@ -123,6 +129,22 @@ pub fn attach(mnt: &OwnedFd, target: RawFd) -> io::Result<()> {
         )
     })
     .map(|_| ())
+}
+
+/// Moves the calling thread into a mount namespace of its own, with every mount private, so that
+/// nothing it mounts from now on propagates to the host (or anywhere else). The thread's working
+/// directory and root become its own too (unshare implies CLONE_FS).
+pub fn unshare_private_namespace() -> io::Result<()> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    nix::mount::mount(None::<&str>, "/", None::<&str>, nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE, None::<&str>)?;
+    Ok(())
+}
+
+/// Detaches the mount at `path` and every mount below it (umount2 MNT_DETACH): lazily, once no
+/// fd uses it any more.
+pub fn detach(path: &std::path::Path) -> io::Result<()> {
+    nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH)?;
+    Ok(())
 }
 
 /// Propagation flags by Docker's names.
