@@ -347,3 +347,56 @@ fn hard_of_this_process() -> u64 {
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
     lim.rlim_max
 }
+
+/// Items 9 and 11 through a registry (127.0.0.1): a pull refuses a config over the caps before
+/// any layer is fetched, and a pull of an image whose layer files were deleted unpacks them again
+/// (before the fix it answered "up to date" and left the image broken).
+#[test]
+fn pull_applies_the_config_caps_and_repairs_a_damaged_layer() {
+    common::require_root!();
+    use common::registry::{Auth, Registry, digest_of, gzip, push_raw, put_manifest, tar_of, upload_blob};
+    let reg = Registry::start(Auth::None);
+    let t = TestRoot::with_prefix("berth-secfs-");
+    let cfg = t.scratch().join("docker-config");
+    std::fs::create_dir_all(&cfg).unwrap();
+    let pull = |r: &str| t.cmd(["image", "pull", r]).env("DOCKER_CONFIG", &cfg).output().unwrap();
+
+    let layer = tar_of(&[("file", b"the content")]);
+    let gz = gzip(&layer);
+    push_raw(&reg, "secfs/ok", "1", "amd64", &[("application/vnd.oci.image.layer.v1.tar+gzip", gz)], &[digest_of(&layer)]);
+    let r = format!("{}/secfs/ok:1", reg.host());
+    let o = pull(&r);
+    assert!(o.status.success(), "{}", text(&o));
+    let layers = t.root().join("images/layers");
+    let chain = std::fs::read_dir(&layers).unwrap().flatten().next().expect("one layer").path();
+    std::fs::remove_dir_all(chain.join("diff")).unwrap();
+    assert!(String::from_utf8_lossy(&t.run(["image", "ls"]).stderr).contains("damaged"));
+    let o = pull(&r);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read(chain.join("diff/file")).unwrap(), b"the content", "the pull unpacked the layer again");
+    assert!(!String::from_utf8_lossy(&t.run(["image", "ls"]).stderr).contains("damaged"));
+
+    // A config with 5000 env entries: refused, naming the image; its layer is never fetched.
+    let big_layer = tar_of(&[("other", b"never fetched")]);
+    let big_gz = gzip(&big_layer);
+    let env: Vec<String> = (0..5000).map(|i| format!("V{i}=1")).collect();
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {"Env": env},
+        "rootfs": {"type": "layers", "diff_ids": [digest_of(&big_layer)]},
+    })
+    .to_string();
+    let cfg_digest = upload_blob(&reg, "secfs/env", config.as_bytes());
+    let layer_digest = upload_blob(&reg, "secfs/env", &big_gz);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest, "size": big_gz.len()}],
+    })
+    .to_string();
+    put_manifest(&reg, "secfs/env", "1", "application/vnd.oci.image.manifest.v1+json", manifest.as_bytes());
+    let o = pull(&format!("{}/secfs/env:1", reg.host()));
+    let out = text(&o);
+    assert!(!o.status.success() && out.contains("secfs/env") && out.contains("Env entries"), "{out}");
+    assert!(!t.root().join("images/blobs/sha256").join(&layer_digest[7..]).exists(), "the layer was fetched");
+}
