@@ -1156,6 +1156,23 @@ mod tests {
     }
 
     #[test]
+    fn config_caps_are_counted_per_kind_and_name_the_image() {
+        let env = |n: usize| serde_json::json!({"config": {"Env": (0..n).map(|i| format!("V{i}=1")).collect::<Vec<_>>()}});
+        assert!(check_config(&serde_json::to_vec(&env(MAX_ENV_ENTRIES as usize)).unwrap(), "x").is_ok());
+        let e = check_config(&serde_json::to_vec(&env(MAX_ENV_ENTRIES as usize + 1)).unwrap(), "me/app:1").unwrap_err().to_string();
+        assert!(e.contains("me/app:1") && e.contains("Env entries") && e.contains("4097"), "{e}");
+        let labels: serde_json::Map<String, serde_json::Value> = (0..=MAX_LABELS).map(|i| (format!("l{i}"), "v".into())).collect();
+        let e = check_config(&serde_json::to_vec(&serde_json::json!({"container_config": {"Labels": labels}})).unwrap(), "y")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Labels"), "{e}");
+        let big = serde_json::json!({"config": {"Env": ["A=".to_string() + &"x".repeat(MAX_ENV_BYTES as usize)]}});
+        assert!(check_config(&serde_json::to_vec(&big).unwrap(), "z").unwrap_err().to_string().contains("Env in bytes"));
+        let huge = vec![b' '; MAX_CONFIG_BYTES as usize + 1];
+        assert!(check_config(&huge, "w").unwrap_err().to_string().contains("size in bytes"));
+    }
+
+    #[test]
     fn a_damaged_image_is_reported_and_can_be_removed() {
         let tmp = tempfile::tempdir().unwrap();
         let store = ImageStore::open(&StateRoot::new(tmp.path().join("r"))).unwrap();
@@ -1169,6 +1186,29 @@ mod tests {
         let out = store.remove("dmg", false).unwrap();
         assert_eq!(out.last(), Some(&Removed::Deleted(img.id.clone())));
         assert!(store.resolve("dmg").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_layer_without_its_files_is_damaged_until_unpacked_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(&StateRoot::new(tmp.path().join("r"))).unwrap();
+        let name = Reference::parse("lost").unwrap();
+        let img =
+            store.import_rootfs(&tar_of(&[("a", b"1")])[..], "-", serde_json::json!({}), None, None, std::slice::from_ref(&name)).unwrap();
+        let layer = &img.layers[0];
+        fs::remove_dir_all(store.layer_dir(&layer.chain_id)).unwrap();
+        fs::remove_file(store.dir().join(store.layer_link(&layer.chain_id))).unwrap();
+        assert!(!store.has_layer(&layer.chain_id));
+        let img = store.require("lost").unwrap();
+        let err = store.check_layers(&img).unwrap_err();
+        assert!(matches!(err, ImageError::Damaged { .. }) && err.to_string().contains("lost:latest"), "{err}");
+        // The blob is still here: unpacking it again repairs the layer and its short link.
+        store.unpack_stored_blob(layer, None).unwrap();
+        store
+            .put_image(&store.read_blob(&img.id).unwrap(), img.layers.clone(), &store.read_blob(&img.manifest).unwrap(), None, &[])
+            .unwrap();
+        assert_eq!(fs::read(store.layer_dir(&layer.chain_id).join("a")).unwrap(), b"1");
+        store.check_layers(&img).unwrap();
     }
 
     #[test]

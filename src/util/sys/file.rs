@@ -315,6 +315,22 @@ mod tests {
     use std::os::fd::AsRawFd;
 
     #[test]
+    fn open_beneath_strict_follows_nothing_and_pseudo_filesystems_are_known() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("sys/net")).unwrap();
+        std::fs::write(d.path().join("sys/net/x"), "1").unwrap();
+        std::os::unix::fs::symlink("net", d.path().join("sys/link")).unwrap();
+        let dir = open(d.path(), libc::O_PATH | libc::O_DIRECTORY).unwrap();
+        assert!(open_beneath_strict(dir.as_raw_fd(), "sys/net/x", libc::O_RDONLY).is_ok());
+        assert_eq!(open_beneath_strict(dir.as_raw_fd(), "sys/link/x", libc::O_RDONLY).unwrap_err().raw_os_error(), Some(libc::ELOOP));
+        assert_eq!(open_beneath_strict(dir.as_raw_fd(), "sys/../../x", libc::O_RDONLY).unwrap_err().raw_os_error(), Some(libc::EXDEV));
+        assert!(!on_pseudo_fs(dir.as_raw_fd()).unwrap());
+        let proc = open(Path::new("/proc/self"), libc::O_PATH | libc::O_DIRECTORY).unwrap();
+        assert!(on_pseudo_fs(proc.as_raw_fd()).unwrap());
+        assert_eq!(fd_fs_type(proc.as_raw_fd()).unwrap(), libc::PROC_SUPER_MAGIC);
+    }
+
+    #[test]
     fn open_in_root_resolves_links_inside_the_root() {
         let d = tempfile::tempdir().unwrap();
         let root = d.path().join("root");
