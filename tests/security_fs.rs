@@ -243,6 +243,8 @@ fn image_config_caps_hold_for_load_and_import() {
     let o = t.run(&args);
     let out = text(&o);
     assert!(!o.status.success() && out.contains("secfs/importenv") && out.contains("Env entries"), "{out}");
+    let layers = std::fs::read_dir(t.root().join("images/layers")).unwrap().count();
+    assert_eq!(layers, 1, "a refused import left a layer (only the loaded image's is expected)");
 }
 
 /// Item 11: a layer whose files were deleted. Before the fix `image ls` and `inspect` said

@@ -770,6 +770,9 @@ impl ImageStore {
         platform: Option<&super::platform::Platform>,
         names: &[Reference],
     ) -> Result<Image> {
+        // The caps first, so that a refused config leaves no layer behind.
+        let shown = names.first().map(|n| n.familiar()).unwrap_or_else(|| source.to_string());
+        check_config(&serde_json::to_vec(&serde_json::json!({ "config": &config })).unwrap_or_default(), &shown)?;
         let _guard = self.writer_guard()?;
         let layer = self.add_layer(None, tar, source)?;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
