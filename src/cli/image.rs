@@ -342,6 +342,13 @@ fn rows(store: &ImageStore, filter: Option<&str>, no_trunc: bool) -> anyhow::Res
 
 fn ls(g: &GlobalOpts, a: &LsArgs) -> anyhow::Result<i32> {
     let store = open(g)?;
+    // Damaged images are listed as usual (they can be removed or repaired by name); stderr
+    // says which, keeping stdout Docker's format.
+    for img in store.list()? {
+        if let Err(e) = store.check_layers(&img) {
+            eprintln!("WARNING: {e}");
+        }
+    }
     let rows = rows(&store, a.reference.as_deref(), a.no_trunc)?;
     let mut out = std::io::stdout().lock();
     if a.quiet {
@@ -555,7 +562,7 @@ fn import(
 pub fn inspect_json(store: &ImageStore, img: &Image) -> serde_json::Value {
     let raw = &img.raw_config;
     let lower: Vec<String> = store.layer_dirs(img).iter().rev().map(|p| p.display().to_string()).collect();
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "Id": img.id.to_string(),
         "RepoTags": img.names.iter().map(|n| n.familiar()).collect::<Vec<_>>(),
         "RepoDigests": img.repo_digests.iter().map(|d| familiar_digest(d)).collect::<Vec<_>>(),
@@ -579,7 +586,12 @@ pub fn inspect_json(store: &ImageStore, img: &Image) -> serde_json::Value {
             "Layers": img.layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>(),
         },
         "Metadata": {"LastTagTime": img.added},
-    })
+    });
+    // Only on a damaged image (not a Docker field): why it cannot run, and how to repair it.
+    if let Err(e) = store.check_layers(img) {
+        v["Damaged"] = e.to_string().into();
+    }
+    v
 }
 
 fn inspect(g: &GlobalOpts, images: &[String], format: Option<&str>) -> anyhow::Result<i32> {

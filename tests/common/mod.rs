@@ -76,7 +76,11 @@ pub struct TestRoot {
 
 impl TestRoot {
     pub fn new() -> Self {
-        let dir = tempfile::Builder::new().prefix("berth-test-").tempdir().expect("tempdir");
+        Self::with_prefix("berth-test-")
+    }
+    /// A root under /tmp/<prefix>*: an area's own name (`berth-secfs-`), for its own tests.
+    pub fn with_prefix(prefix: &str) -> Self {
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir().expect("tempdir");
         TestRoot { dir }
     }
     /// The state root path (passed as `--root`).

@@ -188,7 +188,8 @@ fn load_docker(store: &ImageStore, x: &Extracted) -> Result<Vec<Loaded>> {
     let mut out = Vec::new();
     for e in entries {
         let cfg_name = e.get("Config").and_then(|c| c.as_str()).ok_or_else(|| bad("a manifest.json entry has no Config".into()))?;
-        let config = x.read(cfg_name, 64 << 20)?;
+        let config = x.read(cfg_name, super::store::MAX_CONFIG_BYTES)?;
+        super::store::check_config(&config, cfg_name)?;
         let diff_ids = diff_ids_of(&config, cfg_name)?;
         let files: Vec<(String, Option<Digest>, Option<String>)> = e
             .get("Layers")
@@ -252,7 +253,8 @@ fn load_oci(store: &ImageStore, x: &Extracted) -> Result<Vec<Loaded>> {
         let manifest: ImageManifest =
             serde_json::from_slice(&body).map_err(|e| ImageError::BadManifest { what: format!("manifest {d}"), source: e })?;
         let cfg_digest = Digest::try_from(manifest.config().digest())?;
-        let config = blob(&cfg_digest, 64 << 20)?;
+        let config = blob(&cfg_digest, super::store::MAX_CONFIG_BYTES)?;
+        super::store::check_config(&config, &format!("config {cfg_digest}"))?;
         let diff_ids = diff_ids_of(&config, &format!("config {cfg_digest}"))?;
         let files: Vec<(String, Option<Digest>, Option<String>)> = manifest
             .layers()

@@ -25,6 +25,11 @@ pub enum ImageError {
     #[error("image store is damaged: {what}; remove the image and pull or load it again")]
     Corrupt { what: String },
     #[error(
+        "image {image} is damaged: the files of its layer {layer} are missing from the store; \
+         pull, load or import it again to repair it, or remove it"
+    )]
+    Damaged { image: String, layer: String },
+    #[error(
         "unable to remove {reference}: image {id} is used by container {container}; \
          remove the container first, or use -f to untag the image anyway"
     )]
@@ -54,6 +59,9 @@ pub enum ImageError {
     },
     #[error("layer {layer}: {what} exceeds the limit of {limit}; set {var} to raise it")]
     LimitExceeded { layer: String, what: &'static str, limit: u64, var: &'static str },
+
+    #[error("{image}: the image config is too large: {what} is {actual}, over berth's limit of {limit}; nothing was stored")]
+    ConfigTooLarge { image: String, what: &'static str, actual: u64, limit: u64 },
 
     #[error("{what} is not a valid image document")]
     BadManifest {

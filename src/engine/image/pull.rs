@@ -317,6 +317,7 @@ pub async fn pull(store: &ImageStore, r: &Reference, opts: &PullOptions, progres
         // Stored with the image record, once every layer is in.
         client.get_small_blob(r, &config_digest, MAX_CONFIG).await?
     };
+    super::store::check_config(&config_bytes, &what)?;
     let config: ImageConfiguration =
         serde_json::from_slice(&config_bytes).map_err(|e| ImageError::BadManifest { what: format!("the config of {what}"), source: e })?;
     let diff_ids: Vec<Digest> = config.rootfs().diff_ids().iter().map(|d| Digest::parse(d)).collect::<Result<_>>()?;

@@ -127,6 +127,41 @@ pub enum Removed {
     Deleted(Digest),
 }
 
+/// Caps on an image config, the same for every way in (pull, load, import, build): a config is
+/// parsed whole into memory and its env and labels are copied into every container's config, so
+/// a hostile image could otherwise make each command that reads it slow and huge (1e6 env entries
+/// or 1e5 labels fit in a few MB). The config size is pull's; the others are far above what real
+/// images carry (tens of entries), and the env's total stays under the kernel's exec limits.
+pub const MAX_CONFIG_BYTES: u64 = super::registry::MAX_CONFIG as u64;
+pub const MAX_ENV_ENTRIES: u64 = 4096;
+pub const MAX_ENV_BYTES: u64 = 1 << 20;
+pub const MAX_LABELS: u64 = 4096;
+pub const MAX_LABEL_BYTES: u64 = 1 << 20;
+
+/// Checks an image config against the caps above; `image` names it in the error (a reference, a
+/// file name or a digest).
+pub fn check_config(config: &[u8], image: &str) -> Result<()> {
+    let too = |what, actual: u64, limit| {
+        if actual > limit { Err(ImageError::ConfigTooLarge { image: image.to_string(), what, actual, limit }) } else { Ok(()) }
+    };
+    too("its size in bytes", config.len() as u64, MAX_CONFIG_BYTES)?;
+    let v: serde_json::Value =
+        serde_json::from_slice(config).map_err(|e| ImageError::BadManifest { what: format!("the config of {image}"), source: e })?;
+    for c in [v.get("config"), v.get("container_config")].into_iter().flatten() {
+        if let Some(env) = c.get("Env").and_then(|e| e.as_array()) {
+            too("the number of Env entries", env.len() as u64, MAX_ENV_ENTRIES)?;
+            let bytes: usize = env.iter().map(|e| e.as_str().map_or(0, str::len)).sum();
+            too("the size of its Env in bytes", bytes as u64, MAX_ENV_BYTES)?;
+        }
+        if let Some(labels) = c.get("Labels").and_then(|l| l.as_object()) {
+            too("the number of Labels", labels.len() as u64, MAX_LABELS)?;
+            let bytes: usize = labels.iter().map(|(k, v)| k.len() + v.as_str().map_or(0, str::len)).sum();
+            too("the size of its Labels in bytes", bytes as u64, MAX_LABEL_BYTES)?;
+        }
+    }
+    Ok(())
+}
+
 /// The store on one state root.
 #[derive(Clone, Debug)]
 pub struct ImageStore {
@@ -183,8 +218,22 @@ impl ImageStore {
     pub fn layer_dir(&self, chain: &Digest) -> PathBuf {
         self.layer_root(chain).join("diff")
     }
+    /// Whether the layer is here whole: its record (`layer.json`, written only once the unpack
+    /// finished) and its files (`diff/`). A layer with its files gone (deleted by hand, a disk
+    /// repair) is not here, so that pull, load and import unpack it again.
     pub fn has_layer(&self, chain: &Digest) -> bool {
-        self.layer_root(chain).join("layer.json").is_file()
+        let root = self.layer_root(chain);
+        root.join("layer.json").is_file() && root.join("diff").is_dir()
+    }
+    /// The first layer of `image` that is damaged (recorded but its files gone, or not here at
+    /// all), as an error naming the image: checked before a container uses it, and shown by
+    /// `image ls` and `image inspect`. Cheap: two stats per layer.
+    pub fn check_layers(&self, image: &Image) -> Result<()> {
+        let whole = |c: &Digest| self.has_layer(c) && self.dir.join(self.layer_link(c)).is_dir();
+        match image.layers.iter().find(|l| !whole(&l.chain_id)) {
+            Some(l) => Err(ImageError::Damaged { image: image.display_name(), layer: l.chain_id.short().to_string() }),
+            None => Ok(()),
+        }
     }
     /// The bytes of file content in an unpacked layer (Docker's layer size).
     pub fn layer_content_size(&self, chain: &Digest) -> Option<u64> {
@@ -641,6 +690,8 @@ impl ImageStore {
         repo_digest: Option<String>,
         names: &[Reference],
     ) -> Result<Image> {
+        let shown = names.first().map(|n| n.familiar()).unwrap_or_else(|| format!("image {}", Digest::of(config).short()));
+        check_config(config, &shown)?;
         let cfg: ImageConfiguration =
             serde_json::from_slice(config).map_err(|e| ImageError::BadManifest { what: "the image config".into(), source: e })?;
         let diff_ids: Vec<&str> = cfg.rootfs().diff_ids().iter().map(|s| s.as_str()).collect();
@@ -658,6 +709,11 @@ impl ImageStore {
             if l.chain_id != *c || !self.has_layer(c) || !self.has_blob(&l.blob) {
                 return Err(ImageError::corrupt(format!("layer {} is missing from the store", l.chain_id.short())));
             }
+        }
+        // A layer that was already here may have lost its short link (the overlay mounts go
+        // through it): make it again.
+        for l in &layers {
+            self.ensure_link(&l.chain_id)?;
         }
         let id = self.write_blob(config, None, "image config")?;
         let manifest = self.write_blob(manifest, None, "manifest")?;
@@ -714,6 +770,9 @@ impl ImageStore {
         platform: Option<&super::platform::Platform>,
         names: &[Reference],
     ) -> Result<Image> {
+        // The caps first, so that a refused config leaves no layer behind.
+        let shown = names.first().map(|n| n.familiar()).unwrap_or_else(|| source.to_string());
+        check_config(&serde_json::to_vec(&serde_json::json!({ "config": &config })).unwrap_or_default(), &shown)?;
         let _guard = self.writer_guard()?;
         let layer = self.add_layer(None, tar, source)?;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
@@ -1100,6 +1159,23 @@ mod tests {
     }
 
     #[test]
+    fn config_caps_are_counted_per_kind_and_name_the_image() {
+        let env = |n: usize| serde_json::json!({"config": {"Env": (0..n).map(|i| format!("V{i}=1")).collect::<Vec<_>>()}});
+        assert!(check_config(&serde_json::to_vec(&env(MAX_ENV_ENTRIES as usize)).unwrap(), "x").is_ok());
+        let e = check_config(&serde_json::to_vec(&env(MAX_ENV_ENTRIES as usize + 1)).unwrap(), "me/app:1").unwrap_err().to_string();
+        assert!(e.contains("me/app:1") && e.contains("Env entries") && e.contains("4097"), "{e}");
+        let labels: serde_json::Map<String, serde_json::Value> = (0..=MAX_LABELS).map(|i| (format!("l{i}"), "v".into())).collect();
+        let e = check_config(&serde_json::to_vec(&serde_json::json!({"container_config": {"Labels": labels}})).unwrap(), "y")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Labels"), "{e}");
+        let big = serde_json::json!({"config": {"Env": ["A=".to_string() + &"x".repeat(MAX_ENV_BYTES as usize)]}});
+        assert!(check_config(&serde_json::to_vec(&big).unwrap(), "z").unwrap_err().to_string().contains("Env in bytes"));
+        let huge = vec![b' '; MAX_CONFIG_BYTES as usize + 1];
+        assert!(check_config(&huge, "w").unwrap_err().to_string().contains("size in bytes"));
+    }
+
+    #[test]
     fn a_damaged_image_is_reported_and_can_be_removed() {
         let tmp = tempfile::tempdir().unwrap();
         let store = ImageStore::open(&StateRoot::new(tmp.path().join("r"))).unwrap();
@@ -1113,6 +1189,29 @@ mod tests {
         let out = store.remove("dmg", false).unwrap();
         assert_eq!(out.last(), Some(&Removed::Deleted(img.id.clone())));
         assert!(store.resolve("dmg").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_layer_without_its_files_is_damaged_until_unpacked_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(&StateRoot::new(tmp.path().join("r"))).unwrap();
+        let name = Reference::parse("lost").unwrap();
+        let img =
+            store.import_rootfs(&tar_of(&[("a", b"1")])[..], "-", serde_json::json!({}), None, None, std::slice::from_ref(&name)).unwrap();
+        let layer = &img.layers[0];
+        fs::remove_dir_all(store.layer_dir(&layer.chain_id)).unwrap();
+        fs::remove_file(store.dir().join(store.layer_link(&layer.chain_id))).unwrap();
+        assert!(!store.has_layer(&layer.chain_id));
+        let img = store.require("lost").unwrap();
+        let err = store.check_layers(&img).unwrap_err();
+        assert!(matches!(err, ImageError::Damaged { .. }) && err.to_string().contains("lost:latest"), "{err}");
+        // The blob is still here: unpacking it again repairs the layer and its short link.
+        store.unpack_stored_blob(layer, None).unwrap();
+        store
+            .put_image(&store.read_blob(&img.id).unwrap(), img.layers.clone(), &store.read_blob(&img.manifest).unwrap(), None, &[])
+            .unwrap();
+        assert_eq!(fs::read(store.layer_dir(&layer.chain_id).join("a")).unwrap(), b"1");
+        store.check_layers(&img).unwrap();
     }
 
     #[test]

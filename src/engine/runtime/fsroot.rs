@@ -106,14 +106,18 @@ pub fn proc_fd_path(fd: RawFd) -> CString {
     CString::new(format!("/proc/self/fd/{fd}")).unwrap_or_default()
 }
 
-/// Opens `path` inside the tree whose root is `root` for reading, following symlinks only
-/// within it (openat2 RESOLVE_IN_ROOT), refusing anything but a regular file, and reading at
-/// most `max` bytes (CVE-2024-9676 and CVE-2026-47262 classes: /etc/passwd as a FIFO, a device or
-/// a huge file).
+/// Opens `path` inside the tree whose root is `root` for reading: its directories resolved only
+/// within the tree (openat2 RESOLVE_IN_ROOT), the file itself not a symlink (O_NOFOLLOW), a
+/// regular file (not a FIFO or a device) on a real filesystem (not procfs or sysfs, where a
+/// symlinked directory could lead: `/proc/self/environ` holds berth's own environment), and at
+/// most `max` bytes of it read (CVE-2024-9676 and CVE-2026-47262 classes).
 pub fn read_in_root(root: RawFd, path: &str, max: usize) -> io::Result<Vec<u8>> {
-    let fd = file::open_in_root(root, path, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY)?;
+    let fd = file::open_in_root(root, path, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_NOFOLLOW)?;
     if file::kind(file::fstat(fd.as_raw_fd())?.st_mode) != libc::S_IFREG {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{path} is not a regular file")));
+    }
+    if file::on_pseudo_fs(fd.as_raw_fd())? {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{path} is on a kernel filesystem (procfs, sysfs)")));
     }
     let mut out = Vec::new();
     let mut buf = [0u8; 8192];
@@ -182,6 +186,15 @@ mod tests {
         symlink("/../secret", root.join("etc/passwd")).unwrap();
         let rfd = open_dir(&root);
         assert!(read_in_root(rfd.as_raw_fd(), "/etc/passwd", 100).is_err());
+        // A link to a file inside the root is refused too: the file itself must be regular.
+        std::fs::write(root.join("etc/real"), "inside").unwrap();
+        std::fs::remove_file(root.join("etc/passwd")).unwrap();
+        symlink("real", root.join("etc/passwd")).unwrap();
+        assert_eq!(read_in_root(rfd.as_raw_fd(), "/etc/passwd", 100).unwrap_err().raw_os_error(), Some(libc::ELOOP));
+        // A directory that leads into procfs: its files are refused.
+        let host = open_dir(std::path::Path::new("/"));
+        assert!(read_in_root(host.as_raw_fd(), "/proc/self/status", 100).is_err());
+        assert!(read_in_root(host.as_raw_fd(), "/proc/version", 100).is_err());
         std::fs::remove_file(root.join("etc/passwd")).unwrap();
         nix::unistd::mkfifo(&root.join("etc/passwd"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
         assert!(read_in_root(rfd.as_raw_fd(), "/etc/passwd", 100).is_err());

@@ -264,8 +264,9 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
     m::attach(&sysm, sys_dir.as_raw_fd()).ctx("cannot mount /sys")?;
 
     // The user's mounts, parents before children.
+    let who = who(cfg);
     for pm in &plan.mounts {
-        user_mount(rfd, pm)?;
+        user_mount(rfd, pm, &who)?;
     }
 
     crate::timing!("child: rootfs, /proc, /dev, /sys and volumes mounted");
@@ -279,6 +280,7 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
         }
         let srcfd = open_path(src).ctx(format!("cannot open {}", src.display()))?;
         let t = fsroot::resolve(rfd, OsStr::new(target), Create::File).ctx(format!("cannot create {target}"))?;
+        check_target(rfd, t.as_raw_fd(), target, &who)?;
         let bm = m::clone_tree(srcfd.as_raw_fd(), false).ctx(format!("cannot bind {target}"))?;
         if cfg.rootfs.read_only {
             m::set_attr(bm.as_raw_fd(), ATTR_RDONLY, 0, 0, false).ctx(format!("cannot make {target} read-only"))?;
@@ -336,10 +338,10 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
     std::env::set_current_dir("/").ctx("chdir /")?;
     crate::timing!("child: pivoted into the rootfs");
 
-    // Sysctls, before /proc/sys turns read-only.
+    // Sysctls, before /proc/sys turns read-only: through the procfs mount made above (its fd),
+    // never through a path, so that nothing the image or a mount put at /proc receives them.
     for (k, v) in &plan.sysctls {
-        let p = format!("/proc/sys/{}", k.replace('.', "/"));
-        std::fs::write(&p, v.as_bytes()).ctx(format!("cannot set sysctl {k}={v}"))?;
+        write_proc(&procm, &format!("sys/{}", k.replace('.', "/")), v).ctx(format!("cannot set sysctl {k}={v}"))?;
     }
     if !cfg.privileged {
         mask_paths()?;
@@ -359,7 +361,7 @@ fn run(plan: InitPlan) -> Result<std::convert::Infallible, ChildError> {
         cvt(unsafe { libc::setdomainname(d.as_ptr(), cfg.domainname.len()) }).ctx("setdomainname")?;
     }
     if let Some(adj) = cfg.oom_score_adj {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).ctx("cannot set oom_score_adj")?;
+        write_proc(&procm, &format!("{}/oom_score_adj", std::process::id()), &adj.to_string()).ctx("cannot set oom_score_adj")?;
     }
     set_rlimits(cfg)?;
 
@@ -481,6 +483,12 @@ fn plain_dir_noc(dir: RawFd, name: &str) -> Result<OwnedFd, ChildError> {
     Ok(fd)
 }
 
+/// Whether the kernel has /proc/kcore (CONFIG_PROC_KCORE). Asked before pivot_root, when /proc
+/// is still the host's.
+fn host_has_kcore() -> bool {
+    file::stat_at(libc::AT_FDCWD, OsStr::new("/proc/kcore"), libc::AT_SYMLINK_NOFOLLOW).is_ok()
+}
+
 fn make_dev_nodes(dev: RawFd, privileged: bool) -> Result<(), ChildError> {
     let nodes: &[(&str, u32, u32)] = &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
     for (name, maj, min) in nodes {
@@ -495,6 +503,10 @@ fn make_dev_nodes(dev: RawFd, privileged: bool) -> Result<(), ChildError> {
         ("ptmx", "pts/ptmx"),
         ("core", "/proc/kcore"),
     ] {
+        // As runc: /dev/core only where the kernel has a /proc/kcore (never a dangling link).
+        if name == "core" && !host_has_kcore() {
+            continue;
+        }
         file::symlink_at(OsStr::new(target), dev, OsStr::new(name)).ctx(format!("cannot create /dev/{name}"))?;
     }
     if privileged {
@@ -551,17 +563,64 @@ fn copy_host_devices(dir: &Path, target: RawFd, depth: u32) {
     }
 }
 
-fn user_mount(root: RawFd, pm: &PlannedMount) -> Result<(), ChildError> {
+/// How errors name the container: its compose service when it has one, and its name.
+fn who(cfg: &ContainerConfig) -> String {
+    match cfg.labels.get("com.docker.compose.service") {
+        Some(s) => format!("service {s:?} (container {})", cfg.name),
+        None => format!("container {}", cfg.name),
+    }
+}
+
+/// runc's rule, checked on the resolved fd rather than on the path as written: a mount may not
+/// land on the container's root, nor anywhere in its /proc (but on the files that lxcfs-style
+/// providers cover), whatever symlinks the image has on the way (`/data -> /proc` would
+/// otherwise put a user's folder where berth then writes sysctls, CVE-2019-16884 class).
+fn check_target(root: RawFd, t: RawFd, target: &str, who: &str) -> Result<(), ChildError> {
+    let refuse = |what: &str| {
+        Err(ChildError {
+            code: 127,
+            msg: format!(
+                "{who}: the mount target {target} resolves {what} (through a symlink in the image); berth mounts nothing there: \
+                 choose another target or fix the image"
+            ),
+        })
+    };
+    let (rs, ts) = (file::fstat(root).ctx("cannot stat the root filesystem")?, file::fstat(t).ctx(format!("cannot stat {target}"))?);
+    if (rs.st_dev, rs.st_ino) == (ts.st_dev, ts.st_ino) {
+        return refuse("to the container's root /");
+    }
+    let on_proc = file::fd_fs_type(t).ctx(format!("cannot statfs {target}"))? == libc::PROC_SUPER_MAGIC;
+    if on_proc && !super::spec::PROC_ALLOWED.contains(&super::spec::normalize(target).as_str()) {
+        return refuse("into /proc");
+    }
+    Ok(())
+}
+
+/// Writes `value` to `path` under the container's own procfs mount `proc` (a sysctl, the
+/// oom_score_adj): opened beneath that mount with no symlink and no mount crossed, and checked
+/// to be procfs (fstatfs), so that the write reaches the kernel and nothing else.
+fn write_proc(proc: &OwnedFd, path: &str, value: &str) -> std::io::Result<()> {
+    let fd = file::open_beneath_strict(proc.as_raw_fd(), path, libc::O_WRONLY | libc::O_NOCTTY | libc::O_NONBLOCK)?;
+    if file::fd_fs_type(fd.as_raw_fd())? != libc::PROC_SUPER_MAGIC {
+        return Err(std::io::Error::other(format!("/proc/{path} is not on procfs")));
+    }
+    sys::write_all(fd.as_raw_fd(), value.as_bytes())
+}
+
+fn user_mount(root: RawFd, pm: &PlannedMount, who: &str) -> Result<(), ChildError> {
     let target = &pm.target;
     match &pm.kind {
         PlannedKind::Bind { source } => {
             let src = open_path(source).ctx(format!("cannot open the mount source {}", source.display()))?;
             let src_is_dir = fsroot::is_dir(src.as_raw_fd()).unwrap_or(false);
             let create = if src_is_dir { Create::Dir } else { Create::File };
-            if pm.copy_up {
-                copy_up(root, target, src.as_raw_fd())?;
-            }
+            // The target resolved once, by fd, and checked before anything is read from it or
+            // mounted on it.
             let t = fsroot::resolve(root, OsStr::new(target), create).ctx(format!("cannot create the mount point {target}"))?;
+            check_target(root, t.as_raw_fd(), target, who)?;
+            if pm.copy_up {
+                copy_up(t.as_raw_fd(), target, src.as_raw_fd())?;
+            }
             if fsroot::is_dir(t.as_raw_fd()).unwrap_or(false) != src_is_dir {
                 return Err(ChildError {
                     code: 127,
@@ -581,6 +640,7 @@ fn user_mount(root: RawFd, pm: &PlannedMount) -> Result<(), ChildError> {
         }
         PlannedKind::Tmpfs { size, mode } => {
             let t = fsroot::resolve(root, OsStr::new(target), Create::Dir).ctx(format!("cannot create the mount point {target}"))?;
+            check_target(root, t.as_raw_fd(), target, who)?;
             let size_s = size.map(|s| s.to_string());
             let mode_s = mode.map(|m| format!("{m:o}"));
             let mut opts: Vec<(&str, Option<&str>)> = Vec::new();
@@ -601,14 +661,15 @@ fn user_mount(root: RawFd, pm: &PlannedMount) -> Result<(), ChildError> {
     Ok(())
 }
 
-/// Fills an empty volume (`vol`, a directory fd) from the image's content at `target`, with
-/// ownership and modes, as Docker does on a volume's first use.
-fn copy_up(root: RawFd, target: &str, vol: RawFd) -> Result<(), ChildError> {
-    let Ok(src) = fsroot::resolve(root, OsStr::new(target), Create::No) else { return Ok(()) };
-    if !fsroot::is_dir(src.as_raw_fd()).unwrap_or(false) {
+/// Fills an empty volume (`vol`, a directory fd) from the image's content at `target` (`src`,
+/// its resolved fd), with ownership and modes, as Docker does on a volume's first use. Content
+/// on a kernel pseudo filesystem (procfs, sysfs...: where an image symlink may point) is never
+/// image content and is never copied: it would hand the container what berth's own processes see.
+fn copy_up(src: RawFd, target: &str, vol: RawFd) -> Result<(), ChildError> {
+    if !fsroot::is_dir(src).unwrap_or(false) || file::on_pseudo_fs(src).unwrap_or(true) {
         return Ok(());
     }
-    let srcd = reopen_dir(src.as_raw_fd()).ctx(format!("cannot read {target} in the image"))?;
+    let srcd = reopen_dir(src).ctx(format!("cannot read {target} in the image"))?;
     let dstd = reopen_dir(vol).ctx("cannot open the volume")?;
     if dir_has_entries(&dstd) {
         return Ok(());

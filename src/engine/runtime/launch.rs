@@ -190,6 +190,15 @@ pub fn launch(root: &StateRoot, cfg: &ContainerConfig, cgroup: &Cgroup, seccomp:
     let paths = Paths::new(root, &cfg.id);
     let name = cfg.name.clone();
     let start_err = |msg: String| RuntimeError::Start { name: name.clone(), code: 127, msg };
+    // A layer whose files are gone (a damaged image store) would fail the overlay mount with
+    // a bare ENOENT deep in the child: say which image, and how to repair it.
+    if let Some(l) = cfg.rootfs.layers.iter().find(|l| !l.is_dir()) {
+        let image = if cfg.image_ref.is_empty() { cfg.image.as_str() } else { cfg.image_ref.as_str() };
+        return Err(start_err(format!(
+            "image {image} is damaged: its layer {} is missing; pull, load or import the image again to repair it",
+            l.display()
+        )));
+    }
     let (overlay_cwd, overlay_opts) = overlay_options(&cfg.rootfs.layers, &paths.diff(), &paths.work()).map_err(&start_err)?;
     let mounts = plan_mounts(root, cfg)?;
     let sysctls = plan_sysctls(cfg)?;

@@ -508,7 +508,7 @@ impl ContainerConfig {
 }
 
 /// /proc files that may be mounted over (as runc allows, for lxcfs-style providers).
-const PROC_ALLOWED: &[&str] =
+pub const PROC_ALLOWED: &[&str] =
     &["/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps", "/proc/uptime", "/proc/loadavg", "/proc/slabinfo"];
 
 /// "a//b/./c/" to "/a/b/c" (lexically; `..` is kept for the in-root resolver to clamp).

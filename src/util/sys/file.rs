@@ -33,8 +33,26 @@ pub fn openat(dir: RawFd, name: &OsStr, flags: libc::c_int, mode: libc::mode_t) 
     owned(unsafe { libc::openat(dir, n.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) } as libc::c_long)
 }
 
+const RESOLVE_NO_XDEV: u64 = 0x01;
 const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+const RESOLVE_BENEATH: u64 = 0x08;
 const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// openat2(2) of `path` (relative; a leading `/` is ignored, empty is `dir` itself) under the
+/// directory fd `dir`, close-on-exec, with the `RESOLVE_*` bits `resolve`.
+fn openat2(dir: RawFd, path: &str, flags: libc::c_int, resolve: u64) -> io::Result<OwnedFd> {
+    let rel = path.trim_start_matches('/');
+    let p = c(OsStr::new(if rel.is_empty() { "." } else { rel }))?;
+    // SAFETY: open_how is plain data, for which all zeroes is valid (no flags).
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.resolve = resolve;
+    // SAFETY: `p` and `how` live through the call, and the size passed is `how`'s.
+    owned(unsafe {
+        libc::syscall(libc::SYS_openat2, dir, p.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>())
+    })
+}
 
 /// Opens `path` inside the tree whose root is the directory fd `root`, close-on-exec, with every
 /// symlink (absolute ones and `..` included) resolved as if `root` were `/`: nothing outside the
@@ -43,16 +61,15 @@ const RESOLVE_IN_ROOT: u64 = 0x10;
 /// ignored; an empty path is the root itself. `flags` may add O_NOFOLLOW (for the last component)
 /// or O_PATH.
 pub fn open_in_root(root: RawFd, path: &str, flags: libc::c_int) -> io::Result<OwnedFd> {
-    let rel = path.trim_start_matches('/');
-    let p = c(OsStr::new(if rel.is_empty() { "." } else { rel }))?;
-    // SAFETY: open_how is plain data, for which all zeroes is valid (no flags).
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-    // SAFETY: `p` and `how` live through the call, and the size passed is `how`'s.
-    owned(unsafe {
-        libc::syscall(libc::SYS_openat2, root, p.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>())
-    })
+    openat2(root, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+}
+
+/// Opens `path` strictly beneath the directory fd `dir`, close-on-exec: no symlink at all, no
+/// `..` above `dir`, and no mount crossed (EXDEV), so that the file opened is the one in `dir`'s
+/// own filesystem even if something was mounted over part of it. For a handle that must be the
+/// real thing (a sysctl under the container's procfs).
+pub fn open_beneath_strict(dir: RawFd, path: &str, flags: libc::c_int) -> io::Result<OwnedFd> {
+    openat2(dir, path, flags, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)
 }
 
 /// The kind bits of a mode (`S_IFDIR`, `S_IFREG`, `S_IFLNK`...).
@@ -256,6 +273,36 @@ pub fn fs_type(path: &Path) -> io::Result<i64> {
     Ok(st.f_type as i64)
 }
 
+/// The type of the filesystem the open file `fd` is on (`f_type` of fstatfs(2):
+/// `PROC_SUPER_MAGIC`, `SYSFS_MAGIC`...); an O_PATH fd is fine.
+pub fn fd_fs_type(fd: RawFd) -> io::Result<libc::c_long> {
+    // SAFETY: statfs is plain data, for which all zeroes is valid.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` lives through the call; the kernel writes one statfs into it.
+    cvt(unsafe { libc::fstatfs(fd, &mut st) })?;
+    Ok(st.f_type as libc::c_long)
+}
+
+/// Whether `fd` is on one of the kernel's pseudo filesystems (procfs, sysfs, cgroupfs, devpts,
+/// mqueue, and the debug/security/tracing/bpf ones), whose files describe the kernel and the
+/// processes, never content an image may hand to berth.
+pub fn on_pseudo_fs(fd: RawFd) -> io::Result<bool> {
+    const MQUEUE_MAGIC: libc::c_long = 0x1980_2002;
+    const PSEUDO: &[libc::c_long] = &[
+        libc::PROC_SUPER_MAGIC,
+        libc::SYSFS_MAGIC,
+        libc::CGROUP_SUPER_MAGIC,
+        libc::CGROUP2_SUPER_MAGIC,
+        libc::DEVPTS_SUPER_MAGIC,
+        MQUEUE_MAGIC,
+        libc::DEBUGFS_MAGIC,
+        libc::SECURITYFS_MAGIC,
+        libc::TRACEFS_MAGIC,
+        libc::BPF_FS_MAGIC,
+    ];
+    Ok(PSEUDO.contains(&fd_fs_type(fd)?))
+}
+
 /// Whether `path` (a host path, symlinks followed) may be executed by this process (access X_OK).
 pub fn executable(path: &CStr) -> bool {
     // SAFETY: `path` is a valid C string for the call.
@@ -266,6 +313,22 @@ pub fn executable(path: &CStr) -> bool {
 mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
+
+    #[test]
+    fn open_beneath_strict_follows_nothing_and_pseudo_filesystems_are_known() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("sys/net")).unwrap();
+        std::fs::write(d.path().join("sys/net/x"), "1").unwrap();
+        std::os::unix::fs::symlink("net", d.path().join("sys/link")).unwrap();
+        let dir = open(d.path(), libc::O_PATH | libc::O_DIRECTORY).unwrap();
+        assert!(open_beneath_strict(dir.as_raw_fd(), "sys/net/x", libc::O_RDONLY).is_ok());
+        assert_eq!(open_beneath_strict(dir.as_raw_fd(), "sys/link/x", libc::O_RDONLY).unwrap_err().raw_os_error(), Some(libc::ELOOP));
+        assert_eq!(open_beneath_strict(dir.as_raw_fd(), "sys/../../x", libc::O_RDONLY).unwrap_err().raw_os_error(), Some(libc::EXDEV));
+        assert!(!on_pseudo_fs(dir.as_raw_fd()).unwrap());
+        let proc = open(Path::new("/proc/self"), libc::O_PATH | libc::O_DIRECTORY).unwrap();
+        assert!(on_pseudo_fs(proc.as_raw_fd()).unwrap());
+        assert_eq!(fd_fs_type(proc.as_raw_fd()).unwrap(), libc::PROC_SUPER_MAGIC);
+    }
 
     #[test]
     fn open_in_root_resolves_links_inside_the_root() {
