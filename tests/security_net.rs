@@ -471,3 +471,37 @@ fn a_dead_container_loses_its_dnat_and_dns_names_when_observed() {
     assert!(resolves("secnet-gone-1"));
     rt.wait_for("the web server to answer again", Duration::from_secs(5), || http_get(lo(42936)).is_ok());
 }
+
+/// Item 3, the relay: a container on an internal network with IPv6 reached another container's
+/// published port through the supervisor's IPv6 relay (which serves the host's own addresses,
+/// its gateway's included). The relay refuses clients from internal networks.
+#[test]
+fn the_ipv6_relay_refuses_internal_networks() {
+    common::require_root!();
+    let _serial = serial();
+    if std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6").map_or(true, |s| s.trim() == "1") {
+        common::skip!("the host has IPv6 disabled: ports are not relayed");
+    }
+    let rt = Rt::new();
+    rt.t.ok(["network", "create", "--subnet", "10.221.7.0/24", "secnet_pub"]);
+    rt.t.ok(["network", "create", "--internal", "--ipv6", "--subnet", "10.221.8.0/24", "--subnet", "fd00:221:8::/64", "secnet_int6"]);
+    let mut s = spec(&rt, "secnet-web-7", WEB, "secnet_pub");
+    s["Hostname"] = json!("web7");
+    s["Ports"] = json!([{"host_port": 42937, "container_port": 80, "protocol": "tcp"}]);
+    rt.run_d(&s);
+    rt.run_d(&spec(&rt, "secnet-int-1", "exec sleep 3600", "secnet_int6"));
+    let ns = netns(&rt, "secnet-int-1");
+    let gw6: IpAddr = "fd00:221:8::1".parse().unwrap();
+    // The relay serves the host.
+    let v6lo = SocketAddr::new("::1".parse().unwrap(), 42937);
+    assert!(http_get(v6lo).unwrap().ends_with("web7\n"), "the relay serves the host on [::1]");
+    // Control: the internal container reaches the host on its gateway's IPv6 address.
+    let _probe = TcpProbe::start(None, SocketAddr::new(gw6, 42938), "gateway");
+    rt.wait_for("the internal container to reach its gateway over IPv6", Duration::from_secs(5), || {
+        tcp_fetch(Some(&ns), SocketAddr::new(gw6, 42938)).is_ok()
+    });
+    // The attack: the published port, through the relay, from the internal network.
+    let ns2 = ns.clone();
+    let got = in_netns(&ns2, move || http_get(SocketAddr::new(gw6, 42937)));
+    assert!(!got.as_ref().is_ok_and(|b| b.contains("web7")), "the relay served an internal network: {got:?}");
+}

@@ -483,6 +483,13 @@ pub fn attach(root: &StateRoot, req: &AttachRequest) -> Result<AttachResult, Net
         let stale = ports::evict_stale(root, &req.container_id, &rules)?;
         firewall::update_ports_locked(root, "delete", &stale)?;
         firewall::update_ports_locked(root, "add", &rules)?;
+        // The relay serves the host's own addresses: containers on internal networks reach them
+        // through their gateway, and must not get through to a published port that way.
+        let internal: Vec<Subnet> =
+            network::list(root)?.iter().filter(|n| n.internal).flat_map(|n| n.pools().map(|p| p.subnet).collect::<Vec<_>>()).collect();
+        for f in &mut forwards {
+            f.refuse = internal.clone();
+        }
     }
     crate::timing!("attach: veth linked, ports published");
     // The new names must answer before the container's process runs.
