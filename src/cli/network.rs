@@ -424,6 +424,9 @@ fn matches(info: &NetworkInfo, filters: &[(String, String)]) -> anyhow::Result<b
 
 fn ls(root: &crate::state::StateRoot, a: LsArgs) -> anyhow::Result<i32> {
     let filters = parse_filters(&a.filters)?;
+    if let Some(w) = crate::net::firewall::health_warning(root) {
+        eprintln!("WARNING: {w}");
+    }
     let mut rows = Vec::new();
     for n in network::list(root)? {
         let endpoints = network::read_endpoints(root, &n.name)?.endpoints;

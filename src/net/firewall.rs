@@ -178,7 +178,7 @@ fn port_elements(ctx: &Ctx, op: &str, rules: &[PortRule]) -> Vec<Value> {
 
 /// The version of the table's skeleton (sets, maps, chains and rules): a table written by another
 /// version is rewritten whole before any element is added to it.
-const SKELETON_VERSION: u32 = 2;
+const SKELETON_VERSION: u32 = 3;
 
 /// Berth's bridges are named `berth` + 10 hex digits: the `DOCKER-USER` rules match the prefix.
 const BRIDGE_PREFIX: &str = "berth";
@@ -211,12 +211,24 @@ fn skeleton_batch(table: &str) -> Vec<Value> {
         c.map("p6any_p", json!(["inet_proto", "inet_service"]), "inet_service"),
         c.map("p6ip_a", json!(["ipv6_addr", "inet_proto", "inet_service"]), "ipv6_addr"),
         c.map("p6ip_p", json!(["ipv6_addr", "inet_proto", "inet_service"]), "inet_service"),
+        c.base_chain("guard", "filter", "prerouting", -300),
         c.base_chain("prerouting", "nat", "prerouting", -101),
         c.base_chain("output", "nat", "output", -101),
         c.chain("ports"),
         c.base_chain("postrouting", "nat", "postrouting", 99),
         c.base_chain("forward", "filter", "forward", -1),
     ];
+    // The host's loopback is the host's alone. Bridges have route_localnet on (the DNAT of the
+    // host's own 127.0.0.1 traffic into a container needs it), which would otherwise let a
+    // container (CAP_NET_RAW: a frame to its gateway's MAC) reach services bound to 127.0.0.1,
+    // and a LAN neighbour reach ports published on 127.0.0.1. So a packet for 127.0.0.0/8 that
+    // did not come in on `lo` is dropped before routing and NAT see it (as Docker 28 does). The
+    // host's own traffic never passes here: it goes through `output`.
+    let loopback = m(payload("ip", "daddr"), "==", json!({"prefix": {"addr": "127.0.0.0", "len": 8}}));
+    let not_lo = m(meta("iifname"), "!=", json!("lo"));
+    b.push(c.rule("guard", vec![not_lo.clone(), loopback.clone(), verdict("drop")]));
+    // And the DNAT itself checks the interface: ports published on 127.0.0.1 are for the host.
+    b.push(c.rule("prerouting", vec![not_lo, loopback, verdict("return")]));
     let local = m(json!({"fib": {"result": "type", "flags": ["daddr"]}}), "==", json!("local"));
     b.push(c.rule("prerouting", vec![local.clone(), json!({"jump": {"target": "ports"}})]));
     b.push(c.rule("output", vec![local, json!({"jump": {"target": "ports"}})]));
@@ -261,7 +273,8 @@ fn skeleton_batch(table: &str) -> Vec<Value> {
         let key = json!({"concat": [payload(fam, "saddr"), meta("oifname")]});
         b.push(c.rule("postrouting", vec![dnat.clone(), m(key, "==", json!(set)), verdict("masquerade")]));
     }
-    // The host reaching a published port on 127.0.0.1 (route_localnet is on for the bridge).
+    // The host reaching a published port on 127.0.0.1 (route_localnet is on for the bridge; the
+    // `guard` chain keeps everyone else off the host's loopback).
     b.push(c.rule(
         "postrouting",
         vec![
@@ -400,6 +413,8 @@ pub trait FirewallDriver: Sync {
     /// Deletes the `DOCKER-USER` rules `delete` (handles) and, with `accept_prefix`, inserts the
     /// two rules that accept traffic in and out of interfaces with that prefix, commented `tag`.
     fn docker_user_update(&self, delete: &[u64], accept_prefix: Option<&str>, tag: &str) -> std::io::Result<()>;
+    /// How many rules `table` holds in the kernel; None when the table is not there.
+    fn table_rules(&self, table: &str) -> std::io::Result<Option<usize>>;
 }
 
 /// The driver berth runs with: the `nft` binary with JSON for whole tables, `NETLINK_NETFILTER`
@@ -422,6 +437,9 @@ impl FirewallDriver for Nftables {
     fn docker_user_update(&self, delete: &[u64], accept_prefix: Option<&str>, tag: &str) -> std::io::Result<()> {
         super::nftnl::docker_user_update(delete, accept_prefix, tag)
     }
+    fn table_rules(&self, table: &str) -> std::io::Result<Option<usize>> {
+        super::nftnl::table_rule_count(table)
+    }
 }
 
 /// A driver that sends nothing and sees no Docker chain: the firewall logic runs (state, the
@@ -443,6 +461,62 @@ impl FirewallDriver for NoFirewall {
     }
     fn docker_user_update(&self, _delete: &[u64], _accept_prefix: Option<&str>, _tag: &str) -> std::io::Result<()> {
         Ok(())
+    }
+    fn table_rules(&self, _table: &str) -> std::io::Result<Option<usize>> {
+        Ok(Some(skeleton_rule_count()))
+    }
+}
+
+/// How many rules the skeleton has: a table with fewer was flushed.
+fn skeleton_rule_count() -> usize {
+    skeleton_batch("berth").iter().filter(|v| v["add"].get("rule").is_some()).count()
+}
+
+/// What the kernel holds of a root's table, compared with what berth wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableHealth {
+    /// The root has no network, so no table is needed.
+    NotNeeded,
+    /// Every rule of the skeleton is there.
+    Intact,
+    /// The table is gone (`nft delete table`, `nft flush ruleset`, a firewalld reload).
+    Missing,
+    /// The table is there with fewer rules than berth wrote (`nft flush table`).
+    Flushed { rules: usize, expected: usize },
+    /// The kernel could not be asked (not root, say).
+    Unknown(String),
+}
+
+impl TableHealth {
+    /// Whether the table must be written again from state.
+    pub fn needs_rebuild(&self) -> bool {
+        matches!(self, TableHealth::Missing | TableHealth::Flushed { .. })
+    }
+}
+
+/// Checks that the root's table is in the kernel, whole, when the root has networks; rewrites it
+/// from state if not (deleted, flushed, or written by another boot or skeleton version). Every
+/// command that starts or brings up containers calls this, so that a lost table (a firewalld
+/// reload, `nft flush ruleset`) does not leave containers open until some later change. Returns
+/// whether the table was rewritten.
+pub fn verify(root: &StateRoot) -> Result<bool, NetError> {
+    Firewall::system(root).verify()
+}
+
+/// What is wrong with the root's table, for `network ls` to say (None when nothing is).
+pub fn health_warning(root: &StateRoot) -> Option<String> {
+    let fw = Firewall::system(root);
+    let table = &fw.table;
+    match fw.health() {
+        TableHealth::Missing => Some(format!(
+            "the firewall table inet {table} is missing: berth's networks are not isolated and published ports do not answer; \
+             any `berth up` or container start restores it"
+        )),
+        TableHealth::Flushed { rules, expected } => Some(format!(
+            "the firewall table inet {table} has {rules} of its {expected} rules (it was flushed): berth's networks are not \
+             isolated; any `berth up` or container start restores it"
+        )),
+        _ => None,
     }
 }
 
@@ -565,7 +639,7 @@ impl<'a> Firewall<'a> {
     /// table is current; the whole table from state otherwise (or when the kernel refuses).
     pub fn add_network(&self, n: &Network) -> Result<(), NetError> {
         let _lock = lock(self.root)?;
-        if !skeleton_current(self.root) || self.driver.update_elements(&self.table, true, &network_kernel_elems(n)).is_err() {
+        if !self.current() || self.driver.update_elements(&self.table, true, &network_kernel_elems(n)).is_err() {
             return self.rebuild_locked();
         }
         crate::timing!("firewall add network: set elements added");
@@ -585,7 +659,7 @@ impl<'a> Firewall<'a> {
             let _ = std::fs::remove_file(marker_path(self.root));
             return self.remove_all();
         }
-        if !skeleton_current(self.root) {
+        if !self.current() {
             return self.rebuild_filtered(Some(&n.name));
         }
         crate::timing!("firewall remove network: networks listed");
@@ -597,10 +671,50 @@ impl<'a> Firewall<'a> {
         Ok(())
     }
 
-    /// Rebuilds the table if this boot (or version) has not built it yet (cheap: reads one small
-    /// file). The caller holds the firewall lock.
+    /// What the kernel holds of the table (one netlink round trip or two).
+    pub fn health(&self) -> TableHealth {
+        match network::list(self.root) {
+            Ok(n) if n.is_empty() => return TableHealth::NotNeeded,
+            Ok(_) => {}
+            Err(e) => return TableHealth::Unknown(e.to_string()),
+        }
+        let expected = skeleton_rule_count();
+        match self.driver.table_rules(&self.table) {
+            Ok(None) => TableHealth::Missing,
+            Ok(Some(rules)) if rules < expected => TableHealth::Flushed { rules, expected },
+            Ok(Some(_)) => TableHealth::Intact,
+            Err(e) => TableHealth::Unknown(e.to_string()),
+        }
+    }
+
+    /// Whether the table is this boot's and version's and the kernel still holds all of it.
+    fn current(&self) -> bool {
+        skeleton_current(self.root)
+            && match self.driver.table_rules(&self.table) {
+                Ok(Some(n)) => n >= skeleton_rule_count(),
+                Ok(None) => false,
+                // Cannot tell (not root): the element change says it soon enough.
+                Err(_) => true,
+            }
+    }
+
+    /// See [`verify`].
+    pub fn verify(&self) -> Result<bool, NetError> {
+        if network::list(self.root)?.is_empty() || self.current() {
+            return Ok(false);
+        }
+        let _lock = lock(self.root)?;
+        if self.current() {
+            return Ok(false);
+        }
+        self.rebuild_locked()?;
+        Ok(true)
+    }
+
+    /// Rebuilds the table if this boot (or version) has not built it yet, or the kernel lost it
+    /// (reads one small file and asks the kernel). The caller holds the firewall lock.
     pub fn ensure_current_locked(&self) -> Result<(), NetError> {
-        if !skeleton_current(self.root) {
+        if !self.current() {
             self.rebuild_locked()?;
         }
         Ok(())
@@ -755,6 +869,8 @@ mod tests {
         elements: std::sync::Mutex<Vec<(bool, Vec<super::super::nftnl::Elem>)>>,
         refuse_elements: bool,
         docker_user: Option<Vec<u64>>,
+        /// What the kernel holds of the table: None for the whole skeleton.
+        table_rules: Option<Option<usize>>,
     }
 
     impl FirewallDriver for Recording {
@@ -781,6 +897,9 @@ mod tests {
         fn docker_user_update(&self, delete: &[u64], accept_prefix: Option<&str>, _tag: &str) -> std::io::Result<()> {
             self.calls.lock().unwrap().push(format!("docker-user delete {delete:?} insert {accept_prefix:?}"));
             Ok(())
+        }
+        fn table_rules(&self, _table: &str) -> std::io::Result<Option<usize>> {
+            Ok(self.table_rules.unwrap_or(Some(skeleton_rule_count())))
         }
     }
 
@@ -1018,6 +1137,61 @@ mod tests {
             expect.extend(update.map(String::from));
             assert_eq!(rec.take(), expect, "{have:?} want {want}");
         }
+    }
+
+    /// A table the kernel lost (deleted, or flushed down to fewer rules) is rewritten from state
+    /// by the next verify, even when this boot wrote it; an intact one is left alone, and a root
+    /// without networks needs none.
+    #[test]
+    fn verify_rewrites_a_lost_or_flushed_table() {
+        let (a, _) = nets();
+        let (_d, root) = root_with(&[&a]);
+        Firewall::new(&root, &Recording::default()).rebuild().unwrap();
+        let table = table_name(&root);
+        for (have, health, rebuilt) in [
+            (None, TableHealth::Intact, false),
+            (Some(None), TableHealth::Missing, true),
+            (Some(Some(3)), TableHealth::Flushed { rules: 3, expected: skeleton_rule_count() }, true),
+        ] {
+            let rec = Recording { table_rules: have, ..Default::default() };
+            let fw = Firewall::new(&root, &rec);
+            assert_eq!(fw.health(), health);
+            assert_eq!(fw.verify().unwrap(), rebuilt, "{health:?}");
+            let expect: Vec<String> = if rebuilt {
+                vec![format!("batch: write nftables table inet {table}"), format!("docker-user rules berth:{table}")]
+            } else {
+                vec![]
+            };
+            assert_eq!(rec.take(), expect, "{health:?}");
+            if rebuilt {
+                assert_eq!(batch_elems(&rec.last_batch(), "brs"), [json!("berthut000000a1")]);
+            }
+            // A lost table is not current: adding a network rewrites it rather than adding elements.
+            assert_eq!(fw.current(), !rebuilt || rec.table_rules == Some(Some(skeleton_rule_count())));
+        }
+        let (_d2, empty) = root_with(&[]);
+        let rec = Recording { table_rules: Some(None), ..Default::default() };
+        assert_eq!(Firewall::new(&empty, &rec).health(), TableHealth::NotNeeded);
+        assert!(!Firewall::new(&empty, &rec).verify().unwrap());
+        assert!(rec.take().is_empty());
+    }
+
+    /// The skeleton keeps the host's loopback to the host: a packet for 127.0.0.0/8 from any
+    /// interface but `lo` is dropped before NAT, and the DNAT is not consulted for it.
+    #[test]
+    fn the_skeleton_guards_the_host_loopback() {
+        let b = skeleton_batch("berth");
+        let rules: Vec<&Value> = b.iter().filter_map(|v| v["add"].get("rule")).collect();
+        let guard: Vec<&&Value> = rules.iter().filter(|r| r["chain"] == "guard").collect();
+        assert_eq!(guard.len(), 1);
+        let text = guard[0]["expr"].to_string();
+        assert!(text.contains(r#""op":"!=""#) && text.contains(r#""right":"lo""#) && text.contains("127.0.0.0"), "{text}");
+        assert!(guard[0]["expr"].as_array().unwrap().last().unwrap().get("drop").is_some());
+        let chain = b.iter().find(|v| v["add"]["chain"]["name"] == "guard").unwrap();
+        assert_eq!((chain["add"]["chain"]["hook"].as_str(), chain["add"]["chain"]["prio"].as_i64()), (Some("prerouting"), Some(-300)));
+        let pre: Vec<&&Value> = rules.iter().filter(|r| r["chain"] == "prerouting").collect();
+        assert!(pre[0]["expr"].to_string().contains("127.0.0.0"), "the loopback check comes before the jump to ports");
+        assert!(pre[0]["expr"].as_array().unwrap().last().unwrap().get("return").is_some());
     }
 
     /// Without a firewall the state is kept all the same, and nothing is sent.

@@ -322,6 +322,14 @@ fn attach_endpoint(
         what: format!("find {ifname} in the container's namespace after creating it"),
         source: io::ErrorKind::NotFound.into(),
     })?;
+    // Before the link comes up (when the kernel would give it a link-local address): on a network
+    // without IPv6 the interface has no IPv6 at all, as Docker does (CVE-2024-32473), so that the
+    // container can neither send router advertisements to its neighbours nor reach the host over
+    // link-local addresses; on a network with IPv6 it takes no router advertisement.
+    match &net.ipv6 {
+        None => set_ipv6_conf(&req.netns_path, &ifname, "disable_ipv6", "1")?,
+        Some(_) => set_ipv6_conf(&req.netns_path, &ifname, "accept_ra", "0")?,
+    }
     inner.set_up(inner_index, &ifname)?;
     if let (Some(a), Some(p)) = (v4, &net.ipv4) {
         inner.add_address(inner_index, IpAddr::V4(a), p.subnet.prefix(), &ifname)?;
@@ -380,6 +388,19 @@ fn attach_endpoint(
     Ok(Attached { network: net, info, inner_index })
 }
 
+/// Sets `net.ipv6.conf.<ifname>.<key>` inside the namespace at `netns` (its own /proc/sys/net is
+/// the calling thread's namespace's). A host without IPv6 (booted with `ipv6.disable=1`) has no
+/// such file, and nothing to turn off.
+fn set_ipv6_conf(netns: &std::path::Path, ifname: &str, key: &str, value: &str) -> Result<(), NetError> {
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/{key}");
+    let _inside = netlink::NetnsGuard::enter(netns)?;
+    match std::fs::write(&path, value) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(NetError::Sysctl { path: format!("{path} in the container's network namespace"), source: e }),
+    }
+}
+
 /// Connects a container's network namespace to its networks: a veth per endpoint, addresses,
 /// routes, published ports and DNS records. The returned reservations hold the published host
 /// ports and must stay open as long as the container runs.
@@ -399,6 +420,9 @@ pub fn attach(root: &StateRoot, req: &AttachRequest) -> Result<AttachResult, Net
         return Ok(AttachResult::default());
     }
     let netns = File::open(&req.netns_path).map_err(|e| NetError::Netns { path: req.netns_path.clone(), source: e })?;
+    // A container comes up behind the firewall, or not at all: a table lost since the last
+    // change (a firewalld reload, `nft flush ruleset`) is rewritten from state first.
+    firewall::verify(root)?;
     let mut host = Netlink::open()?;
     let mut undo = Undo { root, id: &req.container_id, networks: Vec::new(), links: Vec::new(), ports: false, armed: true };
     let mut attached = Vec::new();
@@ -459,6 +483,13 @@ pub fn attach(root: &StateRoot, req: &AttachRequest) -> Result<AttachResult, Net
         let stale = ports::evict_stale(root, &req.container_id, &rules)?;
         firewall::update_ports_locked(root, "delete", &stale)?;
         firewall::update_ports_locked(root, "add", &rules)?;
+        // The relay serves the host's own addresses: containers on internal networks reach them
+        // through their gateway, and must not get through to a published port that way.
+        let internal: Vec<Subnet> =
+            network::list(root)?.iter().filter(|n| n.internal).flat_map(|n| n.pools().map(|p| p.subnet).collect::<Vec<_>>()).collect();
+        for f in &mut forwards {
+            f.refuse = internal.clone();
+        }
     }
     crate::timing!("attach: veth linked, ports published");
     // The new names must answer before the container's process runs.
@@ -502,6 +533,30 @@ pub fn detach(root: &StateRoot, container_id: &str) -> Result<(), NetError> {
         network::write_endpoints(root, &n.name, &eps)?;
     }
     ports::unpublish(root, container_id)
+}
+
+/// Releases what the network still holds for a container found dead (its supervisor killed, so
+/// nobody ran [`detach`]): its DNAT rules, its DNS names and its addresses, so that its published
+/// ports stop leading to a stale address and its names stop answering before the next start.
+/// Cheap when there is nothing left (one small file and each network's endpoints read); returns
+/// whether anything was released. The caller has made sure that the container is dead and that
+/// no start of it is under way (it holds the container's lock).
+pub fn release_dead(root: &StateRoot, container_id: &str) -> Result<bool, NetError> {
+    let mut held = ports::read(root, container_id)?.is_some();
+    if !held {
+        for n in network::list(root)? {
+            if network::read_endpoints(root, &n.name)?.endpoints.contains_key(container_id) {
+                held = true;
+                break;
+            }
+        }
+    }
+    if !held {
+        return Ok(false);
+    }
+    detach(root, container_id)?;
+    dns::sync(root);
+    Ok(true)
 }
 
 /// Removes every network of the root with its links, rules and resolver (teardown). Endpoints

@@ -300,6 +300,34 @@ pub fn docker_user_handles(comment: &str) -> io::Result<Option<Vec<u64>>> {
     if found_chain || chain_exists()? { Ok(Some(handles)) } else { Ok(None) }
 }
 
+/// How many rules the table `inet <table>` holds, or `None` when there is no such table (deleted,
+/// or never written). A table that is there with fewer rules than berth wrote was flushed.
+pub fn table_rule_count(table: &str) -> io::Result<Option<usize>> {
+    const NFT_MSG_GETTABLE: u16 = 1;
+    let mut a = Vec::new();
+    attr(&mut a, 1, &cstr(table)); // NFTA_TABLE_NAME
+    let seq: u32 = rand::random::<u32>() >> 1;
+    let mut msg = Vec::new();
+    message(&mut msg, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE, NLM_F_REQUEST | NLM_F_ACK, seq, NFPROTO_INET, 0, &a);
+    match exchange(&msg, vec![seq], false) {
+        Ok(_) => {}
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let mut a = Vec::new();
+    attr(&mut a, NFTA_RULE_TABLE, &cstr(table));
+    let seq: u32 = rand::random::<u32>() >> 1;
+    let mut msg = Vec::new();
+    message(&mut msg, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE, NLM_F_REQUEST | NLM_F_DUMP, seq, NFPROTO_INET, 0, &a);
+    let rules = match exchange(&msg, vec![seq], true) {
+        Ok(r) => r,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let name = cstr(table);
+    Ok(Some(rules.iter().filter(|r| attrs(r).iter().any(|(t, v)| *t == NFTA_RULE_TABLE && *v == &name[..])).count()))
+}
+
 /// Whether Docker's `ip filter DOCKER-USER` chain exists (an empty chain dumps no rule).
 fn chain_exists() -> io::Result<bool> {
     const NFT_MSG_GETCHAIN: u16 = 4;

@@ -318,6 +318,7 @@ pub(crate) fn reserve(
                                 socket: fd,
                                 protocol: req.protocol,
                                 target: SocketAddr::new(t, req.container_port),
+                                refuse: Vec::new(),
                             });
                         }
                         None => r.fds.push(fd),

@@ -32,6 +32,17 @@ pub struct Forward {
     pub socket: OwnedFd,
     pub protocol: Protocol,
     pub target: SocketAddr,
+    /// Clients from these subnets are refused: the root's internal networks, whose containers the
+    /// kernel's rules keep from published ports, and which the relay (reached on the host's own
+    /// addresses, not forwarded) must not open either.
+    pub refuse: Vec<super::ipam::Subnet>,
+}
+
+impl Forward {
+    fn refuses(&self, peer: &SocketAddr) -> bool {
+        let ip = peer.ip().to_canonical();
+        self.refuse.iter().any(|s| s.contains(ip))
+    }
 }
 
 /// Which descriptor of the proxy a poll slot is.
@@ -313,12 +324,15 @@ impl Proxy {
     fn accept(&mut self, i: usize) {
         let target = self.listeners[i].target;
         for _ in 0..64 {
-            // SAFETY: accept4 on our listener; the result is owned at once.
+            // SAFETY: sockaddr_storage is plain data, for which all zeroes is valid.
+            let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+            let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            // SAFETY: accept4 on our listener, into our address storage; the result is owned at once.
             let fd = unsafe {
                 libc::accept4(
                     self.listeners[i].socket.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
+                    &mut ss as *mut libc::sockaddr_storage as *mut libc::sockaddr,
+                    &mut len,
                     libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
                 )
             };
@@ -327,6 +341,10 @@ impl Proxy {
             }
             // SAFETY: accept4 just made this socket, ours alone.
             let client = unsafe { OwnedFd::from_raw_fd(fd) };
+            if from_sockaddr(&ss, len).is_none_or(|peer| self.listeners[i].refuses(&peer)) {
+                reset(&client);
+                continue;
+            }
             if self.conns.len() >= MAX_CONNS {
                 reset(&client);
                 continue;
@@ -383,6 +401,9 @@ impl Proxy {
                 return;
             }
             let Some(peer) = from_sockaddr(&ss, len) else { continue };
+            if self.listeners[i].refuses(&peer) {
+                continue;
+            }
             let k = match self.flows.iter().position(|f| f.listener == i && f.peer == peer && !f.dead) {
                 Some(k) => k,
                 None => {
@@ -498,8 +519,8 @@ mod tests {
         let u6 = UdpSocket::bind("[::1]:0").unwrap();
         let (tcp_port, udp_port) = (l6.local_addr().unwrap().port(), u6.local_addr().unwrap().port());
         let mut p = Proxy::new(vec![
-            Forward { socket: l6.into(), protocol: Protocol::Tcp, target: backend.local_addr().unwrap() },
-            Forward { socket: u6.into(), protocol: Protocol::Udp, target: udp_backend.local_addr().unwrap() },
+            Forward { socket: l6.into(), protocol: Protocol::Tcp, target: backend.local_addr().unwrap(), refuse: Vec::new() },
+            Forward { socket: u6.into(), protocol: Protocol::Udp, target: udp_backend.local_addr().unwrap(), refuse: Vec::new() },
         ]);
         let echo = std::thread::spawn(move || {
             let (mut s, _) = backend.accept().unwrap();

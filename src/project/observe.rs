@@ -177,6 +177,10 @@ pub fn container(root: &StateRoot, c: &ContainerConfig) -> Container {
 
 /// Reads everything of `project` from the state root.
 pub fn observe(root: &StateRoot, project: &str) -> Result<Observed, ObserveError> {
+    // Every project command looks here first: a firewall table lost since the last change (a
+    // firewalld reload, `nft flush ruleset`) is rewritten from state before anything is planned,
+    // so that even a no-op `up -d` closes the containers again.
+    crate::net::firewall::verify(root)?;
     let mut o = Observed { project: project.to_string(), ..Default::default() };
     for c in ops::list_configs(root) {
         if !belongs(&c, project) {

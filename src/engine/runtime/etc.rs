@@ -105,15 +105,16 @@ pub fn resolv_conf(cfg: &ContainerConfig, att: &Attachment, host: &str) -> Strin
     } else {
         cfg.dns_search.clone()
     };
-    let options: Vec<String> = if cfg.dns_options.is_empty() {
-        let mut o: Vec<String> = directive(host, "options").into_iter().map(String::from).collect();
-        if !att.nameservers.is_empty() && !o.iter().any(|x| x.starts_with("ndots:")) {
-            o.push("ndots:0".into());
-        }
-        o
+    let mut options: Vec<String> = if cfg.dns_options.is_empty() {
+        directive(host, "options").into_iter().map(String::from).collect()
     } else {
         cfg.dns_options.clone()
     };
+    // With berth's resolver, names are tried as given first (ndots:0), whether or not `dns_opt`
+    // sets other options, unless they set ndots themselves (as Docker's internal resolver).
+    if !att.nameservers.is_empty() && !options.iter().any(|x| x.starts_with("ndots:")) {
+        options.push("ndots:0".into());
+    }
     let mut out = String::new();
     if !search.is_empty() {
         out.push_str(&format!("search {}\n", search.join(" ")));
@@ -171,5 +172,18 @@ mod tests {
         c.dns_search = vec![".".into()];
         c.dns_options = vec!["attempts:2".into()];
         assert_eq!(resolv_conf(&c, &Attachment::default(), host), "nameserver 1.1.1.1\noptions attempts:2\n");
+    }
+
+    /// `dns_opt` does not drop the ndots:0 that berth's resolver needs, and an ndots of its own
+    /// is kept as given.
+    #[test]
+    fn ndots_is_kept_with_dns_opt() {
+        let host = "nameserver 127.0.0.53\noptions edns0\n";
+        let att = Attachment { nameservers: vec!["10.213.0.1".parse().unwrap()], ..Default::default() };
+        let mut c = cfg();
+        c.dns_options = vec!["attempts:2".into()];
+        assert_eq!(resolv_conf(&c, &att, host), "nameserver 10.213.0.1\noptions attempts:2 ndots:0\n");
+        c.dns_options = vec!["ndots:3".into(), "timeout:1".into()];
+        assert_eq!(resolv_conf(&c, &att, host), "nameserver 10.213.0.1\noptions ndots:3 timeout:1\n");
     }
 }

@@ -85,9 +85,34 @@ fn name_file(root: &StateRoot, name: &str) -> std::path::PathBuf {
     root.containers_dir().join(".names").join(name)
 }
 
-/// The container's state as it really is (a dead supervisor shows as `dead`).
+/// The container's state as it really is (a dead supervisor shows as `dead`). A container found
+/// dead with its process gone has its network released on the way ([`release_dead_network`]).
 pub fn state_of(root: &StateRoot, id: &str) -> Result<ContainerState> {
-    Ok(read_json::<ContainerState>(&Paths::new(root, id).state())?.unwrap_or_else(ContainerState::new).observed())
+    let st = read_json::<ContainerState>(&Paths::new(root, id).state())?.unwrap_or_else(ContainerState::new).observed();
+    if dead_and_gone(&st) {
+        release_dead_network(root, id);
+    }
+    Ok(st)
+}
+
+fn dead_and_gone(st: &ContainerState) -> bool {
+    st.status == Status::Dead && !st.init.is_some_and(|i| i.alive())
+}
+
+/// A container whose supervisor was killed (SIGKILL, the OOM killer) took its process along but
+/// not what its supervisor releases on exit: its published ports' DNAT rules would lead to an
+/// address that the next container may get, and its DNS names would keep answering. The first
+/// command that observes the death (`ps`, `up`, `inspect`...) releases them. Under the container's
+/// lock, taken without waiting: a command busy with the container (a start) is left alone, and
+/// the next observer does it. Returns whether anything was released. The cgroup and the state
+/// are not touched here.
+pub fn release_dead_network(root: &StateRoot, id: &str) -> bool {
+    let Ok(_l) = FileLock::try_exclusive(&root.path().join("locks").join(format!("c-{id}.lock"))) else { return false };
+    let Ok(Some(st)) = read_json::<ContainerState>(&Paths::new(root, id).state()) else { return false };
+    if !dead_and_gone(&st.observed()) {
+        return false;
+    }
+    crate::net::release_dead(root, id).unwrap_or(false)
 }
 
 fn valid_name(n: &str) -> bool {
