@@ -447,9 +447,13 @@ fn an_address_stays_taken_while_its_namespace_outlives_the_container() {
     let r1 = net::attach(&root, &request(&a1, Some("a"), &[("tiny", &[])])).unwrap();
     net::attach(&root, &request(&a2, Some("a"), &[("tiny", &[])])).unwrap();
     assert_eq!(ip4(&r1).to_string(), "10.210.55.2");
-    // tiny-1 stops, but its namespace lives on (another container shares it).
+    // tiny-1 stops: its address stays held for it (a container keeps it until removed).
     net::detach(&root, &a1.id).unwrap();
     let c = container("tiny-3");
+    let e = net::attach(&root, &request(&c, Some("a"), &[("tiny", &[])])).unwrap_err();
+    assert!(e.to_string().contains("no free address"), "{e}");
+    // tiny-1 is removed, but its namespace lives on (another container shares it).
+    net::release(&root, &a1.id).unwrap();
     let e = net::attach(&root, &request(&c, Some("a"), &[("tiny", &[])])).unwrap_err();
     assert!(e.to_string().contains("no free address"), "{e}");
     let mut want = request(&c, Some("a"), &[("tiny", &[])]);

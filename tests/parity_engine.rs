@@ -1,0 +1,81 @@
+//! Engine-side parity with Docker (issue 13): what a Docker user checks after the same commands.
+//! A container keeps its address for its whole life; `up --wait` fails when a service exits;
+//! `stats` counts CPU and block I/O on a cgroup v1 host whose controllers are separate
+//! hierarchies. Projects `parengine*`, subnets 10.224.0.0/16.
+
+mod common;
+
+use std::time::Duration;
+
+use common::compose::{Stack, wait_until};
+
+/// A container's address on `network` while it runs (Docker shows none for a stopped one).
+fn ip(s: &Stack, container: &str, network: &str) -> String {
+    let v = s.inspect(container).unwrap_or_else(|| panic!("{container} exists"));
+    v["NetworkSettings"]["Networks"][network]["IPAddress"].as_str().unwrap_or("").to_string()
+}
+
+fn restarts(s: &Stack, container: &str) -> u64 {
+    s.inspect(container).map(|v| v["RestartCount"].as_u64().unwrap_or(0)).unwrap_or(0)
+}
+
+const KEEP: &str = "services:
+  a:
+    image: busybox
+    command: [\"sleep\", \"1000\"]
+    init: true
+  crash:
+    image: busybox
+    command: [\"sh\", \"-c\", \"sleep 1; exit 1\"]
+    restart: always
+  b:
+    image: busybox
+    command: [\"sleep\", \"1000\"]
+    init: true
+    profiles: [later]
+networks:
+  default:
+    ipam:
+      config:
+        - subnet: 10.224.1.0/24
+";
+
+#[test]
+fn a_container_keeps_its_address_for_its_whole_life() {
+    common::require_root!();
+    let s = Stack::new("parengineip", KEEP);
+    let net = "parengineip_default";
+    s.ok(["up", "-d", "a", "crash"]);
+    let a = ip(&s, "parengineip-a-1", net);
+    let crash = ip(&s, "parengineip-crash-1", net);
+    // Lowest free first, as Docker's IPAM: the gateway is .1.
+    let mut both = [a.clone(), crash.clone()];
+    both.sort();
+    assert_eq!(both, ["10.224.1.2", "10.224.1.3"]);
+
+    // restart: the same address.
+    s.ok(["restart", "-t", "0", "a"]);
+    assert_eq!(ip(&s, "parengineip-a-1", net), a, "after restart");
+
+    // stop, another container starts meanwhile, start: still the same, and the other one
+    // got a free address, not a's.
+    s.ok(["stop", "-t", "0", "a"]);
+    s.ok(["--profile", "later", "up", "-d", "b"]);
+    let b = ip(&s, "parengineip-b-1", net);
+    assert_eq!(b, "10.224.1.4", "b takes the lowest address nobody holds");
+    s.ok(["start", "a"]);
+    assert_eq!(ip(&s, "parengineip-a-1", net), a, "after stop and start");
+
+    // A crash restarted by the restart policy: the same address.
+    wait_until(Duration::from_secs(20), "crash restarted by its policy", || {
+        restarts(&s, "parengineip-crash-1") >= 1 && s.status("parengineip-crash-1") == "running"
+    });
+    assert_eq!(ip(&s, "parengineip-crash-1", net), crash, "after a crash restart");
+
+    // Removed and created again: the lowest free address, which is its own again.
+    s.ok(["rm", "-s", "-f", "a"]);
+    s.ok(["up", "-d", "a"]);
+    assert_eq!(ip(&s, "parengineip-a-1", net), a, "recreated");
+    s.ok(["--profile", "later", "down", "-t", "0"]);
+    assert!(s.containers().is_empty(), "{:?}", s.containers());
+}
