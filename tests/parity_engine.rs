@@ -79,3 +79,46 @@ fn a_container_keeps_its_address_for_its_whole_life() {
     s.ok(["--profile", "later", "down", "-t", "0"]);
     assert!(s.containers().is_empty(), "{:?}", s.containers());
 }
+
+const WAIT: &str = "services:
+  ok:
+    image: busybox
+    command: [\"sleep\", \"1000\"]
+    init: true
+  crash:
+    image: busybox
+    command: [\"sh\", \"-c\", \"exit 3\"]
+  job:
+    image: busybox
+    command: [\"true\"]
+  looping:
+    image: busybox
+    command: [\"sh\", \"-c\", \"sleep 0.2; exit 4\"]
+    restart: always
+networks:
+  default:
+    ipam:
+      config:
+        - subnet: 10.224.2.0/24
+";
+
+#[test]
+fn up_wait_fails_when_a_service_exits() {
+    common::require_root!();
+    let s = Stack::new("parenginewait", WAIT);
+    // What compose v2.40.3 prints (stderr) and returns, checked side by side.
+    let fails = |service: &str, code: i32| {
+        let o = s.run(["up", "-d", "--wait", service]);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(1), "up --wait {service}: {err}");
+        let want = format!("container parenginewait-{service}-1 exited ({code})");
+        // berth prefixes its errors with `Error: ` and adds a hint line.
+        assert!(err.lines().any(|l| l.trim().trim_start_matches("Error: ") == want), "want {want:?} in: {err}");
+    };
+    fails("crash", 3);
+    fails("job", 0);
+    fails("looping", 4);
+    let (_, err) = s.ok(["up", "-d", "--wait", "ok"]);
+    assert!(err.contains("Container parenginewait-ok-1  Healthy") || err.contains("Container parenginewait-ok-1  Running"), "{err}");
+    s.ok(["down", "-t", "0"]);
+}
