@@ -122,3 +122,52 @@ fn up_wait_fails_when_a_service_exits() {
     assert!(err.contains("Container parenginewait-ok-1  Healthy") || err.contains("Container parenginewait-ok-1  Running"), "{err}");
     s.ok(["down", "-t", "0"]);
 }
+
+const STATS: &str = "services:
+  busy:
+    image: busybox
+    init: true
+    command: [\"sh\", \"-c\", \"dd if=/dev/zero of=/f bs=1M count=8 conv=fsync 2>/dev/null; while :; do :; done\"]
+networks:
+  default:
+    ipam:
+      config:
+        - subnet: 10.224.3.0/24
+";
+
+#[test]
+fn stats_shows_cpu_and_block_io() {
+    common::require_root!();
+    let s = Stack::new("parenginestats", STATS);
+    s.ok(["up", "-d"]);
+    let id = s.id("parenginestats-busy-1");
+    // Placed in every controller the host has, as runc does (v1: each hierarchy).
+    let v1 = std::path::Path::new("/sys/fs/cgroup/cpuacct").is_dir();
+    if v1 {
+        for c in ["cpu", "cpuacct", "cpuset", "memory", "blkio", "pids", "devices", "freezer"] {
+            let base = std::path::Path::new("/sys/fs/cgroup").join(c);
+            if base.is_dir() {
+                assert!(base.join("berth").join(&id).is_dir(), "container in the {c} hierarchy");
+            }
+        }
+    }
+    let mut last = String::new();
+    let mut seen = false;
+    for _ in 0..10 {
+        let (out, _) = s.ok(["stats", "--no-stream", "--format", "{{.Name}} {{.CPUPerc}} {{.BlockIO}}"]);
+        last = out.clone();
+        let line = out.lines().find(|l| l.starts_with("parenginestats-busy-1 ")).unwrap_or("").to_string();
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // name, cpu%, read, "/", write
+        if f.len() == 5 {
+            let cpu: f64 = f[1].trim_end_matches('%').parse().unwrap_or(0.0);
+            if cpu > 20.0 && f[4] != "0B" {
+                seen = true;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(seen, "a busy container that wrote 8 MB shows CPU % and block I/O: {last}");
+    s.ok(["down", "-t", "0"]);
+}
