@@ -171,3 +171,38 @@ fn stats_shows_cpu_and_block_io() {
     assert!(seen, "a busy container that wrote 8 MB shows CPU % and block I/O: {last}");
     s.ok(["down", "-t", "0"]);
 }
+
+const EXEC: &str = "services:
+  a:
+    image: busybox
+    command: [\"sleep\", \"1000\"]
+    init: true
+    environment:
+      FOO: fromservice
+      BAR: fromservice
+networks:
+  default:
+    ipam:
+      config:
+        - subnet: 10.224.4.0/24
+";
+
+#[test]
+fn exec_takes_a_bare_env_from_the_caller_and_a_missing_command_is_126() {
+    common::require_root!();
+    let s = Stack::new("parengineexec", EXEC);
+    s.ok(["up", "-d"]);
+    // -e FOO: the caller's FOO over the service's; -e BAR unset in the caller: unset, as compose.
+    let o = s
+        .cmd(["exec", "-T", "-e", "FOO", "-e", "BAR", "-e", "X=1", "a", "sh", "-c", "echo \"[$FOO] [${BAR-unset}] [$X]\""])
+        .env("FOO", "caller")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "[caller] [unset] [1]\n");
+    // docker compose exec of a missing command: rc 126 and the runtime's message.
+    let o = s.run(["exec", "-T", "a", "nosuchcmd"]);
+    assert_eq!(o.status.code(), Some(126));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("\"nosuchcmd\": executable file not found in $PATH"));
+    s.ok(["down", "-t", "0"]);
+}
