@@ -206,3 +206,56 @@ fn exec_takes_a_bare_env_from_the_caller_and_a_missing_command_is_126() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("\"nosuchcmd\": executable file not found in $PATH"));
     s.ok(["down", "-t", "0"]);
 }
+
+/// The blob uploads (PUT) the registry has completed so far.
+fn blob_puts(reg: &common::registry::Registry) -> usize {
+    reg.log()
+        .lines()
+        .filter(|l| l.contains("response completed") && l.contains("http.request.method=PUT") && l.contains("/blobs/uploads/"))
+        .count()
+}
+
+#[test]
+fn image_push_sends_gzip_skips_what_the_registry_has_and_mounts_across_repositories() {
+    use common::registry::{Auth, Registry, busybox_image, http};
+    common::require_root!();
+    let reg = Registry::start(Auth::None);
+    let host = reg.host();
+    let root = common::TestRoot::new();
+    let id = busybox_image(&root);
+    let a = format!("{host}/parengine/a:1");
+    root.ok(["image", "tag", "busybox", &a]);
+    let out = root.ok(["--progress", "plain", "image", "push", &a]);
+    assert!(out.contains("Pushed"), "{out}");
+    // The layer went gzipped (the store has it uncompressed), as docker push sends it.
+    let accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+    let (code, _, body) = http("GET", &reg.url("/v2/parengine/a/manifests/1"), &[("Accept", accept)], b"");
+    assert_eq!(code, 200);
+    let m: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let layer = &m["layers"][0];
+    assert!(layer["mediaType"].as_str().unwrap().ends_with("gzip"), "{m}");
+    let tar_size = std::fs::metadata(root.scratch().join("busybox-rootfs.tar")).unwrap().len();
+    assert!(layer["size"].as_u64().unwrap() < tar_size * 3 / 4, "gzip {} against the tar's {tar_size}: {m}", layer["size"]);
+    let (code, _, blob) = http("GET", &reg.url(&format!("/v2/parengine/a/blobs/{}", layer["digest"].as_str().unwrap())), &[], b"");
+    assert_eq!(code, 200);
+    assert_eq!(&blob[..2], &[0x1f, 0x8b], "a gzip stream");
+
+    // Pushed again: the registry has every blob (HEAD), nothing is uploaded.
+    let puts = blob_puts(&reg);
+    let out = root.ok(["--progress", "plain", "image", "push", &a]);
+    assert!(out.contains("Layer already exists") && !out.contains("Pushed"), "{out}");
+    assert_eq!(blob_puts(&reg), puts, "the second push uploaded blobs");
+
+    // Another repository of the same registry: the layer is mounted from the first, not sent.
+    let b = format!("{host}/parengine/b:1");
+    root.ok(["image", "tag", "busybox", &b]);
+    let out = root.ok(["--progress", "plain", "image", "push", &b]);
+    assert!(out.contains("Mounted from parengine/a"), "{out}");
+    assert_eq!(blob_puts(&reg), puts, "the push to another repository uploaded the layer");
+
+    // And what was pushed pulls back as the same image.
+    let other = common::TestRoot::new();
+    other.ok(["image", "pull", &b]);
+    let got = other.ok(["image", "inspect", "-f", "{{.Id}}", &b]);
+    assert_eq!(got.trim(), id.trim());
+}
