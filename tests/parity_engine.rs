@@ -259,3 +259,26 @@ fn image_push_sends_gzip_skips_what_the_registry_has_and_mounts_across_repositor
     let got = other.ok(["image", "inspect", "-f", "{{.Id}}", &b]);
     assert_eq!(got.trim(), id.trim());
 }
+
+#[test]
+fn importing_a_layer_the_store_has_does_not_unpack_it_again() {
+    common::require_root!();
+    let root = common::TestRoot::new();
+    let tar = root.scratch().join("busybox.tar");
+    common::make_busybox_tar(&tar);
+    let tar = tar.to_str().unwrap();
+    let first = root.ok(["image", "import", tar, "parengine/one:1"]);
+    // A limit of one tar entry per unpacked layer: any unpack of busybox fails under it...
+    let other = root.scratch().join("other.tar");
+    common::make_busybox_tar(&other);
+    std::fs::OpenOptions::new().append(true).open(&other).unwrap().set_len(std::fs::metadata(&other).unwrap().len() + 1024).unwrap();
+    let o =
+        root.cmd(["image", "import", other.to_str().unwrap(), "parengine/other:1"]).env("BERTH_MAX_LAYER_ENTRIES", "1").output().unwrap();
+    assert!(!o.status.success(), "the limit is in force for a new layer");
+    // ...so the same tarball imported again under it shows it is only hashed, not unpacked.
+    let o = root.cmd(["image", "import", tar, "parengine/two:1"]).env("BERTH_MAX_LAYER_ENTRIES", "1").output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dirs = |r: &str| root.ok(["image", "inspect", "-f", "{{.GraphDriver.Data.LowerDir}}", r]);
+    assert_eq!(dirs("parengine/one:1"), dirs("parengine/two:1"));
+    assert!(!first.trim().is_empty());
+}
