@@ -275,6 +275,15 @@ fn attach_endpoint(
             eps.released.remove(&ip);
         }
     }
+    // Addresses held for containers that no longer exist (their state was deleted without a
+    // `rm`) are freed, so that they cannot leak for ever.
+    let gone: Vec<String> =
+        eps.held.keys().filter(|id| **id != req.container_id && !root.containers_dir().join(id).is_dir()).cloned().collect();
+    for id in gone {
+        if let Some(ep) = eps.held.remove(&id) {
+            released(&mut eps, &ep);
+        }
+    }
     // A container attached again (restarted in a new namespace) keeps its addresses.
     let held = eps.held.remove(&req.container_id);
     let previous = eps.endpoints.remove(&req.container_id).or(held);
