@@ -447,9 +447,13 @@ fn an_address_stays_taken_while_its_namespace_outlives_the_container() {
     let r1 = net::attach(&root, &request(&a1, Some("a"), &[("tiny", &[])])).unwrap();
     net::attach(&root, &request(&a2, Some("a"), &[("tiny", &[])])).unwrap();
     assert_eq!(ip4(&r1).to_string(), "10.210.55.2");
-    // tiny-1 stops, but its namespace lives on (another container shares it).
+    // tiny-1 stops: its address stays held for it (a container keeps it until removed).
     net::detach(&root, &a1.id).unwrap();
     let c = container("tiny-3");
+    let e = net::attach(&root, &request(&c, Some("a"), &[("tiny", &[])])).unwrap_err();
+    assert!(e.to_string().contains("no free address"), "{e}");
+    // tiny-1 is removed, but its namespace lives on (another container shares it).
+    net::release(&root, &a1.id).unwrap();
     let e = net::attach(&root, &request(&c, Some("a"), &[("tiny", &[])])).unwrap_err();
     assert!(e.to_string().contains("no free address"), "{e}");
     let mut want = request(&c, Some("a"), &[("tiny", &[])]);
@@ -461,6 +465,44 @@ fn an_address_stays_taken_while_its_namespace_outlives_the_container() {
     let eps = net::network::read_endpoints(&root, "tiny").unwrap();
     assert_eq!(eps.endpoints[&c.id].ipv4.unwrap().to_string(), "10.210.55.2");
     assert!(eps.released.is_empty());
+}
+
+#[test]
+fn a_stopped_container_holds_its_address_until_removed_or_gone() {
+    common::require_root!();
+    let (t, root) = setup();
+    t.ok(["network", "create", "--subnet", "10.224.10.0/24", "--ip-range", "10.224.10.0/30", "held"]);
+    // Two addresses (.2, .3). hg-2 exists in the state root; hg-1's state is gone (deleted by hand).
+    let a1 = container("hg-1");
+    let a2 = container("hg-2");
+    std::fs::create_dir_all(root.containers_dir().join(&a2.id)).unwrap();
+    let r1 = net::attach(&root, &request(&a1, Some("a"), &[("held", &[])])).unwrap();
+    let r2 = net::attach(&root, &request(&a2, Some("a"), &[("held", &[])])).unwrap();
+    assert_eq!((ip4(&r1).to_string(), ip4(&r2).to_string()), ("10.224.10.2".into(), "10.224.10.3".into()));
+    // Both stop; their namespaces die.
+    drop((r1, r2));
+    let C { id: id2, name: name2, ns } = a2;
+    drop(ns);
+    drop(a1.ns);
+    net::detach(&root, &a1.id).unwrap();
+    net::detach(&root, &id2).unwrap();
+    // hg-1's address is freed (its container is gone), hg-2's stays held for it.
+    let c = container("hg-3");
+    assert!(eventually(|| net::attach(&root, &request(&c, Some("a"), &[("held", &[])])).is_ok()));
+    assert_eq!(net::network::read_endpoints(&root, "held").unwrap().endpoints[&c.id].ipv4.unwrap().to_string(), "10.224.10.2");
+    let d = container("hg-4");
+    let e = net::attach(&root, &request(&d, Some("a"), &[("held", &[])])).unwrap_err();
+    assert!(e.to_string().contains("no free address"), "{e}");
+    // hg-2 starts again in a new namespace: its own address.
+    let again = C { id: id2.clone(), name: name2, ns: Netns::new() };
+    let r2b = net::attach(&root, &request(&again, Some("a"), &[("held", &[])])).unwrap();
+    assert_eq!(ip4(&r2b).to_string(), "10.224.10.3");
+    // Removed: the address goes to the next container once its veth is gone.
+    drop(r2b);
+    drop(again.ns);
+    net::release(&root, &id2).unwrap();
+    assert!(eventually(|| net::attach(&root, &request(&d, Some("a"), &[("held", &[])])).is_ok()));
+    assert_eq!(net::network::read_endpoints(&root, "held").unwrap().endpoints[&d.id].ipv4.unwrap().to_string(), "10.224.10.3");
 }
 
 #[test]

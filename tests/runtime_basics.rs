@@ -93,9 +93,9 @@ fn exec_runs_in_the_container_and_propagates_exit_codes() {
     child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
     let o = child.wait_with_output().unwrap();
     assert_eq!(out(&o), "HELLO\n");
-    // A missing command: 126 or 127 with Docker's message.
+    // A missing command: 126 (docker exec's, not run's 127) with Docker's message.
     let (code, _, e) = rt.exec("ex", &["nope"]);
-    assert_eq!(code, 127);
+    assert_eq!(code, 126);
     assert!(e.contains("executable file not found"), "{e}");
     // exec into a stopped container is refused.
     rt.ctr_ok(["stop", "-t", "0", "ex"]);
@@ -249,8 +249,10 @@ fn compose_exec_finds_the_service_container_by_labels() {
     assert!(err(&o).contains("service \"db\" is not running"), "{}", err(&o));
     let o = rt.t.run(["-f", f, "-p", "rtexec", "exec", "-T", "nope", "true"]);
     assert!(err(&o).contains("service \"nope\" is not running"), "{}", err(&o));
+    // As `docker compose exec` (rc 126), with Docker's message.
     let o = rt.t.run(["-f", f, "-p", "rtexec", "exec", "-T", "web", "nosuchcmd"]);
-    assert_eq!(o.status.code(), Some(127));
+    assert_eq!(o.status.code(), Some(126));
+    assert!(err(&o).contains("executable file not found in $PATH"), "{}", err(&o));
 }
 
 #[test]

@@ -241,15 +241,15 @@ pub fn pick_from(pools: &[(Subnet, u8)], used: &[Subnet]) -> Option<Subnet> {
 }
 
 /// Allocates addresses inside one subnet (optionally restricted to an `ip_range`), skipping
-/// the network address, the IPv4 broadcast, the gateway, reserved and used addresses. It starts
-/// after the last address handed out and wraps, as Docker does, so that a released address is not
-/// reused at once (peers may still cache it).
+/// the network address, the IPv4 broadcast, the gateway, reserved and used addresses. It gives
+/// the lowest free address, as Docker's IPAM does (its bitmap allocator is not serial by
+/// default), so that a container removed and created again usually gets its address back.
+/// Addresses stay used for a container's whole life, stopped or not (see `Endpoints::held`).
 pub struct Allocator<'a> {
     pub subnet: Subnet,
     pub range: Option<Subnet>,
     pub reserved: &'a BTreeSet<IpAddr>,
     pub used: &'a BTreeSet<IpAddr>,
-    pub last: Option<IpAddr>,
 }
 
 /// How many candidates a search may look at, so that a huge IPv6 subnet cannot spin.
@@ -265,12 +265,11 @@ impl Allocator<'_> {
             && !self.used.contains(&ip)
     }
 
-    /// The next free address, or `None` when the subnet (or range) is full.
+    /// The lowest free address, or `None` when the subnet (or range) is full.
     pub fn next(&self) -> Option<IpAddr> {
         let span = self.range.unwrap_or(self.subnet);
         let n = span.size().max(1);
-        let start = self.last.and_then(|l| span.offset(l)).map(|o| o.wrapping_add(1) % n).unwrap_or(0);
-        (0..n.min(MAX_PROBES)).filter_map(|i| span.nth(start.wrapping_add(i) % n)).find(|ip| self.usable(*ip))
+        (0..n.min(MAX_PROBES)).filter_map(|i| span.nth(i)).find(|ip| self.usable(*ip))
     }
 
     /// Whether a requested static address may be used, and why not.
@@ -385,42 +384,38 @@ mod tests {
     }
 
     #[test]
-    fn allocates_in_order_wraps_and_skips_reserved() {
+    fn allocates_lowest_free_first_and_skips_reserved() {
         let net = s("10.210.9.0/29"); // hosts .1-.6
         let reserved: BTreeSet<IpAddr> = ["10.210.9.1".parse().unwrap()].into();
         let mut used = BTreeSet::new();
-        let mut last = None;
         let mut got = Vec::new();
         loop {
-            let a = Allocator { subnet: net, range: None, reserved: &reserved, used: &used, last };
+            let a = Allocator { subnet: net, range: None, reserved: &reserved, used: &used };
             let Some(ip) = a.next() else { break };
             got.push(ip.to_string());
             used.insert(ip);
-            last = Some(ip);
         }
         assert_eq!(got, ["10.210.9.2", "10.210.9.3", "10.210.9.4", "10.210.9.5", "10.210.9.6"]);
-        // Releasing .3 then allocating wraps around to it.
-        used.remove(&"10.210.9.3".parse().unwrap());
-        let a = Allocator { subnet: net, range: None, reserved: &reserved, used: &used, last };
-        assert_eq!(a.next(), Some("10.210.9.3".parse().unwrap()));
-        // Released addresses are not reused at once while others are free.
+        // Releasing .5 then .3: the lowest free one comes first, as Docker's IPAM gives it.
         used.remove(&"10.210.9.5".parse().unwrap());
-        let a = Allocator { subnet: net, range: None, reserved: &reserved, used: &used, last: Some("10.210.9.4".parse().unwrap()) };
-        assert_eq!(a.next(), Some("10.210.9.5".parse().unwrap()));
+        used.remove(&"10.210.9.3".parse().unwrap());
+        let a = Allocator { subnet: net, range: None, reserved: &reserved, used: &used };
+        assert_eq!(a.next(), Some("10.210.9.3".parse().unwrap()));
         assert_eq!(a.check_static("10.210.9.1".parse().unwrap()), Err("is reserved (the gateway or an auxiliary address)"));
         assert!(a.check_static("10.210.9.7".parse().unwrap()).is_err());
         assert!(a.check_static("10.210.8.7".parse().unwrap()).is_err());
         assert!(a.check_static("10.210.9.3".parse().unwrap()).is_ok());
+        assert_eq!(a.check_static("10.210.9.4".parse().unwrap()), Err("is already in use"));
     }
 
     #[test]
     fn ip_range_restricts_allocation() {
         let net = s("10.210.10.0/24");
         let empty = BTreeSet::new();
-        let a = Allocator { subnet: net, range: Some(s("10.210.10.128/25")), reserved: &empty, used: &empty, last: None };
+        let a = Allocator { subnet: net, range: Some(s("10.210.10.128/25")), reserved: &empty, used: &empty };
         assert_eq!(a.next(), Some("10.210.10.128".parse().unwrap()));
         let v6 = s("fd00:210::/64");
-        let a = Allocator { subnet: v6, range: None, reserved: &empty, used: &empty, last: None };
+        let a = Allocator { subnet: v6, range: None, reserved: &empty, used: &empty };
         assert_eq!(a.next(), Some("fd00:210::1".parse().unwrap()));
     }
 

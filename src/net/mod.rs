@@ -153,7 +153,9 @@ impl Drop for Undo<'_> {
         for n in &self.networks {
             if let Ok(_l) = network::lock_network(self.root, n) {
                 if let Ok(mut eps) = network::read_endpoints_locked(self.root, n) {
-                    if eps.endpoints.remove(self.id).is_some() {
+                    // The container keeps its addresses (held) for its next start.
+                    if let Some(ep) = eps.endpoints.remove(self.id) {
+                        eps.held.insert(self.id.to_string(), ep);
                         let _ = network::write_endpoints(self.root, n, &eps);
                     }
                 }
@@ -176,7 +178,8 @@ struct Attached {
 }
 
 /// Picks the container's address in one pool: the requested static one, else the one it had
-/// before (a restart), else the next free one. Released addresses whose veth still lives (a
+/// before (a restart: held for it while it was stopped), else the lowest free one. Addresses
+/// held for stopped containers are not free. Released addresses whose veth still lives (a
 /// namespace that outlived its container) stay out of use until the veth is gone.
 fn allocate(
     host: &mut Netlink,
@@ -188,8 +191,12 @@ fn allocate(
     prev: Option<IpAddr>,
 ) -> Result<IpAddr, NetError> {
     let reserved: std::collections::BTreeSet<IpAddr> = std::iter::once(pool.gateway).chain(pool.aux_addresses.values().copied()).collect();
-    let mut used: std::collections::BTreeSet<IpAddr> =
-        eps.endpoints.values().flat_map(|e| e.ipv4.map(IpAddr::V4).into_iter().chain(e.ipv6.map(IpAddr::V6))).collect();
+    let mut used: std::collections::BTreeSet<IpAddr> = eps
+        .endpoints
+        .values()
+        .chain(eps.held.values())
+        .flat_map(|e| e.ipv4.map(IpAddr::V4).into_iter().chain(e.ipv6.map(IpAddr::V6)))
+        .collect();
     let unavailable = |ip: IpAddr, why: String| NetError::AddressUnavailable {
         container: req.container_name.clone(),
         network: net.name.clone(),
@@ -205,13 +212,13 @@ fn allocate(
         eps.released.remove(&ip);
         Ok(true)
     };
-    let last = if pool.subnet.is_ipv4() { eps.last_ipv4 } else { eps.last_ipv6 };
     if let Some(ip) = want {
-        let a = Allocator { subnet: pool.subnet, range: pool.ip_range, reserved: &reserved, used: &used, last };
+        let a = Allocator { subnet: pool.subnet, range: pool.ip_range, reserved: &reserved, used: &used };
         if let Err(why) = a.check_static(ip) {
             let holder = eps
                 .endpoints
                 .values()
+                .chain(eps.held.values())
                 .find(|e| e.ipv4.map(IpAddr::V4) == Some(ip) || e.ipv6.map(IpAddr::V6) == Some(ip))
                 .map(|e| e.container_name.clone());
             return Err(unavailable(
@@ -228,13 +235,13 @@ fn allocate(
         return Ok(ip);
     }
     if let Some(ip) = prev {
-        let a = Allocator { subnet: pool.subnet, range: pool.ip_range, reserved: &reserved, used: &used, last };
+        let a = Allocator { subnet: pool.subnet, range: pool.ip_range, reserved: &reserved, used: &used };
         if a.check_static(ip).is_ok() && free_again(eps, ip)? {
             return Ok(ip);
         }
     }
     loop {
-        let a = Allocator { subnet: pool.subnet, range: pool.ip_range, reserved: &reserved, used: &used, last };
+        let a = Allocator { subnet: pool.subnet, range: pool.ip_range, reserved: &reserved, used: &used };
         let ip = a.next().ok_or_else(|| NetError::PoolFull { network: net.name.clone(), subnet: pool.subnet })?;
         if free_again(eps, ip)? {
             return Ok(ip);
@@ -268,8 +275,18 @@ fn attach_endpoint(
             eps.released.remove(&ip);
         }
     }
+    // Addresses held for containers that no longer exist (their state was deleted without a
+    // `rm`) are freed, so that they cannot leak for ever.
+    let gone: Vec<String> =
+        eps.held.keys().filter(|id| **id != req.container_id && !root.containers_dir().join(id).is_dir()).cloned().collect();
+    for id in gone {
+        if let Some(ep) = eps.held.remove(&id) {
+            released(&mut eps, &ep);
+        }
+    }
     // A container attached again (restarted in a new namespace) keeps its addresses.
-    let previous = eps.endpoints.remove(&req.container_id);
+    let held = eps.held.remove(&req.container_id);
+    let previous = eps.endpoints.remove(&req.container_id).or(held);
     let v4 = match &net.ipv4 {
         Some(p) => {
             let prev = previous.as_ref().and_then(|e| e.ipv4).map(IpAddr::V4);
@@ -356,12 +373,6 @@ fn attach_endpoint(
             dns_servers: req.dns_servers.clone(),
         },
     );
-    if v4.is_some() && epr.ipv4_address.is_none() {
-        eps.last_ipv4 = v4.map(IpAddr::V4);
-    }
-    if v6.is_some() && epr.ipv6_address.is_none() {
-        eps.last_ipv6 = v6.map(IpAddr::V6);
-    }
     network::write_endpoints(root, &net.name, &eps)?;
     undo.networks.push(net.name.clone());
     let info = EndpointInfo {
@@ -516,19 +527,34 @@ fn with_container(e: NetError, req: &AttachRequest) -> NetError {
     }
 }
 
-/// Undoes [`attach`] for a container: port rules, DNS records, address allocations. Idempotent;
-/// the veths die with the namespace.
+/// Undoes [`attach`] for a container that stopped: port rules and DNS records go, but its
+/// addresses stay held for it (see `Endpoints::held`) until [`release`] when it is removed, so
+/// that it comes back on the same addresses, as Docker's containers do. Idempotent; the veths
+/// die with the namespace.
 pub fn detach(root: &StateRoot, container_id: &str) -> Result<(), NetError> {
     for n in network::list(root)? {
         let _lock = network::lock_network(root, &n.name)?;
         let mut eps = network::read_endpoints_locked(root, &n.name)?;
         let Some(ep) = eps.endpoints.remove(container_id) else { continue };
-        // The namespace usually dies with the container and takes the veth along, but the
-        // kernel does so a little later, and a namespace shared with another container lives
-        // on. Rather than wait for it or delete the veth here (a costly RCU wait), the addresses
-        // stay out of use until the veth is gone (checked when they come up again).
-        for ip in ep.ipv4.map(IpAddr::V4).into_iter().chain(ep.ipv6.map(IpAddr::V6)) {
-            eps.released.insert(ip, ep.host_interface.clone());
+        eps.held.insert(container_id.to_string(), ep);
+        network::write_endpoints(root, &n.name, &eps)?;
+    }
+    ports::unpublish(root, container_id)
+}
+
+/// Gives back everything [`attach`] took for a container being removed: what [`detach`] undoes,
+/// and its held addresses, which become free for others. Idempotent.
+pub fn release(root: &StateRoot, container_id: &str) -> Result<(), NetError> {
+    for n in network::list(root)? {
+        let _lock = network::lock_network(root, &n.name)?;
+        let mut eps = network::read_endpoints_locked(root, &n.name)?;
+        let live = eps.endpoints.remove(container_id);
+        let held = eps.held.remove(container_id);
+        if live.is_none() && held.is_none() {
+            continue;
+        }
+        for ep in live.into_iter().chain(held) {
+            released(&mut eps, &ep);
         }
         network::write_endpoints(root, &n.name, &eps)?;
     }
@@ -536,7 +562,8 @@ pub fn detach(root: &StateRoot, container_id: &str) -> Result<(), NetError> {
 }
 
 /// Releases what the network still holds for a container found dead (its supervisor killed, so
-/// nobody ran [`detach`]): its DNAT rules, its DNS names and its addresses, so that its published
+/// nobody ran [`detach`]): its DNAT rules and its DNS names (its addresses stay held for it until it is removed, as for
+/// a stopped one), so that its published
 /// ports stop leading to a stale address and its names stop answering before the next start.
 /// Cheap when there is nothing left (one small file and each network's endpoints read); returns
 /// whether anything was released. The caller has made sure that the container is dead and that
@@ -559,6 +586,16 @@ pub fn release_dead(root: &StateRoot, container_id: &str) -> Result<bool, NetErr
     Ok(true)
 }
 
+/// Frees a departed endpoint's addresses. The namespace usually dies with the container and takes
+/// the veth along, but the kernel does so a little later, and a namespace shared with another
+/// container lives on. Rather than wait for it or delete the veth here (a costly RCU wait), the
+/// addresses stay out of use until the veth is gone (checked when they come up again).
+fn released(eps: &mut network::Endpoints, ep: &Endpoint) {
+    for ip in ep.ipv4.map(IpAddr::V4).into_iter().chain(ep.ipv6.map(IpAddr::V6)) {
+        eps.released.insert(ip, ep.host_interface.clone());
+    }
+}
+
 /// Removes every network of the root with its links, rules and resolver (teardown). Endpoints
 /// are dropped: their containers are already gone.
 pub fn teardown(root: &StateRoot) -> Vec<NetError> {
@@ -574,7 +611,7 @@ pub fn teardown(root: &StateRoot) -> Vec<NetError> {
     if let Ok(mut nl) = Netlink::open() {
         for n in &networks {
             let eps = network::read_endpoints(root, &n.name).unwrap_or_default();
-            let links = eps.endpoints.values().map(|e| &e.host_interface).chain(eps.released.values());
+            let links = eps.endpoints.values().chain(eps.held.values()).map(|e| &e.host_interface).chain(eps.released.values());
             for link in links {
                 if let Ok(Some(i)) = nl.link_index(link) {
                     if let Err(e) = nl.delete_link(i, link) {

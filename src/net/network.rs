@@ -167,10 +167,6 @@ pub struct Endpoint {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoints {
-    #[serde(default)]
-    pub last_ipv4: Option<IpAddr>,
-    #[serde(default)]
-    pub last_ipv6: Option<IpAddr>,
     /// By container id.
     #[serde(default)]
     pub endpoints: BTreeMap<String, Endpoint>,
@@ -178,6 +174,11 @@ pub struct Endpoints {
     /// left; they are given again once it is gone.
     #[serde(default)]
     pub released: BTreeMap<IpAddr, String>,
+    /// The endpoints of stopped (or restarting) containers, by container id: a container keeps
+    /// its addresses for its whole life, as Docker's containers do, so that a peer that resolved
+    /// it once still reaches it after a restart. Nobody else is given them until it is removed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub held: BTreeMap<String, Endpoint>,
 }
 
 /// A network with the containers on it, for `inspect`.

@@ -410,6 +410,20 @@ fn run_op(ctx: &Context, op: &Op) -> Result<(), ExecError> {
     Ok(())
 }
 
+/// How long a container without a healthcheck must have run before `up --wait` counts it as
+/// running. Compose looks first half a second after the start, so that a service that crashes
+/// at once, or a one-shot job, fails the wait with `container <name> exited (N)` instead of
+/// passing it: a CI gate must not pass on a crashed service.
+const SETTLE: Duration = Duration::from_millis(500);
+
+/// Whether a container that started at `started_at` (RFC 3339) has run for [`SETTLE`].
+fn settled(started_at: &str) -> bool {
+    match chrono::DateTime::parse_from_rfc3339(started_at) {
+        Ok(t) => chrono::Utc::now().signed_duration_since(t).to_std().is_ok_and(|d| d >= SETTLE),
+        Err(_) => true,
+    }
+}
+
 /// Polls the containers of `service` until they meet `condition`.
 fn wait(
     ctx: &Context,
@@ -454,12 +468,16 @@ fn wait(
                     Some(Err(ExecError::NotStarted { name: name.clone(), reason }))
                 }
                 Condition::Healthy | Condition::RunningOrHealthy => {
-                    if !st.status.is_active() && st.status != Status::Created {
+                    // `up --wait` on a container Restarting: it exited and its restart policy
+                    // brings it back, a crash all the same (compose would wait on, until it
+                    // happens to see it running between two crashes).
+                    let restarting = st.status == Status::Restarting && condition == Condition::RunningOrHealthy;
+                    if (!st.status.is_active() && st.status != Status::Created) || restarting {
                         Some(Err(ExecError::Exited { name: name.clone(), code: st.exit_code }))
                     } else if !hc && condition == Condition::Healthy {
                         Some(Err(ExecError::NoHealthcheck(name.clone())))
                     } else if !hc {
-                        (st.status == Status::Running).then_some(Ok("Running"))
+                        (st.status == Status::Running && settled(&st.started_at)).then_some(Ok("Running"))
                     } else if health == "healthy" {
                         Some(Ok("Healthy"))
                     } else if health == "unhealthy" {

@@ -159,7 +159,10 @@ fn exec(g: &GlobalOpts, a: ExecArgs) -> anyhow::Result<i32> {
         anyhow::bail!("service {:?} is not running", a.service);
     };
     let tty = !a.no_tty && (a.tty || std::io::stdin().is_terminal());
-    let spec = ExecSpec { argv: a.command, env: a.env, user: a.user, workdir: a.workdir, tty, privileged: a.privileged };
+    // `-e VAR` takes VAR from the caller's environment, as compose does (unset there: unset).
+    let env =
+        a.env.into_iter().map(|e| if e.contains('=') { e } else { std::env::var(&e).map(|v| format!("{e}={v}")).unwrap_or(e) }).collect();
+    let spec = ExecSpec { argv: a.command, env, user: a.user, workdir: a.workdir, tty, privileged: a.privileged };
     let opts = ops::ExecOptions { interactive: a.interactive, tty, detach: a.detach };
     match ops::exec(&root, &c.id, spec, opts) {
         Ok(code) => Ok(code),

@@ -5,10 +5,14 @@ use std::path::{Path, PathBuf};
 
 use super::{CgroupError, PARENT, Resources, read_key, write_file};
 
-/// The v1 controllers berth always places a container in. `cpuset` joins when a cpuset is asked for.
-const ALWAYS: &[&str] = &["memory", "pids", "freezer", "devices", "cpu"];
+/// The v1 controllers berth places every container in, when the host mounts them: all that
+/// Docker (runc) uses. Each has its own directory when the host mounts it apart (`cpu` and
+/// `cpuacct` are often separate hierarchies): a container missing from `cpuacct` or `blkio`
+/// shows 0 % CPU and no block I/O in `stats`, and escapes those controllers' accounting.
+const ALWAYS: &[&str] =
+    &["memory", "pids", "freezer", "devices", "cpu", "cpuacct", "cpuset", "blkio", "net_cls", "net_prio", "perf_event", "hugetlb"];
 /// Every controller a container may be found in (for joining and removal).
-const KNOWN: &[&str] = &["memory", "pids", "freezer", "devices", "cpu", "cpuacct", "cpuset", "blkio"];
+const KNOWN: &[&str] = ALWAYS;
 
 /// Docker's (runc's) default device rules: mknod of anything, and read/write/mknod of the
 /// standard nodes, the pty devices and /dev/net/tun.
@@ -127,13 +131,7 @@ impl V1Cgroup {
     }
 
     pub fn create(&self, res: &Resources, privileged: bool) -> Result<(), CgroupError> {
-        let mut wanted: Vec<&str> = ALWAYS.to_vec();
-        if res.cpuset_cpus.is_some() || res.cpuset_mems.is_some() {
-            wanted.push("cpuset");
-        }
-        if res.has_blkio() {
-            wanted.push("blkio");
-        }
+        let wanted: Vec<&str> = ALWAYS.to_vec();
         // Resolve the devices first: a missing one must fail before anything is created.
         let extra_rules = res.extra_device_rules()?;
         let io_limits = res.io_limits()?;
@@ -147,10 +145,10 @@ impl V1Cgroup {
                     "pids" if res.pids_limit.is_some_and(|p| p > 0) => {
                         return Err(CgroupError::MissingController { controller: "pids", setting: "pids_limit" });
                     }
-                    "cpuset" => {
+                    "cpuset" if res.cpuset_cpus.is_some() || res.cpuset_mems.is_some() => {
                         return Err(CgroupError::MissingController { controller: "cpuset", setting: "cpuset" });
                     }
-                    "blkio" => {
+                    "blkio" if res.has_blkio() => {
                         return Err(CgroupError::MissingController { controller: "blkio", setting: "blkio_config" });
                     }
                     "devices" if !extra_rules.is_empty() => {
@@ -373,12 +371,23 @@ mod tests {
             ("pids", &["pids.max"][..]),
             ("devices", &["devices.allow", "devices.deny"][..]),
             ("freezer", &["freezer.state"][..]),
+            ("cpuset", &["cpuset.cpus", "cpuset.mems"][..]),
         ] {
             let d = tmp.path().join(c).join(PARENT).join("abc");
             std::fs::create_dir_all(&d).unwrap();
             for f in files {
                 std::fs::write(d.join(f), "").unwrap();
             }
+        }
+        // Every controller's mount (the kernel's; empty for those the test does not read).
+        for c in ALWAYS {
+            std::fs::create_dir_all(tmp.path().join(c)).unwrap();
+        }
+        // The cpuset root and the berth parent, which a new cpuset cgroup inherits from.
+        std::fs::write(tmp.path().join("cpuset").join("cpuset.cpus"), "0-1").unwrap();
+        std::fs::write(tmp.path().join("cpuset").join("cpuset.mems"), "0").unwrap();
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            std::fs::write(tmp.path().join("cpuset").join(PARENT).join(f), "").unwrap();
         }
         let cg = V1Cgroup::new(mounts, "abc");
         let res = Resources {
@@ -400,6 +409,12 @@ mod tests {
         assert_eq!(rd("devices", "devices.deny"), "a");
         cg.set_frozen(true).unwrap();
         assert_eq!(rd("freezer", "freezer.state"), "FROZEN");
-        assert_eq!(cg.dirs().len(), 5);
+        assert_eq!(rd("cpuset", "cpuset.cpus"), "0-1");
+        assert_eq!(rd("cpuset", "cpuset.mems"), "0");
+        // Placed in every controller Docker uses, so cpuacct and blkio count its CPU and I/O.
+        assert_eq!(cg.dirs().len(), ALWAYS.len());
+        for c in ["cpuacct", "blkio", "cpuset", "memory", "pids"] {
+            assert!(tmp.path().join(c).join(PARENT).join("abc").is_dir(), "{c}");
+        }
     }
 }

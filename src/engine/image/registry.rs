@@ -380,6 +380,35 @@ impl Client {
         }
     }
 
+    /// Asks the registry to mount blob `d` into `r` from repository `from` of the same registry
+    /// (cross-repository blob mount): true when it did, false when it would rather have the
+    /// upload (the session it opened instead is cancelled).
+    pub async fn mount_blob(&self, r: &Reference, d: &Digest, from: &str) -> Result<bool> {
+        let mut url = Url::parse(&format!("{}{}/blobs/uploads/", self.base(r), r.path()))
+            .map_err(|e| ImageError::Protocol { registry: r.api_host().into(), reason: e.to_string() })?;
+        url.query_pairs_mut().append_pair("mount", &d.to_string()).append_pair("from", from);
+        let req = Req {
+            method: Method::POST,
+            url: url.to_string(),
+            headers: vec![(reqwest::header::CONTENT_LENGTH, "0".into())],
+            body: None,
+            actions: "pull,push",
+        };
+        let resp = self.send(r, &req).await?;
+        match resp.status() {
+            StatusCode::CREATED => Ok(true),
+            StatusCode::ACCEPTED => {
+                let loc = resp.headers().get(LOCATION).and_then(|l| l.to_str().ok()).and_then(|l| url.join(l).ok());
+                if let Some(loc) = loc {
+                    let req = Req { method: Method::DELETE, url: loc.to_string(), headers: vec![], body: None, actions: "pull,push" };
+                    let _ = self.send(r, &req).await;
+                }
+                Ok(false)
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// Uploads a blob in one request (POST for a session, then PUT with the digest).
     pub async fn upload_blob(&self, r: &Reference, d: &Digest, size: u64, body: &(dyn Fn() -> reqwest::Body + Send + Sync)) -> Result<()> {
         let url = format!("{}{}/blobs/uploads/", self.base(r), r.path());

@@ -41,12 +41,27 @@ pub enum ExecError {
 }
 
 impl ExecError {
-    /// The exit code `berth exec` reports for this error, as Docker does.
+    /// The exit code `berth exec` reports for this error, as Docker does: `docker exec` (and
+    /// `docker compose exec`) of a missing command is 126, unlike `docker run`'s 127, because
+    /// the runtime fails the exec itself rather than a process exiting.
     pub fn exit_code(&self) -> i32 {
         match self {
             ExecError::Start { code, .. } => *code,
-            ExecError::NotFound(_) => 127,
             _ => 126,
+        }
+    }
+}
+
+/// Puts the exec's `KEY=value` entries over the container's environment, each replacing the
+/// container's value (a duplicate would leave the first one to `getenv`); a bare `KEY` unsets it,
+/// as Docker's exec does with a variable the caller has not set.
+fn merge_env(env: &mut Vec<String>, extra: &[String]) {
+    let key = |e: &str| e.split_once('=').map(|(k, _)| k).unwrap_or(e).to_string();
+    for e in extra {
+        let k = key(e);
+        env.retain(|x| key(x) != k);
+        if e.contains('=') {
+            env.push(e.clone());
         }
     }
 }
@@ -55,7 +70,7 @@ impl ExecError {
 #[derive(Debug, Clone, Default)]
 pub struct ExecSpec {
     pub argv: Vec<String>,
-    /// Extra `KEY=value` entries on top of the container's environment.
+    /// Extra `KEY=value` entries over the container's environment (a bare `KEY` unsets it).
     pub env: Vec<String>,
     /// Empty: the container's user.
     pub user: Option<String>,
@@ -164,7 +179,7 @@ fn prepare(target: Target, spec: &ExecSpec) -> Result<Prepared, ExecError> {
     let group_add = if spec.user.is_some() { Vec::new() } else { cfg.group_add.clone() };
     let user = super::user::resolve_in_root(root.as_raw_fd(), &user_spec, &group_add)?;
     let mut c2 = cfg.clone();
-    c2.env.extend(spec.env.iter().cloned());
+    merge_env(&mut c2.env, &spec.env);
     c2.tty = spec.tty;
     let env = super::init::final_env(&c2, &user.home);
     let path = resolve_in_container(root.as_raw_fd(), &spec.argv, &env)?;
@@ -357,4 +372,16 @@ fn process_main(p: &Prepared, stdio: &ExecStdio, err_w: RawFd) -> ! {
     sys::reset_signals();
     let e = p.exe.exec();
     report(err_w, e.code, &e.msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_env_replaces_and_unsets() {
+        let mut env = vec!["PATH=/bin".to_string(), "FOO=service".to_string(), "BAR=1".to_string()];
+        merge_env(&mut env, &["FOO=caller".to_string(), "BAR".to_string(), "NEW=x".to_string()]);
+        assert_eq!(env, ["PATH=/bin", "FOO=caller", "NEW=x"]);
+    }
 }

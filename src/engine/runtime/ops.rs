@@ -540,7 +540,7 @@ pub fn remove_files(root: &StateRoot, cfg: &ContainerConfig, st: &ContainerState
             cg.remove()?;
         }
     }
-    let _ = crate::net::detach(root, &cfg.id);
+    let _ = crate::net::release(root, &cfg.id);
     let dir = Paths::new(root, &cfg.id).dir;
     crate::util::fs::remove_dir_all_if_exists(&dir)?;
     let nf = name_file(root, &cfg.name);
@@ -1016,7 +1016,7 @@ pub fn teardown(root: &StateRoot) -> Vec<RuntimeError> {
                 }
             }
         }
-        if let Err(source) = crate::net::detach(root, &id) {
+        if let Err(source) = crate::net::release(root, &id) {
             errors.push(RuntimeError::Net { name: id.clone(), source });
         }
     }
