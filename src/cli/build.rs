@@ -80,7 +80,7 @@ fn build(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<i32> {
     let buildable: Vec<String> = wanted.into_iter().filter(|s| project.services[s].build.is_some()).collect();
     if g.dry_run {
         for s in &buildable {
-            println!("DRY-RUN MODE -  {s}  Built");
+            eprintln!(" DRY-RUN MODE -  {s}  Built");
         }
         return Ok(0);
     }

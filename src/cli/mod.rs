@@ -62,8 +62,8 @@ pub struct GlobalOpts {
     /// Control when to print ANSI control characters
     #[arg(long, value_enum, env = "COMPOSE_ANSI", default_value = "auto", value_name = "WHEN")]
     pub ansi: Ansi,
-    /// Execute command in dry run mode
-    #[arg(long)]
+    /// Execute command in dry run mode (accepted before or after any command, as compose's)
+    #[arg(long, global = true)]
     pub dry_run: bool,
     /// Control max parallelism, -1 for unlimited
     #[arg(long, env = "COMPOSE_PARALLEL_LIMIT", value_name = "N")]
@@ -171,6 +171,12 @@ pub fn main() -> i32 {
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     let g = cli.global;
+    // `--dry-run` is compose's and is honoured by every compose command; berth's own Docker-style
+    // commands (`image`, `volume`, `network`, `login`, ...) cannot simulate, so they refuse it
+    // rather than change anything.
+    if g.dry_run && !dry_run_supported(&cli.command) {
+        anyhow::bail!("--dry-run is not supported by this command (it simulates compose commands only); run it without --dry-run");
+    }
     match cli.command {
         Command::Config(c) => config::run(&g, c),
         Command::Image(c) => image::run(&g, c),
@@ -192,4 +198,15 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// Whether a command honours `--dry-run` (compose's commands, and `bridge convert`).
+fn dry_run_supported(c: &Command) -> bool {
+    !matches!(
+        c,
+        Command::Image(image::Commands::Image { .. } | image::Commands::Login(_) | image::Commands::Logout { .. })
+            | Command::Volume(_)
+            | Command::Network(_)
+            | Command::Internal(_)
+    )
 }

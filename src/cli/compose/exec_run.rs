@@ -158,6 +158,16 @@ fn exec(g: &GlobalOpts, a: ExecArgs) -> anyhow::Result<i32> {
     let Some(c) = service_container(&root, &name, &a.service, a.index) else {
         anyhow::bail!("service {:?} is not running", a.service);
     };
+    if a.dry_run || g.dry_run {
+        // As compose: an attached exec cannot be simulated, so it is refused; a detached one is
+        // only announced.
+        if !a.detach {
+            anyhow::bail!("interactive exec is not supported in dry-run mode");
+        }
+        let argv: Vec<String> = a.command.iter().map(|s| format!("{s:?}")).collect();
+        println!(" DRY-RUN MODE - Executing command [{}] in {} (detached mode)", argv.join(" "), c.id);
+        return Ok(0);
+    }
     let tty = !a.no_tty && (a.tty || std::io::stdin().is_terminal());
     // `-e VAR` takes VAR from the caller's environment, as compose does (unset there: unset).
     let env =
@@ -194,7 +204,7 @@ fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
     root.ensure()?;
     let publish = a.publish.iter().map(|p| parse_publish(p)).collect::<anyhow::Result<Vec<_>>>()?;
     if a.dry_run || g.dry_run {
-        println!("DRY-RUN MODE - run a one-off container of service {}", a.service);
+        eprintln!(" DRY-RUN MODE - run a one-off container of service {}", a.service);
         return Ok(0);
     }
     // The dependencies, as `up -d` brings them (the one-off itself is not a replica).
@@ -371,10 +381,12 @@ fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
             Ok(0)
         }
         Ok((_, Some(code))) => Ok(code),
+        // A container that cannot start (a missing command, ...) is an error of `run`, rc 1, as
+        // in compose; `docker run`'s 126/127 are not `docker compose run`'s.
         Err(e) => match e.exit_code() {
-            Some(code) => {
+            Some(_) => {
                 report::print(&anyhow::Error::new(e));
-                Ok(code)
+                Ok(1)
             }
             None => Err(e.into()),
         },

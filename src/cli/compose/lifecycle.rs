@@ -2,7 +2,7 @@
 //! commands that change a project. Each one takes the project's lock, observes it, plans
 //! (`--dry-run` prints the plan), and executes with progress; see `src/project/plan.rs`.
 use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -228,19 +228,45 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
             if crate::util::sys::parse_signal(&signal).is_none() {
                 bail!("invalid signal {signal:?}: use a name such as SIGTERM or a number from 1 to 64");
             }
-            simple(g, &services, dry_run || g.dry_run, "Killing", remove_orphans, |c| {
-                c.is_active().then(|| Op::Kill { service: c.service.clone(), name: c.name.clone(), signal: signal.clone() })
-            })
+            simple(
+                g,
+                &services,
+                dry_run || g.dry_run,
+                "Killing",
+                remove_orphans,
+                |_| None,
+                |c| c.is_active().then(|| Op::Kill { service: c.service.clone(), name: c.name.clone(), signal: signal.clone() }),
+            )
         }
-        Commands::Pause { dry_run, services } => simple(g, &services, dry_run || g.dry_run, "Pausing", false, |c| {
-            (c.status == crate::engine::runtime::Status::Running).then(|| Op::Pause { service: c.service.clone(), name: c.name.clone() })
-        }),
-        Commands::Unpause { dry_run, services } => simple(g, &services, dry_run || g.dry_run, "Unpausing", false, |c| {
-            (c.status == crate::engine::runtime::Status::Paused).then(|| Op::Unpause { service: c.service.clone(), name: c.name.clone() })
-        }),
+        // As compose (whose daemon refuses these): pausing a paused container or unpausing one
+        // that is not paused is an error, rc 1.
+        Commands::Pause { dry_run, services } => simple(
+            g,
+            &services,
+            dry_run || g.dry_run,
+            "Pausing",
+            false,
+            |c| (c.status == crate::engine::runtime::Status::Paused).then(|| format!("Container {} is already paused", c.id)),
+            |c| {
+                (c.status == crate::engine::runtime::Status::Running)
+                    .then(|| Op::Pause { service: c.service.clone(), name: c.name.clone() })
+            },
+        ),
+        Commands::Unpause { dry_run, services } => simple(
+            g,
+            &services,
+            dry_run || g.dry_run,
+            "Unpausing",
+            false,
+            |c| (c.status == crate::engine::runtime::Status::Running).then(|| format!("Container {} is not paused", c.id)),
+            |c| {
+                (c.status == crate::engine::runtime::Status::Paused)
+                    .then(|| Op::Unpause { service: c.service.clone(), name: c.name.clone() })
+            },
+        ),
         Commands::Rm { force, stop, volumes, dry_run, services } => rm(g, &services, force, stop, volumes, dry_run || g.dry_run),
         Commands::Down(a) => down(g, a),
-        Commands::Scale { no_deps, dry_run, services } => scale(g, &services, no_deps, dry_run),
+        Commands::Scale { no_deps, dry_run, services } => scale(g, &services, no_deps, dry_run || g.dry_run),
     }
 }
 
@@ -376,6 +402,10 @@ fn start(g: &GlobalOpts, services: &[String], wait: bool, wait_timeout: Option<u
     let _lock = if dry { None } else { Some(t.lock()?) };
     let o = t.observe()?;
     t.check_observed_services(&o, services)?;
+    if o.containers.is_empty() {
+        // compose's error and rc 1: nothing was ever created (`up` or `create` does that).
+        bail!("no container found for project {:?}: not found", t.name);
+    }
     let deps = converge::conditions(&t, &o);
     let plan = plan::start(&o, &deps, services, wait)?;
     execute_simple(g, &t, &plan, dry, "Running", wait_timeout)
@@ -419,13 +449,15 @@ pub(crate) fn restart(g: &GlobalOpts, services: &[String], no_deps: bool, timeou
     execute_simple(g, &t, &plan, dry, "Restarting", None)
 }
 
-/// `kill`, `pause`, `unpause`: one operation per container, in parallel.
+/// `kill`, `pause`, `unpause`: one operation per container, in parallel. `refuse` names a
+/// container the command must fail on (checked for all before any is touched).
 fn simple(
     g: &GlobalOpts,
     services: &[String],
     dry: bool,
     title: &str,
     with_orphans: bool,
+    refuse: impl Fn(&crate::project::observe::Container) -> Option<String>,
     make: impl FnMut(&crate::project::observe::Container) -> Option<Op>,
 ) -> anyhow::Result<i32> {
     let t = Target::project_or_name(g)?;
@@ -434,6 +466,10 @@ fn simple(
     t.check_observed_services(&o, services)?;
     if let (Some(p), false) = (&t.project, with_orphans) {
         o.containers.retain(|c| p.services.contains_key(&c.service));
+    }
+    let selected = o.containers.iter().filter(|c| !c.oneoff && (services.is_empty() || services.contains(&c.service)));
+    if let Some(why) = selected.filter_map(refuse).next() {
+        bail!("{why}");
     }
     let plan = plan::each(&o, services, false, make);
     if plan.is_empty() && !dry {
@@ -487,10 +523,10 @@ fn rm(g: &GlobalOpts, services: &[String], force: bool, stop: bool, volumes: boo
     if !dry && !force {
         eprint!("Going to remove {}\n? Are you sure? [yN] ", names.join(", "));
         let _ = std::io::stderr().flush();
+        // The answer is read from stdin whatever it is, as compose reads it (`echo y | berth rm`);
+        // an empty or closed stdin is a no.
         let mut answer = String::new();
-        if std::io::stdin().is_terminal() {
-            std::io::stdin().lock().read_line(&mut answer)?;
-        }
+        std::io::stdin().lock().read_line(&mut answer)?;
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
             return Ok(0);
         }

@@ -77,6 +77,12 @@ pub fn run(g: &GlobalOpts, a: CpArgs) -> anyhow::Result<i32> {
         } else {
             format!("{}:{src_path} to {dst_path}", c.cfg.name)
         };
+        if g.dry_run {
+            // Compose's dry-run progress; nothing is read or written.
+            eprintln!(" DRY-RUN MODE -  {} copy {what} Copying", c.cfg.name);
+            eprintln!(" DRY-RUN MODE -  {} copy {what} Copied", c.cfg.name);
+            continue;
+        }
         let fs =
             ContainerFs::open(&root, &c.cfg, &c.st).with_context(|| format!("cannot reach the filesystem of container {}", c.cfg.name))?;
         if to_container {

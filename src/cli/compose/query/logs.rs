@@ -50,7 +50,7 @@ pub struct LogsArgs {
     #[arg(short, long)]
     timestamps: bool,
     /// Number of lines to show from the end of the logs for each container
-    #[arg(short = 'n', long, default_value = "all")]
+    #[arg(short = 'n', long, default_value = "all", allow_negative_numbers = true)]
     tail: String,
     #[arg(value_name = "SERVICE")]
     service: Vec<String>,
