@@ -171,3 +171,36 @@ fn exit_codes_and_outputs_as_compose() {
     assert_eq!(s.status("parcliexit-job-1"), "missing");
     s.ok(["down", "-t", "0"]);
 }
+
+#[test]
+fn boolean_flags_take_gos_forms() {
+    common::require_root!();
+    let s = Stack::with_prefix(PREFIX, "parclibool", &yaml(3));
+    s.ok(["up", "-d"]);
+    common::compose::wait_until(std::time::Duration::from_secs(10), "job exits", || s.status("parclibool-job-1") == "exited");
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["ps", "--format", "{{.Name}}"];
+        a.extend_from_slice(args);
+        rc(&s, &a, 0).0.lines().map(String::from).collect()
+    };
+    let all = ["parclibool-job-1", "parclibool-web-1"];
+    assert_eq!(names(&["--all=true"]), all);
+    assert_eq!(names(&["-a=true"]), all);
+    assert_eq!(names(&["-a"]), all);
+    assert_eq!(names(&["--all=false"]), ["parclibool-web-1"]);
+    assert_eq!(names(&["-a=false"]), ["parclibool-web-1"]);
+    assert_eq!(names(&[]), ["parclibool-web-1"]);
+    // Combined short flags still work; a value that is not Go's boolean is a usage error.
+    assert_eq!(rc(&s, &["ps", "-aq"], 0).0.lines().count(), 2);
+    let (_, e) = rc(&s, &["ps", "--all=maybe"], 1);
+    assert!(e.contains("invalid boolean value \"maybe\""), "{e}");
+    // --rm=true removes the one-off, --rm=false keeps it; -i=false is accepted.
+    assert_eq!(rc(&s, &["run", "--rm=true", "-T", "job", "echo", "gone"], 0).0, "gone\n");
+    assert_eq!(rc(&s, &["run", "--rm=false", "-i=false", "-T", "job", "echo", "kept"], 0).0, "kept\n");
+    let oneoffs: Vec<String> = s.containers().into_iter().filter(|c| c.starts_with("parclibool-job-run-")).collect();
+    assert_eq!(oneoffs.len(), 1, "{oneoffs:?}");
+    // build --pull=false (nothing to build here: accepted, rc 0).
+    rc(&s, &["build", "--pull=false", "--no-cache=false"], 0);
+    s.ok(["down", "-t", "0", "--remove-orphans"]);
+    assert!(s.containers().is_empty(), "{:?}", s.containers());
+}

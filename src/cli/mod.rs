@@ -143,6 +143,16 @@ pub enum Command {
     },
 }
 
+/// Go's `strconv.ParseBool`, which compose's boolean flags take: `--all=true`, `-a=false`,
+/// `--rm=1`. Used with [`go_bool_flag`]'s attributes (a bare flag still means true).
+pub fn go_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(format!("invalid boolean value {s:?}: use true or false")),
+    }
+}
+
 /// Parses the command line, runs the command, and returns the exit code.
 pub fn main() -> i32 {
     crate::timing!("cli: main entered");
@@ -209,4 +219,30 @@ fn dry_run_supported(c: &Command) -> bool {
             | Command::Network(_)
             | Command::Internal(_)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        // The global `--dry-run` beside the subcommands' own, Go's boolean forms: clap's checks.
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn booleans_parse_as_go_parses_them() {
+        for t in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert_eq!(go_bool(t), Ok(true));
+        }
+        for f in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert_eq!(go_bool(f), Ok(false));
+        }
+        assert!(go_bool("yes").is_err());
+        let cli = Cli::try_parse_from(["berth", "ps", "--dry-run"]).unwrap();
+        assert!(cli.global.dry_run);
+    }
 }

@@ -62,19 +62,19 @@ pub struct ExecArgs {
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Run container in background and print container ID
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     detach: bool,
     /// Automatically remove the container when it exits
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     rm: bool,
     /// Disable pseudo-TTY allocation (default: auto-detected)
-    #[arg(short = 'T', long = "no-TTY")]
+    #[arg(short = 'T', long = "no-TTY", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     no_tty: bool,
     /// Allocate a pseudo-TTY
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     tty: bool,
     /// Keep STDIN open even if not attached (on by default)
-    #[arg(short, long, default_value_t = true)]
+    #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     interactive: bool,
     /// Assign a name to the container
     #[arg(long)]
@@ -104,16 +104,16 @@ pub struct RunArgs {
     #[arg(short, long = "volume")]
     volumes: Vec<String>,
     /// Don't start linked services
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     no_deps: bool,
     /// Publish a container's port(s) to the host ([IP:][HOST:]CONTAINER[/PROTO])
     #[arg(short, long = "publish")]
     publish: Vec<String>,
     /// Run command with all service's ports enabled and mapped to the host
-    #[arg(short = 'P', long)]
+    #[arg(short = 'P', long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     service_ports: bool,
     /// Use the service's network aliases in the network(s) the container connects to
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     use_aliases: bool,
     /// Set environment variables from file
     #[arg(long, value_name = "FILE")]
@@ -122,19 +122,19 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "policy")]
     pull: super::converge::Pull,
     /// Don't print anything to STDOUT
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     quiet: bool,
     /// Pull without printing progress information
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     quiet_pull: bool,
     /// Build image before starting container
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     build: bool,
     /// Suppress progress output from the build process
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     quiet_build: bool,
     /// Remove containers for services not defined in the Compose file
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     remove_orphans: bool,
     #[arg(long, hide = true)]
     dry_run: bool,
