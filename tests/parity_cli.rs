@@ -199,6 +199,11 @@ fn boolean_flags_take_gos_forms() {
     assert_eq!(rc(&s, &["run", "--rm=false", "-i=false", "-T", "job", "echo", "kept"], 0).0, "kept\n");
     let oneoffs: Vec<String> = s.containers().into_iter().filter(|c| c.starts_with("parclibool-job-run-")).collect();
     assert_eq!(oneoffs.len(), 1, "{oneoffs:?}");
+    // The same forms on the other commands' flags.
+    common::compose::wait_until(std::time::Duration::from_secs(10), "web's output", || s.logs("parclibool-web-1").contains("two"));
+    assert_eq!(rc(&s, &["exec", "-T=true", "-d=false", "web", "echo", "in"], 0).0, "in\n");
+    assert_eq!(rc(&s, &["logs", "-f=false", "--no-log-prefix=true", "--tail=1", "web"], 0).0, "two\n");
+    assert_eq!(rc(&s, &["images", "-q=true"], 0).0.lines().count(), 1);
     // build --pull=false (nothing to build here: accepted, rc 0).
     rc(&s, &["build", "--pull=false", "--no-cache=false"], 0);
     s.ok(["down", "-t", "0", "--remove-orphans"]);

@@ -41,16 +41,16 @@ pub struct ComposePullArgs {
     /// Services to pull (default: all)
     pub services: Vec<String>,
     /// Pull what it can and ignore images with pull failures
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub ignore_pull_failures: bool,
     /// Also pull services declared as dependencies
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub include_deps: bool,
     /// Apply pull policy ("missing"|"always")
     #[arg(long, value_name = "POLICY")]
     pub policy: Option<String>,
     /// Pull without printing progress information
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub quiet: bool,
 }
 
@@ -59,10 +59,10 @@ pub struct ComposePushArgs {
     /// Services to push (default: all with an image)
     pub services: Vec<String>,
     /// Push what it can and ignore images with push failures
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub ignore_push_failures: bool,
     /// Push without printing progress information
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub quiet: bool,
 }
 
@@ -74,7 +74,7 @@ pub struct ComposeImagesArgs {
     #[arg(long, value_enum, default_value = "table")]
     pub format: ListFormat,
     /// Only display IDs
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub quiet: bool,
 }
 

@@ -25,7 +25,7 @@ pub enum Commands {
 #[derive(Args, Debug)]
 pub struct ExecArgs {
     /// Detached mode: Run command in the background
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     detach: bool,
     /// Set environment variables
     #[arg(short, long = "env", value_name = "KEY=VAL")]
@@ -34,12 +34,12 @@ pub struct ExecArgs {
     #[arg(long, default_value_t = 1)]
     index: u32,
     /// Disable pseudo-TTY allocation. By default `berth exec` allocates a TTY
-    #[arg(short = 'T', long = "no-tty", alias = "no-TTY")]
+    #[arg(short = 'T', long = "no-tty", alias = "no-TTY", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     no_tty: bool,
     #[arg(long, hide = true)]
     dry_run: bool,
     /// Give extended privileges to the process
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     privileged: bool,
     /// Run the command as this user
     #[arg(short, long)]
@@ -48,10 +48,10 @@ pub struct ExecArgs {
     #[arg(short, long)]
     workdir: Option<String>,
     /// Keep STDIN open (always on, as in Docker Compose)
-    #[arg(short, long, hide = true, default_value_t = true)]
+    #[arg(short, long, hide = true, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     interactive: bool,
     /// Pseudo-TTY (on by default when stdin is a terminal)
-    #[arg(short, long, hide = true)]
+    #[arg(short, long, hide = true, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     tty: bool,
     #[arg(value_name = "SERVICE")]
     service: String,
