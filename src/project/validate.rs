@@ -497,6 +497,46 @@ pub fn check_project(p: &super::model::Project, root: &super::yaml::Map) -> Resu
             seen.push(&m.target);
         }
     }
+    check_host_ports(p, &pos_of)
+}
+
+/// One host port published twice in the project (by two services, or twice by one) can never
+/// come up: Docker's engine refuses the second bind at start, after the networks and the first
+/// containers were made. It is refused here, before anything is created. Two services count
+/// only when both can be up together (no profiles, or a profile in common); ranges, where the
+/// engine picks a free port, never clash.
+/// A fixed host port of the project: service, its profiles, host address, port, protocol.
+type Published<'a> = (&'a str, &'a [String], Option<std::net::IpAddr>, u16, &'a str);
+
+fn check_host_ports(p: &super::model::Project, pos_of: &dyn Fn(&str, &str) -> super::error::Pos) -> Result<()> {
+    use std::net::IpAddr;
+    // No address is every address; an unspecified one is every address of its family.
+    let overlap = |a: Option<IpAddr>, b: Option<IpAddr>| match (a, b) {
+        (Some(x), Some(y)) => x == y || (x.is_ipv4() == y.is_ipv4() && (x.is_unspecified() || y.is_unspecified())),
+        _ => true,
+    };
+    let mut taken: Vec<Published> = Vec::new();
+    for (name, s) in &p.services {
+        for port in &s.ports {
+            let Some(host_port) = port.published.as_deref().and_then(|x| x.parse::<u16>().ok()).filter(|x| *x != 0) else { continue };
+            let ip: Option<IpAddr> = port.host_ip.as_deref().and_then(|i| i.trim_matches(|c| c == '[' || c == ']').parse().ok());
+            let proto = if port.protocol.is_empty() { "tcp" } else { port.protocol.as_str() };
+            let together = |other: &[String]| s.profiles.is_empty() || other.is_empty() || other.iter().any(|x| s.profiles.contains(x));
+            let clash = taken.iter().find(|(_, profiles, oip, op, oproto)| {
+                *op == host_port && oproto.eq_ignore_ascii_case(proto) && together(profiles) && overlap(*oip, ip)
+            });
+            if let Some((other, ..)) = clash {
+                let by =
+                    if *other == name.as_str() { format!("twice by service {name}") } else { format!("by services {other} and {name}") };
+                return Err(LoadError::at(
+                    &pos_of(name, "ports"),
+                    format!("services.{name}.ports"),
+                    format!("host port {host_port}/{proto} is published {by}: only one can bind it, change one of them"),
+                ));
+            }
+            taken.push((name.as_str(), s.profiles.as_slice(), ip, host_port, proto));
+        }
+    }
     Ok(())
 }
 

@@ -76,7 +76,11 @@ pub struct TestRoot {
 
 impl TestRoot {
     pub fn new() -> Self {
-        let dir = tempfile::Builder::new().prefix("berth-test-").tempdir().expect("tempdir");
+        Self::with_prefix("berth-test-")
+    }
+    /// A private state root in a temp folder named `<prefix>...` (an engineer's own roots).
+    pub fn with_prefix(prefix: &str) -> Self {
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir().expect("tempdir");
         TestRoot { dir }
     }
     /// The state root path (passed as `--root`).

@@ -72,9 +72,12 @@ impl Target {
     }
 
     /// Takes the project's lock: one command changes a project at a time.
+    /// Then collects what crashed commands left in the root (`system::collect_junk`).
     pub fn lock(&self) -> anyhow::Result<FileLock> {
         self.root.ensure()?;
-        Ok(self.root.lock_project(&self.name)?)
+        let lock = self.root.lock_project(&self.name)?;
+        crate::system::collect_junk(&self.root);
+        Ok(lock)
     }
 
     pub fn observe(&self) -> anyhow::Result<Observed> {

@@ -19,7 +19,7 @@ use super::exec::{self, ExecSpec, ExecStdio};
 use super::logs as logfile;
 use super::spec::{ContainerConfig, Mount, MountType, normalize};
 use super::state::{ContainerState, Paths, Status, ZERO_TIME};
-use super::{RuntimeError, volumes};
+use super::{RuntimeError, repair, volumes};
 use crate::engine::cgroups::Cgroup;
 use crate::engine::events;
 use crate::state::StateRoot;
@@ -33,7 +33,9 @@ fn lock(root: &StateRoot, id: &str) -> Result<FileLock> {
     Ok(root.lock(&format!("c-{id}"))?)
 }
 
-/// Every container config of the root (unreadable ones are skipped).
+/// Every container config of the root. A container folder whose config cannot be read is
+/// listed too, as the stand-in [`repair::stub`] makes (`damaged` set): hiding it would hide a
+/// container that may still run.
 pub fn list_configs(root: &StateRoot) -> Vec<ContainerConfig> {
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir(root.containers_dir()) else { return out };
@@ -42,8 +44,11 @@ pub fn list_configs(root: &StateRoot) -> Vec<ContainerConfig> {
         if name.starts_with('.') {
             continue;
         }
-        if let Ok(Some(c)) = read_json::<ContainerConfig>(&e.path().join("config.json")) {
-            out.push(c);
+        match read_json::<ContainerConfig>(&e.path().join("config.json")) {
+            Ok(Some(c)) => out.push(c),
+            _ if !repair::is_container_id(&name) || !e.path().is_dir() => {}
+            Ok(None) => out.push(repair::stub(root, &name, format!("{} is missing", e.path().join("config.json").display()))),
+            Err(err) => out.push(repair::stub(root, &name, err.to_string())),
         }
     }
     out.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
@@ -85,9 +90,64 @@ fn name_file(root: &StateRoot, name: &str) -> std::path::PathBuf {
     root.containers_dir().join(".names").join(name)
 }
 
-/// The container's state as it really is (a dead supervisor shows as `dead`).
+/// The container's state as it really is (a dead supervisor shows as `dead`). A `state.json`
+/// that holds no valid state shows as `dead` with the reason ([`repair::damaged_state`]): one
+/// damaged file must not stop every command of a project.
 pub fn state_of(root: &StateRoot, id: &str) -> Result<ContainerState> {
-    Ok(read_json::<ContainerState>(&Paths::new(root, id).state())?.unwrap_or_else(ContainerState::new).observed())
+    match read_json::<ContainerState>(&Paths::new(root, id).state()) {
+        Ok(st) => Ok(st.unwrap_or_else(ContainerState::new).observed()),
+        Err(e @ FsError::Json { .. }) => Ok(repair::damaged_state(root, id, &e)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// [`state_of`] for a listed config: a container whose config is damaged is `dead`. A
+/// container found dead (its supervisor was killed, and its PID 1 with it) is cleaned up now, as
+/// its death is observed: its cgroup, network endpoints and published ports go, and it reads as
+/// exited (137) with the reason, rather than holding them until its next start.
+pub fn state_for(root: &StateRoot, cfg: &ContainerConfig) -> Result<ContainerState> {
+    let st = state_of(root, &cfg.id)?;
+    if cfg.damaged.is_some() {
+        return Ok(repair::damaged_config_state(root, cfg, st));
+    }
+    if died(&st) {
+        return Ok(reap_observed_death(root, cfg).unwrap_or(st));
+    }
+    Ok(st)
+}
+
+/// Dead as recorded: the supervisor the state names is gone, and the container's PID 1 too (a
+/// damaged state, which names no supervisor, is not a death: its container may still run).
+fn died(st: &ContainerState) -> bool {
+    st.status == Status::Dead && st.supervisor.is_some_and(|s| !s.alive()) && !st.init.is_some_and(|i| i.alive())
+}
+
+/// Cleans up a container whose supervisor and PID 1 are gone, if no one else works on it (its
+/// lock is free and no supervisor is starting it), and returns its state after that.
+fn reap_observed_death(root: &StateRoot, cfg: &ContainerConfig) -> Option<ContainerState> {
+    let _l = FileLock::try_exclusive(&root.path().join("locks").join(format!("c-{}.lock", cfg.id))).ok()?;
+    if starting(root, &cfg.id).is_some() {
+        return None;
+    }
+    let mut st = state_of(root, &cfg.id).ok()?;
+    if !died(&st) {
+        return None;
+    }
+    repair::reap(root, cfg, &st).ok()?;
+    // Still `dead` (Docker's word for a container its runtime lost), with the reason; the next
+    // start or removal finds nothing left to clean.
+    st.supervisor = None;
+    st.network = None;
+    st.health = None;
+    st.exit_code = 137;
+    if st.finished_at == ZERO_TIME {
+        st.finished_at = logfile::now_rfc3339();
+    }
+    let paths = Paths::new(root, &cfg.id);
+    let _ = std::fs::remove_file(paths.control_socket());
+    // On a full disk the record cannot be written; the container reads as dead all the same.
+    let _ = super::state::write_state(&paths.state(), &st);
+    Some(st)
 }
 
 fn valid_name(n: &str) -> bool {
@@ -150,6 +210,7 @@ pub fn create(root: &StateRoot, mut cfg: ContainerConfig) -> Result<ContainerCon
     for d in [paths.diff(), paths.work(), paths.rootfs()] {
         crate::util::fs::create_dir_all_mode(&d, 0o755)?;
     }
+    repair::write_identity(&paths, &cfg)?;
     write_files(&paths, &mut cfg)?;
     write_json(&paths.config(), &cfg)?;
     let mut st = ContainerState::new();
@@ -230,6 +291,9 @@ fn write_files(paths: &Paths, cfg: &mut ContainerConfig) -> Result<()> {
 /// `attach` is the supervisor's end of an attach socketpair (see [`super::stdio`]).
 pub fn start(root: &StateRoot, key: &str, attach: Option<OwnedFd>) -> Result<()> {
     let cfg = lookup(root, key)?;
+    if let Some(why) = cfg.damaged {
+        return Err(RuntimeError::Damaged { name: cfg.name, why });
+    }
     let _l = lock(root, &cfg.id)?;
     settle_starting(root, &cfg)?;
     let st = state_of(root, &cfg.id)?;
@@ -370,17 +434,11 @@ fn spawn_supervisor(root: &StateRoot, cfg: &ContainerConfig, attach: Option<Owne
 
 /// Cleans up after a supervisor that died: kills what is left, removes the cgroup, detaches the
 /// network, and records the container as exited with the reason.
+/// A container whose records are damaged has its supervisor (found by its command line) ended
+/// too. The state is written last and only as a record: on a full disk the write fails and the
+/// container still reads as dead, which is the truth.
 pub fn cleanup_dead(root: &StateRoot, cfg: &ContainerConfig, mut st: ContainerState) -> Result<()> {
-    if let Some(init) = st.init.filter(|i| i.alive()) {
-        let _ = init.signal(libc::SIGKILL);
-    }
-    for cg in Cgroup::all_for_container(&cfg.id) {
-        if cg.exists() {
-            cg.kill_all();
-            cg.remove()?;
-        }
-    }
-    let _ = crate::net::detach(root, &cfg.id);
+    repair::reap(root, cfg, &st)?;
     let sup = st.supervisor.map(|s| s.pid).unwrap_or(0);
     st.status = Status::Exited;
     st.exit_code = 137;
@@ -393,7 +451,9 @@ pub fn cleanup_dead(root: &StateRoot, cfg: &ContainerConfig, mut st: ContainerSt
     }
     let paths = Paths::new(root, &cfg.id);
     let _ = std::fs::remove_file(paths.control_socket());
-    super::state::write_state(&paths.state(), &st)?;
+    if cfg.damaged.is_none() {
+        let _ = super::state::write_state(&paths.state(), &st);
+    }
     Ok(())
 }
 
@@ -414,7 +474,7 @@ pub fn stop(root: &StateRoot, key: &str, timeout: Option<Duration>) -> Result<()
     let cfg = lookup(root, key)?;
     let _l = lock(root, &cfg.id)?;
     settle_starting(root, &cfg)?;
-    let was_running = state_of(root, &cfg.id)?.status.is_active();
+    let was_running = state_for(root, &cfg)?.status.is_active();
     stop_locked(root, &cfg, timeout, cfg.stop_signal())?;
     if was_running {
         events::container(root, &cfg, "stop", &[]);
@@ -423,7 +483,7 @@ pub fn stop(root: &StateRoot, key: &str, timeout: Option<Duration>) -> Result<()
 }
 
 fn stop_locked(root: &StateRoot, cfg: &ContainerConfig, timeout: Option<Duration>, signal: i32) -> Result<()> {
-    let st = state_of(root, &cfg.id)?;
+    let st = state_for(root, cfg)?;
     if st.status == Status::Dead {
         return cleanup_dead(root, cfg, st);
     }
@@ -491,16 +551,17 @@ pub fn remove(root: &StateRoot, key: &str, force: bool, volumes: bool) -> Result
     let cfg = lookup(root, key)?;
     let _l = lock(root, &cfg.id)?;
     settle_starting(root, &cfg)?;
-    let st = state_of(root, &cfg.id)?;
+    let st = state_for(root, &cfg)?;
     if st.status.is_active() {
         if !force {
             return Err(RuntimeError::RemoveRunning(cfg.name));
         }
         stop_locked(root, &cfg, Some(Duration::ZERO), libc::SIGKILL)?;
     } else if st.status == Status::Dead {
-        cleanup_dead(root, &cfg, st)?;
+        cleanup_dead(root, &cfg, st.clone())?;
     }
-    let st = read_json::<ContainerState>(&Paths::new(root, &cfg.id).state())?.unwrap_or_default();
+    // What the state lists (anonymous volumes) when it can still be read.
+    let st = read_json::<ContainerState>(&Paths::new(root, &cfg.id).state()).ok().flatten().unwrap_or(st);
     remove_files(root, &cfg, &st, volumes)?;
     events::container(root, &cfg, "destroy", &[]);
     let _ = std::fs::remove_file(root.path().join("locks").join(format!("c-{}.lock", cfg.id)));
@@ -554,7 +615,7 @@ pub fn wait(root: &StateRoot, key: &str) -> Result<i32> {
 /// Docker-style `inspect` JSON.
 pub fn inspect(root: &StateRoot, key: &str) -> Result<Value> {
     let c = lookup(root, key)?;
-    let st = state_of(root, &c.id)?;
+    let st = state_for(root, &c)?;
     let paths = Paths::new(root, &c.id);
     let argv = c.argv();
     let mounts: Vec<Value> = c
