@@ -117,6 +117,15 @@ def counter():
             pass
     return {"links": links, "mounts": mounts, "cgroups": cgroups, "nft_lines": nft, "processes": procs, "state_entries": entries}
 
+def entries():
+    out = set()
+    for sub in ["containers", "networks", "locks", "projects", "tmp"]:
+        try:
+            out.update(f"{sub}/{e}" for e in os.listdir(os.path.join(root, sub)))
+        except OSError:
+            pass
+    return out
+
 def converged(scale):
     r = run("ps", "-a", "--format", "{{.Name}} {{.State}}")
     lines = sorted(l for l in r.stdout.splitlines() if l.strip())
@@ -140,6 +149,7 @@ run("up", "-d")
 run("down", "-t", "0")
 time.sleep(2.5)
 empty = counter()
+empty_entries = entries()
 t0 = time.time()
 run("up", "-d")
 base = counter()
@@ -160,7 +170,7 @@ for it in range(n):
     args = {"up": ["up", "-d"], "down": ["down", "-t", "0"], "restart": ["restart", "-t", "0"],
             "scale": ["up", "-d", "--scale", f"b={rng.randint(1, 3)}"]}[what]
     p = subprocess.Popen(berth_cmd(*args), cwd=proj, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    delay = rng.uniform(0.0, 0.6)
+    delay = rng.uniform(0.0, 0.2)
     try:
         p.wait(timeout=delay)
         finished += 1
@@ -186,5 +196,7 @@ for k in base:
     print(f"  {k:14} empty {empty[k]:4}  up {base[k]:4}  after-chaos-up {after[k]:4}  after-down {final[k]:4}")
 leaks = {k: (after[k] - base[k], final[k] - empty[k]) for k in base if after[k] != base[k] or final[k] != empty[k]}
 print("leaks:", leaks if leaks else "none")
+if final["state_entries"] != empty["state_entries"]:
+    print("  state entries left after down:", sorted(entries() - empty_entries))
 sys.exit(0 if ok and not leaks else 1)
 PY

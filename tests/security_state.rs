@@ -149,7 +149,7 @@ fn a_damaged_container_is_refused_start_and_removed_by_rm() {
 }
 
 /// Item 12: what a CLI killed by SIGKILL leaves: a container folder that never got its config,
-/// a `networks/.tmp-<pid>-*` folder, a writer's temp file, and lock files of containers that no
+/// the hidden folders of a create and a removal cut short, a `networks/.tmp-<pid>-*` folder, a writer's temp file, and lock files of containers that no
 /// longer exist. Before the fix nothing ever removed them; now the next command that takes a
 /// project's lock collects them (and leaves a fresh folder alone: a `create` may be under way).
 #[test]
@@ -169,6 +169,10 @@ fn junk_left_by_killed_commands_is_collected_by_the_next_command() {
     let net_tmp = root.join("networks").join(".tmp-999999999-0123456789ab");
     std::fs::create_dir_all(&net_tmp).unwrap();
     std::fs::write(net_tmp.join("network.json"), b"{}").unwrap();
+    let half_removed = root.join("containers").join(format!(".rm-999999999-{}", "d".repeat(64)));
+    std::fs::create_dir_all(half_removed.join("diff/etc")).unwrap();
+    let half_made = root.join("containers").join(format!(".new-999999999-{}", "e".repeat(64)));
+    std::fs::create_dir_all(half_made.join("rootfs")).unwrap();
     let tmp_file = root.join("containers").join(".x.json.tmp-999999999-0000abcd");
     std::fs::write(&tmp_file, b"x").unwrap();
     let stale_lock = root.join("locks").join(format!("c-{}.lock", "c".repeat(64)));
@@ -179,7 +183,7 @@ fn junk_left_by_killed_commands_is_collected_by_the_next_command() {
     s.ok(["stop", "-t", "0"]);
     assert!(!old.exists(), "an abandoned container folder is removed");
     assert!(fresh.exists(), "a fresh one may be a create under way");
-    assert!(!net_tmp.exists() && !tmp_file.exists() && !stale_lock.exists());
+    assert!(!net_tmp.exists() && !tmp_file.exists() && !stale_lock.exists() && !half_removed.exists() && !half_made.exists());
     assert_eq!(s.status("secstate-junk-web-1"), "exited", "the project's own container is untouched");
     let _ = live_lock;
     std::fs::remove_dir_all(&fresh).unwrap();

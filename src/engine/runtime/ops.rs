@@ -205,17 +205,28 @@ pub fn create(root: &StateRoot, mut cfg: ContainerConfig) -> Result<ContainerCon
         anonymous.push(vol.name.clone());
         cfg.mounts.push(Mount { kind: MountType::Volume, source: vol.name, target: t, ..Default::default() });
     }
+    // The folder is made whole under a hidden name (`.new-<pid>-<id>`) and renamed into place:
+    // a create killed midway leaves no half-made container, only a folder that
+    // `repair::collect_junk` deletes once this process is gone.
     let paths = Paths::new(root, &cfg.id);
-    crate::util::fs::create_dir_all_mode(&paths.dir, 0o700)?;
-    for d in [paths.diff(), paths.work(), paths.rootfs()] {
-        crate::util::fs::create_dir_all_mode(&d, 0o755)?;
+    let staging = Paths { dir: root.containers_dir().join(format!(".new-{}-{}", std::process::id(), cfg.id)) };
+    let made = (|| -> Result<()> {
+        crate::util::fs::create_dir_all_mode(&staging.dir, 0o700)?;
+        for d in [staging.diff(), staging.work(), staging.rootfs()] {
+            crate::util::fs::create_dir_all_mode(&d, 0o755)?;
+        }
+        repair::write_identity(&staging, &cfg)?;
+        write_files(&staging, &paths, &mut cfg)?;
+        write_json(&staging.config(), &cfg)?;
+        let mut st = ContainerState::new();
+        st.anonymous_volumes = anonymous;
+        super::state::write_state(&staging.state(), &st)?;
+        std::fs::rename(&staging.dir, &paths.dir).map_err(|e| RuntimeError::io("rename into place", &paths.dir, e))
+    })();
+    if let Err(e) = made {
+        let _ = crate::util::fs::remove_dir_all_if_exists(&staging.dir);
+        return Err(e);
     }
-    repair::write_identity(&paths, &cfg)?;
-    write_files(&paths, &mut cfg)?;
-    write_json(&paths.config(), &cfg)?;
-    let mut st = ContainerState::new();
-    st.anonymous_volumes = anonymous;
-    super::state::write_state(&paths.state(), &st)?;
     let names = root.containers_dir().join(".names");
     crate::util::fs::create_dir_all_mode(&names, 0o700)?;
     super::state::write_ephemeral(&name_file(root, &cfg.name), cfg.id.as_bytes())?;
@@ -261,22 +272,24 @@ fn volumes_from(root: &StateRoot, cfg: &ContainerConfig) -> Result<Vec<Mount>> {
 
 /// Writes the config's generated files (secrets, configs) under `containers/<id>/files/`, owned
 /// and moded as asked, and mounts each read-only at its target; the content is not kept in the
-/// config. They go with the container's folder.
-fn write_files(paths: &Paths, cfg: &mut ContainerConfig) -> Result<()> {
+/// config. They go with the container's folder. They are written into the folder being made
+/// (`staging`) and mounted from where it will be (`paths`).
+fn write_files(staging: &Paths, paths: &Paths, cfg: &mut ContainerConfig) -> Result<()> {
     if cfg.files.is_empty() {
         return Ok(());
     }
-    let dir = paths.dir.join("files");
+    let dir = staging.dir.join("files");
     crate::util::fs::create_dir_all_mode(&dir, 0o700)?;
     for (i, f) in std::mem::take(&mut cfg.files).into_iter().enumerate() {
         let p = dir.join(i.to_string());
+        let source = paths.dir.join("files").join(i.to_string());
         crate::util::fs::write_atomic_mode(&p, f.content.as_bytes(), 0o400)?;
         std::os::unix::fs::chown(&p, Some(f.uid), Some(f.gid)).map_err(|e| RuntimeError::io("set the owner of", &p, e))?;
         std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(f.mode & 0o7777))
             .map_err(|e| RuntimeError::io("set the mode of", &p, e))?;
         cfg.mounts.push(Mount {
             kind: MountType::Bind,
-            source: p.display().to_string(),
+            source: source.display().to_string(),
             target: f.target,
             read_only: true,
             bind_options: Some(super::spec::BindOptions::default()),
@@ -577,12 +590,21 @@ pub fn remove_files(root: &StateRoot, cfg: &ContainerConfig, st: &ContainerState
         }
     }
     let _ = crate::net::detach(root, &cfg.id);
+    // Renamed out of sight first (one atomic step), then the name freed, then deleted: a removal
+    // killed midway leaves either the whole container or a hidden `.rm-<pid>-<id>` folder that
+    // `repair::collect_junk` deletes, never a half-deleted container that still holds its name.
     let dir = Paths::new(root, &cfg.id).dir;
-    crate::util::fs::remove_dir_all_if_exists(&dir)?;
+    let gone = root.containers_dir().join(format!(".rm-{}-{}", std::process::id(), cfg.id));
+    match std::fs::rename(&dir, &gone) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(RuntimeError::io("remove", &dir, e)),
+    }
     let nf = name_file(root, &cfg.name);
     if std::fs::read_to_string(&nf).is_ok_and(|id| id.trim() == cfg.id) {
         let _ = std::fs::remove_file(&nf);
     }
+    crate::util::fs::remove_dir_all_if_exists(&gone)?;
     if volumes {
         for v in &st.anonymous_volumes {
             if volumes::users(root, v).is_empty() {

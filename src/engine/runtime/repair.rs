@@ -211,6 +211,15 @@ pub fn collect_junk(root: &StateRoot, min_age: Duration) -> Junk {
                 }
                 continue;
             }
+            // `.new-<pid>-<id>`: a create that was killed before its folder was complete;
+            // `.rm-<pid>-<id>`: a removal that was killed after hiding the folder.
+            let hidden = name.strip_prefix(".new-").or_else(|| name.strip_prefix(".rm-"));
+            if let Some(pid) = hidden.and_then(|r| r.split('-').next()).and_then(|p| p.parse::<i32>().ok()) {
+                if !pid_alive(pid) && crate::util::fs::remove_dir_all_if_exists(&e.path()).is_ok() {
+                    junk.folders.push(name);
+                }
+                continue;
+            }
             if !is_container_id(&name) || !e.path().is_dir() {
                 continue;
             }
