@@ -341,3 +341,28 @@ fn a_damaged_endpoints_file_does_not_break_network_ls() {
     std::fs::write(&ep, good).unwrap();
     s.ok(["down", "-t", "0"]);
 }
+
+/// Item 8: a host port another program already listens on. Before the fix `up` created the
+/// network and the containers before it, then failed at that container's start; now it checks
+/// every new container's fixed host ports first, names the port, and creates nothing.
+#[test]
+fn a_host_port_in_use_is_refused_before_anything_is_created() {
+    common::require_root!();
+    let s = stack("secstate-inuse", "  web:\n    image: busybox\n", 9);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let services = format!(
+        "  a:\n    image: busybox\n    command: sleep 1000\n  b:\n    image: busybox\n    command: sleep 1000\n    depends_on: [a]\n    ports: [\"127.0.0.1:{port}:80\"]\n"
+    );
+    s.write(&yaml(&services, 9));
+    let o = s.run(["up", "-d"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}/tcp is already in use")), "{err}");
+    assert!(folders(&s).is_empty(), "up created containers: {:?}", folders(&s));
+    assert!(s.networks().is_empty(), "up created networks: {:?}", s.networks());
+    drop(taken);
+    s.ok(["up", "-d"]);
+    assert_eq!(s.status("secstate-inuse-b-1"), "running");
+    s.ok(["down", "-t", "0"]);
+}
