@@ -44,6 +44,15 @@ fn supervisor_alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.contains("__supervise"))
 }
 
+/// Gone as berth judges it: no such process, or a zombie (a killed process drops its command
+/// line before it becomes a zombie, so the command line alone says "gone" too early).
+fn process_gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(st) => st.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+    }
+}
+
 fn truncate_half(p: &Path) {
     let b = std::fs::read(p).unwrap();
     std::fs::write(p, &b[..b.len() / 2]).unwrap();
@@ -244,7 +253,7 @@ fn a_killed_supervisor_is_reported_and_its_cgroup_removed_when_observed() {
     assert_eq!(v["State"]["Status"], "running");
     let sup = h.pids[0];
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(sup), nix::sys::signal::Signal::SIGKILL).unwrap();
-    wait_until(Duration::from_secs(5), "the supervisor dies", || !supervisor_alive(sup));
+    wait_until(Duration::from_secs(5), "the supervisor dies", || process_gone(sup));
     let cgroup_left = || {
         ["/sys/fs/cgroup/berth", "/sys/fs/cgroup/memory/berth", "/sys/fs/cgroup/pids/berth", "/sys/fs/cgroup/unified/berth"]
             .iter()

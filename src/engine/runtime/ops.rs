@@ -103,8 +103,8 @@ pub fn state_of(root: &StateRoot, id: &str) -> Result<ContainerState> {
 
 /// [`state_of`] for a listed config: a container whose config is damaged is `dead`. A
 /// container found dead (its supervisor was killed, and its PID 1 with it) is cleaned up now, as
-/// its death is observed: its cgroup, network endpoints and published ports go, and it reads as
-/// exited (137) with the reason, rather than holding them until its next start.
+/// its death is observed: its cgroup, network endpoints and published ports go, and it stays
+/// `dead` (137) with the reason, rather than holding them until its next start.
 pub fn state_for(root: &StateRoot, cfg: &ContainerConfig) -> Result<ContainerState> {
     let st = state_of(root, &cfg.id)?;
     if cfg.damaged.is_some() {
@@ -116,14 +116,16 @@ pub fn state_for(root: &StateRoot, cfg: &ContainerConfig) -> Result<ContainerSta
     Ok(st)
 }
 
-/// Dead as recorded: the supervisor the state names is gone, and the container's PID 1 too (a
-/// damaged state, which names no supervisor, is not a death: its container may still run).
+/// Dead as recorded: the supervisor the state names is gone (its container's PID 1 dies with it,
+/// by PDEATHSIG, a moment later). A damaged state, which names no supervisor, is not a death: its
+/// container may still run.
 fn died(st: &ContainerState) -> bool {
-    st.status == Status::Dead && st.supervisor.is_some_and(|s| !s.alive()) && !st.init.is_some_and(|i| i.alive())
+    st.status == Status::Dead && st.supervisor.is_some_and(|s| !s.alive())
 }
 
-/// Cleans up a container whose supervisor and PID 1 are gone, if no one else works on it (its
-/// lock is free and no supervisor is starting it), and returns its state after that.
+/// Cleans up a container whose supervisor is gone (ending its PID 1 if it still lingers), if no
+/// one else works on it (its lock is free and no supervisor is starting it), and returns its
+/// state after that.
 fn reap_observed_death(root: &StateRoot, cfg: &ContainerConfig) -> Option<ContainerState> {
     let _l = FileLock::try_exclusive(&root.path().join("locks").join(format!("c-{}.lock", cfg.id))).ok()?;
     if starting(root, &cfg.id).is_some() {
@@ -136,6 +138,8 @@ fn reap_observed_death(root: &StateRoot, cfg: &ContainerConfig) -> Option<Contai
     repair::reap(root, cfg, &st).ok()?;
     // Still `dead` (Docker's word for a container its runtime lost), with the reason; the next
     // start or removal finds nothing left to clean.
+    let sup = st.supervisor.map(|s| s.pid).unwrap_or(0);
+    st.error = format!("the supervisor (pid {sup}) died, and the container was killed with it; start or remove the container");
     st.supervisor = None;
     st.network = None;
     st.health = None;
