@@ -17,8 +17,9 @@
 //! before the config (a folder with neither is still listed, under its short id).
 //!
 //! The same module collects the junk a CLI killed by SIGKILL leaves behind ([`collect_junk`]):
-//! container folders with no config and no process, and lock files of containers that no longer
-//! exist.
+//! the hidden folders of creates and removals cut short (`.new-<pid>-<id>`, `.rm-<pid>-<id>`),
+//! container folders with no config and no process, temp files of dead writers, and lock files of
+//! containers that no longer exist.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -195,10 +196,12 @@ impl Junk {
     }
 }
 
-/// Removes what a berth process killed by SIGKILL leaves behind: container folders that never
-/// got a config (a `create` cut short: nothing of it runs, nobody holds its lock, and it is older
-/// than `min_age`, so that a `create` under way is never taken for one), lock files of containers that no longer exist (nobody holds them), and temp files
-/// of writers that are gone. Best effort: what cannot be removed stays for the next time.
+/// Removes what a berth process killed by SIGKILL leaves behind: the hidden folders of creates
+/// and removals whose process is gone; container folders without a config (left by versions
+/// that made them in place: nothing of it runs, nobody holds its lock, and it is older than
+/// `min_age`, so that a `create` under way is never taken for one); lock files of containers
+/// that no longer exist (nobody holds them); temp files of writers that are gone. Best effort:
+/// what cannot be removed stays for the next time.
 pub fn collect_junk(root: &StateRoot, min_age: Duration) -> Junk {
     let mut junk = Junk::default();
     let containers = root.containers_dir();
