@@ -147,7 +147,7 @@ pub fn belongs(c: &ContainerConfig, project: &str) -> bool {
 
 /// One container's observation from its config and state.
 pub fn container(root: &StateRoot, c: &ContainerConfig) -> Container {
-    let st = ops::state_of(root, &c.id).unwrap_or_default();
+    let st = ops::state_for(root, c).unwrap_or_default();
     let l = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
     let has_healthcheck = c.healthcheck.as_ref().is_some_and(|h| !h.test.is_empty() && h.test[0] != "NONE");
     Container {

@@ -548,11 +548,29 @@ fn port(p: &Node, path: &str) -> Result<Port> {
         return Err(bad(p, path, "must be a string, a number or a mapping"));
     };
     let r = R::new(m, path);
+    // Every value is checked here, at load, so that `config` reports it and `up` refuses it
+    // before it creates anything (Docker's engine only refuses these at container start).
     let target = match r.int("target")? {
-        Some(t) if (0..=65535).contains(&t) => t as u32,
-        Some(t) => return Err(bad(p, &format!("{path}.target"), format!("invalid port {t}: expected 0-65535"))),
+        Some(t) if (1..=65535).contains(&t) => t as u32,
+        Some(t) => return Err(bad(p, &format!("{path}.target"), format!("invalid container port {t}: expected 1-65535"))),
         None => return Err(bad(p, path, "a port mapping needs a target (the port inside the container)")),
     };
+    if let Some(ip) = r.str("host_ip")?.filter(|s| !s.is_empty()) {
+        if ip.trim_matches(|c| c == '[' || c == ']').parse::<std::net::IpAddr>().is_err() {
+            return Err(bad(
+                p,
+                &format!("{path}.host_ip"),
+                format!("invalid IP address {ip:?}: expected an address such as 127.0.0.1, 0.0.0.0 or ::1"),
+            ));
+        }
+    }
+    match r.str("protocol")?.as_deref() {
+        None | Some("tcp" | "udp" | "TCP" | "UDP") => {}
+        Some(proto @ ("sctp" | "SCTP")) => {
+            return Err(bad(p, &format!("{path}.protocol"), format!("protocol {proto:?} is not supported by berth: publish tcp or udp")));
+        }
+        Some(proto) => return Err(bad(p, &format!("{path}.protocol"), format!("invalid protocol {proto:?}: expected tcp or udp"))),
+    }
     let published = r.str("published")?.filter(|s| !s.is_empty());
     if let Some(pb) = &published {
         let ok = pb.split('-').all(|x| x.parse::<u32>().is_ok_and(|v| v <= 65535)) && pb.split('-').count() <= 2;

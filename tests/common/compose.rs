@@ -22,8 +22,12 @@ pub struct Stack {
 impl Stack {
     /// A project `name` with `yaml` as its compose.yaml, and `busybox:latest` imported.
     pub fn new(name: &str, yaml: &str) -> Stack {
+        Stack::in_root(TestRoot::new(), name, yaml)
+    }
+
+    /// [`Stack::new`] in a given (empty) state root.
+    pub fn in_root(t: TestRoot, name: &str, yaml: &str) -> Stack {
         expect_root();
-        let t = TestRoot::new();
         let tar = t.scratch().join("busybox.tar");
         make_busybox_tar(&tar);
         t.ok(["image", "import", tar.to_str().unwrap(), "busybox:latest", "--change", "CMD [\"sh\"]"]);

@@ -72,9 +72,12 @@ impl Target {
     }
 
     /// Takes the project's lock: one command changes a project at a time.
+    /// Then collects what crashed commands left in the root (`system::collect_junk`).
     pub fn lock(&self) -> anyhow::Result<FileLock> {
         self.root.ensure()?;
-        Ok(self.root.lock_project(&self.name)?)
+        let lock = self.root.lock_project(&self.name)?;
+        crate::system::collect_junk(&self.root);
+        Ok(lock)
     }
 
     pub fn observe(&self) -> anyhow::Result<Observed> {
@@ -250,6 +253,13 @@ pub fn print_dry_run(plan: &Plan) {
 
 /// Runs a plan with progress and returns its report.
 pub fn run_plan(r: &Run, plan: &Plan) -> Report {
+    if let Err(e) = execute::check_host_ports(r.target.project.as_ref(), plan) {
+        let service = match &e {
+            execute::ExecError::PortInUse { service, .. } => service.clone(),
+            _ => String::new(),
+        };
+        return Report { errors: vec![(service, e)], ..Default::default() };
+    }
     let cancel = Cancel::new();
     let progress = Progress::new(progress::kind(r.g), r.title);
     let engine = RealEngine::new(&r.target.root, r.store);
@@ -316,6 +326,7 @@ fn hint(e: &ExecError, name: &str, p: &str) -> Option<String> {
             format!("see why with `berth {p}logs {name}`, fix the service, then run `berth up` again")
         }
         ExecError::NotCompleted { service, .. } => format!("see why with `berth {p}logs {service}`, fix it, then run `berth up` again"),
+        ExecError::PortInUse { .. } => "stop what listens on that port, or publish another one, then run `berth up` again".into(),
         ExecError::Timeout { .. } => "check the services with `berth ps` and their logs; raise --wait-timeout if they need longer".into(),
         ExecError::Runtime(R::Start { .. }) => format!("see why with `berth {p}logs {name}`, fix the service, then run `berth up` again"),
         ExecError::Runtime(R::NameInUse { name: n, .. }) => {

@@ -128,7 +128,7 @@ pub(crate) fn containers(root: &StateRoot, name: &str, oneoff: OneOff, all: bool
                 && (services.is_empty() || c.labels.get(labels::SERVICE).is_some_and(|s| services.contains(s)))
         })
         .map(|cfg| {
-            let st = ops::state_of(root, &cfg.id).unwrap_or_else(|_| ContainerState::new());
+            let st = ops::state_for(root, &cfg).unwrap_or_else(|_| ContainerState::new());
             Ctr { cfg, st }
         })
         .filter(|c| all || c.listed_running())
