@@ -530,7 +530,7 @@ pub fn load_with(opts: &LoadOptions, skip: Skip) -> Result<Project> {
         resolve_environment(s, &root, &loader.env, &mut loader.budget)?;
     }
     drop_unused_resources(&mut project);
-    super::graph::Graph::new(&project)?.check_cycles()?;
+    super::graph::DepGraph::from_project(&project).check_cycles()?;
     project.warnings = loader.warnings;
     Ok(project)
 }
@@ -539,19 +539,19 @@ pub fn load_with(opts: &LoadOptions, skip: Skip) -> Result<Project> {
 fn normalize_service(s: &mut Service) {
     for l in &s.links {
         let target = l.split(':').next().unwrap_or(l).to_string();
-        s.depends_on.entry(target).or_insert(Dependency { condition: CONDITION_STARTED.into(), restart: true, required: true });
+        s.depends_on.entry(target).or_insert(Dependency { condition: Condition::Started, restart: true, required: true });
     }
     let namespaces = [&s.network_mode, &s.ipc, &s.pid, &s.uts, &s.cgroup];
     let shared: Vec<String> = namespaces.iter().filter_map(|n| n.as_deref()?.strip_prefix("service:").map(str::to_string)).collect();
     for t in shared {
-        s.depends_on.entry(t).or_insert(Dependency { condition: CONDITION_STARTED.into(), restart: true, required: true });
+        s.depends_on.entry(t).or_insert(Dependency { condition: Condition::Started, restart: true, required: true });
     }
     for v in &s.volumes_from {
         if v.starts_with("container:") {
             continue;
         }
         let t = v.split(':').next().unwrap_or(v).to_string();
-        s.depends_on.entry(t).or_insert(Dependency { condition: CONDITION_STARTED.into(), restart: false, required: true });
+        s.depends_on.entry(t).or_insert(Dependency { condition: Condition::Started, restart: false, required: true });
     }
     if s.network_mode.is_none() && s.provider.is_none() && s.networks.is_empty() {
         s.networks.insert("default".into(), None);

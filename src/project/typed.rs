@@ -248,11 +248,18 @@ pub fn service(name: &str, n: &Node) -> Result<Service> {
     s.credential_spec = r.json("credential_spec");
     if let Some(d) = r.map("depends_on")? {
         for (dep, v) in d.m.iter() {
-            let mut dd = Dependency { condition: CONDITION_STARTED.into(), restart: false, required: true };
+            let mut dd = Dependency { condition: Condition::Started, restart: false, required: true };
             if let Some(vm) = v.as_map() {
                 let vr = R::new(vm, format!("{path}.depends_on.{dep}"));
                 if let Some(c) = vr.str("condition")? {
-                    dd.condition = c;
+                    dd.condition = Condition::parse(&c).ok_or_else(|| {
+                        let n = vr.node("condition").expect("read above");
+                        bad(
+                            n,
+                            &vr.p("condition"),
+                            r#"must be one of the following: "service_started", "service_healthy", "service_completed_successfully""#,
+                        )
+                    })?;
                 }
                 dd.restart = vr.flag("restart")?;
                 dd.required = vr.bool("required")?.unwrap_or(true);
@@ -718,4 +725,44 @@ pub fn file_object(kind: &str, name: &str, n: &Node, project: &str) -> Result<Fi
         template_driver: r.str("template_driver")?,
         extensions: r.extensions(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn web(text: &str) -> Result<Service> {
+        let docs = super::super::yaml::parse(text, &Arc::new(PathBuf::from("compose.yaml"))).unwrap();
+        let Value::Map(m) = &docs[0].v else { panic!("not a map") };
+        let Value::Map(services) = &m.get("services").unwrap().v else { panic!("no services") };
+        service("web", services.get("web").unwrap())
+    }
+
+    #[test]
+    fn depends_on_conditions_are_typed() {
+        let s = web("services:\n  web:\n    depends_on:\n      db: {condition: service_healthy, restart: true}\n      init: {condition: service_completed_successfully}\n")
+            .unwrap();
+        assert_eq!(s.depends_on["db"].condition, Condition::Healthy);
+        assert!(s.depends_on["db"].restart);
+        assert_eq!(s.depends_on["init"].condition, Condition::CompletedSuccessfully);
+        let e = web("services:\n  web:\n    depends_on:\n      db: {condition: service_ready}\n").unwrap_err().to_string();
+        assert!(e.contains("services.web.depends_on.db.condition"), "{e}");
+        assert!(e.contains("compose.yaml"), "{e}");
+        assert!(
+            e.contains(r#"must be one of the following: "service_started", "service_healthy", "service_completed_successfully""#),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn condition_names_round_trip() {
+        for c in Condition::ALL {
+            assert_eq!(Condition::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(Condition::parse("service_ready"), None);
+        assert_eq!(Condition::parse(""), None);
+    }
 }

@@ -190,8 +190,7 @@ pub fn attached(g: &GlobalOpts, t: &Target, desired: &Desired, selected: &[Strin
         std::thread::spawn(move || {
             let t = Target { root, project: None, name };
             let Ok(o) = t.observe() else { return };
-            let deps = plan::dependencies(Some(&desired), &o);
-            let plan = plan::stop(&o, &deps, &services, timeout);
+            let plan = plan::stop(&o, &plan::graph(Some(&desired), &o), &services, timeout);
             let images = BTreeMap::new();
             let run = Run {
                 g: &g,

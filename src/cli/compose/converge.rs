@@ -6,17 +6,18 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 
 use crate::cli::GlobalOpts;
 use crate::cli::progress::{self, Progress};
 use crate::engine::image::reference::Reference;
-use crate::engine::image::{Image, ImageStore, PullItem, PullOptions, PullPolicy};
+use crate::engine::image::{Image, ImageStore, PullItem, PullOptions};
 use crate::project::Project;
 use crate::project::engine::RealEngine;
 use crate::project::execute::{self, Context, ExecError, Report, WaitKind};
+use crate::project::images::{self, Acquire, PullMode};
 use crate::project::observe::{self, Observed};
-use crate::project::plan::{Condition, Desired, Plan};
+use crate::project::plan::{Desired, Plan};
 use crate::state::StateRoot;
 use crate::util::lock::FileLock;
 use crate::util::sys;
@@ -86,6 +87,14 @@ impl Target {
         self.project.as_ref().map(|p| Desired::from_project(p, images, scale)).transpose().map_err(Into::into)
     }
 
+    /// The dependency graph: the file's when loaded, else the containers' labels.
+    pub fn graph(&self, o: &Observed) -> crate::project::DepGraph {
+        match &self.project {
+            Some(p) => crate::project::DepGraph::from_project(p),
+            None => crate::project::DepGraph::from_labels(o),
+        }
+    }
+
     /// Fails on a service the project does not have: from the file, else (loaded by name
     /// alone) as `in_labels` says, from its containers' labels.
     pub fn check_services(&self, services: &[String], in_labels: impl Fn(&str) -> bool) -> anyhow::Result<()> {
@@ -114,20 +123,10 @@ pub fn services_and_dependencies(p: &Project, services: &[String], with_deps: bo
     if let Some(s) = services.iter().find(|s| !p.services.contains_key(*s)) {
         bail!("no such service: {s}");
     }
-    let mut wanted: Vec<String> = if services.is_empty() { p.services.keys().cloned().collect() } else { services.to_vec() };
-    if with_deps && !services.is_empty() {
-        let graph = p.graph()?;
-        let mut i = 0;
-        while i < wanted.len() {
-            for d in graph.dependencies(&wanted[i]) {
-                if !wanted.iter().any(|w| w == d) {
-                    wanted.push(d.to_string());
-                }
-            }
-            i += 1;
-        }
+    if services.is_empty() {
+        return Ok(p.services.keys().cloned().collect());
     }
-    Ok(wanted)
+    Ok(if with_deps { crate::project::DepGraph::from_project(p).closure(services) } else { services.to_vec() })
 }
 
 /// As compose's `toProjectName` (`top`, `port`, `cp`, `stats`): `-p`, then
@@ -153,30 +152,6 @@ fn name_only(name: &str, fix: &str) -> anyhow::Result<String> {
         bail!(crate::project::load::invalid_project_name(name, fix));
     }
     Ok(lower)
-}
-
-/// Service -> (dependency, condition, restart), from the file or the labels.
-pub fn conditions(t: &Target, o: &Observed) -> BTreeMap<String, Vec<(String, Condition, bool)>> {
-    match &t.project {
-        Some(p) => p
-            .services
-            .iter()
-            .map(|(k, s)| {
-                let v = s
-                    .depends_on
-                    .iter()
-                    .filter(|(d, _)| p.services.contains_key(*d))
-                    .map(|(d, x)| (d.clone(), Condition::parse(&x.condition), x.restart))
-                    .collect();
-                (k.clone(), v)
-            })
-            .collect(),
-        None => o
-            .label_dependencies()
-            .into_iter()
-            .map(|(k, v)| (k, v.into_iter().map(|(s, c, r)| (s, Condition::parse(&c), r)).collect()))
-            .collect(),
-    }
 }
 
 /// `--parallel` / `COMPOSE_PARALLEL_LIMIT`: 0 is unlimited (compose's default, -1).
@@ -382,43 +357,18 @@ pub fn images(g: &GlobalOpts, p: &Project, services: &[String], o: ImageOptions)
         if out.contains_key(name) {
             continue;
         }
-        let s = &p.services[name];
-        let image_name = crate::project::convert::service_image_name(p, s);
-        let policy = match o.pull {
-            Pull::Always => PullPolicy::Always,
-            Pull::Missing => PullPolicy::Missing,
-            Pull::Never => PullPolicy::Never,
-            Pull::Build => PullPolicy::Build,
-            Pull::Policy => match s.pull_policy.as_deref() {
-                Some(x) => PullPolicy::parse(&x.replace('-', "_")).with_context(|| format!("service {name}: pull_policy"))?,
-                None => PullPolicy::Missing,
-            },
+        let mode = match o.pull {
+            Pull::Always => PullMode::Always,
+            Pull::Missing => PullMode::Missing,
+            Pull::Never => PullMode::Never,
+            Pull::Build => PullMode::Build,
+            Pull::Policy => PullMode::Policy,
         };
-        if s.build.is_some() {
-            // Built images are never pulled.
-            match store.resolve(&image_name)? {
-                Some(i) => {
-                    out.insert(name.clone(), i);
-                    continue;
-                }
-                None => bail!("service {name:?} has no image {image_name:?} and --no-build was given: run `berth build {name}` first"),
+        match images::decide(&store, p, name, mode)? {
+            Acquire::Present(i) => {
+                out.insert(name.clone(), *i);
             }
-        }
-        if policy == PullPolicy::Build {
-            bail!("service {name:?} has pull_policy build but no build section: add one, or set another pull_policy");
-        }
-        let present = store.resolve(&image_name)?.filter(|i| crate::project::convert::platform_matches(s, i));
-        match (policy, present) {
-            (PullPolicy::Always, _) | (PullPolicy::Missing, None) => {
-                let r = Reference::parse(&image_name).with_context(|| format!("service {name}: image"))?;
-                to_pull.push((name.clone(), r));
-            }
-            (PullPolicy::Never | PullPolicy::Build, None) => {
-                bail!("service {name:?}: image {image_name} is not present and its pull policy is never: pull it with `berth pull {name}`")
-            }
-            (_, Some(i)) => {
-                out.insert(name.clone(), i);
-            }
+            Acquire::Pull(r) => to_pull.push((name.clone(), r)),
         }
     }
     if !to_pull.is_empty() {

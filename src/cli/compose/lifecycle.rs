@@ -376,8 +376,7 @@ fn start(g: &GlobalOpts, services: &[String], wait: bool, wait_timeout: Option<u
     let _lock = if dry { None } else { Some(t.lock()?) };
     let o = t.observe()?;
     t.check_observed_services(&o, services)?;
-    let deps = converge::conditions(&t, &o);
-    let plan = plan::start(&o, &deps, services, wait)?;
+    let plan = plan::start(&o, &t.graph(&o), services, wait)?;
     execute_simple(g, &t, &plan, dry, "Running", wait_timeout)
 }
 
@@ -387,8 +386,7 @@ fn stop(g: &GlobalOpts, services: &[String], timeout: Option<u64>, dry: bool) ->
     let o = t.observe()?;
     t.check_observed_services(&o, services)?;
     let desired = t.desired(&BTreeMap::new(), &BTreeMap::new())?;
-    let deps = plan::dependencies(desired.as_ref(), &o);
-    let plan = plan::stop(&o, &deps, services, timeout);
+    let plan = plan::stop(&o, &plan::graph(desired.as_ref(), &o), services, timeout);
     execute_simple(g, &t, &plan, dry, "Stopping", None)
 }
 
@@ -397,25 +395,7 @@ pub(crate) fn restart(g: &GlobalOpts, services: &[String], no_deps: bool, timeou
     let _lock = if dry { None } else { Some(t.lock()?) };
     let o = t.observe()?;
     t.check_observed_services(&o, services)?;
-    // As compose: only `restart: true` dependencies order the restart, and restarting a service
-    // restarts the services that depend on it that way (unless --no-deps).
-    let conds = converge::conditions(&t, &o);
-    let deps: BTreeMap<String, Vec<String>> =
-        conds.iter().map(|(k, v)| (k.clone(), v.iter().filter(|x| x.2).map(|x| x.0.clone()).collect())).collect();
-    let mut chosen: Vec<String> = services.to_vec();
-    if !no_deps && !chosen.is_empty() {
-        let mut i = 0;
-        while i < chosen.len() {
-            let s = chosen[i].clone();
-            for (k, v) in &deps {
-                if v.contains(&s) && !chosen.contains(k) {
-                    chosen.push(k.clone());
-                }
-            }
-            i += 1;
-        }
-    }
-    let plan = plan::restart(&o, &deps, &chosen, timeout);
+    let plan = plan::restart_with_dependents(&o, &t.graph(&o), services, no_deps, timeout);
     execute_simple(g, &t, &plan, dry, "Restarting", None)
 }
 
@@ -459,27 +439,9 @@ fn rm(g: &GlobalOpts, services: &[String], force: bool, stop: bool, volumes: boo
     let _lock = if dry { None } else { Some(t.lock()?) };
     let o = t.observe()?;
     t.check_observed_services(&o, services)?;
-    let mut plan = plan::Plan::default();
-    let mut names = Vec::new();
-    let chosen: Vec<&crate::project::observe::Container> =
-        o.containers.iter().filter(|c| !c.oneoff && (services.is_empty() || services.contains(&c.service))).collect();
-    if stop {
-        let desired = t.desired(&BTreeMap::new(), &BTreeMap::new())?;
-        let deps = plan::dependencies(desired.as_ref(), &o);
-        let mut sub = o.clone();
-        sub.containers.retain(|c| c.is_active() && chosen.iter().any(|x| x.id == c.id));
-        plan = plan::stop(&sub, &deps, services, None);
-    }
-    let stops: BTreeMap<String, usize> = plan.steps.iter().map(|s| (s.op.resource().1.to_string(), s.id)).collect();
-    let mut removes = Vec::new();
-    for c in chosen {
-        if c.is_active() && !stop {
-            continue;
-        }
-        names.push(c.name.clone());
-        let after = stops.get(&c.name).map(|i| vec![*i]).unwrap_or_default();
-        removes.push((Op::Remove { service: c.service.clone(), name: c.name.clone(), volumes }, after));
-    }
+    let desired = t.desired(&BTreeMap::new(), &BTreeMap::new())?;
+    let plan = plan::rm(&o, &plan::graph(desired.as_ref(), &o), services, stop, volumes);
+    let names = plan::removed(&plan);
     if names.is_empty() {
         eprintln!("No stopped containers");
         return Ok(0);
@@ -496,9 +458,6 @@ fn rm(g: &GlobalOpts, services: &[String], force: bool, stop: bool, volumes: boo
         }
     } else if force {
         println!("Going to remove {}", names.join(", "));
-    }
-    for (op, after) in removes {
-        plan::push(&mut plan, op, after);
     }
     execute_simple(g, &t, &plan, dry, "Removing", None)
 }
@@ -547,7 +506,7 @@ fn images_to_remove(t: &Target, o: &crate::project::observe::Observed, kind: &st
         Some(p) => {
             for s in p.services.values() {
                 if s.image.is_none() || kind == "all" {
-                    refs.push(crate::project::convert::service_image_name(p, s));
+                    refs.push(crate::project::naming::service_image_name(p, s));
                 }
             }
         }
@@ -555,7 +514,7 @@ fn images_to_remove(t: &Target, o: &crate::project::observe::Observed, kind: &st
             // From the containers: `local` keeps the images compose named itself.
             for c in crate::engine::runtime::ops::list_configs(&t.root) {
                 if let Some(x) = o.containers.iter().find(|x| x.id == c.id) {
-                    if kind == "all" || c.image_ref == format!("{}-{}", t.name, x.service) {
+                    if kind == "all" || c.image_ref == crate::project::naming::default_image_name(&t.name, &x.service) {
                         refs.push(c.image_ref.clone());
                     }
                 }
