@@ -146,7 +146,7 @@ pub fn build_services(
 
 /// How many builds run at once: `COMPOSE_PARALLEL_LIMIT` if set, else the number of CPUs (at
 /// least 2).
-pub fn parallel_limit() -> usize {
+pub(crate) fn parallel_limit() -> usize {
     if let Some(n) = std::env::var("COMPOSE_PARALLEL_LIMIT").ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|n| *n > 0) {
         return n;
     }

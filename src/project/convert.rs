@@ -85,7 +85,7 @@ pub fn service_spec(
 }
 
 /// The spec of a project network (`networks:` entry `key`), with compose's labels.
-pub fn network_spec(project: &Project, key: &str, n: &crate::project::model::Network) -> NetworkSpec {
+pub(crate) fn network_spec(project: &Project, key: &str, n: &crate::project::model::Network) -> NetworkSpec {
     let mut l = n.labels.clone();
     l.insert(labels::PROJECT.into(), project.name.clone());
     l.insert(labels::NETWORK.into(), key.to_string());
@@ -117,17 +117,17 @@ pub fn network_spec(project: &Project, key: &str, n: &crate::project::model::Net
 }
 
 /// The real name of project network `key`: its `name:`, else `<project>_<key>`.
-pub fn network_name(project: &Project, key: &str) -> String {
+pub(crate) fn network_name(project: &Project, key: &str) -> String {
     project.networks.get(key).map(|n| n.name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| format!("{}_{key}", project.name))
 }
 
 /// The real name of project volume `key`: its `name:`, else `<project>_<key>`.
-pub fn volume_name(project: &Project, key: &str) -> String {
+pub(crate) fn volume_name(project: &Project, key: &str) -> String {
     project.volumes.get(key).map(|v| v.name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| format!("{}_{key}", project.name))
 }
 
 /// The labels compose puts on a project volume.
-pub fn volume_labels(project: &Project, key: &str) -> BTreeMap<String, String> {
+pub(crate) fn volume_labels(project: &Project, key: &str) -> BTreeMap<String, String> {
     let mut l = project.volumes.get(key).map(|v| v.labels.clone()).unwrap_or_default();
     l.insert(labels::PROJECT.into(), project.name.clone());
     l.insert(labels::VOLUME.into(), key.to_string());
@@ -142,7 +142,7 @@ pub fn ensure_volume(root: &crate::state::StateRoot, project: &Project, key: &st
 }
 
 /// [`ensure_volume`] on an engine.
-pub fn ensure_volume_on(engine: &dyn Engine, project: &Project, key: &str) -> Result<String, ConvertError> {
+pub(crate) fn ensure_volume_on(engine: &dyn Engine, project: &Project, key: &str) -> Result<String, ConvertError> {
     let name = volume_name(project, key);
     let Some(v) = project.volumes.get(key) else { return Ok(name) };
     if engine.volume_inspect(&name)?.is_none() {
@@ -155,7 +155,7 @@ pub fn ensure_volume_on(engine: &dyn Engine, project: &Project, key: &str) -> Re
 }
 
 /// The service's `ports:` as the network module takes them.
-pub fn port_requests(service: &Service) -> Result<Vec<PortRequest>, ConvertError> {
+pub(crate) fn port_requests(service: &Service) -> Result<Vec<PortRequest>, ConvertError> {
     let mut out = Vec::new();
     for p in &service.ports {
         let protocol = match p.protocol.as_str() {
@@ -194,7 +194,7 @@ pub fn service_container(root: &crate::state::StateRoot, project: &str, service:
 }
 
 /// [`service_container`] among `containers`.
-pub fn find_service_container<'a>(
+pub(crate) fn find_service_container<'a>(
     containers: &'a [runtime::ContainerConfig],
     project: &str,
     service: &str,
@@ -222,7 +222,7 @@ pub struct HostInputs {
 
 /// The services whose first container the spec of `service` names (`network_mode`, `ipc` and
 /// `pid` as `service:X`, and `volumes_from: X`).
-pub fn parent_services(service: &Service) -> Vec<String> {
+pub(crate) fn parent_services(service: &Service) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for m in [&service.network_mode, &service.ipc, &service.pid].into_iter().flatten() {
         if let Some(x) = m.strip_prefix("service:").filter(|x| !x.is_empty()) {
@@ -238,7 +238,7 @@ pub fn parent_services(service: &Service) -> Vec<String> {
 }
 
 /// [`HostInputs::parents`] from a list of containers (the root's, or an engine's).
-pub fn find_parents(containers: &[runtime::ContainerConfig], project: &Project, service: &Service) -> BTreeMap<String, String> {
+pub(crate) fn find_parents(containers: &[runtime::ContainerConfig], project: &Project, service: &Service) -> BTreeMap<String, String> {
     parent_services(service)
         .into_iter()
         .filter_map(|s| find_service_container(containers, &project.name, &s, 1).map(|c| (s, c.id.clone())))
@@ -716,7 +716,7 @@ pub fn service_platform(service: &Service) -> Result<Option<crate::engine::image
 }
 
 /// Whether `image` is for the service's `platform:` (any image is, without one).
-pub fn platform_matches(service: &Service, image: &Image) -> bool {
+pub(crate) fn platform_matches(service: &Service, image: &Image) -> bool {
     let Ok(Some(want)) = service_platform(service) else { return true };
     config_matches(&want, &image.raw_config)
 }

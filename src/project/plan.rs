@@ -445,7 +445,7 @@ fn conflicts(o: &Observed, r: &super::observe::Resource, what: &str, name: &str)
 }
 
 /// The orphan warning, as compose words it.
-pub fn orphan_warning(names: &[&str]) -> String {
+pub(crate) fn orphan_warning(names: &[&str]) -> String {
     format!(
         "Found orphan containers ([{}]) for this project. If you removed or renamed this service in your compose file, \
          you can run this command with the --remove-orphans flag to clean it up.",

@@ -101,7 +101,7 @@ impl<'a> R<'a> {
         }
     }
     /// A float as Go's float32 keeps it (cpus), so that 0.1 prints as 0.1.
-    pub fn float32(&self, k: &str) -> Result<f64> {
+    pub(crate) fn float32(&self, k: &str) -> Result<f64> {
         let f = self.float(k)?;
         Ok(format!("{}", f as f32).parse::<f64>().unwrap_or(f))
     }
@@ -143,10 +143,10 @@ impl<'a> R<'a> {
             },
         }
     }
-    pub fn strmap(&self, k: &str) -> Result<BTreeMap<String, String>> {
+    pub(crate) fn strmap(&self, k: &str) -> Result<BTreeMap<String, String>> {
         Ok(self.optmap(k)?.into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect())
     }
-    pub fn optmap(&self, k: &str) -> Result<BTreeMap<String, Option<String>>> {
+    pub(crate) fn optmap(&self, k: &str) -> Result<BTreeMap<String, Option<String>>> {
         match self.node(k) {
             None => Ok(BTreeMap::new()),
             Some(n) => match &n.v {
@@ -708,7 +708,7 @@ pub fn volume(name: &str, n: &Node, project: &str) -> Result<Volume> {
     })
 }
 
-pub fn file_object(kind: &str, name: &str, n: &Node, project: &str) -> Result<FileObject> {
+pub(crate) fn file_object(kind: &str, name: &str, n: &Node, project: &str) -> Result<FileObject> {
     let empty = Map::default();
     let m = n.as_map().unwrap_or(&empty);
     let r = R::new(m, format!("{kind}.{name}"));
