@@ -116,6 +116,44 @@ impl Target {
     }
 }
 
+/// A project loaded from its files, for the commands that need the file (`up`, `create`, `run`,
+/// `watch`): a [`Target`] whose project is always there, so that no caller checks for it.
+pub struct Loaded {
+    /// Private: only [`Loaded::load`] makes one, with the project set.
+    target: Target,
+}
+
+impl Loaded {
+    /// Loads the project from its files.
+    pub fn load(g: &GlobalOpts) -> anyhow::Result<Loaded> {
+        Ok(Loaded { target: Target::load(g)? })
+    }
+
+    pub fn project(&self) -> &Project {
+        match &self.target.project {
+            Some(p) => p,
+            None => unreachable!("a Loaded is only made by Loaded::load, which sets the project"),
+        }
+    }
+
+    /// The [`Target`] (with its project) for what takes any target.
+    pub fn into_target(self) -> Target {
+        self.target
+    }
+
+    /// The project as the planner sees it.
+    pub fn desired(&self, images: &BTreeMap<String, String>, scale: &BTreeMap<String, u32>) -> anyhow::Result<Desired> {
+        Ok(Desired::from_project(self.project(), images, scale)?)
+    }
+}
+
+impl std::ops::Deref for Loaded {
+    type Target = Target;
+    fn deref(&self) -> &Target {
+        &self.target
+    }
+}
+
 /// The services a command names (all when none), checked against the project, with their
 /// dependencies, transitively, when `with_deps` (`build --with-dependencies`, `pull
 /// --include-deps`): named ones first, then each one's dependencies as found.

@@ -183,9 +183,9 @@ fn exec(g: &GlobalOpts, a: ExecArgs) -> anyhow::Result<i32> {
 /// Its dependencies are brought up first (with their `depends_on` conditions) unless
 /// `--no-deps`; the service's ports are published only with `--service-ports`.
 fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
-    use super::converge::{self, Run, Target};
-    let t = Target::load(g)?;
-    let project = t.project.as_ref().expect("run loads the project");
+    use super::converge::{self, Run};
+    let t = converge::Loaded::load(g)?;
+    let project = t.project();
     let service = project.services.get(&a.service).ok_or_else(|| anyhow::anyhow!("no such service: {}", a.service))?;
     let root = g.state_root();
     root.ensure()?;
@@ -195,7 +195,7 @@ fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     // The dependencies, as `up -d` brings them (the one-off itself is not a replica).
-    let desired0 = t.desired(&BTreeMap::new(), &BTreeMap::new())?.expect("loaded");
+    let desired0 = t.desired(&BTreeMap::new(), &BTreeMap::new())?;
     let mut wanted = desired0.oneoff_dependencies(&a.service, a.no_deps)?;
     wanted.push(a.service.clone());
     converge::warn_unapplied(project, &wanted);
@@ -210,7 +210,7 @@ fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
     {
         let lock = t.lock()?;
         let ids: BTreeMap<String, String> = images.iter().map(|(k, v)| (k.clone(), v.id.to_string())).collect();
-        let desired = t.desired(&ids, &BTreeMap::new())?.expect("loaded");
+        let desired = t.desired(&ids, &BTreeMap::new())?;
         let observed = t.observe()?;
         let opts = crate::project::plan::RunOptions { service: a.service.clone(), no_deps: a.no_deps, remove_orphans: a.remove_orphans };
         let plan = crate::project::plan::run(&desired, &observed, &opts)?;
