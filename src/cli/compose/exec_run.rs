@@ -289,14 +289,10 @@ fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
     cfg.cap_add.extend(a.cap_add.iter().cloned());
     cfg.cap_drop.extend(a.cap_drop.iter().cloned());
     for v in &a.volumes {
-        let parts: Vec<&str> = v.split(':').collect();
-        let (src, dst, ro) = match parts.as_slice() {
-            [d] => ("", *d, false),
-            [s, d] => (*s, *d, false),
-            [s, d, m] => (*s, *d, m.split(',').any(|x| x == "ro")),
-            _ => anyhow::bail!("invalid volume {v:?}: use SOURCE:TARGET[:ro]"),
-        };
-        let is_path = src.starts_with('/') || src.starts_with('.');
+        // The loader's parser: `-v` reads as a short `volumes:` entry does in the file.
+        let spec = crate::project::canonical::parse_volume(v).map_err(|e| anyhow::anyhow!("{e}: use SOURCE:TARGET[:ro]"))?;
+        let (src, dst, ro) = (spec.source.as_str(), spec.target.as_str(), spec.read_only);
+        let is_path = spec.kind == "bind";
         let source = if src.starts_with('.') {
             project.working_dir.join(src).display().to_string()
         } else if !is_path && project.volumes.contains_key(src) {
