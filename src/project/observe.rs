@@ -5,7 +5,7 @@
 //! [`Observed`] is plain data: the planner ([`super::plan`]) takes it, and its tests build it by
 //! hand.
 
-use crate::engine::runtime::state::Status;
+use crate::engine::runtime::state::{HealthStatus, Status};
 use crate::engine::runtime::{ContainerConfig, ops, volumes};
 use crate::labels;
 use crate::state::StateRoot;
@@ -34,7 +34,7 @@ pub struct Container {
     pub image: String,
     pub status: Status,
     /// `starting`, `healthy` or `unhealthy` when the container has a healthcheck.
-    pub health: Option<String>,
+    pub health: Option<HealthStatus>,
     pub exit_code: i32,
     pub created: String,
     /// `depends_on` from the label ([`super::graph::DepGraph::from_labels`] reads it).
@@ -143,7 +143,7 @@ pub fn container(root: &StateRoot, c: &ContainerConfig) -> Container {
         config_hash: l(labels::CONFIG_HASH),
         image: l(labels::IMAGE),
         status: st.status,
-        health: st.health.as_ref().map(|h| h.status.clone()).filter(|s| !s.is_empty()),
+        health: st.health.as_ref().map(|h| h.status).filter(|s| *s != HealthStatus::None),
         exit_code: st.exit_code,
         created: c.created.clone(),
         depends_on: super::graph::parse_depends_on_label(&l(labels::DEPENDS_ON)),
