@@ -10,12 +10,11 @@ use anyhow::bail;
 
 use crate::cli::GlobalOpts;
 use crate::cli::progress::{self, Progress};
-use crate::engine::image::reference::Reference;
-use crate::engine::image::{Image, ImageStore, PullItem, PullOptions};
+use crate::engine::image::{Image, ImageStore};
 use crate::project::Project;
 use crate::project::engine::RealEngine;
 use crate::project::execute::{self, Context, ExecError, Report, WaitKind};
-use crate::project::images::{self, Acquire, PullMode};
+use crate::project::images::{self, PullMode};
 use crate::project::observe::{self, Observed};
 use crate::project::plan::{Desired, Plan};
 use crate::state::StateRoot;
@@ -367,87 +366,36 @@ pub struct ImageOptions {
     pub quiet_build: bool,
 }
 
-/// The images of `services`: built (with `--build`, `pull_policy: build`, or a `build:` section
-/// and no image yet), then pulled as the pull policy says.
+/// The images of `services` ([`images::acquire`]), with the build and pull progress this
+/// command's flags ask for.
 pub fn images(g: &GlobalOpts, p: &Project, services: &[String], o: ImageOptions) -> anyhow::Result<(ImageStore, BTreeMap<String, Image>)> {
     let root = g.state_root();
     root.ensure()?;
     let store = ImageStore::open(&root)?;
-    let mut out = BTreeMap::new();
-    if !o.no_build && services.iter().any(|s| p.services[s].build.is_some()) {
-        use crate::engine::build::{Printer, ProgressMode};
-        use crate::project::build::ProjectBuildOptions;
-        let opts = ProjectBuildOptions { insecure_registries: g.insecure_registries.clone(), ..Default::default() };
-        let quiet = o.quiet_build || progress::kind(g) == progress::Kind::Quiet;
-        let mut printer = Printer::to_writer(if quiet { ProgressMode::Quiet } else { ProgressMode::Plain }, Box::new(std::io::stderr()));
-        let built = crate::project::build::ensure_built(&store, p, services, o.build, &opts, &mut printer).map_err(|e| {
-            anyhow::Error::new(e)
-                .context("cannot build the project's images: fix the Dockerfile or the build section, then run `berth up` again")
-        })?;
-        for (name, id) in built {
-            if let Some(i) = store.get(&id)? {
-                out.insert(name, i);
-            }
-        }
-    }
-    let mut to_pull: Vec<(String, Reference)> = Vec::new();
-    for name in services {
-        if out.contains_key(name) {
-            continue;
-        }
-        let mode = match o.pull {
+    let kind = progress::kind(g);
+    let quiet_build = o.quiet_build || kind == progress::Kind::Quiet;
+    let mode = if quiet_build { crate::engine::build::ProgressMode::Quiet } else { crate::engine::build::ProgressMode::Plain };
+    let mut printer = crate::engine::build::Printer::to_writer(mode, Box::new(std::io::stderr()));
+    let pull_mode = if o.quiet || kind == progress::Kind::Quiet {
+        crate::engine::image::progress::ProgressMode::Quiet
+    } else {
+        crate::engine::image::progress::ProgressMode::Plain
+    };
+    let pull_progress = crate::engine::image::progress::Progress::stderr(pull_mode);
+    let opts = images::AcquireOptions {
+        pull: match o.pull {
             Pull::Always => PullMode::Always,
             Pull::Missing => PullMode::Missing,
             Pull::Never => PullMode::Never,
             Pull::Build => PullMode::Build,
             Pull::Policy => PullMode::Policy,
-        };
-        match images::decide(&store, p, name, mode)? {
-            Acquire::Present(i) => {
-                out.insert(name.clone(), *i);
-            }
-            Acquire::Pull(r) => to_pull.push((name.clone(), r)),
-        }
-    }
-    if !to_pull.is_empty() {
-        let kind = progress::kind(g);
-        let mode = if o.quiet || kind == progress::Kind::Quiet {
-            crate::engine::image::progress::ProgressMode::Quiet
-        } else {
-            crate::engine::image::progress::ProgressMode::Plain
-        };
-        let prog = crate::engine::image::progress::Progress::stderr(mode);
-        let items: Vec<PullItem> = to_pull
-            .iter()
-            .map(|(n, r)| PullItem {
-                label: n.clone(),
-                reference: r.clone(),
-                platform: crate::project::convert::service_platform(&p.services[n]).ok().flatten(),
-            })
-            .collect();
-        let opts = PullOptions { insecure_registries: g.insecure_registries.clone(), ..PullOptions::default() };
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-        let results = rt.block_on(crate::engine::image::pull_many(&store, &items, &opts, &prog));
-        for ((name, r), res) in to_pull.into_iter().zip(results) {
-            match res {
-                Ok(i) => {
-                    out.insert(name, i);
-                }
-                Err(e) => {
-                    // A pull that fails while an older copy is present keeps the copy, as compose does.
-                    if let Some(i) = store.resolve(&r.to_string())? {
-                        eprintln!("WARN[0000] service {name} failed to pull {}: {e}; using the local image", r.familiar());
-                        out.insert(name, i);
-                    } else {
-                        return Err(anyhow::Error::new(e).context(format!(
-                            "service {name}: cannot pull {}: check the name and the registry, or import the image with `berth image load`",
-                            r.familiar()
-                        )));
-                    }
-                }
-            }
-        }
-    }
+        },
+        build: o.build,
+        no_build: o.no_build,
+        insecure_registries: g.insecure_registries.clone(),
+    };
+    let warn = |w: &str| eprintln!("WARN[0000] {w}");
+    let out = images::acquire(&store, p, services, &opts, &mut printer, &pull_progress, &warn)?;
     Ok((store, out))
 }
 
