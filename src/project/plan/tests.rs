@@ -478,3 +478,24 @@ fn run_brings_dependencies_and_waits_on_the_direct_ones() {
         Err(PlanError::NoSuchService("nope".into()))
     );
 }
+
+#[test]
+fn the_desired_graph_has_namespace_parents_and_orders_stop() {
+    // A namespace parent without a depends_on entry still orders stop and up's closure.
+    let mut d = example();
+    d.services.push(svc("sidecar", vec![]));
+    d.services[3].namespace_parents = vec!["client".into()];
+    let g = graph(Some(&d), &running());
+    assert_eq!(g.edges("sidecar"), [crate::project::graph::Edge::started("client")]);
+    assert_eq!(d.select(&["sidecar".into()], false).unwrap().into_iter().collect::<Vec<_>>(), ["client", "content", "sidecar", "web"]);
+    let mut o = running();
+    o.containers.push(ctr("sidecar", 1, Status::Running));
+    golden(
+        &stop(&o, &g, &[], None),
+        "#1 container demo-sidecar-1: stop
+#2 container demo-client-1: stop after #1
+#3 container demo-web-1: stop after #2
+#4 container demo-content-1: stop after #3
+",
+    );
+}
