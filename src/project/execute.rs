@@ -21,7 +21,7 @@ use super::model::Project;
 use super::plan::{Condition, Op, Plan, Step};
 use crate::engine::image::Image;
 use crate::engine::runtime::spec::{Mount, MountType};
-use crate::engine::runtime::state::Status;
+use crate::engine::runtime::state::{HealthStatus, Status};
 use crate::engine::runtime::{RuntimeError, volumes};
 use crate::util::error::one_line;
 
@@ -496,7 +496,7 @@ fn wait(
         let mut left = Vec::new();
         for (name, id, hc) in pending {
             let st = ctx.engine.container_state(&id)?;
-            let health = st.health.as_ref().map(|h| h.status.as_str()).unwrap_or("");
+            let health = st.health.as_ref().map(|h| h.status).unwrap_or_default();
             let r: Option<Result<&str, ExecError>> = match condition {
                 Condition::Started => Some(Ok("Started")),
                 _ if st.status == Status::Created && (!st.error.is_empty() || created_since.elapsed() > Duration::from_secs(3)) => {
@@ -514,9 +514,9 @@ fn wait(
                         Some(Err(ExecError::NoHealthcheck(name.clone())))
                     } else if !hc {
                         (st.status == Status::Running && settled(&st.started_at)).then_some(Ok("Running"))
-                    } else if health == "healthy" {
+                    } else if health == HealthStatus::Healthy {
                         Some(Ok("Healthy"))
-                    } else if health == "unhealthy" {
+                    } else if health == HealthStatus::Unhealthy {
                         Some(Err(ExecError::Unhealthy(name.clone())))
                     } else {
                         None

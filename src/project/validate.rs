@@ -23,7 +23,7 @@ fn schema() -> &'static J {
 }
 
 /// Validates a whole compose document (after interpolation) against the schema.
-pub fn validate_document(root: &Node) -> Result<()> {
+pub(crate) fn validate_document(root: &Node) -> Result<()> {
     let s = schema();
     match check(root, s, "", s) {
         Ok(()) => Ok(()),
@@ -318,7 +318,7 @@ fn same(a: &Node, b: &Node) -> bool {
 }
 
 /// The closest known key to a mistyped one, if it is close enough to be a typo.
-pub fn suggest<'a>(k: &str, known: impl Iterator<Item = &'a str>) -> Option<String> {
+pub(crate) fn suggest<'a>(k: &str, known: impl Iterator<Item = &'a str>) -> Option<String> {
     let mut best: Option<(usize, &str)> = None;
     for cand in known {
         let d = levenshtein(k, cand);
@@ -345,7 +345,7 @@ fn levenshtein(a: &str, b: &str) -> usize {
 }
 
 /// The checks the schema cannot express, on the typed project (before profiles apply).
-pub fn check_project(p: &super::model::Project, root: &super::yaml::Map) -> Result<()> {
+pub(crate) fn check_project(p: &super::model::Project, root: &super::yaml::Map) -> Result<()> {
     let pos_of = |svc: &str, key: &str| -> super::error::Pos {
         root.get("services")
             .and_then(Node::as_map)

@@ -99,10 +99,41 @@ impl ContainerState {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Health {
-    /// starting, healthy, unhealthy.
-    pub status: String,
+    pub status: HealthStatus,
     pub failing_streak: u32,
     pub log: Vec<HealthResult>,
+}
+
+/// A container's health, as Docker words it (`State.Health.Status`, `ps`, the
+/// `health_status: ...` event).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// No probe result yet and no `starting` either (what a state without one reads as); stored
+    /// as an empty string, as before this was typed.
+    #[default]
+    #[serde(rename = "", alias = "none")]
+    None,
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+impl HealthStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            HealthStatus::None => "",
+            HealthStatus::Starting => "starting",
+            HealthStatus::Healthy => "healthy",
+            HealthStatus::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+impl std::fmt::Display for HealthStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
