@@ -1,4 +1,5 @@
-//! Whole-root operations. [`teardown`] removes everything a state root holds on this host
+//! Whole-root operations. [`collect_junk`] removes what processes killed by SIGKILL left behind;
+//! [`teardown`] removes everything a state root holds on this host
 //! (processes, mounts, cgroups, links, firewall rules), then the root itself. Tests call it
 //! through `berth __teardown` from their Drop guards, so a failing test leaks nothing.
 
@@ -32,4 +33,17 @@ pub fn teardown(root: &StateRoot) -> Vec<TeardownError> {
         errors.push(e.into());
     }
     errors
+}
+
+/// How old a container folder without a config must be before it counts as abandoned: a
+/// `create` under way writes its config within milliseconds of making the folder.
+pub const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes the junk that berth processes killed by SIGKILL left in `root`: container folders
+/// that never got a config, `networks/.tmp-*` folders, temp files of dead writers, and lock files
+/// of containers that no longer exist. Commands that take a project's lock call it, so that the
+/// next command after a crash collects it; it costs one scan of `containers/`, `networks/` and
+/// `locks/`.
+pub fn collect_junk(root: &StateRoot) -> crate::engine::runtime::repair::Junk {
+    crate::engine::runtime::repair::collect_junk(root, ABANDONED_AFTER)
 }

@@ -48,6 +48,12 @@ fn run_starts_dependencies_and_publishes_on_request() {
     let (out, _) = s.ok(["run", "--rm", "-T", "--no-deps", "db", "echo", "alone"]);
     assert_eq!(out, "alone\n");
     assert_eq!(s.status("crun-db-1"), "exited");
+    // -v reads as a short `volumes:` entry: a relative bind, read-only with `:ro`.
+    std::fs::create_dir_all(s.dir.join("data")).unwrap();
+    std::fs::write(s.dir.join("data/f"), "from the host\n").unwrap();
+    let (out, _) =
+        s.ok(["run", "--rm", "-T", "--no-deps", "-v", "./data:/data:ro", "db", "sh", "-c", "cat /data/f; touch /data/x || echo ro"]);
+    assert_eq!(out, "from the host\nro\n");
     // down leaves one-offs (and says the network is in use); --remove-orphans removes them.
     let (_, err) = s.ok(["down", "-t", "0"]);
     assert!(err.contains("Resource is still in use"), "{err}");

@@ -9,6 +9,7 @@ mod common;
 use std::io::Write;
 use std::process::{Output, Stdio};
 
+use common::TestRoot;
 use common::compose::Stack;
 
 const PREFIX: &str = "berth-parcli-";
@@ -52,7 +53,7 @@ fn rc(s: &Stack, args: &[&str], code: i32) -> (String, String) {
 #[test]
 fn dry_run_never_changes_state() {
     common::require_root!();
-    let s = Stack::with_prefix(PREFIX, "parclidry", &yaml(1));
+    let s = Stack::in_root(TestRoot::with_prefix(PREFIX), "parclidry", &yaml(1));
     s.ok(["up", "-d", "web"]);
     let id = s.id("parclidry-web-1");
 
@@ -117,7 +118,7 @@ fn dry_run_never_changes_state() {
 #[test]
 fn exit_codes_and_outputs_as_compose() {
     common::require_root!();
-    let s = Stack::with_prefix(PREFIX, "parcliexit", &yaml(2));
+    let s = Stack::in_root(TestRoot::with_prefix(PREFIX), "parcliexit", &yaml(2));
 
     // start with nothing created: compose's error, rc 1.
     let (_, e) = rc(&s, &["start"], 1);
@@ -175,7 +176,7 @@ fn exit_codes_and_outputs_as_compose() {
 #[test]
 fn boolean_flags_take_gos_forms() {
     common::require_root!();
-    let s = Stack::with_prefix(PREFIX, "parclibool", &yaml(3));
+    let s = Stack::in_root(TestRoot::with_prefix(PREFIX), "parclibool", &yaml(3));
     s.ok(["up", "-d"]);
     common::compose::wait_until(std::time::Duration::from_secs(10), "job exits", || s.status("parclibool-job-1") == "exited");
     let names = |args: &[&str]| -> Vec<String> {

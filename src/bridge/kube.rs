@@ -30,7 +30,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::names::{label, label_key, label_key_ok, label_value_ok, port_name, safe, unique_labels};
 use super::{BridgeError, Diagnostic, Level, Options};
 use crate::project::Project;
-use crate::project::model::{CONDITION_COMPLETED, Duration, FileMount, FileObject, Mount, Service as ComposeService};
+use crate::project::model::{Condition, Duration, FileMount, FileObject, Mount, Service as ComposeService};
 
 pub const PROJECT_LABEL: &str = "com.docker.compose.project";
 pub const SERVICE_LABEL: &str = "com.docker.compose.service";
@@ -180,7 +180,7 @@ pub fn convert(project: &Project, opts: &Options) -> Result<Converted, BridgeErr
     };
     for s in project.services.values() {
         for (dep, d) in &s.depends_on {
-            if d.condition == CONDITION_COMPLETED {
+            if d.condition == Condition::CompletedSuccessfully {
                 ctx.jobs.insert(dep.clone());
             }
         }
@@ -760,7 +760,7 @@ fn depends_on(ctx: &mut Ctx, s: &ComposeService) {
     let svc = Some(s.name.as_str());
     for (dep, d) in &s.depends_on {
         let key = format!("depends_on.{dep}");
-        if d.condition == CONDITION_COMPLETED {
+        if d.condition == Condition::CompletedSuccessfully {
             ctx.warn(
                 svc,
                 key,

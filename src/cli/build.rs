@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use super::GlobalOpts;
 use crate::engine::build::{Printer, ProgressMode};
 use crate::engine::image::{ImageStore, Reference};
-use crate::project::build::{ProjectBuildOptions, build_services, image_name};
+use crate::project::build::{ProjectBuildOptions, build_services};
 
 #[derive(Subcommand, Debug)]
 pub enum Commands {
@@ -106,7 +106,7 @@ fn build(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<i32> {
         let quiet_progress = crate::engine::image::Progress::new(crate::engine::image::ProgressMode::Quiet);
         for s in &buildable {
             let svc = &project.services[s];
-            let mut names = vec![image_name(&project, svc)];
+            let mut names = vec![crate::project::naming::service_image_name(&project, svc)];
             names.extend(svc.build.as_ref().map(|b| b.tags.clone()).unwrap_or_default());
             for n in names {
                 let r = Reference::parse(&n).with_context(|| format!("service {s}: image {n}"))?;

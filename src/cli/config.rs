@@ -186,17 +186,7 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
             }
         }
         // keep the named services and what they depend on
-        let mut keep: Vec<String> = services_args.clone();
-        let mut i = 0;
-        while i < keep.len() {
-            let deps: Vec<String> = project.services.get(&keep[i]).map(|s| s.depends_on.keys().cloned().collect()).unwrap_or_default();
-            for d in deps {
-                if !keep.contains(&d) && project.services.contains_key(&d) {
-                    keep.push(d);
-                }
-            }
-            i += 1;
-        }
+        let keep = crate::project::DepGraph::from_project(&project).closure(&services_args);
         project.services.retain(|k, _| keep.contains(k));
     }
     if environment {

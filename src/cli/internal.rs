@@ -243,7 +243,7 @@ fn ctr(g: &GlobalOpts, c: Ctr) -> anyhow::Result<i32> {
             let now = chrono::Utc::now();
             let mut rows = vec![["CONTAINER ID", "NAMES", "STATUS", "COMMAND"].map(String::from).to_vec()];
             for c in ops::list_configs(&root) {
-                let st = ops::state_of(&root, &c.id).unwrap_or_else(|_| runtime::ContainerState::new());
+                let st = ops::state_for(&root, &c).unwrap_or_else(|_| runtime::ContainerState::new());
                 if !all && !st.status.is_active() {
                     continue;
                 }

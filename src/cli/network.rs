@@ -429,7 +429,14 @@ fn ls(root: &crate::state::StateRoot, a: LsArgs) -> anyhow::Result<i32> {
     }
     let mut rows = Vec::new();
     for n in network::list(root)? {
-        let endpoints = network::read_endpoints(root, &n.name)?.endpoints;
+        // A damaged endpoints file costs that network its container list, not the whole listing.
+        let endpoints = match network::read_endpoints(root, &n.name) {
+            Ok(e) => e.endpoints,
+            Err(e) => {
+                eprintln!("WARN[0000] network {}: {e}", n.name);
+                Default::default()
+            }
+        };
         let info = NetworkInfo { network: n, endpoints };
         if matches(&info, &filters)? {
             rows.push((ls_row(&info, a.no_trunc), info.network.labels));

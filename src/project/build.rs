@@ -24,11 +24,6 @@ pub struct ProjectBuildOptions {
     pub memory: Option<i64>,
 }
 
-/// The image name a service's build is tagged with.
-pub fn image_name(project: &Project, svc: &Service) -> String {
-    svc.image.clone().unwrap_or_else(|| format!("{}-{}", project.name, svc.name))
-}
-
 /// The build request for service `svc` (which must have a `build:` section).
 pub fn request(project: &Project, svc: &Service, opts: &ProjectBuildOptions) -> Result<BuildRequest> {
     let service = svc.name.clone();
@@ -68,7 +63,7 @@ pub fn request(project: &Project, svc: &Service, opts: &ProjectBuildOptions) -> 
     req.labels.insert(crate::labels::PROJECT.into(), project.name.clone());
     req.labels.insert(crate::labels::SERVICE.into(), svc.name.clone());
     req.labels.insert(crate::labels::VERSION.into(), crate::labels::COMPOSE_VERSION.into());
-    let name = image_name(project, svc);
+    let name = super::naming::service_image_name(project, svc);
     let mut tags = vec![Reference::parse(&name).map_err(|e| bad(format!("image name {name:?}: {e}")))?];
     for t in &b.tags {
         let r = Reference::parse(t).map_err(|e| bad(format!("build.tags {t:?}: {e}")))?;
@@ -151,7 +146,7 @@ pub fn build_services(
 
 /// How many builds run at once: `COMPOSE_PARALLEL_LIMIT` if set, else the number of CPUs (at
 /// least 2).
-pub fn parallel_limit() -> usize {
+pub(crate) fn parallel_limit() -> usize {
     if let Some(n) = std::env::var("COMPOSE_PARALLEL_LIMIT").ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|n| *n > 0) {
         return n;
     }
@@ -162,21 +157,10 @@ pub fn parallel_limit() -> usize {
 /// services that are not built.
 fn build_dependencies(project: &Project, jobs: &[(String, BuildRequest)]) -> BTreeMap<String, BTreeSet<String>> {
     let building: BTreeSet<&str> = jobs.iter().map(|(n, _)| n.as_str()).collect();
-    let Ok(graph) = project.graph() else { return BTreeMap::new() };
+    let graph = super::DepGraph::from_project(project);
     let mut out = BTreeMap::new();
     for (name, _) in jobs {
-        let mut seen = BTreeSet::new();
-        let mut todo: Vec<&str> = graph.dependencies(name);
-        let mut wait = BTreeSet::new();
-        while let Some(d) = todo.pop() {
-            if !seen.insert(d) || d == name {
-                continue;
-            }
-            if building.contains(d) {
-                wait.insert(d.to_string());
-            }
-            todo.extend(graph.dependencies(d));
-        }
+        let wait = graph.closure(std::slice::from_ref(name)).into_iter().filter(|d| d != name && building.contains(d.as_str())).collect();
         out.insert(name.clone(), wait);
     }
     out
@@ -200,7 +184,7 @@ pub fn ensure_built(
             continue;
         }
         let policy_build = svc.pull_policy.as_deref() == Some("build");
-        let present = store.resolve(&image_name(project, svc))?.is_some();
+        let present = store.resolve(&super::naming::service_image_name(project, svc))?.is_some();
         if force || policy_build || !present {
             wanted.push(name.clone());
         }

@@ -21,7 +21,7 @@ fn keep_tag(mut new: Node, tag: Tag) -> Node {
 
 /// At most this many port mappings may come out of the short syntax of one document: a range
 /// such as `1-65535:1-65535` is one mapping per port, so a few lines could make millions.
-pub const MAX_PORT_MAPPINGS: usize = 2 * 65536;
+pub(crate) const MAX_PORT_MAPPINGS: usize = 2 * 65536;
 
 /// Canonicalizes a whole compose document in place.
 pub fn canonical(root: &mut Node) -> Result<()> {
@@ -31,7 +31,7 @@ pub fn canonical(root: &mut Node) -> Result<()> {
 /// As [`canonical`]; `raw` for a document that was not interpolated (`config --no-interpolate`):
 /// as compose's model, ports, environment, labels, sysctls and extra hosts stay as written, and
 /// a volume or device that does not parse (it holds a `${...}`) is kept as written.
-pub fn canonical_with(root: &mut Node, raw: bool) -> Result<()> {
+pub(crate) fn canonical_with(root: &mut Node, raw: bool) -> Result<()> {
     let Some(m) = root.as_map_mut() else { return Ok(()) };
     if let Some(services) = m.get_mut("services").and_then(Node::as_map_mut) {
         let mut ports_left = MAX_PORT_MAPPINGS;
@@ -115,7 +115,7 @@ pub enum Eq {
 }
 
 /// `[K=V, K2]` or `{K: V}` to a mapping of strings (or null).
-pub fn to_mapping(n: &mut Node, path: &str, bare: Eq) -> Result<()> {
+pub(crate) fn to_mapping(n: &mut Node, path: &str, bare: Eq) -> Result<()> {
     let tag = n.tag;
     match &mut n.v {
         Value::Null => {
@@ -478,7 +478,7 @@ fn extra_hosts(n: &mut Node, path: &str) -> Result<()> {
 
 /// A service volume parsed from its short syntax `[SOURCE:]TARGET[:OPTIONS]`.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct ShortVolume {
+pub(crate) struct ShortVolume {
     pub kind: &'static str,
     pub source: String,
     pub target: String,
@@ -504,7 +504,7 @@ fn is_file_path(src: &str) -> bool {
 
 /// Parses `[SOURCE:]TARGET[:MODE,...]` as compose does (Windows drive letters kept together,
 /// `${...}` never split).
-pub fn parse_volume(spec: &str) -> Result<ShortVolume, String> {
+pub(crate) fn parse_volume(spec: &str) -> Result<ShortVolume, String> {
     let mut v = ShortVolume { kind: "volume", ..Default::default() };
     if spec.is_empty() {
         return Err("invalid empty volume spec".into());
@@ -614,7 +614,7 @@ fn volume_node(v: &ShortVolume, pos: &Pos) -> Node {
 }
 
 /// Go's `path.Clean` for slash-separated paths.
-pub fn clean_path(p: &str) -> String {
+pub(crate) fn clean_path(p: &str) -> String {
     if p.is_empty() {
         return ".".into();
     }

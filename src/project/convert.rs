@@ -39,44 +39,9 @@ fn invalid(service: &Service, msg: impl Into<String>) -> ConvertError {
     ConvertError::Invalid { service: service.name.clone(), msg: msg.into() }
 }
 
-/// The name of replica `number` of a service: `container_name`, else `<project>-<service>-<n>`.
-pub fn container_name(project: &str, service: &Service, number: u32) -> String {
-    match &service.container_name {
-        Some(n) => n.clone(),
-        None => format!("{project}-{}-{number}", service.name),
-    }
-}
-
 /// How many replicas a service wants: `scale`, else `deploy.replicas`, else 1.
 pub fn replicas(service: &Service) -> u32 {
     service.scale.or_else(|| service.deploy.as_ref().and_then(|d| d.replicas)).map(|n| n.clamp(0, u32::MAX as i64) as u32).unwrap_or(1)
-}
-
-/// The `com.docker.compose.depends_on` label: `svc:condition:restart`, comma-separated.
-pub fn depends_on_label(service: &Service) -> String {
-    service
-        .depends_on
-        .iter()
-        .map(|(k, d)| {
-            let c = if d.condition.is_empty() { crate::project::model::CONDITION_STARTED } else { d.condition.as_str() };
-            format!("{k}:{c}:{}", d.restart)
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// Parses a `depends_on` label back: (service, condition, restart).
-pub fn parse_depends_on_label(s: &str) -> Vec<(String, String, bool)> {
-    s.split(',')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let mut it = p.splitn(3, ':');
-            let name = it.next().unwrap_or_default().to_string();
-            let cond = it.next().filter(|c| !c.is_empty()).unwrap_or(crate::project::model::CONDITION_STARTED).to_string();
-            let restart = it.next() == Some("true");
-            (name, cond, restart)
-        })
-        .collect()
 }
 
 /// The full spec of replica `number` of a service, read from and checked against this host:
@@ -106,13 +71,13 @@ pub fn service_spec(
     number: u32,
 ) -> Result<ContainerConfig, ConvertError> {
     let mut cfg = container_spec(project, service, image, host)?;
-    cfg.name = container_name(&project.name, service, number);
+    cfg.name = super::naming::service_container_name(&project.name, service, number);
     cfg.ports = service_ports(service, &cfg)?;
     let l = &mut cfg.labels;
     l.insert(labels::CONTAINER_NUMBER.into(), number.to_string());
     l.insert(labels::ONEOFF.into(), "False".into());
     l.insert(labels::CONFIG_HASH.into(), crate::project::hash::service_hash(service));
-    l.insert(labels::DEPENDS_ON.into(), depends_on_label(service));
+    l.insert(labels::DEPENDS_ON.into(), super::graph::depends_on_label(service));
     if !project.env_files.is_empty() {
         l.insert(labels::ENVIRONMENT_FILE.into(), project.env_files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(","));
     }
@@ -120,7 +85,7 @@ pub fn service_spec(
 }
 
 /// The spec of a project network (`networks:` entry `key`), with compose's labels.
-pub fn network_spec(project: &Project, key: &str, n: &crate::project::model::Network) -> NetworkSpec {
+pub(crate) fn network_spec(project: &Project, key: &str, n: &crate::project::model::Network) -> NetworkSpec {
     let mut l = n.labels.clone();
     l.insert(labels::PROJECT.into(), project.name.clone());
     l.insert(labels::NETWORK.into(), key.to_string());
@@ -152,17 +117,17 @@ pub fn network_spec(project: &Project, key: &str, n: &crate::project::model::Net
 }
 
 /// The real name of project network `key`: its `name:`, else `<project>_<key>`.
-pub fn network_name(project: &Project, key: &str) -> String {
+pub(crate) fn network_name(project: &Project, key: &str) -> String {
     project.networks.get(key).map(|n| n.name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| format!("{}_{key}", project.name))
 }
 
 /// The real name of project volume `key`: its `name:`, else `<project>_<key>`.
-pub fn volume_name(project: &Project, key: &str) -> String {
+pub(crate) fn volume_name(project: &Project, key: &str) -> String {
     project.volumes.get(key).map(|v| v.name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| format!("{}_{key}", project.name))
 }
 
 /// The labels compose puts on a project volume.
-pub fn volume_labels(project: &Project, key: &str) -> BTreeMap<String, String> {
+pub(crate) fn volume_labels(project: &Project, key: &str) -> BTreeMap<String, String> {
     let mut l = project.volumes.get(key).map(|v| v.labels.clone()).unwrap_or_default();
     l.insert(labels::PROJECT.into(), project.name.clone());
     l.insert(labels::VOLUME.into(), key.to_string());
@@ -177,7 +142,7 @@ pub fn ensure_volume(root: &crate::state::StateRoot, project: &Project, key: &st
 }
 
 /// [`ensure_volume`] on an engine.
-pub fn ensure_volume_on(engine: &dyn Engine, project: &Project, key: &str) -> Result<String, ConvertError> {
+pub(crate) fn ensure_volume_on(engine: &dyn Engine, project: &Project, key: &str) -> Result<String, ConvertError> {
     let name = volume_name(project, key);
     let Some(v) = project.volumes.get(key) else { return Ok(name) };
     if engine.volume_inspect(&name)?.is_none() {
@@ -190,7 +155,7 @@ pub fn ensure_volume_on(engine: &dyn Engine, project: &Project, key: &str) -> Re
 }
 
 /// The service's `ports:` as the network module takes them.
-pub fn port_requests(service: &Service) -> Result<Vec<PortRequest>, ConvertError> {
+pub(crate) fn port_requests(service: &Service) -> Result<Vec<PortRequest>, ConvertError> {
     let mut out = Vec::new();
     for p in &service.ports {
         let protocol = match p.protocol.as_str() {
@@ -229,7 +194,7 @@ pub fn service_container(root: &crate::state::StateRoot, project: &str, service:
 }
 
 /// [`service_container`] among `containers`.
-pub fn find_service_container<'a>(
+pub(crate) fn find_service_container<'a>(
     containers: &'a [runtime::ContainerConfig],
     project: &str,
     service: &str,
@@ -257,7 +222,7 @@ pub struct HostInputs {
 
 /// The services whose first container the spec of `service` names (`network_mode`, `ipc` and
 /// `pid` as `service:X`, and `volumes_from: X`).
-pub fn parent_services(service: &Service) -> Vec<String> {
+pub(crate) fn parent_services(service: &Service) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for m in [&service.network_mode, &service.ipc, &service.pid].into_iter().flatten() {
         if let Some(x) = m.strip_prefix("service:").filter(|x| !x.is_empty()) {
@@ -273,7 +238,7 @@ pub fn parent_services(service: &Service) -> Vec<String> {
 }
 
 /// [`HostInputs::parents`] from a list of containers (the root's, or an engine's).
-pub fn find_parents(containers: &[runtime::ContainerConfig], project: &Project, service: &Service) -> BTreeMap<String, String> {
+pub(crate) fn find_parents(containers: &[runtime::ContainerConfig], project: &Project, service: &Service) -> BTreeMap<String, String> {
     parent_services(service)
         .into_iter()
         .filter_map(|s| find_service_container(containers, &project.name, &s, 1).map(|c| (s, c.id.clone())))
@@ -325,11 +290,6 @@ pub fn check_host(project: &Project, service: &Service, cfg: &ContainerConfig) -
     Ok(())
 }
 
-/// The image a service runs: its `image:`, or the name compose gives a built one.
-pub fn service_image_name(project: &Project, service: &Service) -> String {
-    service.image.clone().unwrap_or_else(|| format!("{}-{}", project.name, service.name))
-}
-
 fn str_list(v: &serde_json::Value) -> Option<Vec<String>> {
     v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
 }
@@ -378,7 +338,7 @@ pub fn container_spec(project: &Project, service: &Service, image: &Image, host:
                 service,
                 format!(
                     "image {} is for {have}, not for the platform {want} asked: pull it for that platform with `berth pull {}`, or change `platform:`",
-                    service_image_name(project, service),
+                    super::naming::service_image_name(project, service),
                     service.name
                 ),
             ));
@@ -581,7 +541,7 @@ pub fn container_spec(project: &Project, service: &Service, image: &Image, host:
         .collect();
     Ok(ContainerConfig {
         image: image.id.to_string(),
-        image_ref: service_image_name(project, service),
+        image_ref: super::naming::service_image_name(project, service),
         labels: labels_out,
         entrypoint,
         cmd,
@@ -756,7 +716,7 @@ pub fn service_platform(service: &Service) -> Result<Option<crate::engine::image
 }
 
 /// Whether `image` is for the service's `platform:` (any image is, without one).
-pub fn platform_matches(service: &Service, image: &Image) -> bool {
+pub(crate) fn platform_matches(service: &Service, image: &Image) -> bool {
     let Ok(Some(want)) = service_platform(service) else { return true };
     config_matches(&want, &image.raw_config)
 }

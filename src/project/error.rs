@@ -18,7 +18,7 @@ impl Pos {
     pub fn new(file: &Arc<PathBuf>, line: u32, col: u32) -> Pos {
         Pos { file: Some(file.clone()), line, col }
     }
-    pub fn file_only(file: &Path) -> Pos {
+    pub(crate) fn file_only(file: &Path) -> Pos {
         Pos { file: Some(Arc::new(file.to_path_buf())), line: 0, col: 0 }
     }
 }

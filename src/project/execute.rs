@@ -21,7 +21,7 @@ use super::model::Project;
 use super::plan::{Condition, Op, Plan, Step};
 use crate::engine::image::Image;
 use crate::engine::runtime::spec::{Mount, MountType};
-use crate::engine::runtime::state::Status;
+use crate::engine::runtime::state::{HealthStatus, Status};
 use crate::engine::runtime::{RuntimeError, volumes};
 use crate::util::error::one_line;
 
@@ -57,6 +57,8 @@ pub enum ExecError {
     NoService(String),
     #[error("invalid signal {0:?}")]
     Signal(String),
+    #[error("service {service:?}: host port {addr}/{proto} is already in use on this host; nothing was created")]
+    PortInUse { service: String, addr: String, proto: &'static str },
 }
 
 /// Who a wait is for, which is what its timeout says: `up --wait` waits on each service itself,
@@ -171,6 +173,40 @@ fn soft(s: &Step) -> bool {
 }
 
 /// Runs the plan and reports every error.
+/// Checks, before anything of the plan is done, that every fixed host port a new container will
+/// publish is free on the host (by binding it for a moment, as its supervisor will): a port taken
+/// by another program otherwise fails `up` at that container's start, after the networks and the
+/// containers before it were made. A container that replaces another is not checked (the one it
+/// replaces holds its ports until then), nor are port ranges (a free one is picked at start).
+pub fn check_host_ports(project: Option<&Project>, plan: &Plan) -> Result<(), ExecError> {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+    let Some(p) = project else { return Ok(()) };
+    let mut seen: Vec<&str> = Vec::new();
+    for step in &plan.steps {
+        let Op::Create { service, replace: None, .. } = &step.op else { continue };
+        if seen.contains(&service.as_str()) {
+            continue;
+        }
+        seen.push(service);
+        let Some(svc) = p.services.get(service) else { continue };
+        if matches!(svc.network_mode.as_deref(), Some("host" | "none")) {
+            continue;
+        }
+        for r in convert::port_requests(svc)? {
+            let (Some(port), None) = (r.host_port, r.host_port_end) else { continue };
+            let addr = SocketAddr::new(r.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), port);
+            let (bound, proto) = match r.protocol {
+                crate::net::Protocol::Tcp => (TcpListener::bind(addr).map(drop), "tcp"),
+                crate::net::Protocol::Udp => (UdpSocket::bind(addr).map(drop), "udp"),
+            };
+            if bound.is_err_and(|e| e.kind() == std::io::ErrorKind::AddrInUse) {
+                return Err(ExecError::PortInUse { service: service.clone(), addr: addr.to_string(), proto });
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn execute(ctx: &Context, plan: &Plan) -> Report {
     for w in &plan.warnings {
         ctx.sink.warning(w);
@@ -460,7 +496,7 @@ fn wait(
         let mut left = Vec::new();
         for (name, id, hc) in pending {
             let st = ctx.engine.container_state(&id)?;
-            let health = st.health.as_ref().map(|h| h.status.as_str()).unwrap_or("");
+            let health = st.health.as_ref().map(|h| h.status).unwrap_or_default();
             let r: Option<Result<&str, ExecError>> = match condition {
                 Condition::Started => Some(Ok("Started")),
                 _ if st.status == Status::Created && (!st.error.is_empty() || created_since.elapsed() > Duration::from_secs(3)) => {
@@ -478,9 +514,9 @@ fn wait(
                         Some(Err(ExecError::NoHealthcheck(name.clone())))
                     } else if !hc {
                         (st.status == Status::Running && settled(&st.started_at)).then_some(Ok("Running"))
-                    } else if health == "healthy" {
+                    } else if health == HealthStatus::Healthy {
                         Some(Ok("Healthy"))
-                    } else if health == "unhealthy" {
+                    } else if health == HealthStatus::Unhealthy {
                         Some(Err(ExecError::Unhealthy(name.clone())))
                     } else {
                         None

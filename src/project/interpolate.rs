@@ -17,9 +17,9 @@ use super::yaml::{Node, Value};
 
 /// At most this many bytes may be inserted by substitutions in one load (every file, env file
 /// and value together).
-pub const MAX_INTERPOLATED: usize = 32 << 20;
+pub(crate) const MAX_INTERPOLATED: usize = 32 << 20;
 /// `${A:-${B:-...}}` may nest this deep.
-pub const MAX_NESTING: usize = 64;
+pub(crate) const MAX_NESTING: usize = 64;
 
 /// What went wrong in a template; the caller adds the place.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,7 +107,7 @@ impl Vars for std::collections::BTreeMap<String, Option<String>> {
 }
 
 /// Two sources: the first one wins.
-pub struct Layered<'a>(pub &'a dyn Vars, pub &'a dyn Vars);
+pub(crate) struct Layered<'a>(pub &'a dyn Vars, pub &'a dyn Vars);
 
 impl Vars for Layered<'_> {
     fn var(&self, k: &str) -> Option<&str> {
@@ -151,7 +151,7 @@ fn is_name(c: u8) -> bool {
 }
 
 /// Substitutes the variables in `s`.
-pub fn substitute(s: &str, env: &mut Env) -> Result<String, TemplateError> {
+pub(crate) fn substitute(s: &str, env: &mut Env) -> Result<String, TemplateError> {
     substitute_at(s, env, 0)
 }
 

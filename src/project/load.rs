@@ -145,7 +145,7 @@ impl Loader {
     }
 
     /// A file named by `extends.file`: parsed, interpolated and made canonical (not merged).
-    pub fn load_for_extends(&mut self, file: &Path, pos: &Pos, key: &str) -> Result<Node> {
+    pub(crate) fn load_for_extends(&mut self, file: &Path, pos: &Pos, key: &str) -> Result<Node> {
         let docs = self.read_docs(file).map_err(|e| match e {
             LoadError::Invalid(d) if d.pos.line == 0 => LoadError::at(pos, key, format!("cannot read {}: {}", file.display(), d.msg)),
             other => other,
@@ -168,7 +168,13 @@ impl Loader {
 
     /// An included project: its files loaded against its own project directory, with its own
     /// env files added to the environment.
-    pub fn load_included(&mut self, files: &[PathBuf], project_dir: &Path, env_files: &[PathBuf], chain: &[PathBuf]) -> Result<Node> {
+    pub(crate) fn load_included(
+        &mut self,
+        files: &[PathBuf],
+        project_dir: &Path,
+        env_files: &[PathBuf],
+        chain: &[PathBuf],
+    ) -> Result<Node> {
         let saved = self.env.clone();
         let env_files: Vec<PathBuf> = if env_files.is_empty() {
             let d = project_dir.join(".env");
@@ -196,8 +202,8 @@ impl Loader {
 }
 
 /// The compose file names looked for, in order, and their override files.
-pub const DEFAULT_FILES: [&str; 4] = ["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
-pub const OVERRIDE_FILES: [&str; 4] =
+pub(crate) const DEFAULT_FILES: [&str; 4] = ["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
+pub(crate) const OVERRIDE_FILES: [&str; 4] =
     ["compose.override.yaml", "compose.override.yml", "docker-compose.override.yaml", "docker-compose.override.yml"];
 
 /// Finds the compose file (and its override) in `dir` or the nearest parent that has one.
@@ -530,7 +536,7 @@ pub fn load_with(opts: &LoadOptions, skip: Skip) -> Result<Project> {
         resolve_environment(s, &root, &loader.env, &mut loader.budget)?;
     }
     drop_unused_resources(&mut project);
-    super::graph::Graph::new(&project)?.check_cycles()?;
+    super::graph::DepGraph::from_project(&project).check_cycles()?;
     project.warnings = loader.warnings;
     Ok(project)
 }
@@ -539,19 +545,19 @@ pub fn load_with(opts: &LoadOptions, skip: Skip) -> Result<Project> {
 fn normalize_service(s: &mut Service) {
     for l in &s.links {
         let target = l.split(':').next().unwrap_or(l).to_string();
-        s.depends_on.entry(target).or_insert(Dependency { condition: CONDITION_STARTED.into(), restart: true, required: true });
+        s.depends_on.entry(target).or_insert(Dependency { condition: Condition::Started, restart: true, required: true });
     }
     let namespaces = [&s.network_mode, &s.ipc, &s.pid, &s.uts, &s.cgroup];
     let shared: Vec<String> = namespaces.iter().filter_map(|n| n.as_deref()?.strip_prefix("service:").map(str::to_string)).collect();
     for t in shared {
-        s.depends_on.entry(t).or_insert(Dependency { condition: CONDITION_STARTED.into(), restart: true, required: true });
+        s.depends_on.entry(t).or_insert(Dependency { condition: Condition::Started, restart: true, required: true });
     }
     for v in &s.volumes_from {
         if v.starts_with("container:") {
             continue;
         }
         let t = v.split(':').next().unwrap_or(v).to_string();
-        s.depends_on.entry(t).or_insert(Dependency { condition: CONDITION_STARTED.into(), restart: false, required: true });
+        s.depends_on.entry(t).or_insert(Dependency { condition: Condition::Started, restart: false, required: true });
     }
     if s.network_mode.is_none() && s.provider.is_none() && s.networks.is_empty() {
         s.networks.insert("default".into(), None);

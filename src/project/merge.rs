@@ -94,7 +94,7 @@ pub fn merge(base: &mut Node, over: Node, path: &mut Vec<String>) -> Result<()> 
 }
 
 /// Merges mapping `om` into `bm`.
-pub fn merge_maps(bm: &mut Map, om: Map, path: &mut Vec<String>) -> Result<()> {
+pub(crate) fn merge_maps(bm: &mut Map, om: Map, path: &mut Vec<String>) -> Result<()> {
     for (k, v) in om.0 {
         if v.tag == Tag::Reset {
             bm.remove(&k.name);
@@ -118,7 +118,7 @@ pub fn merge_maps(bm: &mut Map, om: Map, path: &mut Vec<String>) -> Result<()> {
 }
 
 /// Removes `!reset` values and `!override` tags from a node that merges into nothing.
-pub fn strip_tags(n: &mut Node) {
+pub(crate) fn strip_tags(n: &mut Node) {
     n.tag = Tag::None;
     match &mut n.v {
         Value::Map(m) => {
@@ -210,7 +210,7 @@ pub fn unique(items: &mut Vec<Node>, p: &[&str]) {
 
 /// Enforces uniqueness in every keyed sequence of a document (after canonicalization, where a
 /// single file may already list the same port twice).
-pub fn enforce_unicity(root: &mut Node) {
+pub(crate) fn enforce_unicity(root: &mut Node) {
     let Some(services) = root.as_map_mut().and_then(|m| m.get_mut("services")).and_then(Node::as_map_mut) else {
         return;
     };

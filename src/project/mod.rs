@@ -24,11 +24,13 @@ pub mod execute;
 pub mod extends;
 pub mod graph;
 pub mod hash;
+pub mod images;
 pub mod include;
 pub mod interpolate;
 pub mod load;
 pub mod merge;
 pub mod model;
+pub mod naming;
 pub mod observe;
 pub mod paths;
 pub mod plan;
@@ -38,7 +40,7 @@ pub mod validate;
 pub mod yaml;
 
 pub use error::{Diag, LoadError, Pos};
-pub use graph::Graph;
+pub use graph::{DepGraph, Edge};
 pub use load::{LoadOptions, Skip, load, load_model, load_with};
 pub use model::{Dependency, Project, Service};
 
@@ -52,11 +54,11 @@ impl Project {
         render::to_yaml(self)
     }
     /// The dependency graph of the enabled services.
-    pub fn graph(&self) -> Result<Graph, LoadError> {
-        Graph::new(self)
+    pub fn graph(&self) -> Result<DepGraph, LoadError> {
+        Ok(DepGraph::from_project(self))
     }
     /// Image references used by the services: `image`, or `<project>-<service>` for builds.
     pub fn images(&self) -> Vec<(String, String)> {
-        self.services.values().map(|s| (s.name.clone(), s.image.clone().unwrap_or_else(|| format!("{}-{}", self.name, s.name)))).collect()
+        self.services.values().map(|s| (s.name.clone(), naming::service_image_name(self, s))).collect()
     }
 }

@@ -457,16 +457,47 @@ pub struct Build {
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Dependency {
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub condition: String,
+    pub condition: Condition,
     #[serde(skip_serializing_if = "is_false")]
     pub restart: bool,
     pub required: bool,
 }
 
-pub const CONDITION_STARTED: &str = "service_started";
-pub const CONDITION_HEALTHY: &str = "service_healthy";
-pub const CONDITION_COMPLETED: &str = "service_completed_successfully";
+/// A `depends_on` condition. The loader refuses any other (a typo must never wait for the wrong
+/// thing); only the labels of containers made elsewhere are read leniently.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Condition {
+    /// `service_started`: the dependency's containers were started.
+    #[default]
+    Started,
+    /// `service_healthy`: each is running and healthy.
+    Healthy,
+    /// `service_completed_successfully`: each exited with code 0.
+    CompletedSuccessfully,
+}
+
+impl Condition {
+    pub const ALL: [Condition; 3] = [Condition::Started, Condition::Healthy, Condition::CompletedSuccessfully];
+
+    /// The condition named `s` as the compose file spells it.
+    pub fn parse(s: &str) -> Option<Condition> {
+        Condition::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Condition::Started => "service_started",
+            Condition::Healthy => "service_healthy",
+            Condition::CompletedSuccessfully => "service_completed_successfully",
+        }
+    }
+}
+
+impl Serialize for Condition {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Healthcheck {

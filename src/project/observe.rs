@@ -5,9 +5,7 @@
 //! [`Observed`] is plain data: the planner ([`super::plan`]) takes it, and its tests build it by
 //! hand.
 
-use std::collections::BTreeMap;
-
-use crate::engine::runtime::state::Status;
+use crate::engine::runtime::state::{HealthStatus, Status};
 use crate::engine::runtime::{ContainerConfig, ops, volumes};
 use crate::labels;
 use crate::state::StateRoot;
@@ -36,11 +34,11 @@ pub struct Container {
     pub image: String,
     pub status: Status,
     /// `starting`, `healthy` or `unhealthy` when the container has a healthcheck.
-    pub health: Option<String>,
+    pub health: Option<HealthStatus>,
     pub exit_code: i32,
     pub created: String,
-    /// `depends_on` from the label: (service, condition, restart).
-    pub depends_on: Vec<(String, String, bool)>,
+    /// `depends_on` from the label ([`super::graph::DepGraph::from_labels`] reads it).
+    pub depends_on: Vec<super::graph::Edge>,
     /// The container has a healthcheck (other than `NONE`).
     pub has_healthcheck: bool,
     /// Named volumes it mounts.
@@ -124,20 +122,6 @@ impl Observed {
     pub fn volume(&self, name: &str) -> Option<&Resource> {
         self.volumes.iter().find(|v| v.name == name)
     }
-
-    /// Service dependencies as the containers' labels record them: service -> its dependencies.
-    pub fn label_dependencies(&self) -> BTreeMap<String, Vec<(String, String, bool)>> {
-        let mut m: BTreeMap<String, Vec<(String, String, bool)>> = BTreeMap::new();
-        for c in self.containers.iter().filter(|c| !c.oneoff) {
-            let e = m.entry(c.service.clone()).or_default();
-            for d in &c.depends_on {
-                if !e.iter().any(|x| x.0 == d.0) {
-                    e.push(d.clone());
-                }
-            }
-        }
-        m
-    }
 }
 
 /// Whether a container config belongs to `project`.
@@ -147,22 +131,22 @@ pub fn belongs(c: &ContainerConfig, project: &str) -> bool {
 
 /// One container's observation from its config and state.
 pub fn container(root: &StateRoot, c: &ContainerConfig) -> Container {
-    let st = ops::state_of(root, &c.id).unwrap_or_default();
+    let st = ops::state_for(root, c).unwrap_or_default();
     let l = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
     let has_healthcheck = c.healthcheck.as_ref().is_some_and(|h| !h.test.is_empty() && h.test[0] != "NONE");
     Container {
         id: c.id.clone(),
         name: c.name.clone(),
         service: l(labels::SERVICE),
-        number: l(labels::CONTAINER_NUMBER).parse().unwrap_or(1),
+        number: super::naming::parse_number(&l(labels::CONTAINER_NUMBER)).unwrap_or(1),
         oneoff: l(labels::ONEOFF) == "True",
         config_hash: l(labels::CONFIG_HASH),
         image: l(labels::IMAGE),
         status: st.status,
-        health: st.health.as_ref().map(|h| h.status.clone()).filter(|s| !s.is_empty()),
+        health: st.health.as_ref().map(|h| h.status).filter(|s| *s != HealthStatus::None),
         exit_code: st.exit_code,
         created: c.created.clone(),
-        depends_on: super::convert::parse_depends_on_label(&l(labels::DEPENDS_ON)),
+        depends_on: super::graph::parse_depends_on_label(&l(labels::DEPENDS_ON)),
         has_healthcheck,
         volumes: c
             .mounts

@@ -23,7 +23,7 @@ pub fn abs(p: &str, base: &Path, home: Option<&str>) -> String {
 
 /// As [`abs`], but an empty path is the base itself (compose's `maybeUnixPath`, used for bind
 /// mount sources, secret and config files, ssh keys and the `device` of a local bind volume).
-pub fn abs_or_base(p: &str, base: &Path, home: Option<&str>) -> String {
+pub(crate) fn abs_or_base(p: &str, base: &Path, home: Option<&str>) -> String {
     if p.is_empty() { clean_path(&base.display().to_string()) } else { abs(p, base, home) }
 }
 
@@ -80,7 +80,7 @@ pub fn resolve(root: &mut Node, base: &Path, home: Option<&str>) {
 }
 
 /// Resolves the relative paths of one service against `base`.
-pub fn resolve_service(svc: &mut Node, base: &Path, home: Option<&str>) {
+pub(crate) fn resolve_service(svc: &mut Node, base: &Path, home: Option<&str>) {
     let a = |s: &str| abs(s, base, home);
     let Some(sm) = svc.as_map_mut() else { return };
     if let Some(b) = sm.get_mut("build").and_then(Node::as_map_mut) {
@@ -135,7 +135,7 @@ pub fn resolve_service(svc: &mut Node, base: &Path, home: Option<&str>) {
 
 /// Gives every `build` without a context in `root`'s services the context `base` (for documents
 /// loaded from another folder: extended services and included projects).
-pub fn default_contexts(root: &mut Node, base: &Path) {
+pub(crate) fn default_contexts(root: &mut Node, base: &Path) {
     let Some(services) = root.as_map_mut().and_then(|m| m.get_mut("services")).and_then(Node::as_map_mut) else {
         return;
     };
@@ -145,7 +145,7 @@ pub fn default_contexts(root: &mut Node, base: &Path) {
 }
 
 /// Gives the service's `build` the context `base` when it has none.
-pub fn default_context(svc: &mut Node, base: &Path) {
+pub(crate) fn default_context(svc: &mut Node, base: &Path) {
     if let Some(b) = svc.as_map_mut().and_then(|m| m.get_mut("build")).and_then(Node::as_map_mut) {
         if !b.contains("context") {
             let pos = b.0.first().map(|(k, _)| k.pos.clone()).unwrap_or_default();

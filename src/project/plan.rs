@@ -19,7 +19,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use super::model::{CONDITION_COMPLETED, CONDITION_HEALTHY, CONDITION_STARTED, Project};
+use super::graph::DepGraph;
+use super::model::Project;
+use super::naming;
 use super::observe::{Container, Observed};
 
 /// Why no plan can be made.
@@ -37,7 +39,7 @@ pub enum PlanError {
     NoContainer(String),
 }
 
-/// A `depends_on` condition to wait for.
+/// A condition to wait for: a `depends_on` one, or `up --wait`'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Condition {
     /// The dependency's containers were started.
@@ -51,19 +53,27 @@ pub enum Condition {
 }
 
 impl Condition {
+    /// A condition as a label writes it; anything unknown is `service_started` (labels of
+    /// containers made elsewhere are read leniently: the file's are checked by the loader).
     pub fn parse(s: &str) -> Condition {
-        match s {
-            CONDITION_HEALTHY => Condition::Healthy,
-            CONDITION_COMPLETED => Condition::CompletedSuccessfully,
-            _ => Condition::Started,
-        }
+        super::model::Condition::parse(s).map(Condition::from).unwrap_or(Condition::Started)
     }
     pub fn as_str(&self) -> &'static str {
         match self {
-            Condition::Started => CONDITION_STARTED,
-            Condition::Healthy => CONDITION_HEALTHY,
-            Condition::CompletedSuccessfully => CONDITION_COMPLETED,
+            Condition::Started => super::model::Condition::Started.as_str(),
+            Condition::Healthy => super::model::Condition::Healthy.as_str(),
+            Condition::CompletedSuccessfully => super::model::Condition::CompletedSuccessfully.as_str(),
             Condition::RunningOrHealthy => "running_or_healthy",
+        }
+    }
+}
+
+impl From<super::model::Condition> for Condition {
+    fn from(c: super::model::Condition) -> Condition {
+        match c {
+            super::model::Condition::Started => Condition::Started,
+            super::model::Condition::Healthy => Condition::Healthy,
+            super::model::Condition::CompletedSuccessfully => Condition::CompletedSuccessfully,
         }
     }
 }
@@ -346,7 +356,7 @@ impl Desired {
                     .filter(|(d, _)| p.services.contains_key(*d))
                     .map(|(d, dep)| Dep {
                         service: d.clone(),
-                        condition: Condition::parse(&dep.condition),
+                        condition: dep.condition.into(),
                         required: dep.required,
                         restart: dep.restart,
                     })
@@ -381,19 +391,10 @@ impl Desired {
         if names.is_empty() {
             return Ok(self.services.iter().map(|s| s.name.clone()).collect());
         }
-        let mut set: BTreeSet<String> = names.iter().cloned().collect();
-        if !no_deps {
-            let mut todo: Vec<String> = names.to_vec();
-            while let Some(n) = todo.pop() {
-                if let Some(s) = self.service(&n) {
-                    for d in s.depends_on.iter().map(|d| &d.service).chain(s.namespace_parents.iter()) {
-                        if set.insert(d.clone()) {
-                            todo.push(d.clone());
-                        }
-                    }
-                }
-            }
+        if no_deps {
+            return Ok(names.iter().cloned().collect());
         }
+        let set = DepGraph::from_desired(self).closure(names).into_iter().collect();
         Ok(set)
     }
 }
@@ -444,7 +445,7 @@ fn conflicts(o: &Observed, r: &super::observe::Resource, what: &str, name: &str)
 }
 
 /// The orphan warning, as compose words it.
-pub fn orphan_warning(names: &[&str]) -> String {
+pub(crate) fn orphan_warning(names: &[&str]) -> String {
     format!(
         "Found orphan containers ([{}]) for this project. If you removed or renamed this service in your compose file, \
          you can run this command with the --remove-orphans flag to clean it up.",
@@ -456,7 +457,13 @@ pub fn orphan_warning(names: &[&str]) -> String {
 pub fn up(d: &Desired, o: &Observed, opts: &UpOptions) -> Result<Plan, PlanError> {
     let selected = d.select(&opts.services, opts.no_deps)?;
     let mut plan = Plan::default();
-    // Networks and volumes.
+    let resources = plan_resources(&mut plan, d, o)?;
+    up_services(plan, resources, d, o, opts, &selected)
+}
+
+/// The networks and volumes of `d` that `o` lacks, with a warning for each that exists but is
+/// not this project's. Returns their steps.
+fn plan_resources(plan: &mut Plan, d: &Desired, o: &Observed) -> Result<Vec<usize>, PlanError> {
     let mut resources = Vec::new();
     for n in &d.networks {
         match o.network(&n.name) {
@@ -474,6 +481,18 @@ pub fn up(d: &Desired, o: &Observed, opts: &UpOptions) -> Result<Plan, PlanError
             Some(_) => {}
         }
     }
+    Ok(resources)
+}
+
+/// `up` after its networks and volumes: orphans, then the `selected` services.
+fn up_services(
+    mut plan: Plan,
+    resources: Vec<usize>,
+    d: &Desired,
+    o: &Observed,
+    opts: &UpOptions,
+    selected: &BTreeSet<String>,
+) -> Result<Plan, PlanError> {
     // Orphans.
     let names: Vec<&str> = d.services.iter().map(|s| s.name.as_str()).collect();
     let orphans = o.orphans(&names);
@@ -588,7 +607,7 @@ pub fn up(d: &Desired, o: &Observed, opts: &UpOptions) -> Result<Plan, PlanError
         before_create.extend(restart_stops.get(s.name.as_str()).cloned().unwrap_or_default());
         let mut mine_created = Vec::new();
         let mut mine_started = Vec::new();
-        let name_of = |n: u32| s.container_name.clone().unwrap_or_else(|| format!("{}-{}-{n}", d.project, s.name));
+        let name_of = |n: u32| naming::container_name(&d.project, &s.name, s.container_name.as_deref(), n);
         for (c, why) in &dec.keep {
             let service = s.name.clone();
             if let Some(why) = why {
@@ -657,6 +676,67 @@ pub fn up(d: &Desired, o: &Observed, opts: &UpOptions) -> Result<Plan, PlanError
     Ok(plan)
 }
 
+/// The options of `run`'s plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// The service of the one-off container.
+    pub service: String,
+    /// `--no-deps`: only the networks and volumes.
+    pub no_deps: bool,
+    pub remove_orphans: bool,
+}
+
+impl Desired {
+    /// The services `run SERVICE` brings up first: everything `service` depends on,
+    /// transitively (none with `no_deps`), by name.
+    pub fn oneoff_dependencies(&self, service: &str, no_deps: bool) -> Result<Vec<String>, PlanError> {
+        if no_deps {
+            return Ok(Vec::new());
+        }
+        Ok(self.select(&[service.to_string()], false)?.into_iter().filter(|s| s != service).collect())
+    }
+}
+
+/// Plans what `run SERVICE` does before its one-off container: the project's networks and
+/// volumes; then, unless `--no-deps`, its dependencies brought up as `up` brings them, and a
+/// wait on each direct dependency's `depends_on` condition (the one-off itself is no replica,
+/// so it is not in the plan).
+pub fn run(d: &Desired, o: &Observed, opts: &RunOptions) -> Result<Plan, PlanError> {
+    let deps = d.oneoff_dependencies(&opts.service, opts.no_deps)?;
+    let mut plan = Plan::default();
+    let resources = plan_resources(&mut plan, d, o)?;
+    if deps.is_empty() {
+        // No dependency: only the networks and volumes the one-off needs.
+        return Ok(plan);
+    }
+    let up_opts = UpOptions { services: deps.clone(), no_deps: true, remove_orphans: opts.remove_orphans, ..Default::default() };
+    let selected = d.select(&deps, true)?;
+    let mut plan = up_services(plan, resources, d, o, &up_opts, &selected)?;
+    for dep in d.service(&opts.service).map(|x| x.depends_on.clone()).unwrap_or_default() {
+        let Some(ds) = d.service(&dep.service) else { continue };
+        let containers: Vec<String> =
+            (1..=ds.replicas.max(1)).map(|n| naming::container_name(&d.project, &ds.name, ds.container_name.as_deref(), n)).collect();
+        let after: Vec<usize> = plan
+            .steps
+            .iter()
+            .filter(|st| matches!(&st.op, Op::Start { service, .. } | Op::Running { service, .. } if *service == dep.service))
+            .map(|st| st.id)
+            .collect();
+        plan.add(
+            Op::Wait {
+                service: dep.service.clone(),
+                dependent: opts.service.clone(),
+                condition: dep.condition,
+                required: dep.required,
+                containers,
+            },
+            "",
+            after,
+        );
+    }
+    Ok(plan)
+}
+
 fn stops_container(plan: &Plan, id: usize, name: &str) -> bool {
     matches!(&plan.steps[id - 1].op, Op::Stop { name: n, .. } if n == name)
 }
@@ -676,34 +756,14 @@ fn container_names(d: &Desired, decisions: &BTreeMap<&str, Decision>, service: &
     let (Some(s), Some(dec)) = (d.service(service), decisions.get(service)) else { return vec![] };
     let mut v: Vec<u32> = dec.keep.iter().map(|(c, _)| c.number).chain(dec.new.iter().copied()).collect();
     v.sort_unstable();
-    v.into_iter().map(|n| s.container_name.clone().unwrap_or_else(|| format!("{}-{}-{n}", d.project, s.name))).collect()
+    v.into_iter().map(|n| naming::container_name(&d.project, &s.name, s.container_name.as_deref(), n)).collect()
 }
 
-/// The reverse dependency order for `stop` and `down`: service -> the services that depend on
-/// it (which must stop first).
-fn dependents_of(deps: &BTreeMap<String, Vec<String>>) -> BTreeMap<String, Vec<String>> {
-    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (s, ds) in deps {
-        for d in ds {
-            m.entry(d.clone()).or_default().push(s.clone());
-        }
-    }
-    m
-}
-
-/// The dependencies to order by: the project's when it is loaded, else the containers' labels.
-pub fn dependencies(d: Option<&Desired>, o: &Observed) -> BTreeMap<String, Vec<String>> {
+/// The graph to order by: the project's when it is loaded, else the containers' labels.
+pub fn graph(d: Option<&Desired>, o: &Observed) -> DepGraph {
     match d {
-        Some(d) => d
-            .services
-            .iter()
-            .map(|s| {
-                let mut v: Vec<String> = s.depends_on.iter().map(|x| x.service.clone()).collect();
-                v.extend(s.namespace_parents.iter().cloned());
-                (s.name.clone(), v)
-            })
-            .collect(),
-        None => o.label_dependencies().into_iter().map(|(k, v)| (k, v.into_iter().map(|x| x.0).collect())).collect(),
+        Some(d) => DepGraph::from_desired(d),
+        None => DepGraph::from_labels(o),
     }
 }
 
@@ -712,60 +772,48 @@ pub fn dependencies(d: Option<&Desired>, o: &Observed) -> BTreeMap<String, Vec<S
 fn reverse_ordered(
     plan: &mut Plan,
     containers: &[&Container],
-    deps: &BTreeMap<String, Vec<String>>,
+    g: &DepGraph,
     mut make: impl FnMut(&Container) -> Op,
 ) -> BTreeMap<String, usize> {
-    let dependents = dependents_of(deps);
     let mut by_service: BTreeMap<&str, Vec<&Container>> = BTreeMap::new();
     for c in containers {
         by_service.entry(c.service.as_str()).or_default().push(c);
     }
+    let g = g.restrict(by_service.keys());
     let mut done: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let mut out = BTreeMap::new();
-    // Services whose dependents are all planned go next; a cycle (impossible from a valid
-    // file, possible from stale labels) is broken by name order.
-    let mut left: BTreeSet<&str> = by_service.keys().copied().collect();
-    while !left.is_empty() {
-        let ready: Vec<&str> = left
-            .iter()
-            .copied()
-            .filter(|s| dependents.get(*s).is_none_or(|ds| ds.iter().all(|x| !left.contains(x.as_str()) || x == s)))
-            .collect();
-        let batch = if ready.is_empty() { vec![*left.iter().next().expect("not empty")] } else { ready };
-        for s in batch {
-            left.remove(s);
-            let after: Vec<usize> =
-                dependents.get(s).map(|ds| ds.iter().flat_map(|x| done.get(x).cloned().unwrap_or_default()).collect()).unwrap_or_default();
-            let mut ids = Vec::new();
-            for c in &by_service[s] {
-                let id = plan.add(make(c), "", after.clone());
-                out.insert(c.name.clone(), id);
-                ids.push(id);
-            }
-            done.insert(s.to_string(), ids);
+    for s in g.stop_rounds().into_iter().flatten() {
+        let after: Vec<usize> = g.dependents(&s).iter().flat_map(|x| done.get(*x).cloned().unwrap_or_default()).collect();
+        let mut ids = Vec::new();
+        for c in &by_service[s.as_str()] {
+            let id = plan.add(make(c), "", after.clone());
+            out.insert(c.name.clone(), id);
+            ids.push(id);
         }
+        done.insert(s, ids);
     }
     out
 }
 
 /// Plans `stop`: the containers of `services` (all when empty), dependents first.
-pub fn stop(o: &Observed, deps: &BTreeMap<String, Vec<String>>, services: &[String], timeout: Option<u64>) -> Plan {
+pub fn stop(o: &Observed, g: &DepGraph, services: &[String], timeout: Option<u64>) -> Plan {
     let mut plan = Plan::default();
     let cs: Vec<&Container> = o.containers.iter().filter(|c| !c.oneoff && (services.is_empty() || services.contains(&c.service))).collect();
-    reverse_ordered(&mut plan, &cs, deps, |c| Op::Stop { service: c.service.clone(), name: c.name.clone(), timeout });
+    reverse_ordered(&mut plan, &cs, g, |c| Op::Stop { service: c.service.clone(), name: c.name.clone(), timeout });
     plan
 }
 
-/// Plans `restart`: each container restarted, dependencies first.
-pub fn restart(o: &Observed, deps: &BTreeMap<String, Vec<String>>, services: &[String], timeout: Option<u64>) -> Plan {
+/// Plans `restart`: each container of `services` (all when empty) restarted, dependencies
+/// first, in the order of `g`.
+pub fn restart(o: &Observed, g: &DepGraph, services: &[String], timeout: Option<u64>) -> Plan {
     let mut plan = Plan::default();
+    let g = g.restrict(o.services());
     let mut done: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for s in start_order(o, deps) {
+    for s in g.start_rounds().into_iter().flatten() {
         if !services.is_empty() && !services.contains(&s) {
             continue;
         }
-        let after: Vec<usize> =
-            deps.get(&s).map(|ds| ds.iter().flat_map(|x| done.get(x).cloned().unwrap_or_default()).collect()).unwrap_or_default();
+        let after: Vec<usize> = g.dependencies(&s).iter().flat_map(|x| done.get(*x).cloned().unwrap_or_default()).collect();
         let ids = o
             .service_containers(&s)
             .into_iter()
@@ -776,53 +824,42 @@ pub fn restart(o: &Observed, deps: &BTreeMap<String, Vec<String>>, services: &[S
     plan
 }
 
-/// The observed services in start order (dependencies first; name order among equals).
-fn start_order(o: &Observed, deps: &BTreeMap<String, Vec<String>>) -> Vec<String> {
-    let mut left: BTreeSet<String> = o.services().into_iter().collect();
-    let mut out = Vec::new();
-    while !left.is_empty() {
-        let ready: Vec<String> =
-            left.iter().filter(|s| deps.get(*s).is_none_or(|ds| ds.iter().all(|d| !left.contains(d) || d == *s))).cloned().collect();
-        let batch = if ready.is_empty() { vec![left.iter().next().cloned().expect("not empty")] } else { ready };
-        for s in batch {
-            left.remove(&s);
-            out.push(s);
-        }
-    }
-    out
+/// Plans `restart SERVICE...` as compose does: only `restart: true` dependencies order it, and
+/// restarting a service restarts the services that depend on it that way, transitively (unless
+/// `no_deps`).
+pub fn restart_with_dependents(o: &Observed, g: &DepGraph, services: &[String], no_deps: bool, timeout: Option<u64>) -> Plan {
+    let g = g.filter(|e| e.restart);
+    let chosen = if no_deps || services.is_empty() { services.to_vec() } else { g.dependents_closure(services) };
+    restart(o, &g, &chosen, timeout)
 }
 
 /// Plans `start`: the existing containers of `services` (all when empty), each service once its
 /// dependencies meet their conditions.
-pub fn start(
-    o: &Observed,
-    deps: &BTreeMap<String, Vec<(String, Condition, bool)>>,
-    services: &[String],
-    wait: bool,
-) -> Result<Plan, PlanError> {
+pub fn start(o: &Observed, g: &DepGraph, services: &[String], wait: bool) -> Result<Plan, PlanError> {
     let mut plan = Plan::default();
     let mut started: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    let simple: BTreeMap<String, Vec<String>> = deps.iter().map(|(k, v)| (k.clone(), v.iter().map(|x| x.0.clone()).collect())).collect();
     for s in services {
         if o.service_containers(s).is_empty() {
             return Err(PlanError::NoContainer(s.clone()));
         }
     }
-    let order = start_order(o, &simple);
+    let have = g.restrict(o.services());
+    let order: Vec<String> = have.start_rounds().concat();
     let chosen: BTreeSet<&String> = order.iter().filter(|s| services.is_empty() || services.contains(s)).collect();
     for s in &order {
         if !chosen.contains(s) {
             continue;
         }
         let mut waits = Vec::new();
-        for (dep, cond, _) in deps.get(s).map(|v| v.as_slice()).unwrap_or_default() {
-            if !chosen.contains(dep) {
+        for e in have.edges(s) {
+            if !chosen.contains(&e.target) {
                 continue;
             }
+            let dep = &e.target;
             let containers = o.service_containers(dep).iter().map(|c| c.name.clone()).collect();
             let after = started.get(dep).cloned().unwrap_or_default();
             waits.push(plan.add(
-                Op::Wait { service: dep.clone(), dependent: s.clone(), condition: *cond, required: true, containers },
+                Op::Wait { service: dep.clone(), dependent: s.clone(), condition: e.condition, required: true, containers },
                 "",
                 after,
             ));
@@ -841,8 +878,12 @@ pub fn start(
         started.insert(s.clone(), ids);
     }
     if wait {
-        let completed: BTreeSet<&str> =
-            deps.values().flatten().filter(|x| x.1 == Condition::CompletedSuccessfully).map(|x| x.0.as_str()).collect();
+        let completed: BTreeSet<&str> = g
+            .services()
+            .flat_map(|s| g.edges(s))
+            .filter(|e| e.condition == Condition::CompletedSuccessfully)
+            .map(|e| e.target.as_str())
+            .collect();
         for s in &order {
             if chosen.contains(s) {
                 let containers = o.service_containers(s).iter().map(|c| c.name.clone()).collect();
@@ -856,6 +897,37 @@ pub fn start(
         }
     }
     Ok(plan)
+}
+
+/// Plans `rm`: the stopped service containers of `services` (all when empty) removed (with
+/// their anonymous volumes when `volumes`); with `stop` (`rm -s`), the running ones too, each
+/// stopped first in reverse dependency order. An empty plan: nothing to remove.
+pub fn rm(o: &Observed, g: &DepGraph, services: &[String], stop: bool, volumes: bool) -> Plan {
+    let chosen: Vec<&Container> =
+        o.containers.iter().filter(|c| !c.oneoff && (services.is_empty() || services.contains(&c.service))).collect();
+    let mut plan = Plan::default();
+    let stops = if stop {
+        let mut sub = o.clone();
+        sub.containers.retain(|c| c.is_active() && chosen.iter().any(|x| x.id == c.id));
+        let cs: Vec<&Container> =
+            sub.containers.iter().filter(|c| !c.oneoff && (services.is_empty() || services.contains(&c.service))).collect();
+        reverse_ordered(&mut plan, &cs, g, |c| Op::Stop { service: c.service.clone(), name: c.name.clone(), timeout: None })
+    } else {
+        BTreeMap::new()
+    };
+    for c in chosen {
+        if c.is_active() && !stop {
+            continue;
+        }
+        let after = stops.get(&c.name).map(|i| vec![*i]).unwrap_or_default();
+        plan.add(Op::Remove { service: c.service.clone(), name: c.name.clone(), volumes }, "", after);
+    }
+    plan
+}
+
+/// The containers a plan removes, in plan order (what `rm` asks about).
+pub fn removed(plan: &Plan) -> Vec<&str> {
+    plan.steps.iter().filter_map(|s| if let Op::Remove { name, .. } = &s.op { Some(name.as_str()) } else { None }).collect()
 }
 
 /// The options of `down`.
@@ -873,7 +945,7 @@ pub struct DownOptions {
 /// labelled with the project.
 pub fn down(d: Option<&Desired>, o: &Observed, opts: &DownOptions) -> Plan {
     let mut plan = Plan::default();
-    let deps = dependencies(d, o);
+    let g = graph(d, o);
     let in_model = |c: &Container| d.is_none_or(|d| d.service(&c.service).is_some());
     let mut cs: Vec<&Container> = o.containers.iter().filter(|c| !c.oneoff && in_model(c)).collect();
     let orphans: Vec<&Container> = o.containers.iter().filter(|c| !c.oneoff && !in_model(c)).collect();
@@ -884,7 +956,7 @@ pub fn down(d: Option<&Desired>, o: &Observed, opts: &DownOptions) -> Plan {
         plan.warnings.push(orphan_warning(&n));
     }
     let stops =
-        reverse_ordered(&mut plan, &cs, &deps, |c| Op::Stop { service: c.service.clone(), name: c.name.clone(), timeout: opts.timeout });
+        reverse_ordered(&mut plan, &cs, &g, |c| Op::Stop { service: c.service.clone(), name: c.name.clone(), timeout: opts.timeout });
     let mut removes = Vec::new();
     for c in &cs {
         removes.push(plan.add(

@@ -101,7 +101,7 @@ impl<'a> R<'a> {
         }
     }
     /// A float as Go's float32 keeps it (cpus), so that 0.1 prints as 0.1.
-    pub fn float32(&self, k: &str) -> Result<f64> {
+    pub(crate) fn float32(&self, k: &str) -> Result<f64> {
         let f = self.float(k)?;
         Ok(format!("{}", f as f32).parse::<f64>().unwrap_or(f))
     }
@@ -143,10 +143,10 @@ impl<'a> R<'a> {
             },
         }
     }
-    pub fn strmap(&self, k: &str) -> Result<BTreeMap<String, String>> {
+    pub(crate) fn strmap(&self, k: &str) -> Result<BTreeMap<String, String>> {
         Ok(self.optmap(k)?.into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect())
     }
-    pub fn optmap(&self, k: &str) -> Result<BTreeMap<String, Option<String>>> {
+    pub(crate) fn optmap(&self, k: &str) -> Result<BTreeMap<String, Option<String>>> {
         match self.node(k) {
             None => Ok(BTreeMap::new()),
             Some(n) => match &n.v {
@@ -248,11 +248,18 @@ pub fn service(name: &str, n: &Node) -> Result<Service> {
     s.credential_spec = r.json("credential_spec");
     if let Some(d) = r.map("depends_on")? {
         for (dep, v) in d.m.iter() {
-            let mut dd = Dependency { condition: CONDITION_STARTED.into(), restart: false, required: true };
+            let mut dd = Dependency { condition: Condition::Started, restart: false, required: true };
             if let Some(vm) = v.as_map() {
                 let vr = R::new(vm, format!("{path}.depends_on.{dep}"));
                 if let Some(c) = vr.str("condition")? {
-                    dd.condition = c;
+                    dd.condition = Condition::parse(&c).ok_or_else(|| {
+                        let n = vr.node("condition").expect("read above");
+                        bad(
+                            n,
+                            &vr.p("condition"),
+                            r#"must be one of the following: "service_started", "service_healthy", "service_completed_successfully""#,
+                        )
+                    })?;
                 }
                 dd.restart = vr.flag("restart")?;
                 dd.required = vr.bool("required")?.unwrap_or(true);
@@ -548,11 +555,29 @@ fn port(p: &Node, path: &str) -> Result<Port> {
         return Err(bad(p, path, "must be a string, a number or a mapping"));
     };
     let r = R::new(m, path);
+    // Every value is checked here, at load, so that `config` reports it and `up` refuses it
+    // before it creates anything (Docker's engine only refuses these at container start).
     let target = match r.int("target")? {
-        Some(t) if (0..=65535).contains(&t) => t as u32,
-        Some(t) => return Err(bad(p, &format!("{path}.target"), format!("invalid port {t}: expected 0-65535"))),
+        Some(t) if (1..=65535).contains(&t) => t as u32,
+        Some(t) => return Err(bad(p, &format!("{path}.target"), format!("invalid container port {t}: expected 1-65535"))),
         None => return Err(bad(p, path, "a port mapping needs a target (the port inside the container)")),
     };
+    if let Some(ip) = r.str("host_ip")?.filter(|s| !s.is_empty()) {
+        if ip.trim_matches(|c| c == '[' || c == ']').parse::<std::net::IpAddr>().is_err() {
+            return Err(bad(
+                p,
+                &format!("{path}.host_ip"),
+                format!("invalid IP address {ip:?}: expected an address such as 127.0.0.1, 0.0.0.0 or ::1"),
+            ));
+        }
+    }
+    match r.str("protocol")?.as_deref() {
+        None | Some("tcp" | "udp" | "TCP" | "UDP") => {}
+        Some(proto @ ("sctp" | "SCTP")) => {
+            return Err(bad(p, &format!("{path}.protocol"), format!("protocol {proto:?} is not supported by berth: publish tcp or udp")));
+        }
+        Some(proto) => return Err(bad(p, &format!("{path}.protocol"), format!("invalid protocol {proto:?}: expected tcp or udp"))),
+    }
     let published = r.str("published")?.filter(|s| !s.is_empty());
     if let Some(pb) = &published {
         let ok = pb.split('-').all(|x| x.parse::<u32>().is_ok_and(|v| v <= 65535)) && pb.split('-').count() <= 2;
@@ -701,7 +726,7 @@ pub fn volume(name: &str, n: &Node, project: &str) -> Result<Volume> {
     })
 }
 
-pub fn file_object(kind: &str, name: &str, n: &Node, project: &str) -> Result<FileObject> {
+pub(crate) fn file_object(kind: &str, name: &str, n: &Node, project: &str) -> Result<FileObject> {
     let empty = Map::default();
     let m = n.as_map().unwrap_or(&empty);
     let r = R::new(m, format!("{kind}.{name}"));
@@ -718,4 +743,44 @@ pub fn file_object(kind: &str, name: &str, n: &Node, project: &str) -> Result<Fi
         template_driver: r.str("template_driver")?,
         extensions: r.extensions(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn web(text: &str) -> Result<Service> {
+        let docs = super::super::yaml::parse(text, &Arc::new(PathBuf::from("compose.yaml"))).unwrap();
+        let Value::Map(m) = &docs[0].v else { panic!("not a map") };
+        let Value::Map(services) = &m.get("services").unwrap().v else { panic!("no services") };
+        service("web", services.get("web").unwrap())
+    }
+
+    #[test]
+    fn depends_on_conditions_are_typed() {
+        let s = web("services:\n  web:\n    depends_on:\n      db: {condition: service_healthy, restart: true}\n      init: {condition: service_completed_successfully}\n")
+            .unwrap();
+        assert_eq!(s.depends_on["db"].condition, Condition::Healthy);
+        assert!(s.depends_on["db"].restart);
+        assert_eq!(s.depends_on["init"].condition, Condition::CompletedSuccessfully);
+        let e = web("services:\n  web:\n    depends_on:\n      db: {condition: service_ready}\n").unwrap_err().to_string();
+        assert!(e.contains("services.web.depends_on.db.condition"), "{e}");
+        assert!(e.contains("compose.yaml"), "{e}");
+        assert!(
+            e.contains(r#"must be one of the following: "service_started", "service_healthy", "service_completed_successfully""#),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn condition_names_round_trip() {
+        for c in Condition::ALL {
+            assert_eq!(Condition::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(Condition::parse("service_ready"), None);
+        assert_eq!(Condition::parse(""), None);
+    }
 }

@@ -23,7 +23,7 @@ fn schema() -> &'static J {
 }
 
 /// Validates a whole compose document (after interpolation) against the schema.
-pub fn validate_document(root: &Node) -> Result<()> {
+pub(crate) fn validate_document(root: &Node) -> Result<()> {
     let s = schema();
     match check(root, s, "", s) {
         Ok(()) => Ok(()),
@@ -318,7 +318,7 @@ fn same(a: &Node, b: &Node) -> bool {
 }
 
 /// The closest known key to a mistyped one, if it is close enough to be a typo.
-pub fn suggest<'a>(k: &str, known: impl Iterator<Item = &'a str>) -> Option<String> {
+pub(crate) fn suggest<'a>(k: &str, known: impl Iterator<Item = &'a str>) -> Option<String> {
     let mut best: Option<(usize, &str)> = None;
     for cand in known {
         let d = levenshtein(k, cand);
@@ -345,7 +345,7 @@ fn levenshtein(a: &str, b: &str) -> usize {
 }
 
 /// The checks the schema cannot express, on the typed project (before profiles apply).
-pub fn check_project(p: &super::model::Project, root: &super::yaml::Map) -> Result<()> {
+pub(crate) fn check_project(p: &super::model::Project, root: &super::yaml::Map) -> Result<()> {
     let pos_of = |svc: &str, key: &str| -> super::error::Pos {
         root.get("services")
             .and_then(Node::as_map)
@@ -497,6 +497,51 @@ pub fn check_project(p: &super::model::Project, root: &super::yaml::Map) -> Resu
             seen.push(&m.target);
         }
     }
+    check_host_ports(p, &pos_of)
+}
+
+/// One host port published twice in the project (by two services, or twice by one) can never
+/// come up: Docker's engine refuses the second bind at start, after the networks and the first
+/// containers were made. It is refused here, before anything is created. Two services count
+/// only when both can be up together (no profiles, or a profile in common); ranges, where the
+/// engine picks a free port, never clash; nor do services on the host's network, whose ports are
+/// discarded.
+/// A fixed host port of the project: service, its profiles, host address, port, protocol.
+type Published<'a> = (&'a str, &'a [String], Option<std::net::IpAddr>, u16, &'a str);
+
+fn check_host_ports(p: &super::model::Project, pos_of: &dyn Fn(&str, &str) -> super::error::Pos) -> Result<()> {
+    use std::net::IpAddr;
+    // No address is every address; an unspecified one is every address of its family.
+    let overlap = |a: Option<IpAddr>, b: Option<IpAddr>| match (a, b) {
+        (Some(x), Some(y)) => x == y || (x.is_ipv4() == y.is_ipv4() && (x.is_unspecified() || y.is_unspecified())),
+        _ => true,
+    };
+    let mut taken: Vec<Published> = Vec::new();
+    for (name, s) in &p.services {
+        // With the host's network (or none), published ports are discarded, as in Docker.
+        if matches!(s.network_mode.as_deref(), Some("host" | "none")) {
+            continue;
+        }
+        for port in &s.ports {
+            let Some(host_port) = port.published.as_deref().and_then(|x| x.parse::<u16>().ok()).filter(|x| *x != 0) else { continue };
+            let ip: Option<IpAddr> = port.host_ip.as_deref().and_then(|i| i.trim_matches(|c| c == '[' || c == ']').parse().ok());
+            let proto = if port.protocol.is_empty() { "tcp" } else { port.protocol.as_str() };
+            let together = |other: &[String]| s.profiles.is_empty() || other.is_empty() || other.iter().any(|x| s.profiles.contains(x));
+            let clash = taken.iter().find(|(_, profiles, oip, op, oproto)| {
+                *op == host_port && oproto.eq_ignore_ascii_case(proto) && together(profiles) && overlap(*oip, ip)
+            });
+            if let Some((other, ..)) = clash {
+                let by =
+                    if *other == name.as_str() { format!("twice by service {name}") } else { format!("by services {other} and {name}") };
+                return Err(LoadError::at(
+                    &pos_of(name, "ports"),
+                    format!("services.{name}.ports"),
+                    format!("host port {host_port}/{proto} is published {by}: only one can bind it, change one of them"),
+                ));
+            }
+            taken.push((name.as_str(), s.profiles.as_slice(), ip, host_port, proto));
+        }
+    }
     Ok(())
 }
 
@@ -539,5 +584,37 @@ mod tests {
         assert!(e.contains("additional property \"bogus\""), "{e}");
         let e = v("services:\n  web:\n    image: x\n    depends_on: [a, a]\n").unwrap_err();
         assert!(e.contains("duplicate entry"), "{e}");
+    }
+
+    /// Who may publish the same host port: not two services up together, but services in
+    /// different profiles, on other addresses, or on the host's network may.
+    #[test]
+    fn one_host_port_twice_is_refused_only_when_both_can_bind_it() {
+        let load = |services: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("compose.yaml"), format!("services:\n{services}")).unwrap();
+            let opts = crate::project::LoadOptions {
+                files: vec![dir.path().join("compose.yaml")],
+                project_name: Some("demo".into()),
+                interpolate: true,
+                cwd: Some(dir.path().to_path_buf()),
+                ..Default::default()
+            };
+            crate::project::load(&opts).map(drop).map_err(|e| e.to_string())
+        };
+        let e = load("  a:\n    image: x\n    ports: [\"8080:80\"]\n  b:\n    image: x\n    ports: [\"127.0.0.1:8080:81\"]\n").unwrap_err();
+        assert!(e.contains("host port 8080/tcp is published by services a and b"), "{e}");
+        let e = load("  a:\n    image: x\n    ports: [\"8080:80\", \"8080:81\"]\n").unwrap_err();
+        assert!(e.contains("published twice by service a"), "{e}");
+        for ok in [
+            "  a:\n    image: x\n    ports: [\"8080:80\"]\n  b:\n    image: x\n    ports: [\"8080:80/udp\"]\n",
+            "  a:\n    image: x\n    ports: [\"127.0.0.1:8080:80\"]\n  b:\n    image: x\n    ports: [\"127.0.0.2:8080:80\"]\n",
+            "  a:\n    image: x\n    ports: [\"0.0.0.0:8080:80\"]\n  b:\n    image: x\n    ports: [\"[::]:8080:80\"]\n",
+            "  a:\n    image: x\n    profiles: [p]\n    ports: [\"8080:80\"]\n  b:\n    image: x\n    profiles: [q]\n    ports: [\"8080:80\"]\n",
+            "  a:\n    image: x\n    ports: [\"8080:80\"]\n  b:\n    image: x\n    network_mode: host\n    ports: [\"8080:80\"]\n",
+            "  a:\n    image: x\n    ports: [\"8000-8010:80\"]\n  b:\n    image: x\n    ports: [\"8000-8010:80\"]\n",
+        ] {
+            load(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
     }
 }

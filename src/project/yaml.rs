@@ -22,11 +22,11 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 use super::error::{LoadError, Pos, Result};
 
 /// At most this many nodes may result from expanding aliases in one file.
-pub const MAX_NODES: usize = 1_000_000;
+pub(crate) const MAX_NODES: usize = 1_000_000;
 /// At most this many bytes of text (scalars and keys) may be copied by aliases in one file.
-pub const MAX_ALIAS_BYTES: usize = 16 << 20;
+pub(crate) const MAX_ALIAS_BYTES: usize = 16 << 20;
 /// Nesting deeper than this is refused (keeps every later recursive pass far from the stack's end).
-pub const MAX_DEPTH: usize = 256;
+pub(crate) const MAX_DEPTH: usize = 256;
 
 /// A tag that changes how a node merges: `!reset` removes the value, `!override` replaces it whole.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -86,7 +86,7 @@ impl Map {
             }
         }
     }
-    pub fn insert_key(&mut self, k: Key, v: Node) {
+    pub(crate) fn insert_key(&mut self, k: Key, v: Node) {
         match self.get_mut(&k.name) {
             Some(slot) => *slot = v,
             None => self.0.push((k, v)),
@@ -123,19 +123,19 @@ impl Node {
     pub fn map(m: Map, pos: Pos) -> Node {
         Node::new(Value::Map(m), pos)
     }
-    pub fn as_map(&self) -> Option<&Map> {
+    pub(crate) fn as_map(&self) -> Option<&Map> {
         match &self.v {
             Value::Map(m) => Some(m),
             _ => None,
         }
     }
-    pub fn as_map_mut(&mut self) -> Option<&mut Map> {
+    pub(crate) fn as_map_mut(&mut self) -> Option<&mut Map> {
         match &mut self.v {
             Value::Map(m) => Some(m),
             _ => None,
         }
     }
-    pub fn as_seq(&self) -> Option<&Vec<Node>> {
+    pub(crate) fn as_seq(&self) -> Option<&Vec<Node>> {
         match &self.v {
             Value::Seq(s) => Some(s),
             _ => None,
@@ -152,7 +152,7 @@ impl Node {
     }
     /// The scalar as text, as Go's `fmt.Sprint` would print it (for values that compose turns
     /// into strings: environment, labels, ...). `None` for sequences and mappings.
-    pub fn scalar_string(&self) -> Option<String> {
+    pub(crate) fn scalar_string(&self) -> Option<String> {
         Some(match &self.v {
             Value::Null => String::new(),
             Value::Bool(b) => b.to_string(),
@@ -183,7 +183,7 @@ impl Node {
         }
     }
     /// The number of bytes of text (strings and keys) in this tree.
-    pub fn text_len(&self) -> usize {
+    pub(crate) fn text_len(&self) -> usize {
         match &self.v {
             Value::Str(s) => s.len(),
             Value::Seq(s) => s.iter().map(Node::text_len).sum(),
@@ -195,7 +195,7 @@ impl Node {
 
 /// Formats a float as Go's `strconv.FormatFloat(f, 'g', -1, 64)` does for common values
 /// (`fmt.Sprint` of a float64): shortest representation, exponent for very large/small ones.
-pub fn format_float(f: f64) -> String {
+pub(crate) fn format_float(f: f64) -> String {
     if f.is_nan() {
         return "NaN".into();
     }
@@ -530,7 +530,7 @@ fn resolve_tagged(text: &str, tag: &YTag) -> Value {
 }
 
 /// Types a plain scalar as go-yaml v3 does.
-pub fn resolve_plain(s: &str) -> Value {
+pub(crate) fn resolve_plain(s: &str) -> Value {
     match s {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),

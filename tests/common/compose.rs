@@ -22,13 +22,12 @@ pub struct Stack {
 impl Stack {
     /// A project `name` with `yaml` as its compose.yaml, and `busybox:latest` imported.
     pub fn new(name: &str, yaml: &str) -> Stack {
-        Stack::with_prefix("berth-test-", name, yaml)
+        Stack::in_root(TestRoot::new(), name, yaml)
     }
 
-    /// As [`Stack::new`], in a state root under /tmp/<prefix>* (an area's own name).
-    pub fn with_prefix(prefix: &str, name: &str, yaml: &str) -> Stack {
+    /// [`Stack::new`] in a given (empty) state root.
+    pub fn in_root(t: TestRoot, name: &str, yaml: &str) -> Stack {
         expect_root();
-        let t = TestRoot::with_prefix(prefix);
         let tar = t.scratch().join("busybox.tar");
         make_busybox_tar(&tar);
         t.ok(["image", "import", tar.to_str().unwrap(), "busybox:latest", "--change", "CMD [\"sh\"]"]);

@@ -78,7 +78,7 @@ impl TestRoot {
     pub fn new() -> Self {
         Self::with_prefix("berth-test-")
     }
-    /// A root under /tmp/<prefix>*: an area's own name (`berth-secfs-`), for its own tests.
+    /// A private state root in a temp folder named `<prefix>...` (an engineer's own roots).
     pub fn with_prefix(prefix: &str) -> Self {
         let dir = tempfile::Builder::new().prefix(prefix).tempdir().expect("tempdir");
         TestRoot { dir }

@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::converge::{self, Run, Target};
+use super::converge::{self, Loaded, Run, Target};
 use super::lifecycle::UpArgs;
 use crate::cli::GlobalOpts;
 use crate::engine::runtime::logs::ReadOptions;
@@ -112,10 +112,10 @@ fn follow(
 }
 
 /// Runs attached mode after the project was brought up; returns `up`'s exit code.
-pub fn attached(g: &GlobalOpts, t: &Target, desired: &Desired, selected: &[String], a: &UpArgs) -> anyhow::Result<i32> {
+pub fn attached(g: &GlobalOpts, t: &Loaded, desired: &Desired, selected: &[String], a: &UpArgs) -> anyhow::Result<i32> {
     sys::catch_interrupts(false);
     let base = sys::interrupts();
-    let p = t.project.as_ref().expect("up loads the project");
+    let p = t.project();
     // Which services: --attach, else those named (and their dependencies with
     // --attach-dependencies), else all; without --no-attach ones and `attach: false`.
     let mut services: BTreeSet<String> = if !a.attach.is_empty() {
@@ -190,8 +190,7 @@ pub fn attached(g: &GlobalOpts, t: &Target, desired: &Desired, selected: &[Strin
         std::thread::spawn(move || {
             let t = Target { root, project: None, name };
             let Ok(o) = t.observe() else { return };
-            let deps = plan::dependencies(Some(&desired), &o);
-            let plan = plan::stop(&o, &deps, &services, timeout);
+            let plan = plan::stop(&o, &plan::graph(Some(&desired), &o), &services, timeout);
             let images = BTreeMap::new();
             let run = Run {
                 g: &g,

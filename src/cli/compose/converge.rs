@@ -6,17 +6,17 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 
 use crate::cli::GlobalOpts;
 use crate::cli::progress::{self, Progress};
-use crate::engine::image::reference::Reference;
-use crate::engine::image::{Image, ImageStore, PullItem, PullOptions, PullPolicy};
+use crate::engine::image::{Image, ImageStore};
 use crate::project::Project;
 use crate::project::engine::RealEngine;
 use crate::project::execute::{self, Context, ExecError, Report, WaitKind};
+use crate::project::images::{self, PullMode};
 use crate::project::observe::{self, Observed};
-use crate::project::plan::{Condition, Desired, Plan};
+use crate::project::plan::{Desired, Plan};
 use crate::state::StateRoot;
 use crate::util::lock::FileLock;
 use crate::util::sys;
@@ -72,9 +72,12 @@ impl Target {
     }
 
     /// Takes the project's lock: one command changes a project at a time.
+    /// Then collects what crashed commands left in the root (`system::collect_junk`).
     pub fn lock(&self) -> anyhow::Result<FileLock> {
         self.root.ensure()?;
-        Ok(self.root.lock_project(&self.name)?)
+        let lock = self.root.lock_project(&self.name)?;
+        crate::system::collect_junk(&self.root);
+        Ok(lock)
     }
 
     pub fn observe(&self) -> anyhow::Result<Observed> {
@@ -84,6 +87,14 @@ impl Target {
     /// The project as the planner sees it (when loaded).
     pub fn desired(&self, images: &BTreeMap<String, String>, scale: &BTreeMap<String, u32>) -> anyhow::Result<Option<Desired>> {
         self.project.as_ref().map(|p| Desired::from_project(p, images, scale)).transpose().map_err(Into::into)
+    }
+
+    /// The dependency graph: the file's when loaded, else the containers' labels.
+    pub fn graph(&self, o: &Observed) -> crate::project::DepGraph {
+        match &self.project {
+            Some(p) => crate::project::DepGraph::from_project(p),
+            None => crate::project::DepGraph::from_labels(o),
+        }
     }
 
     /// Fails on a service the project does not have: from the file, else (loaded by name
@@ -107,6 +118,44 @@ impl Target {
     }
 }
 
+/// A project loaded from its files, for the commands that need the file (`up`, `create`, `run`,
+/// `watch`): a [`Target`] whose project is always there, so that no caller checks for it.
+pub struct Loaded {
+    /// Private: only [`Loaded::load`] makes one, with the project set.
+    target: Target,
+}
+
+impl Loaded {
+    /// Loads the project from its files.
+    pub fn load(g: &GlobalOpts) -> anyhow::Result<Loaded> {
+        Ok(Loaded { target: Target::load(g)? })
+    }
+
+    pub fn project(&self) -> &Project {
+        match &self.target.project {
+            Some(p) => p,
+            None => unreachable!("a Loaded is only made by Loaded::load, which sets the project"),
+        }
+    }
+
+    /// The [`Target`] (with its project) for what takes any target.
+    pub fn into_target(self) -> Target {
+        self.target
+    }
+
+    /// The project as the planner sees it.
+    pub fn desired(&self, images: &BTreeMap<String, String>, scale: &BTreeMap<String, u32>) -> anyhow::Result<Desired> {
+        Ok(Desired::from_project(self.project(), images, scale)?)
+    }
+}
+
+impl std::ops::Deref for Loaded {
+    type Target = Target;
+    fn deref(&self) -> &Target {
+        &self.target
+    }
+}
+
 /// The services a command names (all when none), checked against the project, with their
 /// dependencies, transitively, when `with_deps` (`build --with-dependencies`, `pull
 /// --include-deps`): named ones first, then each one's dependencies as found.
@@ -114,20 +163,10 @@ pub fn services_and_dependencies(p: &Project, services: &[String], with_deps: bo
     if let Some(s) = services.iter().find(|s| !p.services.contains_key(*s)) {
         bail!("no such service: {s}");
     }
-    let mut wanted: Vec<String> = if services.is_empty() { p.services.keys().cloned().collect() } else { services.to_vec() };
-    if with_deps && !services.is_empty() {
-        let graph = p.graph()?;
-        let mut i = 0;
-        while i < wanted.len() {
-            for d in graph.dependencies(&wanted[i]) {
-                if !wanted.iter().any(|w| w == d) {
-                    wanted.push(d.to_string());
-                }
-            }
-            i += 1;
-        }
+    if services.is_empty() {
+        return Ok(p.services.keys().cloned().collect());
     }
-    Ok(wanted)
+    Ok(if with_deps { crate::project::DepGraph::from_project(p).closure(services) } else { services.to_vec() })
 }
 
 /// As compose's `toProjectName` (`top`, `port`, `cp`, `stats`): `-p`, then
@@ -153,30 +192,6 @@ fn name_only(name: &str, fix: &str) -> anyhow::Result<String> {
         bail!(crate::project::load::invalid_project_name(name, fix));
     }
     Ok(lower)
-}
-
-/// Service -> (dependency, condition, restart), from the file or the labels.
-pub fn conditions(t: &Target, o: &Observed) -> BTreeMap<String, Vec<(String, Condition, bool)>> {
-    match &t.project {
-        Some(p) => p
-            .services
-            .iter()
-            .map(|(k, s)| {
-                let v = s
-                    .depends_on
-                    .iter()
-                    .filter(|(d, _)| p.services.contains_key(*d))
-                    .map(|(d, x)| (d.clone(), Condition::parse(&x.condition), x.restart))
-                    .collect();
-                (k.clone(), v)
-            })
-            .collect(),
-        None => o
-            .label_dependencies()
-            .into_iter()
-            .map(|(k, v)| (k, v.into_iter().map(|(s, c, r)| (s, Condition::parse(&c), r)).collect()))
-            .collect(),
-    }
 }
 
 /// `--parallel` / `COMPOSE_PARALLEL_LIMIT`: 0 is unlimited (compose's default, -1).
@@ -251,6 +266,13 @@ pub fn print_dry_run(plan: &Plan) {
 
 /// Runs a plan with progress and returns its report.
 pub fn run_plan(r: &Run, plan: &Plan) -> Report {
+    if let Err(e) = execute::check_host_ports(r.target.project.as_ref(), plan) {
+        let service = match &e {
+            execute::ExecError::PortInUse { service, .. } => service.clone(),
+            _ => String::new(),
+        };
+        return Report { errors: vec![(service, e)], ..Default::default() };
+    }
     let cancel = Cancel::new();
     let progress = Progress::new(progress::kind(r.g), r.title);
     let engine = RealEngine::new(&r.target.root, r.store);
@@ -317,6 +339,7 @@ fn hint(e: &ExecError, name: &str, p: &str) -> Option<String> {
             format!("see why with `berth {p}logs {name}`, fix the service, then run `berth up` again")
         }
         ExecError::NotCompleted { service, .. } => format!("see why with `berth {p}logs {service}`, fix it, then run `berth up` again"),
+        ExecError::PortInUse { .. } => "stop what listens on that port, or publish another one, then run `berth up` again".into(),
         ExecError::Timeout { .. } => "check the services with `berth ps` and their logs; raise --wait-timeout if they need longer".into(),
         ExecError::Runtime(R::Start { .. }) => format!("see why with `berth {p}logs {name}`, fix the service, then run `berth up` again"),
         ExecError::Runtime(R::NameInUse { name: n, .. }) => {
@@ -355,112 +378,36 @@ pub struct ImageOptions {
     pub quiet_build: bool,
 }
 
-/// The images of `services`: built (with `--build`, `pull_policy: build`, or a `build:` section
-/// and no image yet), then pulled as the pull policy says.
+/// The images of `services` ([`images::acquire`]), with the build and pull progress this
+/// command's flags ask for.
 pub fn images(g: &GlobalOpts, p: &Project, services: &[String], o: ImageOptions) -> anyhow::Result<(ImageStore, BTreeMap<String, Image>)> {
     let root = g.state_root();
     root.ensure()?;
     let store = ImageStore::open(&root)?;
-    let mut out = BTreeMap::new();
-    if !o.no_build && services.iter().any(|s| p.services[s].build.is_some()) {
-        use crate::engine::build::{Printer, ProgressMode};
-        use crate::project::build::ProjectBuildOptions;
-        let opts = ProjectBuildOptions { insecure_registries: g.insecure_registries.clone(), ..Default::default() };
-        let quiet = o.quiet_build || progress::kind(g) == progress::Kind::Quiet;
-        let mut printer = Printer::to_writer(if quiet { ProgressMode::Quiet } else { ProgressMode::Plain }, Box::new(std::io::stderr()));
-        let built = crate::project::build::ensure_built(&store, p, services, o.build, &opts, &mut printer).map_err(|e| {
-            anyhow::Error::new(e)
-                .context("cannot build the project's images: fix the Dockerfile or the build section, then run `berth up` again")
-        })?;
-        for (name, id) in built {
-            if let Some(i) = store.get(&id)? {
-                out.insert(name, i);
-            }
-        }
-    }
-    let mut to_pull: Vec<(String, Reference)> = Vec::new();
-    for name in services {
-        if out.contains_key(name) {
-            continue;
-        }
-        let s = &p.services[name];
-        let image_name = crate::project::convert::service_image_name(p, s);
-        let policy = match o.pull {
-            Pull::Always => PullPolicy::Always,
-            Pull::Missing => PullPolicy::Missing,
-            Pull::Never => PullPolicy::Never,
-            Pull::Build => PullPolicy::Build,
-            Pull::Policy => match s.pull_policy.as_deref() {
-                Some(x) => PullPolicy::parse(&x.replace('-', "_")).with_context(|| format!("service {name}: pull_policy"))?,
-                None => PullPolicy::Missing,
-            },
-        };
-        if s.build.is_some() {
-            // Built images are never pulled.
-            match store.resolve(&image_name)? {
-                Some(i) => {
-                    out.insert(name.clone(), i);
-                    continue;
-                }
-                None => bail!("service {name:?} has no image {image_name:?} and --no-build was given: run `berth build {name}` first"),
-            }
-        }
-        if policy == PullPolicy::Build {
-            bail!("service {name:?} has pull_policy build but no build section: add one, or set another pull_policy");
-        }
-        let present = store.resolve(&image_name)?.filter(|i| crate::project::convert::platform_matches(s, i));
-        match (policy, present) {
-            (PullPolicy::Always, _) | (PullPolicy::Missing, None) => {
-                let r = Reference::parse(&image_name).with_context(|| format!("service {name}: image"))?;
-                to_pull.push((name.clone(), r));
-            }
-            (PullPolicy::Never | PullPolicy::Build, None) => {
-                bail!("service {name:?}: image {image_name} is not present and its pull policy is never: pull it with `berth pull {name}`")
-            }
-            (_, Some(i)) => {
-                out.insert(name.clone(), i);
-            }
-        }
-    }
-    if !to_pull.is_empty() {
-        let kind = progress::kind(g);
-        let mode = if o.quiet || kind == progress::Kind::Quiet {
-            crate::engine::image::progress::ProgressMode::Quiet
-        } else {
-            crate::engine::image::progress::ProgressMode::Plain
-        };
-        let prog = crate::engine::image::progress::Progress::stderr(mode);
-        let items: Vec<PullItem> = to_pull
-            .iter()
-            .map(|(n, r)| PullItem {
-                label: n.clone(),
-                reference: r.clone(),
-                platform: crate::project::convert::service_platform(&p.services[n]).ok().flatten(),
-            })
-            .collect();
-        let opts = PullOptions { insecure_registries: g.insecure_registries.clone(), ..PullOptions::default() };
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-        let results = rt.block_on(crate::engine::image::pull_many(&store, &items, &opts, &prog));
-        for ((name, r), res) in to_pull.into_iter().zip(results) {
-            match res {
-                Ok(i) => {
-                    out.insert(name, i);
-                }
-                Err(e) => {
-                    // A pull that fails while an older copy is present keeps the copy, as compose does.
-                    if let Some(i) = store.resolve(&r.to_string())? {
-                        eprintln!("WARN[0000] service {name} failed to pull {}: {e}; using the local image", r.familiar());
-                        out.insert(name, i);
-                    } else {
-                        return Err(anyhow::Error::new(e).context(format!(
-                            "service {name}: cannot pull {}: check the name and the registry, or import the image with `berth image load`",
-                            r.familiar()
-                        )));
-                    }
-                }
-            }
-        }
-    }
+    let kind = progress::kind(g);
+    let quiet_build = o.quiet_build || kind == progress::Kind::Quiet;
+    let mode = if quiet_build { crate::engine::build::ProgressMode::Quiet } else { crate::engine::build::ProgressMode::Plain };
+    let mut printer = crate::engine::build::Printer::to_writer(mode, Box::new(std::io::stderr()));
+    let pull_mode = if o.quiet || kind == progress::Kind::Quiet {
+        crate::engine::image::progress::ProgressMode::Quiet
+    } else {
+        crate::engine::image::progress::ProgressMode::Plain
+    };
+    let pull_progress = crate::engine::image::progress::Progress::stderr(pull_mode);
+    let opts = images::AcquireOptions {
+        pull: match o.pull {
+            Pull::Always => PullMode::Always,
+            Pull::Missing => PullMode::Missing,
+            Pull::Never => PullMode::Never,
+            Pull::Build => PullMode::Build,
+            Pull::Policy => PullMode::Policy,
+        },
+        build: o.build,
+        no_build: o.no_build,
+        insecure_registries: g.insecure_registries.clone(),
+    };
+    let warn = |w: &str| eprintln!("WARN[0000] {w}");
+    let out = images::acquire(&store, p, services, &opts, &mut printer, &pull_progress, &warn)?;
     Ok((store, out))
 }
 

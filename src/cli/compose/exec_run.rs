@@ -196,9 +196,9 @@ fn exec(g: &GlobalOpts, a: ExecArgs) -> anyhow::Result<i32> {
 /// Its dependencies are brought up first (with their `depends_on` conditions) unless
 /// `--no-deps`; the service's ports are published only with `--service-ports`.
 fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
-    use super::converge::{self, Run, Target};
-    let t = Target::load(g)?;
-    let project = t.project.as_ref().expect("run loads the project");
+    use super::converge::{self, Run};
+    let t = converge::Loaded::load(g)?;
+    let project = t.project();
     let service = project.services.get(&a.service).ok_or_else(|| anyhow::anyhow!("no such service: {}", a.service))?;
     let root = g.state_root();
     root.ensure()?;
@@ -208,13 +208,8 @@ fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     // The dependencies, as `up -d` brings them (the one-off itself is not a replica).
-    let desired0 = t.desired(&BTreeMap::new(), &BTreeMap::new())?.expect("loaded");
-    let deps: Vec<String> = if a.no_deps {
-        Vec::new()
-    } else {
-        desired0.select(std::slice::from_ref(&a.service), false)?.into_iter().filter(|s| *s != a.service).collect()
-    };
-    let mut wanted = deps.clone();
+    let desired0 = t.desired(&BTreeMap::new(), &BTreeMap::new())?;
+    let mut wanted = desired0.oneoff_dependencies(&a.service, a.no_deps)?;
     wanted.push(a.service.clone());
     converge::warn_unapplied(project, &wanted);
     let io = converge::ImageOptions {
@@ -228,49 +223,10 @@ fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
     {
         let lock = t.lock()?;
         let ids: BTreeMap<String, String> = images.iter().map(|(k, v)| (k.clone(), v.id.to_string())).collect();
-        let desired = t.desired(&ids, &BTreeMap::new())?.expect("loaded");
+        let desired = t.desired(&ids, &BTreeMap::new())?;
         let observed = t.observe()?;
-        let opts = crate::project::plan::UpOptions {
-            services: deps.clone(),
-            no_deps: true,
-            remove_orphans: a.remove_orphans,
-            ..Default::default()
-        };
-        let mut plan = crate::project::plan::up(&desired, &observed, &opts)?;
-        // The one-off starts once its direct dependencies meet their conditions.
-        use crate::project::plan::Op;
-        for d in desired.service(&a.service).map(|x| x.depends_on.clone()).unwrap_or_default() {
-            let Some(ds) = desired.service(&d.service) else { continue };
-            if a.no_deps {
-                continue;
-            }
-            let containers: Vec<String> = (1..=ds.replicas.max(1))
-                .map(|n| ds.container_name.clone().unwrap_or_else(|| format!("{}-{}-{n}", desired.project, ds.name)))
-                .collect();
-            let after: Vec<usize> = plan
-                .steps
-                .iter()
-                .filter(|st| matches!(&st.op, Op::Start { service, .. } | Op::Running { service, .. } if *service == d.service))
-                .map(|st| st.id)
-                .collect();
-            crate::project::plan::push(
-                &mut plan,
-                Op::Wait {
-                    service: d.service.clone(),
-                    dependent: a.service.clone(),
-                    condition: d.condition,
-                    required: d.required,
-                    containers,
-                },
-                after,
-            );
-        }
-        if deps.is_empty() {
-            // No dependency: only the networks and volumes the one-off needs.
-            plan.steps
-                .retain(|s| matches!(s.op, crate::project::plan::Op::CreateNetwork { .. } | crate::project::plan::Op::CreateVolume { .. }));
-            plan.warnings.retain(|w| !w.starts_with("Found orphan"));
-        }
+        let opts = crate::project::plan::RunOptions { service: a.service.clone(), no_deps: a.no_deps, remove_orphans: a.remove_orphans };
+        let plan = crate::project::plan::run(&desired, &observed, &opts)?;
         if !plan.is_empty() {
             let run = Run {
                 g,
@@ -310,11 +266,11 @@ fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
         }
     }
     let slug = crate::util::id::new_id();
-    cfg.name = a.name.clone().unwrap_or_else(|| format!("{}-{}-run-{}", project.name, service.name, &slug[..12]));
+    cfg.name = a.name.clone().unwrap_or_else(|| crate::project::naming::oneoff_name(&project.name, &service.name, &slug));
     cfg.labels.insert(labels::ONEOFF.into(), "True".into());
     cfg.labels.insert(labels::SLUG.into(), slug);
     cfg.labels.insert(labels::CONFIG_HASH.into(), crate::project::hash::service_hash(service));
-    cfg.labels.insert(labels::DEPENDS_ON.into(), crate::project::convert::depends_on_label(service));
+    cfg.labels.insert(labels::DEPENDS_ON.into(), crate::project::graph::depends_on_label(service));
     cfg.labels.extend(kv(&a.labels));
     for f in &a.env_from_file {
         let text = std::fs::read_to_string(f).with_context(|| format!("cannot read the env file {}", f.display()))?;
@@ -346,14 +302,10 @@ fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
     cfg.cap_add.extend(a.cap_add.iter().cloned());
     cfg.cap_drop.extend(a.cap_drop.iter().cloned());
     for v in &a.volumes {
-        let parts: Vec<&str> = v.split(':').collect();
-        let (src, dst, ro) = match parts.as_slice() {
-            [d] => ("", *d, false),
-            [s, d] => (*s, *d, false),
-            [s, d, m] => (*s, *d, m.split(',').any(|x| x == "ro")),
-            _ => anyhow::bail!("invalid volume {v:?}: use SOURCE:TARGET[:ro]"),
-        };
-        let is_path = src.starts_with('/') || src.starts_with('.');
+        // The loader's parser: `-v` reads as a short `volumes:` entry does in the file.
+        let spec = crate::project::canonical::parse_volume(v).map_err(|e| anyhow::anyhow!("{e}: use SOURCE:TARGET[:ro]"))?;
+        let (src, dst, ro) = (spec.source.as_str(), spec.target.as_str(), spec.read_only);
+        let is_path = spec.kind == "bind";
         let source = if src.starts_with('.') {
             project.working_dir.join(src).display().to_string()
         } else if !is_path && project.volumes.contains_key(src) {

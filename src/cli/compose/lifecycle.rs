@@ -308,8 +308,8 @@ pub(crate) fn up(g: &GlobalOpts, mut a: UpArgs) -> anyhow::Result<i32> {
             "--detach cannot be combined with --abort-on-container-exit, --abort-on-container-failure, --attach, --attach-dependencies or --watch"
         );
     }
-    let t = Target::load(g)?;
-    let p = t.project.as_ref().expect("up always loads the project");
+    let t = converge::Loaded::load(g)?;
+    let p = t.project();
     let watch_rules = if a.watch { Some(super::watch::rules(p, &a.create.services)?) } else { None };
     for s in a.create.services.iter().chain(a.exit_code_from.iter()).chain(a.attach.iter()).chain(a.no_attach.iter()) {
         if !p.services.contains_key(s) {
@@ -319,7 +319,7 @@ pub(crate) fn up(g: &GlobalOpts, mut a: UpArgs) -> anyhow::Result<i32> {
     let scale = parse_scale(&t, &a.create.scale)?;
     // Every service this run brings up needs its image.
     let ids0: BTreeMap<String, String> = BTreeMap::new();
-    let desired0 = t.desired(&ids0, &scale)?.expect("loaded");
+    let desired0 = t.desired(&ids0, &scale)?;
     let selected: Vec<String> = desired0.select(&a.create.services, a.no_deps)?.into_iter().collect();
     converge::warn_unapplied(p, &selected);
     let io = converge::ImageOptions {
@@ -331,7 +331,7 @@ pub(crate) fn up(g: &GlobalOpts, mut a: UpArgs) -> anyhow::Result<i32> {
     };
     let (store, images) = converge::images(g, p, &selected, io)?;
     let ids: BTreeMap<String, String> = images.iter().map(|(k, v)| (k.clone(), v.id.to_string())).collect();
-    let desired = t.desired(&ids, &scale)?.expect("loaded");
+    let desired = t.desired(&ids, &scale)?;
     let opts = UpOptions {
         services: a.create.services.clone(),
         no_deps: a.no_deps,
@@ -406,8 +406,7 @@ fn start(g: &GlobalOpts, services: &[String], wait: bool, wait_timeout: Option<u
         // compose's error and rc 1: nothing was ever created (`up` or `create` does that).
         bail!("no container found for project {:?}: not found", t.name);
     }
-    let deps = converge::conditions(&t, &o);
-    let plan = plan::start(&o, &deps, services, wait)?;
+    let plan = plan::start(&o, &t.graph(&o), services, wait)?;
     execute_simple(g, &t, &plan, dry, "Running", wait_timeout)
 }
 
@@ -417,8 +416,7 @@ fn stop(g: &GlobalOpts, services: &[String], timeout: Option<u64>, dry: bool) ->
     let o = t.observe()?;
     t.check_observed_services(&o, services)?;
     let desired = t.desired(&BTreeMap::new(), &BTreeMap::new())?;
-    let deps = plan::dependencies(desired.as_ref(), &o);
-    let plan = plan::stop(&o, &deps, services, timeout);
+    let plan = plan::stop(&o, &plan::graph(desired.as_ref(), &o), services, timeout);
     execute_simple(g, &t, &plan, dry, "Stopping", None)
 }
 
@@ -427,25 +425,7 @@ pub(crate) fn restart(g: &GlobalOpts, services: &[String], no_deps: bool, timeou
     let _lock = if dry { None } else { Some(t.lock()?) };
     let o = t.observe()?;
     t.check_observed_services(&o, services)?;
-    // As compose: only `restart: true` dependencies order the restart, and restarting a service
-    // restarts the services that depend on it that way (unless --no-deps).
-    let conds = converge::conditions(&t, &o);
-    let deps: BTreeMap<String, Vec<String>> =
-        conds.iter().map(|(k, v)| (k.clone(), v.iter().filter(|x| x.2).map(|x| x.0.clone()).collect())).collect();
-    let mut chosen: Vec<String> = services.to_vec();
-    if !no_deps && !chosen.is_empty() {
-        let mut i = 0;
-        while i < chosen.len() {
-            let s = chosen[i].clone();
-            for (k, v) in &deps {
-                if v.contains(&s) && !chosen.contains(k) {
-                    chosen.push(k.clone());
-                }
-            }
-            i += 1;
-        }
-    }
-    let plan = plan::restart(&o, &deps, &chosen, timeout);
+    let plan = plan::restart_with_dependents(&o, &t.graph(&o), services, no_deps, timeout);
     execute_simple(g, &t, &plan, dry, "Restarting", None)
 }
 
@@ -495,27 +475,9 @@ fn rm(g: &GlobalOpts, services: &[String], force: bool, stop: bool, volumes: boo
     let _lock = if dry { None } else { Some(t.lock()?) };
     let o = t.observe()?;
     t.check_observed_services(&o, services)?;
-    let mut plan = plan::Plan::default();
-    let mut names = Vec::new();
-    let chosen: Vec<&crate::project::observe::Container> =
-        o.containers.iter().filter(|c| !c.oneoff && (services.is_empty() || services.contains(&c.service))).collect();
-    if stop {
-        let desired = t.desired(&BTreeMap::new(), &BTreeMap::new())?;
-        let deps = plan::dependencies(desired.as_ref(), &o);
-        let mut sub = o.clone();
-        sub.containers.retain(|c| c.is_active() && chosen.iter().any(|x| x.id == c.id));
-        plan = plan::stop(&sub, &deps, services, None);
-    }
-    let stops: BTreeMap<String, usize> = plan.steps.iter().map(|s| (s.op.resource().1.to_string(), s.id)).collect();
-    let mut removes = Vec::new();
-    for c in chosen {
-        if c.is_active() && !stop {
-            continue;
-        }
-        names.push(c.name.clone());
-        let after = stops.get(&c.name).map(|i| vec![*i]).unwrap_or_default();
-        removes.push((Op::Remove { service: c.service.clone(), name: c.name.clone(), volumes }, after));
-    }
+    let desired = t.desired(&BTreeMap::new(), &BTreeMap::new())?;
+    let plan = plan::rm(&o, &plan::graph(desired.as_ref(), &o), services, stop, volumes);
+    let names = plan::removed(&plan);
     if names.is_empty() {
         eprintln!("No stopped containers");
         return Ok(0);
@@ -533,9 +495,6 @@ fn rm(g: &GlobalOpts, services: &[String], force: bool, stop: bool, volumes: boo
     } else if force {
         println!("Going to remove {}", names.join(", "));
     }
-    for (op, after) in removes {
-        plan::push(&mut plan, op, after);
-    }
     execute_simple(g, &t, &plan, dry, "Removing", None)
 }
 
@@ -546,11 +505,7 @@ fn down(g: &GlobalOpts, a: DownArgs) -> anyhow::Result<i32> {
 /// `down` of a project found already: what `berth down` runs, and `wait --down-project` too.
 pub(crate) fn down_target(g: &GlobalOpts, t: &Target, a: DownArgs) -> anyhow::Result<i32> {
     let dry = a.dry_run || g.dry_run;
-    let rmi = match a.rmi.as_deref() {
-        None => None,
-        Some(x @ ("local" | "all")) => Some(x.to_string()),
-        Some(x) => bail!("invalid --rmi {x:?}: use local or all"),
-    };
+    let rmi = a.rmi.as_deref().map(Rmi::parse).transpose()?;
     let _lock = if dry { None } else { Some(t.lock()?) };
     let o = t.observe()?;
     let desired = t.desired(&BTreeMap::new(), &BTreeMap::new())?;
@@ -565,7 +520,7 @@ pub(crate) fn down_target(g: &GlobalOpts, t: &Target, a: DownArgs) -> anyhow::Re
     let images = BTreeMap::new();
     let run =
         Run { g, target: t, images: &images, store: None, title: "Running", deadline: None, timeout: a.timeout, renew_anon_volumes: false };
-    let rmi_refs = rmi.as_deref().map(|kind| images_to_remove(t, &o, kind));
+    let rmi_refs = rmi.map(|kind| images_to_remove(t, &o, kind));
     let report = converge::run_plan(&run, &plan);
     let mut code = converge::report(t, &report, None);
     if let Some(refs) = rmi_refs {
@@ -576,14 +531,32 @@ pub(crate) fn down_target(g: &GlobalOpts, t: &Target, a: DownArgs) -> anyhow::Re
 
 /// `down --rmi`: the services' images (`all`), or only those compose named itself (`local`:
 /// built images without an `image:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rmi {
+    Local,
+    All,
+}
+
+impl Rmi {
+    /// Parsed by the handler, not by clap, so that a wrong value stays an error of `down` (exit
+    /// code 1, compose's wording) rather than a usage error.
+    fn parse(s: &str) -> anyhow::Result<Rmi> {
+        match s {
+            "local" => Ok(Rmi::Local),
+            "all" => Ok(Rmi::All),
+            x => bail!("invalid --rmi {x:?}: use local or all"),
+        }
+    }
+}
+
 /// The images `down --rmi` removes (read before the containers go).
-fn images_to_remove(t: &Target, o: &crate::project::observe::Observed, kind: &str) -> Vec<String> {
+fn images_to_remove(t: &Target, o: &crate::project::observe::Observed, kind: Rmi) -> Vec<String> {
     let mut refs: Vec<String> = Vec::new();
     match &t.project {
         Some(p) => {
             for s in p.services.values() {
-                if s.image.is_none() || kind == "all" {
-                    refs.push(crate::project::convert::service_image_name(p, s));
+                if s.image.is_none() || kind == Rmi::All {
+                    refs.push(crate::project::naming::service_image_name(p, s));
                 }
             }
         }
@@ -591,7 +564,7 @@ fn images_to_remove(t: &Target, o: &crate::project::observe::Observed, kind: &st
             // From the containers: `local` keeps the images compose named itself.
             for c in crate::engine::runtime::ops::list_configs(&t.root) {
                 if let Some(x) = o.containers.iter().find(|x| x.id == c.id) {
-                    if kind == "all" || c.image_ref == format!("{}-{}", t.name, x.service) {
+                    if kind == Rmi::All || c.image_ref == crate::project::naming::default_image_name(&t.name, &x.service) {
                         refs.push(c.image_ref.clone());
                     }
                 }
@@ -623,4 +596,16 @@ fn remove_images(g: &GlobalOpts, t: &Target, refs: Vec<String>) -> anyhow::Resul
     }
     progress.finish();
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Rmi;
+
+    #[test]
+    fn rmi_values() {
+        assert_eq!(Rmi::parse("local").unwrap(), Rmi::Local);
+        assert_eq!(Rmi::parse("all").unwrap(), Rmi::All);
+        assert_eq!(Rmi::parse("some").unwrap_err().to_string(), "invalid --rmi \"some\": use local or all");
+    }
 }

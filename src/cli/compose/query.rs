@@ -82,7 +82,7 @@ impl Ctr {
         self.label(labels::SERVICE)
     }
     pub fn number(&self) -> u32 {
-        self.label(labels::CONTAINER_NUMBER).parse().unwrap_or(0)
+        crate::project::naming::parse_number(self.label(labels::CONTAINER_NUMBER)).unwrap_or(0)
     }
     pub fn oneoff(&self) -> bool {
         self.label(labels::ONEOFF) == "True"
@@ -96,9 +96,7 @@ impl Ctr {
     }
     /// The name compose prints in log prefixes: `<service>-<n>`, or the whole `container_name`.
     pub fn log_name(&self) -> String {
-        let project = self.label(labels::PROJECT);
-        let default = format!("{project}-{}-{}", self.service(), self.label(labels::CONTAINER_NUMBER));
-        if self.cfg.name == default { self.cfg.name[project.len() + 1..].to_string() } else { self.cfg.name.clone() }
+        crate::project::naming::log_name(&self.cfg.name, self.label(labels::PROJECT), self.service(), self.label(labels::CONTAINER_NUMBER))
     }
     pub fn reload(&mut self, root: &StateRoot) {
         if let Ok(st) = ops::state_of(root, &self.cfg.id) {
@@ -128,7 +126,7 @@ pub(crate) fn containers(root: &StateRoot, name: &str, oneoff: OneOff, all: bool
                 && (services.is_empty() || c.labels.get(labels::SERVICE).is_some_and(|s| services.contains(s)))
         })
         .map(|cfg| {
-            let st = ops::state_of(root, &cfg.id).unwrap_or_else(|_| ContainerState::new());
+            let st = ops::state_for(root, &cfg).unwrap_or_else(|_| ContainerState::new());
             Ctr { cfg, st }
         })
         .filter(|c| all || c.listed_running())

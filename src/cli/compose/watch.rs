@@ -225,8 +225,8 @@ impl Rule {
 
 /// compose's `%q` of a list of service names: `["web" "db"]`.
 pub fn run(g: &GlobalOpts, a: WatchArgs) -> anyhow::Result<i32> {
-    let t = Target::load(g)?;
-    let p = t.project.as_ref().expect("loaded");
+    let t = converge::Loaded::load(g)?;
+    let p = t.project();
     let rules = rules(p, &a.services)?;
     if !a.no_up {
         let create = CreateArgs { services: a.services.clone(), quiet_build: a.quiet, dry_run: a.dry_run, ..Default::default() };
@@ -240,7 +240,7 @@ pub fn run(g: &GlobalOpts, a: WatchArgs) -> anyhow::Result<i32> {
     }
     sys::catch_interrupts(true);
     let base = sys::interrupts();
-    let w = Watch { g: g.clone(), target: t, rules, prune: a.prune, quiet: a.quiet, prefix: String::new() };
+    let w = Watch { g: g.clone(), target: t.into_target(), rules, prune: a.prune, quiet: a.quiet, prefix: String::new() };
     w.start()?.serve(|| sys::interrupts() > base)?;
     // As compose: interrupted by Ctrl-C, the project left as it is.
     Ok(130)
@@ -466,8 +466,8 @@ impl Watch {
     /// Builds the services' images, then recreates them as `up --no-deps SERVICE...` does.
     fn rebuild(&self, services: &[String]) -> anyhow::Result<()> {
         self.log(&format!("Rebuilding service(s) {} after changes were detected...", go_quote_list(services)));
-        let t = Target::load(&self.g)?;
-        let p = t.project.as_ref().expect("loaded");
+        let t = converge::Loaded::load(&self.g)?;
+        let p = t.project();
         let io = converge::ImageOptions { build: true, quiet_build: self.quiet, ..Default::default() };
         let built = converge::images(&self.g, p, services, io);
         let (store, _) = match built {

@@ -3,6 +3,7 @@
 //! words are the front end's.
 
 use super::units::human_duration;
+use crate::engine::runtime::state::HealthStatus;
 use crate::engine::runtime::{ContainerState, Status};
 use crate::net::PublishedPort;
 
@@ -19,9 +20,9 @@ pub fn status(st: &ContainerState, now: chrono::DateTime<chrono::Utc>) -> String
         Status::Running => {
             let mut s = format!("Up {}", since(&st.started_at));
             if let Some(h) = &st.health {
-                match h.status.as_str() {
-                    "starting" => s.push_str(" (health: starting)"),
-                    "" => {}
+                match h.status {
+                    HealthStatus::Starting => s.push_str(" (health: starting)"),
+                    HealthStatus::None => {}
                     other => s.push_str(&format!(" ({other})")),
                 }
             }
@@ -124,9 +125,9 @@ mod tests {
         st.started_at = "2026-01-01T00:00:00Z".into();
         let later = t0 + chrono::TimeDelta::hours(47) + chrono::TimeDelta::minutes(45);
         assert_eq!(status(&st, later), "Up 2 days");
-        st.health = Some(Health { status: "starting".into(), ..Default::default() });
+        st.health = Some(Health { status: HealthStatus::Starting, ..Default::default() });
         assert_eq!(status(&st, t0 + chrono::TimeDelta::seconds(5)), "Up 5 seconds (health: starting)");
-        st.health = Some(Health { status: "healthy".into(), ..Default::default() });
+        st.health = Some(Health { status: HealthStatus::Healthy, ..Default::default() });
         assert_eq!(status(&st, t0 + chrono::TimeDelta::seconds(5)), "Up 5 seconds (healthy)");
         st.status = Status::Paused;
         assert_eq!(status(&st, t0 + chrono::TimeDelta::seconds(5)), "Up 5 seconds (Paused)");

@@ -358,16 +358,50 @@ const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
 /// `unified` mount has no controllers but does freezing, killing, clone-into and device filters).
 pub const V2_ROOT_ENV: &str = "BERTH_CGROUP_V2_ROOT";
 
-/// Detects the hierarchy at `/sys/fs/cgroup` (cached for the process).
+/// Detects the hierarchy at `/sys/fs/cgroup` (cached for the process). A failure keeps what
+/// [`detect`] said (the call and path that failed, or that nothing is mounted), every time.
 pub fn hierarchy() -> Result<&'static Hierarchy, CgroupError> {
-    static H: OnceLock<Result<Hierarchy, String>> = OnceLock::new();
+    static H: OnceLock<Result<Hierarchy, DetectFailure>> = OnceLock::new();
     let h = H.get_or_init(|| {
         if let Some(root) = std::env::var_os(V2_ROOT_ENV).filter(|r| !r.is_empty()) {
             return Ok(Hierarchy::V2(PathBuf::from(root)));
         }
-        detect(Path::new("/sys/fs/cgroup")).map_err(|e| e.to_string())
+        detect(Path::new("/sys/fs/cgroup")).map_err(|e| DetectFailure::of(&e))
     });
-    h.as_ref().map_err(|_| CgroupError::NotMounted)
+    h.as_ref().map_err(DetectFailure::error)
+}
+
+/// A failed [`detect`], kept so that each call can return it again (a `CgroupError` holds an
+/// `io::Error`, which cannot be cloned).
+#[derive(Debug)]
+enum DetectFailure {
+    Io { op: &'static str, path: PathBuf, errno: Option<i32>, kind: io::ErrorKind, text: String },
+    NotMounted,
+}
+
+impl DetectFailure {
+    fn of(e: &CgroupError) -> DetectFailure {
+        match e {
+            CgroupError::Fs(FsError::Io { op, path, source }) => {
+                DetectFailure::Io { op, path: path.clone(), errno: source.raw_os_error(), kind: source.kind(), text: source.to_string() }
+            }
+            // detect fails only on I/O or with nothing mounted.
+            _ => DetectFailure::NotMounted,
+        }
+    }
+
+    fn error(&self) -> CgroupError {
+        match self {
+            DetectFailure::Io { op, path, errno, kind, text } => {
+                let source = match errno {
+                    Some(n) => io::Error::from_raw_os_error(*n),
+                    None => io::Error::new(*kind, text.clone()),
+                };
+                CgroupError::io(op, path, source)
+            }
+            DetectFailure::NotMounted => CgroupError::NotMounted,
+        }
+    }
 }
 
 fn detect(root: &Path) -> Result<Hierarchy, CgroupError> {
@@ -599,6 +633,19 @@ pub(crate) fn read_key(path: &Path, key: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_detection_keeps_its_path_and_cause() {
+        let e = detect(Path::new("/nonexistent-berth-cgroup")).unwrap_err();
+        assert!(e.one_line().contains("/nonexistent-berth-cgroup"), "{}", e.one_line());
+        let kept = DetectFailure::of(&e);
+        for _ in 0..2 {
+            let again = kept.error();
+            assert_eq!(again.to_string(), e.to_string());
+            assert_eq!(again.one_line(), e.one_line());
+        }
+        assert!(matches!(DetectFailure::of(&CgroupError::NotMounted).error(), CgroupError::NotMounted));
+    }
 
     #[test]
     fn cpus_become_a_cfs_quota() {

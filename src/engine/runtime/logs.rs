@@ -239,37 +239,43 @@ pub fn read(
     loop {
         let alive = running();
         // Drain the open file.
-        if let Some((r, _)) = current.as_mut() {
-            loop {
-                let mut chunk = Vec::new();
-                let n = r.read_until(b'\n', &mut chunk)?;
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk);
-                if buf.ends_with(b"\n") {
-                    if let Some((rec, t)) = parse_line(&buf) {
-                        if opts.until.is_some_and(|u| t > u) {
-                            return Ok(());
-                        }
-                        if wanted(&t, opts) {
-                            sink(&rec, &t)?;
-                        }
-                    }
-                    buf.clear();
-                }
+        if let Some((r, ino)) = current.as_mut() {
+            if !drain(r, &mut buf, opts, sink)? {
+                return Ok(());
+            }
+            // Truncated in place (`max-file: 1` rotates so): start again from its top, or every
+            // line until it grows past the old end would be lost.
+            let meta = std::fs::metadata(path).ok();
+            if meta.as_ref().is_some_and(|m| m.ino() == *ino && m.len() < r.stream_position().unwrap_or(0)) {
+                r.seek(SeekFrom::Start(0))?;
+                buf.clear();
+                continue;
             }
         }
         // Rotated? Then the path is a new file: continue from its start.
         let new_ino = std::fs::metadata(path).map(|m| m.ino()).ok();
         let old_ino = current.as_ref().map(|(_, i)| *i);
         if new_ino.is_some() && new_ino != old_ino {
+            // What the writer appended to the old file after the drain above, before it rotated
+            // (the open file still reads it, renamed or not).
+            if let Some((r, _)) = current.as_mut() {
+                if !drain(r, &mut buf, opts, sink)? {
+                    return Ok(());
+                }
+            }
+            buf.clear();
             // Several rotations may have happened since: read every file newer than the one we
-            // had, oldest first, then continue in the current one.
+            // had, oldest first, then continue in the current one. When the old one has been
+            // rotated out of existence, every rotated file left is newer.
             let all = files(path);
             let pos = all.iter().position(|f| std::fs::metadata(f).map(|m| Some(m.ino()) == old_ino).unwrap_or(false));
-            if let Some(pos) = pos {
-                for f in &all[pos + 1..all.len() - 1] {
+            let from = match (pos, old_ino) {
+                (Some(p), _) => Some(p + 1),
+                (None, Some(_)) => Some(0),
+                (None, None) => None,
+            };
+            if let Some(from) = from {
+                for f in &all[from.min(all.len().saturating_sub(1))..all.len().saturating_sub(1)] {
                     if let Ok(file) = File::open(f) {
                         for line in BufReader::new(file).split(b'\n').map_while(Result::ok) {
                             if let Some((rec, t)) = parse_line(&line) {
@@ -295,6 +301,35 @@ pub fn read(
         }
         let _ = rx.recv_timeout(Duration::from_millis(250));
         while rx.try_recv().is_ok() {}
+    }
+}
+
+/// Reads every complete record of `r` from where it is to its end, to `sink`; a torn last one
+/// waits in `buf` for the rest. False when a record past `--until` was met.
+fn drain(
+    r: &mut BufReader<File>,
+    buf: &mut Vec<u8>,
+    opts: &ReadOptions,
+    sink: &mut dyn FnMut(&Record, &DateTime<Utc>) -> io::Result<()>,
+) -> io::Result<bool> {
+    loop {
+        let mut chunk = Vec::new();
+        let n = r.read_until(b'\n', &mut chunk)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        buf.extend_from_slice(&chunk);
+        if buf.ends_with(b"\n") {
+            if let Some((rec, t)) = parse_line(buf) {
+                if opts.until.is_some_and(|u| t > u) {
+                    return Ok(false);
+                }
+                if wanted(&t, opts) {
+                    sink(&rec, &t)?;
+                }
+            }
+            buf.clear();
+        }
     }
 }
 
@@ -436,6 +471,89 @@ mod tests {
         assert!(parse_time("2026-01-02T03:04:05Z", now).is_some());
         assert_eq!(parse_time("1700000000", now).unwrap().timestamp(), 1_700_000_000);
         assert!(parse_time("2026-01-02", now).is_some());
+    }
+
+    /// A follower must not lose the lines the writer appends to a file between the follower's
+    /// last read of it and the rotation (item 13 of the security issue): a writer that never
+    /// pauses, rotating every ~25 lines, and every line must arrive once, in order.
+    #[test]
+    fn follow_loses_no_line_across_rotations_at_full_speed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("c-json.log");
+        let mut w = LogWriter::open(&p, Some(2000), 200).unwrap();
+        w.write("stdout", b"first\n").unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s2 = stop.clone();
+        let p2 = p.clone();
+        let h = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            read(
+                &p2,
+                &ReadOptions { follow: true, ..Default::default() },
+                &|| !s2.load(std::sync::atomic::Ordering::SeqCst),
+                &mut |r, _| {
+                    got.push(r.log.clone());
+                    Ok(())
+                },
+            )
+            .unwrap();
+            got
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let n = 3000;
+        for i in 0..n {
+            w.write("stdout", format!("n{i}\n").as_bytes()).unwrap();
+            // Just slow enough for the follower to keep up, so that it reads each file while
+            // the writer still appends to it.
+            if i % 4 == 0 {
+                std::thread::sleep(Duration::from_micros(300));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(600));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let got = h.join().unwrap();
+        let want: Vec<String> = std::iter::once("first\n".to_string()).chain((0..n).map(|i| format!("n{i}\n"))).collect();
+        let missing: Vec<&String> = want.iter().filter(|l| !got.contains(l)).take(5).collect();
+        assert!(missing.is_empty(), "{} of {} lines lost, e.g. {missing:?}", want.len() - got.len().min(want.len()), want.len());
+        assert_eq!(got, want);
+    }
+
+    /// With `max-file: 1` the writer truncates the file in place (same inode): the follower must
+    /// start again from the top of it, not wait past the old end (which lost every line until
+    /// the file grew back, then cut a record in two).
+    #[test]
+    fn follow_reads_a_file_truncated_in_place_from_its_top() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("c-json.log");
+        let mut w = LogWriter::open(&p, Some(300), 1).unwrap();
+        w.write("stdout", b"first\n").unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s2 = stop.clone();
+        let p2 = p.clone();
+        let h = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            read(
+                &p2,
+                &ReadOptions { follow: true, ..Default::default() },
+                &|| !s2.load(std::sync::atomic::Ordering::SeqCst),
+                &mut |r, _| {
+                    got.push(r.log.clone());
+                    Ok(())
+                },
+            )
+            .unwrap();
+            got
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        for i in 0..12 {
+            w.write("stdout", format!("n{i}\n").as_bytes()).unwrap();
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let got = h.join().unwrap();
+        let want: Vec<String> = std::iter::once("first\n".to_string()).chain((0..12).map(|i| format!("n{i}\n"))).collect();
+        assert_eq!(got, want);
     }
 
     #[test]

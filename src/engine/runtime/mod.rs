@@ -17,6 +17,7 @@ pub mod init;
 pub mod launch;
 pub mod logs;
 pub mod ops;
+pub mod repair;
 pub mod seccomp;
 pub mod spec;
 pub mod state;
@@ -47,6 +48,8 @@ pub enum RuntimeError {
     InvalidName(String),
     #[error("invalid container config for {name}: {msg}")]
     Invalid { name: String, msg: String },
+    #[error("container {name} is damaged ({why}); remove it with `berth rm -f {name}` or `berth down`, then create it again")]
+    Damaged { name: String, why: String },
     #[error("container {0} is not running")]
     NotRunning(String),
     #[error("container {0} is paused, unpause the container first")]

@@ -19,7 +19,7 @@ use super::exec::{self, ExecSpec, ExecStdio};
 use super::logs as logfile;
 use super::spec::{ContainerConfig, Mount, MountType, normalize};
 use super::state::{ContainerState, Paths, Status, ZERO_TIME};
-use super::{RuntimeError, volumes};
+use super::{RuntimeError, repair, volumes};
 use crate::engine::cgroups::Cgroup;
 use crate::engine::events;
 use crate::state::StateRoot;
@@ -33,7 +33,9 @@ fn lock(root: &StateRoot, id: &str) -> Result<FileLock> {
     Ok(root.lock(&format!("c-{id}"))?)
 }
 
-/// Every container config of the root (unreadable ones are skipped).
+/// Every container config of the root. A container folder whose config cannot be read is
+/// listed too, as the stand-in [`repair::stub`] makes (`damaged` set): hiding it would hide a
+/// container that may still run.
 pub fn list_configs(root: &StateRoot) -> Vec<ContainerConfig> {
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir(root.containers_dir()) else { return out };
@@ -42,8 +44,11 @@ pub fn list_configs(root: &StateRoot) -> Vec<ContainerConfig> {
         if name.starts_with('.') {
             continue;
         }
-        if let Ok(Some(c)) = read_json::<ContainerConfig>(&e.path().join("config.json")) {
-            out.push(c);
+        match read_json::<ContainerConfig>(&e.path().join("config.json")) {
+            Ok(Some(c)) => out.push(c),
+            _ if !repair::is_container_id(&name) || !e.path().is_dir() => {}
+            Ok(None) => out.push(repair::stub(root, &name, format!("{} is missing", e.path().join("config.json").display()))),
+            Err(err) => out.push(repair::stub(root, &name, err.to_string())),
         }
     }
     out.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
@@ -85,12 +90,35 @@ fn name_file(root: &StateRoot, name: &str) -> std::path::PathBuf {
     root.containers_dir().join(".names").join(name)
 }
 
-/// The container's state as it really is (a dead supervisor shows as `dead`). A container found
-/// dead with its process gone has its network released on the way ([`release_dead_network`]).
+/// The container's state as it really is (a dead supervisor shows as `dead`). A `state.json`
+/// that holds no valid state shows as `dead` with the reason ([`repair::damaged_state`]): one
+/// damaged file must not stop every command of a project. A container found dead with its process
+/// gone has its network released on the way ([`release_dead_network`]).
 pub fn state_of(root: &StateRoot, id: &str) -> Result<ContainerState> {
-    let st = read_json::<ContainerState>(&Paths::new(root, id).state())?.unwrap_or_else(ContainerState::new).observed();
-    if dead_and_gone(&st) {
-        release_dead_network(root, id);
+    match read_json::<ContainerState>(&Paths::new(root, id).state()) {
+        Ok(st) => {
+            let st = st.unwrap_or_else(ContainerState::new).observed();
+            if dead_and_gone(&st) {
+                release_dead_network(root, id);
+            }
+            Ok(st)
+        }
+        Err(e @ FsError::Json { .. }) => Ok(repair::damaged_state(root, id, &e)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// [`state_of`] for a listed config: a container whose config is damaged is `dead`. A
+/// container found dead (its supervisor was killed, and its PID 1 with it) is cleaned up now, as
+/// its death is observed: its cgroup, network endpoints and published ports go, and it stays
+/// `dead` (137) with the reason, rather than holding them until its next start.
+pub fn state_for(root: &StateRoot, cfg: &ContainerConfig) -> Result<ContainerState> {
+    let st = state_of(root, &cfg.id)?;
+    if cfg.damaged.is_some() {
+        return Ok(repair::damaged_config_state(root, cfg, st));
+    }
+    if died(&st) {
+        return Ok(reap_observed_death(root, cfg).unwrap_or(st));
     }
     Ok(st)
 }
@@ -113,6 +141,44 @@ pub fn release_dead_network(root: &StateRoot, id: &str) -> bool {
         return false;
     }
     crate::net::release_dead(root, id).unwrap_or(false)
+}
+
+/// Dead as recorded: the supervisor the state names is gone (its container's PID 1 dies with it,
+/// by PDEATHSIG, a moment later). A damaged state, which names no supervisor, is not a death: its
+/// container may still run.
+fn died(st: &ContainerState) -> bool {
+    st.status == Status::Dead && st.supervisor.is_some_and(|s| !s.alive())
+}
+
+/// Cleans up a container whose supervisor is gone (ending its PID 1 if it still lingers), if no
+/// one else works on it (its lock is free and no supervisor is starting it), and returns its
+/// state after that.
+fn reap_observed_death(root: &StateRoot, cfg: &ContainerConfig) -> Option<ContainerState> {
+    let _l = FileLock::try_exclusive(&root.path().join("locks").join(format!("c-{}.lock", cfg.id))).ok()?;
+    if starting(root, &cfg.id).is_some() {
+        return None;
+    }
+    let mut st = state_of(root, &cfg.id).ok()?;
+    if !died(&st) {
+        return None;
+    }
+    repair::reap(root, cfg, &st).ok()?;
+    // Still `dead` (Docker's word for a container its runtime lost), with the reason; the next
+    // start or removal finds nothing left to clean.
+    let sup = st.supervisor.map(|s| s.pid).unwrap_or(0);
+    st.error = format!("the supervisor (pid {sup}) died, and the container was killed with it; start or remove the container");
+    st.supervisor = None;
+    st.network = None;
+    st.health = None;
+    st.exit_code = 137;
+    if st.finished_at == ZERO_TIME {
+        st.finished_at = logfile::now_rfc3339();
+    }
+    let paths = Paths::new(root, &cfg.id);
+    let _ = std::fs::remove_file(paths.control_socket());
+    // On a full disk the record cannot be written; the container reads as dead all the same.
+    let _ = super::state::write_state(&paths.state(), &st);
+    Some(st)
 }
 
 fn valid_name(n: &str) -> bool {
@@ -170,16 +236,28 @@ pub fn create(root: &StateRoot, mut cfg: ContainerConfig) -> Result<ContainerCon
         anonymous.push(vol.name.clone());
         cfg.mounts.push(Mount { kind: MountType::Volume, source: vol.name, target: t, ..Default::default() });
     }
+    // The folder is made whole under a hidden name (`.new-<pid>-<id>`) and renamed into place:
+    // a create killed midway leaves no half-made container, only a folder that
+    // `repair::collect_junk` deletes once this process is gone.
     let paths = Paths::new(root, &cfg.id);
-    crate::util::fs::create_dir_all_mode(&paths.dir, 0o700)?;
-    for d in [paths.diff(), paths.work(), paths.rootfs()] {
-        crate::util::fs::create_dir_all_mode(&d, 0o755)?;
+    let staging = Paths { dir: root.containers_dir().join(format!(".new-{}-{}", std::process::id(), cfg.id)) };
+    let made = (|| -> Result<()> {
+        crate::util::fs::create_dir_all_mode(&staging.dir, 0o700)?;
+        for d in [staging.diff(), staging.work(), staging.rootfs()] {
+            crate::util::fs::create_dir_all_mode(&d, 0o755)?;
+        }
+        repair::write_identity(&staging, &cfg)?;
+        write_files(&staging, &paths, &mut cfg)?;
+        write_json(&staging.config(), &cfg)?;
+        let mut st = ContainerState::new();
+        st.anonymous_volumes = anonymous;
+        super::state::write_state(&staging.state(), &st)?;
+        std::fs::rename(&staging.dir, &paths.dir).map_err(|e| RuntimeError::io("rename into place", &paths.dir, e))
+    })();
+    if let Err(e) = made {
+        let _ = crate::util::fs::remove_dir_all_if_exists(&staging.dir);
+        return Err(e);
     }
-    write_files(&paths, &mut cfg)?;
-    write_json(&paths.config(), &cfg)?;
-    let mut st = ContainerState::new();
-    st.anonymous_volumes = anonymous;
-    super::state::write_state(&paths.state(), &st)?;
     let names = root.containers_dir().join(".names");
     crate::util::fs::create_dir_all_mode(&names, 0o700)?;
     super::state::write_ephemeral(&name_file(root, &cfg.name), cfg.id.as_bytes())?;
@@ -225,22 +303,24 @@ fn volumes_from(root: &StateRoot, cfg: &ContainerConfig) -> Result<Vec<Mount>> {
 
 /// Writes the config's generated files (secrets, configs) under `containers/<id>/files/`, owned
 /// and moded as asked, and mounts each read-only at its target; the content is not kept in the
-/// config. They go with the container's folder.
-fn write_files(paths: &Paths, cfg: &mut ContainerConfig) -> Result<()> {
+/// config. They go with the container's folder. They are written into the folder being made
+/// (`staging`) and mounted from where it will be (`paths`).
+fn write_files(staging: &Paths, paths: &Paths, cfg: &mut ContainerConfig) -> Result<()> {
     if cfg.files.is_empty() {
         return Ok(());
     }
-    let dir = paths.dir.join("files");
+    let dir = staging.dir.join("files");
     crate::util::fs::create_dir_all_mode(&dir, 0o700)?;
     for (i, f) in std::mem::take(&mut cfg.files).into_iter().enumerate() {
         let p = dir.join(i.to_string());
+        let source = paths.dir.join("files").join(i.to_string());
         crate::util::fs::write_atomic_mode(&p, f.content.as_bytes(), 0o400)?;
         std::os::unix::fs::chown(&p, Some(f.uid), Some(f.gid)).map_err(|e| RuntimeError::io("set the owner of", &p, e))?;
         std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(f.mode & 0o7777))
             .map_err(|e| RuntimeError::io("set the mode of", &p, e))?;
         cfg.mounts.push(Mount {
             kind: MountType::Bind,
-            source: p.display().to_string(),
+            source: source.display().to_string(),
             target: f.target,
             read_only: true,
             bind_options: Some(super::spec::BindOptions::default()),
@@ -255,6 +335,9 @@ fn write_files(paths: &Paths, cfg: &mut ContainerConfig) -> Result<()> {
 /// `attach` is the supervisor's end of an attach socketpair (see [`super::stdio`]).
 pub fn start(root: &StateRoot, key: &str, attach: Option<OwnedFd>) -> Result<()> {
     let cfg = lookup(root, key)?;
+    if let Some(why) = cfg.damaged {
+        return Err(RuntimeError::Damaged { name: cfg.name, why });
+    }
     let _l = lock(root, &cfg.id)?;
     settle_starting(root, &cfg)?;
     let st = state_of(root, &cfg.id)?;
@@ -395,17 +478,11 @@ fn spawn_supervisor(root: &StateRoot, cfg: &ContainerConfig, attach: Option<Owne
 
 /// Cleans up after a supervisor that died: kills what is left, removes the cgroup, detaches the
 /// network, and records the container as exited with the reason.
+/// A container whose records are damaged has its supervisor (found by its command line) ended
+/// too. The state is written last and only as a record: on a full disk the write fails and the
+/// container still reads as dead, which is the truth.
 pub fn cleanup_dead(root: &StateRoot, cfg: &ContainerConfig, mut st: ContainerState) -> Result<()> {
-    if let Some(init) = st.init.filter(|i| i.alive()) {
-        let _ = init.signal(libc::SIGKILL);
-    }
-    for cg in Cgroup::all_for_container(&cfg.id) {
-        if cg.exists() {
-            cg.kill_all();
-            cg.remove()?;
-        }
-    }
-    let _ = crate::net::detach(root, &cfg.id);
+    repair::reap(root, cfg, &st)?;
     let sup = st.supervisor.map(|s| s.pid).unwrap_or(0);
     st.status = Status::Exited;
     st.exit_code = 137;
@@ -418,7 +495,9 @@ pub fn cleanup_dead(root: &StateRoot, cfg: &ContainerConfig, mut st: ContainerSt
     }
     let paths = Paths::new(root, &cfg.id);
     let _ = std::fs::remove_file(paths.control_socket());
-    super::state::write_state(&paths.state(), &st)?;
+    if cfg.damaged.is_none() {
+        let _ = super::state::write_state(&paths.state(), &st);
+    }
     Ok(())
 }
 
@@ -439,7 +518,7 @@ pub fn stop(root: &StateRoot, key: &str, timeout: Option<Duration>) -> Result<()
     let cfg = lookup(root, key)?;
     let _l = lock(root, &cfg.id)?;
     settle_starting(root, &cfg)?;
-    let was_running = state_of(root, &cfg.id)?.status.is_active();
+    let was_running = state_for(root, &cfg)?.status.is_active();
     stop_locked(root, &cfg, timeout, cfg.stop_signal())?;
     if was_running {
         events::container(root, &cfg, "stop", &[]);
@@ -448,7 +527,7 @@ pub fn stop(root: &StateRoot, key: &str, timeout: Option<Duration>) -> Result<()
 }
 
 fn stop_locked(root: &StateRoot, cfg: &ContainerConfig, timeout: Option<Duration>, signal: i32) -> Result<()> {
-    let st = state_of(root, &cfg.id)?;
+    let st = state_for(root, cfg)?;
     if st.status == Status::Dead {
         return cleanup_dead(root, cfg, st);
     }
@@ -516,16 +595,17 @@ pub fn remove(root: &StateRoot, key: &str, force: bool, volumes: bool) -> Result
     let cfg = lookup(root, key)?;
     let _l = lock(root, &cfg.id)?;
     settle_starting(root, &cfg)?;
-    let st = state_of(root, &cfg.id)?;
+    let st = state_for(root, &cfg)?;
     if st.status.is_active() {
         if !force {
             return Err(RuntimeError::RemoveRunning(cfg.name));
         }
         stop_locked(root, &cfg, Some(Duration::ZERO), libc::SIGKILL)?;
     } else if st.status == Status::Dead {
-        cleanup_dead(root, &cfg, st)?;
+        cleanup_dead(root, &cfg, st.clone())?;
     }
-    let st = read_json::<ContainerState>(&Paths::new(root, &cfg.id).state())?.unwrap_or_default();
+    // What the state lists (anonymous volumes) when it can still be read.
+    let st = read_json::<ContainerState>(&Paths::new(root, &cfg.id).state()).ok().flatten().unwrap_or(st);
     remove_files(root, &cfg, &st, volumes)?;
     events::container(root, &cfg, "destroy", &[]);
     let _ = std::fs::remove_file(root.path().join("locks").join(format!("c-{}.lock", cfg.id)));
@@ -541,12 +621,21 @@ pub fn remove_files(root: &StateRoot, cfg: &ContainerConfig, st: &ContainerState
         }
     }
     let _ = crate::net::release(root, &cfg.id);
+    // Renamed out of sight first (one atomic step), then the name freed, then deleted: a removal
+    // killed midway leaves either the whole container or a hidden `.rm-<pid>-<id>` folder that
+    // `repair::collect_junk` deletes, never a half-deleted container that still holds its name.
     let dir = Paths::new(root, &cfg.id).dir;
-    crate::util::fs::remove_dir_all_if_exists(&dir)?;
+    let gone = root.containers_dir().join(format!(".rm-{}-{}", std::process::id(), cfg.id));
+    match std::fs::rename(&dir, &gone) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(RuntimeError::io("remove", &dir, e)),
+    }
     let nf = name_file(root, &cfg.name);
     if std::fs::read_to_string(&nf).is_ok_and(|id| id.trim() == cfg.id) {
         let _ = std::fs::remove_file(&nf);
     }
+    crate::util::fs::remove_dir_all_if_exists(&gone)?;
     if volumes {
         for v in &st.anonymous_volumes {
             if volumes::users(root, v).is_empty() {
@@ -579,7 +668,7 @@ pub fn wait(root: &StateRoot, key: &str) -> Result<i32> {
 /// Docker-style `inspect` JSON.
 pub fn inspect(root: &StateRoot, key: &str) -> Result<Value> {
     let c = lookup(root, key)?;
-    let st = state_of(root, &c.id)?;
+    let st = state_for(root, &c)?;
     let paths = Paths::new(root, &c.id);
     let argv = c.argv();
     let mounts: Vec<Value> = c

@@ -30,6 +30,10 @@ pub struct ContainerConfig {
     pub labels: BTreeMap<String, String>,
     /// RFC 3339 with nanoseconds, filled in by create.
     pub created: String,
+    /// Set (never stored) when `config.json` could not be read: the reason. Such a config is a
+    /// stand-in built by [`super::repair::stub`], listed as dead and only ever removed.
+    #[serde(skip)]
+    pub damaged: Option<String>,
 
     // The process.
     pub entrypoint: Vec<String>,

@@ -99,10 +99,41 @@ impl ContainerState {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Health {
-    /// starting, healthy, unhealthy.
-    pub status: String,
+    pub status: HealthStatus,
     pub failing_streak: u32,
     pub log: Vec<HealthResult>,
+}
+
+/// A container's health, as Docker words it (`State.Health.Status`, `ps`, the
+/// `health_status: ...` event).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// No probe result yet and no `starting` either (what a state without one reads as); stored
+    /// as an empty string, as before this was typed.
+    #[default]
+    #[serde(rename = "", alias = "none")]
+    None,
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+impl HealthStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            HealthStatus::None => "",
+            HealthStatus::Starting => "starting",
+            HealthStatus::Healthy => "healthy",
+            HealthStatus::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+impl std::fmt::Display for HealthStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -160,7 +191,7 @@ impl Paths {
     }
 }
 
-/// Writes runtime state (`state.json`, the generated /etc files) atomically, by rename, but
+/// Writes runtime files (the generated /etc files, `identity.json`) atomically, by rename, but
 /// without fsync: these files describe processes that do not survive a crash of the machine
 /// anyway, are rewritten at every start, and an fsync costs a start several milliseconds on
 /// slow disks. A reader still sees the old content or the new one, never a torn file.
@@ -181,11 +212,39 @@ pub fn write_ephemeral(path: &Path, data: &[u8]) -> Result<(), crate::util::fs::
     r
 }
 
-/// [`write_ephemeral`] of a state as pretty JSON.
+/// Writes a state as pretty JSON, atomically and fsynced like `config.json`: the state outlives
+/// the processes it describes (an exit code, a manual stop that the restart policy must honour,
+/// the anonymous volumes to remove with the container), and a state torn by a power cut used to
+/// block every command of the project. Readers that still find it damaged see the container as
+/// dead (`repair::damaged_state`).
+///
+/// On a full disk (ENOSPC, EDQUOT) the new state is written over the old one in place, in the
+/// blocks the old file already has: a stop must be recorded even when there is no room for a
+/// temp file (a state that ends a container is no larger than the one that ran it). A crash in
+/// the middle of that write leaves a torn file, which reads as a damaged state, not a lie.
 pub fn write_state(path: &Path, st: &ContainerState) -> Result<(), crate::util::fs::FsError> {
-    let mut data = serde_json::to_vec_pretty(st).map_err(|e| crate::util::fs::FsError::Json { path: path.into(), source: e })?;
+    use crate::util::fs::FsError;
+    let mut data = serde_json::to_vec_pretty(st).map_err(|e| FsError::Json { path: path.into(), source: e })?;
     data.push(b'\n');
-    write_ephemeral(path, &data)
+    match crate::util::fs::write_atomic(path, &data) {
+        Err(FsError::Io { source, .. }) if matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) => {
+            write_in_place(path, &data)
+        }
+        r => r,
+    }
+}
+
+fn write_in_place(path: &Path, data: &[u8]) -> Result<(), crate::util::fs::FsError> {
+    use crate::util::fs::FsError;
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).map_err(|e| FsError::io("open", path, e))?;
+    let old = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if (data.len() as u64) > old.div_ceil(4096) * 4096 {
+        return Err(FsError::io("write", path, std::io::Error::from_raw_os_error(libc::ENOSPC)));
+    }
+    f.write_all(data).map_err(|e| FsError::io("write", path, e))?;
+    f.set_len(data.len() as u64).map_err(|e| FsError::io("truncate", path, e))?;
+    f.sync_all().map_err(|e| FsError::io("sync", path, e))
 }
 
 pub fn read_state(path: &Path) -> Result<Option<ContainerState>, crate::util::fs::FsError> {

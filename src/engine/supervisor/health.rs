@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::runtime::logs::now_rfc3339;
 use crate::engine::runtime::spec::Healthcheck;
-use crate::engine::runtime::state::{Health, HealthResult};
+use crate::engine::runtime::state::{Health, HealthResult, HealthStatus};
 
 pub const MAX_OUTPUT: usize = 4096;
 const MAX_LOG: usize = 5;
@@ -33,7 +33,7 @@ impl HealthMonitor {
             argv,
             started: now,
             next: now,
-            state: Health { status: "starting".into(), failing_streak: 0, log: Vec::new() },
+            state: Health { status: HealthStatus::Starting, failing_streak: 0, log: Vec::new() },
             running: None,
         };
         m.next = now + m.gap(now);
@@ -85,11 +85,11 @@ impl HealthMonitor {
         }
         if exit_code == 0 {
             self.state.failing_streak = 0;
-            self.state.status = "healthy".into();
+            self.state.status = HealthStatus::Healthy;
         } else if !self.in_start_period(now) {
             self.state.failing_streak += 1;
             if self.state.failing_streak >= self.check.retries() {
-                self.state.status = "unhealthy".into();
+                self.state.status = HealthStatus::Unhealthy;
             }
         }
         self.next = now + self.gap(now);
@@ -125,19 +125,19 @@ mod tests {
     fn healthy_then_unhealthy_after_retries() {
         let t0 = Instant::now();
         let mut m = HealthMonitor::new(&hc(2, 0), t0).unwrap();
-        assert_eq!(m.state.status, "starting");
+        assert_eq!(m.state.status, HealthStatus::Starting);
         assert!(!m.due(t0));
         let t1 = t0 + Duration::from_secs(1);
         assert!(m.due(t1));
         m.started(t1);
         m.finished(0, b"ok", t1);
-        assert_eq!(m.state.status, "healthy");
+        assert_eq!(m.state.status, HealthStatus::Healthy);
         m.started(t1);
         m.finished(1, b"bad", t1);
-        assert_eq!(m.state.status, "healthy");
+        assert_eq!(m.state.status, HealthStatus::Healthy);
         m.started(t1);
         m.finished(1, b"bad", t1);
-        assert_eq!((m.state.status.as_str(), m.state.failing_streak), ("unhealthy", 2));
+        assert_eq!((m.state.status, m.state.failing_streak), (HealthStatus::Unhealthy, 2));
         for _ in 0..10 {
             m.started(t1);
             m.finished(1, &[b'x'; 5000], t1);
@@ -153,11 +153,11 @@ mod tests {
         assert_eq!(m.deadline(), t0 + Duration::from_millis(100));
         m.started(t0);
         m.finished(1, b"", t0);
-        assert_eq!(m.state.status, "starting");
+        assert_eq!(m.state.status, HealthStatus::Starting);
         m.started(t0);
         assert!(m.timed_out(t0 + Duration::from_secs(1)));
         m.finished(-1, b"", t0 + Duration::from_secs(11));
-        assert_eq!(m.state.status, "unhealthy");
+        assert_eq!(m.state.status, HealthStatus::Unhealthy);
         assert!(m.state.log.last().unwrap().output.contains("exceeded timeout (500ms)"));
     }
 
@@ -165,5 +165,26 @@ mod tests {
     fn none_disables() {
         let h = Some(Healthcheck { test: vec!["NONE".into()], ..Default::default() });
         assert!(HealthMonitor::new(&h, Instant::now()).is_none());
+    }
+
+    #[test]
+    fn health_status_is_stored_as_docker_words_it() {
+        // state.json and `inspect` keep the words they had as strings, and old states still read.
+        let h = Health { status: HealthStatus::Healthy, ..Default::default() };
+        assert_eq!(serde_json::to_value(&h).unwrap()["Status"], "healthy");
+        assert_eq!(serde_json::to_value(Health::default()).unwrap()["Status"], "");
+        for (text, status) in [
+            ("starting", HealthStatus::Starting),
+            ("healthy", HealthStatus::Healthy),
+            ("unhealthy", HealthStatus::Unhealthy),
+            ("", HealthStatus::None),
+            ("none", HealthStatus::None),
+        ] {
+            let h: Health = serde_json::from_value(serde_json::json!({ "Status": text })).unwrap();
+            assert_eq!(h.status, status, "{text:?}");
+        }
+        let h: Health = serde_json::from_value(serde_json::json!({ "FailingStreak": 1 })).unwrap();
+        assert_eq!(h.status, HealthStatus::None);
+        assert_eq!(HealthStatus::Unhealthy.to_string(), "unhealthy");
     }
 }

@@ -24,7 +24,7 @@ use crate::engine::runtime::exec::{self, ExecSpec, ExecStdio};
 use crate::engine::runtime::launch::{self, Launched};
 use crate::engine::runtime::logs::{LineSplitter, LogWriter, now_rfc3339};
 use crate::engine::runtime::spec::ContainerConfig;
-use crate::engine::runtime::state::{ContainerState, Paths, Status};
+use crate::engine::runtime::state::{ContainerState, HealthStatus, Paths, Status};
 use crate::engine::runtime::stdio as att;
 use crate::engine::runtime::{RuntimeError, ops};
 use crate::net::proxy::{Proxy, Token as ProxyToken};
@@ -795,7 +795,7 @@ impl Supervisor {
             .probe
             .as_ref()
             .is_some_and(|p| p.status.is_some() && (p.out.is_none() || self.health.as_ref().is_some_and(|h| h.timed_out(now))));
-        let before = self.state.health.as_ref().map(|h| h.status.clone()).unwrap_or_default();
+        let before = self.state.health.as_ref().map(|h| h.status).unwrap_or_default();
         if finished {
             if let (Some(p), Some(h)) = (self.probe.take(), self.health.as_mut()) {
                 h.finished(p.status.unwrap_or(-1), &p.buf, now);
@@ -804,15 +804,15 @@ impl Supervisor {
             }
         }
         self.note_health(&before);
-        let before = self.state.health.as_ref().map(|h| h.status.clone()).unwrap_or_default();
+        let before = self.state.health.as_ref().map(|h| h.status).unwrap_or_default();
         self.tick_probe(now);
         self.note_health(&before);
     }
 
     /// Docker's `health_status: <status>` event when a probe changed the status.
-    fn note_health(&self, before: &str) {
-        let now = self.state.health.as_ref().map(|h| h.status.as_str()).unwrap_or("");
-        if !now.is_empty() && now != before && now != "starting" {
+    fn note_health(&self, before: &HealthStatus) {
+        let now = self.state.health.as_ref().map(|h| h.status).unwrap_or_default();
+        if !matches!(now, HealthStatus::None | HealthStatus::Starting) && now != *before {
             events::container(&self.root, &self.cfg, &format!("health_status: {now}"), &[]);
         }
     }

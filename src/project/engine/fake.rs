@@ -16,7 +16,7 @@ use super::Engine;
 use crate::engine::image::{Digest, Image};
 use crate::engine::runtime::RuntimeError;
 use crate::engine::runtime::spec::{ContainerConfig, Mount, MountType, normalize};
-use crate::engine::runtime::state::{ContainerState, Health, Status};
+use crate::engine::runtime::state::{ContainerState, Health, HealthStatus, Status};
 use crate::engine::runtime::volumes::{ANONYMOUS_LABEL, Volume, VolumeError};
 use crate::net::NetError;
 use crate::net::network::NetworkSpec;
@@ -30,7 +30,7 @@ pub struct Script {
     /// Once started, it exits with this code at the given poll of its state (1 is the first).
     pub exits: Option<(i32, u32)>,
     /// Once started, its health becomes this (`healthy`, `unhealthy`) at the given poll.
-    pub health: Option<(&'static str, u32)>,
+    pub health: Option<(HealthStatus, u32)>,
     /// Its start takes this long.
     pub start_delay: Duration,
 }
@@ -195,8 +195,8 @@ fn has_healthcheck(c: &ContainerConfig) -> bool {
 }
 
 /// A health status as the runtime's state holds it.
-pub fn health(status: &str) -> Health {
-    Health { status: status.to_string(), ..Default::default() }
+pub fn health(status: HealthStatus) -> Health {
+    Health { status, ..Default::default() }
 }
 
 impl Engine for FakeEngine {
@@ -223,7 +223,7 @@ impl Engine for FakeEngine {
             }
             c.state.status = Status::Running;
             c.state.error.clear();
-            c.state.health = has_healthcheck(&c.config).then(|| health("starting"));
+            c.state.health = has_healthcheck(&c.config).then(|| health(HealthStatus::Starting));
             c.polls = 0;
             Ok(())
         })

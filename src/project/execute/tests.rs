@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::*;
 use crate::engine::runtime::spec::ContainerConfig;
+use crate::engine::runtime::state::HealthStatus;
 use crate::project::engine::fake::{self, FakeEngine, Script};
 use crate::project::plan::push;
 
@@ -159,7 +160,7 @@ fn up_plan(condition: Condition, required: bool) -> Plan {
 #[test]
 fn steps_run_after_what_they_wait_for() {
     let r = Run::new(&stack("service_healthy", true));
-    r.engine.script(&name("db"), Script { health: Some(("healthy", 3)), ..Default::default() });
+    r.engine.script(&name("db"), Script { health: Some((HealthStatus::Healthy, 3)), ..Default::default() });
     let report = r.exec(&up_plan(Condition::Healthy, true));
     assert!(report.ok(), "{report:?}");
     let changes = r.engine.changes();
@@ -204,7 +205,7 @@ fn at_most_parallel_container_operations_at_once() {
 fn waits_do_not_count_against_parallel() {
     let mut r = Run::new("services:\n  db:\n    image: x\n    healthcheck: {test: [CMD, 'true']}\n  other: {image: x}\n");
     r.parallel = 1;
-    r.engine.script(&name("db"), Script { health: Some(("healthy", 8)), ..Default::default() });
+    r.engine.script(&name("db"), Script { health: Some((HealthStatus::Healthy, 8)), ..Default::default() });
     let mut plan = Plan::default();
     let c = push(&mut plan, create("db"), vec![]);
     let s = push(&mut plan, start("db"), vec![c]);
@@ -252,7 +253,7 @@ fn service_completed_successfully_waits_for_exit_zero() {
 #[test]
 fn a_failure_cascades_to_dependents_while_independent_steps_go_on() {
     let r = Run::new(&stack("service_healthy", true));
-    r.engine.script(&name("db"), Script { health: Some(("unhealthy", 2)), ..Default::default() });
+    r.engine.script(&name("db"), Script { health: Some((HealthStatus::Unhealthy, 2)), ..Default::default() });
     let report = r.exec(&up_plan(Condition::Healthy, true));
     assert_eq!(report.errors.len(), 1, "{report:?}");
     let (who, e) = &report.errors[0];

@@ -56,7 +56,15 @@ fn ctr(service: &str, number: u32, status: Status) -> Container {
 }
 
 fn with_deps(mut c: Container, deps: &[(&str, &str)]) -> Container {
-    c.depends_on = deps.iter().map(|(s, cond)| (s.to_string(), cond.to_string(), false)).collect();
+    c.depends_on = deps
+        .iter()
+        .map(|(s, cond)| crate::project::graph::Edge {
+            target: s.to_string(),
+            condition: Condition::parse(cond),
+            restart: false,
+            required: true,
+        })
+        .collect();
     c
 }
 
@@ -370,7 +378,7 @@ warning: Found orphan containers ([demo-old-1]) for this project. If you removed
 
 #[test]
 fn stop_start_restart_orders() {
-    let deps = dependencies(None, &running());
+    let deps = graph(None, &running());
     golden(
         &stop(&running(), &deps, &["web".into()], None),
         "#1 container demo-web-1: stop
@@ -387,11 +395,7 @@ fn stop_start_restart_orders() {
     for c in o.containers.iter_mut() {
         c.status = Status::Exited;
     }
-    let cdeps: BTreeMap<String, Vec<(String, Condition, bool)>> = o
-        .label_dependencies()
-        .into_iter()
-        .map(|(k, v)| (k, v.into_iter().map(|(s, c, r)| (s, Condition::parse(&c), r)).collect()))
-        .collect();
+    let cdeps = DepGraph::from_labels(&o);
     golden(
         &start(&o, &cdeps, &[], false).unwrap(),
         "#1 container demo-content-1: start
@@ -402,4 +406,96 @@ fn stop_start_restart_orders() {
 ",
     );
     assert_eq!(start(&o, &cdeps, &["nope".into()], false), Err(PlanError::NoContainer("nope".into())));
+}
+
+#[test]
+fn rm_removes_stopped_or_stops_dependents_first() {
+    let o = running();
+    let g = graph(None, &o);
+    golden(&rm(&o, &g, &[], false, false), "#1 container demo-content-1: remove\n");
+    let plan = rm(&o, &g, &[], true, true);
+    golden(
+        &plan,
+        "#1 container demo-client-1: stop
+#2 container demo-web-1: stop after #1
+#3 container demo-content-1: remove with its anonymous volumes
+#4 container demo-web-1: remove with its anonymous volumes after #2
+#5 container demo-client-1: remove with its anonymous volumes after #1
+",
+    );
+    assert_eq!(removed(&plan), ["demo-content-1", "demo-web-1", "demo-client-1"]);
+    assert!(rm(&o, &g, &["web".into()], false, false).is_empty(), "a running container needs -s");
+}
+
+#[test]
+fn restart_follows_restart_true_dependents() {
+    let mut o = running();
+    o.containers[1].depends_on[0].restart = true;
+    let g = graph(None, &o);
+    golden(
+        &restart_with_dependents(&o, &g, &["content".into()], false, None),
+        "#1 container demo-content-1: restart
+#2 container demo-web-1: restart after #1
+",
+    );
+    golden(&restart_with_dependents(&o, &g, &["content".into()], true, None), "#1 container demo-content-1: restart\n");
+    // all services: only `restart: true` edges order them
+    golden(
+        &restart_with_dependents(&o, &g, &[], false, None),
+        "#1 container demo-client-1: restart
+#2 container demo-content-1: restart
+#3 container demo-web-1: restart after #2
+",
+    );
+}
+
+#[test]
+fn run_brings_dependencies_and_waits_on_the_direct_ones() {
+    let opts = RunOptions { service: "client".into(), ..Default::default() };
+    assert_eq!(example().oneoff_dependencies("client", false).unwrap(), ["content", "web"]);
+    golden(
+        &run(&example(), &empty(), &opts).unwrap(),
+        "#1 network demo_default: create
+#2 volume demo_site: create
+#3 container demo-content-1: create after #1,#2
+#4 container demo-content-1: start after #3
+#5 service content: wait service_completed_successfully (for web) after #4
+#6 container demo-web-1: create after #1,#2
+#7 container demo-web-1: start after #5,#6
+#8 service web: wait service_healthy (for client) after #7
+",
+    );
+    // --no-deps: only the networks and volumes, and no orphan warning
+    let mut o = empty();
+    o.containers.push(ctr("old", 1, Status::Running));
+    let plan = run(&example(), &o, &RunOptions { no_deps: true, ..opts.clone() }).unwrap();
+    golden(&plan, "#1 network demo_default: create\n#2 volume demo_site: create\n");
+    // a running dependency is waited on, not started again
+    let plan = run(&example(), &running(), &opts).unwrap();
+    assert!(plan.render().contains("service web: wait service_healthy (for client) after #"), "{}", plan.render());
+    assert_eq!(
+        run(&example(), &empty(), &RunOptions { service: "nope".into(), ..Default::default() }),
+        Err(PlanError::NoSuchService("nope".into()))
+    );
+}
+
+#[test]
+fn the_desired_graph_has_namespace_parents_and_orders_stop() {
+    // A namespace parent without a depends_on entry still orders stop and up's closure.
+    let mut d = example();
+    d.services.push(svc("sidecar", vec![]));
+    d.services[3].namespace_parents = vec!["client".into()];
+    let g = graph(Some(&d), &running());
+    assert_eq!(g.edges("sidecar"), [crate::project::graph::Edge::started("client")]);
+    assert_eq!(d.select(&["sidecar".into()], false).unwrap().into_iter().collect::<Vec<_>>(), ["client", "content", "sidecar", "web"]);
+    let mut o = running();
+    o.containers.push(ctr("sidecar", 1, Status::Running));
+    golden(
+        &stop(&o, &g, &[], None),
+        "#1 container demo-sidecar-1: stop
+#2 container demo-client-1: stop after #1
+#3 container demo-web-1: stop after #2
+#4 container demo-content-1: stop after #3
+",
+    );
 }

@@ -190,7 +190,7 @@ fn json_line(c: &Ctr, trunc: bool) -> PsJson {
     let mut networks: Vec<String> = cfg.endpoints.iter().map(|e| e.network.clone()).collect();
     networks.sort();
     let health =
-        if c.st.status == Status::Running { c.st.health.as_ref().map(|h| h.status.clone()).unwrap_or_default() } else { String::new() };
+        if c.st.status == Status::Running { c.st.health.as_ref().map(|h| h.status.to_string()).unwrap_or_default() } else { String::new() };
     let exit_code = if matches!(c.st.status, Status::Exited | Status::Dead) { c.st.exit_code } else { 0 };
     PsJson {
         command: go_quote(&if trunc { ellipsis(&command, 20) } else { command }),
