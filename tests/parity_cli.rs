@@ -177,7 +177,7 @@ fn exit_codes_and_outputs_as_compose() {
 fn boolean_flags_take_gos_forms() {
     common::require_root!();
     let s = Stack::in_root(TestRoot::with_prefix(PREFIX), "parclibool", &yaml(3));
-    s.ok(["up", "-d"]);
+    s.ok(["up", "-d=true", "--no-deps=false", "-V=0"]);
     common::compose::wait_until(std::time::Duration::from_secs(10), "job exits", || s.status("parclibool-job-1") == "exited");
     let names = |args: &[&str]| -> Vec<String> {
         let mut a = vec!["ps", "--format", "{{.Name}}"];
@@ -207,6 +207,6 @@ fn boolean_flags_take_gos_forms() {
     assert_eq!(rc(&s, &["images", "-q=true"], 0).0.lines().count(), 1);
     // build --pull=false (nothing to build here: accepted, rc 0).
     rc(&s, &["build", "--pull=false", "--no-cache=false"], 0);
-    s.ok(["down", "-t", "0", "--remove-orphans"]);
+    s.ok(["down", "-t", "0", "--remove-orphans=true", "-v=false"]);
     assert!(s.containers().is_empty(), "{:?}", s.containers());
 }
