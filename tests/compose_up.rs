@@ -25,7 +25,8 @@ fn only_the_changed_service_is_recreated() {
     let (a, b) = (s.id("crecreate-a-1"), s.id("crecreate-b-1"));
     // The dry run shows the plan and changes nothing.
     s.write(&TWO.replace("X: \"1\"", "X: \"2\""));
-    let (out, _) = s.ok(["up", "-d", "--dry-run"]);
+    // On stderr, as compose prints its dry-run progress.
+    let (_, out) = s.ok(["up", "-d", "--dry-run"]);
     assert!(out.contains("DRY-RUN MODE - #2 container crecreate-b-1: recreate (replaces crecreate-b-1) (config hash changed)"), "{out}");
     assert!(out.contains("DRY-RUN MODE - #1 container crecreate-a-1: running"), "{out}");
     assert_eq!(s.id("crecreate-b-1"), b);

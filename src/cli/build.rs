@@ -24,19 +24,19 @@ pub struct BuildArgs {
     #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
     pub build_args: Vec<String>,
     /// Do not use cache when building the image
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub no_cache: bool,
     /// Always attempt to pull a newer version of the image
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub pull: bool,
     /// Suppress the build output
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub quiet: bool,
     /// Also build dependencies (transitively)
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub with_dependencies: bool,
     /// Push service images
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub push: bool,
     /// Set memory limit for the build container
     #[arg(short = 'm', long, value_name = "BYTES")]
@@ -80,7 +80,7 @@ fn build(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<i32> {
     let buildable: Vec<String> = wanted.into_iter().filter(|s| project.services[s].build.is_some()).collect();
     if g.dry_run {
         for s in &buildable {
-            println!("DRY-RUN MODE -  {s}  Built");
+            eprintln!(" DRY-RUN MODE -  {s}  Built");
         }
         return Ok(0);
     }

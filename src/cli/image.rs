@@ -41,16 +41,16 @@ pub struct ComposePullArgs {
     /// Services to pull (default: all)
     pub services: Vec<String>,
     /// Pull what it can and ignore images with pull failures
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub ignore_pull_failures: bool,
     /// Also pull services declared as dependencies
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub include_deps: bool,
     /// Apply pull policy ("missing"|"always")
     #[arg(long, value_name = "POLICY")]
     pub policy: Option<String>,
     /// Pull without printing progress information
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub quiet: bool,
 }
 
@@ -59,10 +59,10 @@ pub struct ComposePushArgs {
     /// Services to push (default: all with an image)
     pub services: Vec<String>,
     /// Push what it can and ignore images with push failures
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub ignore_push_failures: bool,
     /// Push without printing progress information
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub quiet: bool,
 }
 
@@ -74,7 +74,7 @@ pub struct ComposeImagesArgs {
     #[arg(long, value_enum, default_value = "table")]
     pub format: ListFormat,
     /// Only display IDs
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub quiet: bool,
 }
 
@@ -429,7 +429,9 @@ fn compose_images(g: &GlobalOpts, a: &ComposeImagesArgs) -> anyhow::Result<i32> 
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = std::io::stdout().lock();
     if a.quiet {
-        for (_, img) in &rows {
+        // Each image once, as compose prints them, however many containers use it.
+        let mut seen = std::collections::HashSet::new();
+        for (_, img) in rows.iter().filter(|(_, img)| seen.insert(img.id.hex().to_string())) {
             writeln!(out, "{}", img.id.hex())?;
         }
         return Ok(0);
@@ -745,6 +747,14 @@ fn compose_pull(g: &GlobalOpts, a: ComposePullArgs) -> anyhow::Result<i32> {
         let platform = svc.platform.as_deref().map(Platform::parse).transpose().with_context(|| format!("service {name}: platform"))?;
         items.push(PullItem { label: name.clone(), reference, platform });
     }
+    if g.dry_run {
+        // Nothing is fetched: the lines compose prints for each pull, marked.
+        for item in &items {
+            eprintln!(" DRY-RUN MODE -  {} Pulling", item.label);
+            eprintln!(" DRY-RUN MODE -  {} Pulled", item.label);
+        }
+        return Ok(0);
+    }
     let mode = progress_mode(g, a.quiet);
     let progress = Progress::stderr(if mode == ProgressMode::Tty { ProgressMode::Plain } else { mode });
     let opts = PullOptions { insecure_registries: g.insecure_registries.clone(), ..PullOptions::default() };
@@ -786,6 +796,12 @@ fn compose_push(g: &GlobalOpts, a: ComposePushArgs) -> anyhow::Result<i32> {
         }
         let Some(image) = &svc.image else { continue };
         let r = Reference::parse(image).with_context(|| format!("service {name}: image"))?;
+        if g.dry_run {
+            // Nothing is sent: the lines compose prints for each push, marked.
+            eprintln!(" DRY-RUN MODE -  {name} Pushing");
+            eprintln!(" DRY-RUN MODE -  {name} Pushed");
+            continue;
+        }
         progress.line(&format!(" {name} Pushing"));
         match rt.block_on(crate::engine::image::push(&store, &r, &opts, &Progress::new(ProgressMode::Quiet))) {
             Ok(_) => progress.line(&format!(" {name} Pushed")),

@@ -62,8 +62,8 @@ pub struct GlobalOpts {
     /// Control when to print ANSI control characters
     #[arg(long, value_enum, env = "COMPOSE_ANSI", default_value = "auto", value_name = "WHEN")]
     pub ansi: Ansi,
-    /// Execute command in dry run mode
-    #[arg(long)]
+    /// Execute command in dry run mode (accepted before or after any command, as compose's)
+    #[arg(long, global = true)]
     pub dry_run: bool,
     /// Control max parallelism, -1 for unlimited
     #[arg(long, env = "COMPOSE_PARALLEL_LIMIT", value_name = "N")]
@@ -143,6 +143,16 @@ pub enum Command {
     },
 }
 
+/// Go's `strconv.ParseBool`, which compose's boolean flags take: `--all=true`, `-a=false`,
+/// `--rm=1`. Used with [`go_bool_flag`]'s attributes (a bare flag still means true).
+pub fn go_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(format!("invalid boolean value {s:?}: use true or false")),
+    }
+}
+
 /// Parses the command line, runs the command, and returns the exit code.
 pub fn main() -> i32 {
     crate::timing!("cli: main entered");
@@ -171,6 +181,12 @@ pub fn main() -> i32 {
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     let g = cli.global;
+    // `--dry-run` is compose's and is honoured by every compose command; berth's own Docker-style
+    // commands (`image`, `volume`, `network`, `login`, ...) cannot simulate, so they refuse it
+    // rather than change anything.
+    if g.dry_run && !dry_run_supported(&cli.command) {
+        anyhow::bail!("--dry-run is not supported by this command (it simulates compose commands only); run it without --dry-run");
+    }
     match cli.command {
         Command::Config(c) => config::run(&g, c),
         Command::Image(c) => image::run(&g, c),
@@ -191,5 +207,42 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+    }
+}
+
+/// Whether a command honours `--dry-run` (compose's commands, and `bridge convert`).
+fn dry_run_supported(c: &Command) -> bool {
+    !matches!(
+        c,
+        Command::Image(image::Commands::Image { .. } | image::Commands::Login(_) | image::Commands::Logout { .. })
+            | Command::Volume(_)
+            | Command::Network(_)
+            | Command::Internal(_)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        // The global `--dry-run` beside the subcommands' own, Go's boolean forms: clap's checks.
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn booleans_parse_as_go_parses_them() {
+        for t in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert_eq!(go_bool(t), Ok(true));
+        }
+        for f in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert_eq!(go_bool(f), Ok(false));
+        }
+        assert!(go_bool("yes").is_err());
+        let cli = Cli::try_parse_from(["berth", "ps", "--dry-run"]).unwrap();
+        assert!(cli.global.dry_run);
     }
 }

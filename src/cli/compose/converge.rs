@@ -256,10 +256,11 @@ pub struct Run<'a> {
     pub renew_anon_volumes: bool,
 }
 
-/// `--dry-run`: the plan, each line marked as compose marks its dry-run output.
+/// `--dry-run`: the plan, each line marked as compose marks its dry-run output (on stderr,
+/// where compose prints its progress).
 pub fn print_dry_run(plan: &Plan) {
     for line in plan.render().lines() {
-        println!("DRY-RUN MODE - {line}");
+        eprintln!(" DRY-RUN MODE - {line}");
     }
 }
 

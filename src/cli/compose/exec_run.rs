@@ -25,7 +25,7 @@ pub enum Commands {
 #[derive(Args, Debug)]
 pub struct ExecArgs {
     /// Detached mode: Run command in the background
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     detach: bool,
     /// Set environment variables
     #[arg(short, long = "env", value_name = "KEY=VAL")]
@@ -34,12 +34,12 @@ pub struct ExecArgs {
     #[arg(long, default_value_t = 1)]
     index: u32,
     /// Disable pseudo-TTY allocation. By default `berth exec` allocates a TTY
-    #[arg(short = 'T', long = "no-tty", alias = "no-TTY")]
+    #[arg(short = 'T', long = "no-tty", alias = "no-TTY", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     no_tty: bool,
     #[arg(long, hide = true)]
     dry_run: bool,
     /// Give extended privileges to the process
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     privileged: bool,
     /// Run the command as this user
     #[arg(short, long)]
@@ -48,10 +48,10 @@ pub struct ExecArgs {
     #[arg(short, long)]
     workdir: Option<String>,
     /// Keep STDIN open (always on, as in Docker Compose)
-    #[arg(short, long, hide = true, default_value_t = true)]
+    #[arg(short, long, hide = true, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     interactive: bool,
     /// Pseudo-TTY (on by default when stdin is a terminal)
-    #[arg(short, long, hide = true)]
+    #[arg(short, long, hide = true, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     tty: bool,
     #[arg(value_name = "SERVICE")]
     service: String,
@@ -62,19 +62,19 @@ pub struct ExecArgs {
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Run container in background and print container ID
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     detach: bool,
     /// Automatically remove the container when it exits
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     rm: bool,
     /// Disable pseudo-TTY allocation (default: auto-detected)
-    #[arg(short = 'T', long = "no-TTY")]
+    #[arg(short = 'T', long = "no-TTY", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     no_tty: bool,
     /// Allocate a pseudo-TTY
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     tty: bool,
     /// Keep STDIN open even if not attached (on by default)
-    #[arg(short, long, default_value_t = true)]
+    #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     interactive: bool,
     /// Assign a name to the container
     #[arg(long)]
@@ -104,16 +104,16 @@ pub struct RunArgs {
     #[arg(short, long = "volume")]
     volumes: Vec<String>,
     /// Don't start linked services
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     no_deps: bool,
     /// Publish a container's port(s) to the host ([IP:][HOST:]CONTAINER[/PROTO])
     #[arg(short, long = "publish")]
     publish: Vec<String>,
     /// Run command with all service's ports enabled and mapped to the host
-    #[arg(short = 'P', long)]
+    #[arg(short = 'P', long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     service_ports: bool,
     /// Use the service's network aliases in the network(s) the container connects to
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     use_aliases: bool,
     /// Set environment variables from file
     #[arg(long, value_name = "FILE")]
@@ -122,19 +122,19 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "policy")]
     pull: super::converge::Pull,
     /// Don't print anything to STDOUT
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     quiet: bool,
     /// Pull without printing progress information
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     quiet_pull: bool,
     /// Build image before starting container
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     build: bool,
     /// Suppress progress output from the build process
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     quiet_build: bool,
     /// Remove containers for services not defined in the Compose file
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     remove_orphans: bool,
     #[arg(long, hide = true)]
     dry_run: bool,
@@ -158,6 +158,16 @@ fn exec(g: &GlobalOpts, a: ExecArgs) -> anyhow::Result<i32> {
     let Some(c) = service_container(&root, &name, &a.service, a.index) else {
         anyhow::bail!("service {:?} is not running", a.service);
     };
+    if a.dry_run || g.dry_run {
+        // As compose: an attached exec cannot be simulated, so it is refused; a detached one is
+        // only announced.
+        if !a.detach {
+            anyhow::bail!("interactive exec is not supported in dry-run mode");
+        }
+        let argv: Vec<String> = a.command.iter().map(|s| format!("{s:?}")).collect();
+        println!(" DRY-RUN MODE - Executing command [{}] in {} (detached mode)", argv.join(" "), c.id);
+        return Ok(0);
+    }
     let tty = !a.no_tty && (a.tty || std::io::stdin().is_terminal());
     // `-e VAR` takes VAR from the caller's environment, as compose does (unset there: unset).
     let env =
@@ -194,7 +204,7 @@ fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
     root.ensure()?;
     let publish = a.publish.iter().map(|p| parse_publish(p)).collect::<anyhow::Result<Vec<_>>>()?;
     if a.dry_run || g.dry_run {
-        println!("DRY-RUN MODE - run a one-off container of service {}", a.service);
+        eprintln!(" DRY-RUN MODE - run a one-off container of service {}", a.service);
         return Ok(0);
     }
     // The dependencies, as `up -d` brings them (the one-off itself is not a replica).
@@ -323,10 +333,12 @@ fn run_service(g: &GlobalOpts, a: RunArgs) -> anyhow::Result<i32> {
             Ok(0)
         }
         Ok((_, Some(code))) => Ok(code),
+        // A container that cannot start (a missing command, ...) is an error of `run`, rc 1, as
+        // in compose; `docker run`'s 126/127 are not `docker compose run`'s.
         Err(e) => match e.exit_code() {
-            Some(code) => {
+            Some(_) => {
                 report::print(&anyhow::Error::new(e));
-                Ok(code)
+                Ok(1)
             }
             None => Err(e.into()),
         },

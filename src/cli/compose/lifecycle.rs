@@ -2,7 +2,7 @@
 //! commands that change a project. Each one takes the project's lock, observes it, plans
 //! (`--dry-run` prints the plan), and executes with progress; see `src/project/plan.rs`.
 use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -21,7 +21,7 @@ pub enum Commands {
     /// Start services
     Start {
         /// Wait for services to be running|healthy
-        #[arg(long)]
+        #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
         wait: bool,
         /// Maximum duration in seconds to wait for the project to be running|healthy
         #[arg(long, value_name = "SECONDS")]
@@ -42,7 +42,7 @@ pub enum Commands {
     /// Restart service containers
     Restart {
         /// Don't restart dependent services
-        #[arg(long)]
+        #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
         no_deps: bool,
         /// Specify a shutdown timeout in seconds
         #[arg(short, long, value_name = "SECONDS")]
@@ -57,7 +57,7 @@ pub enum Commands {
         #[arg(short, long, default_value = "SIGKILL")]
         signal: String,
         /// Remove containers for services not defined in the Compose file
-        #[arg(long)]
+        #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
         remove_orphans: bool,
         #[arg(long, hide = true)]
         dry_run: bool,
@@ -78,13 +78,13 @@ pub enum Commands {
     /// Removes stopped service containers
     Rm {
         /// Don't ask to confirm removal
-        #[arg(short, long)]
+        #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
         force: bool,
         /// Stop the containers, if required, before removing
-        #[arg(short, long)]
+        #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
         stop: bool,
         /// Remove any anonymous volumes attached to containers
-        #[arg(short, long)]
+        #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
         volumes: bool,
         #[arg(long, hide = true)]
         dry_run: bool,
@@ -95,7 +95,7 @@ pub enum Commands {
     /// Scale services
     Scale {
         /// Don't start linked services
-        #[arg(long)]
+        #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
         no_deps: bool,
         #[arg(long, hide = true)]
         dry_run: bool,
@@ -108,34 +108,34 @@ pub enum Commands {
 #[derive(Args, Debug, Clone, Default)]
 pub struct CreateArgs {
     /// Build images before starting containers
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub build: bool,
     /// Don't build an image, even if it's policy
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub no_build: bool,
     /// Pull image before running
     #[arg(long, value_enum, default_value = "policy")]
     pub pull: Pull,
     /// Pull without printing progress information
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub quiet_pull: bool,
     /// Suppress the build output
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub quiet_build: bool,
     /// Recreate containers even if their configuration and image haven't changed
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub force_recreate: bool,
     /// If containers already exist, don't recreate them. Incompatible with --force-recreate.
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub no_recreate: bool,
     /// Remove containers for services not defined in the Compose file
-    #[arg(long, env = "COMPOSE_REMOVE_ORPHANS")]
+    #[arg(long, env = "COMPOSE_REMOVE_ORPHANS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub remove_orphans: bool,
     /// Scale SERVICE to NUM instances. Overrides the scale setting in the Compose file if present.
     #[arg(long, value_name = "SERVICE=NUM")]
     pub scale: Vec<String>,
     /// Assume "yes" as answer to all prompts and run non-interactively
-    #[arg(short = 'y', long)]
+    #[arg(short = 'y', long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub yes: bool,
     #[arg(long, hide = true)]
     pub dry_run: bool,
@@ -147,16 +147,16 @@ pub struct UpArgs {
     #[command(flatten)]
     pub create: CreateArgs,
     /// Detached mode: Run containers in the background
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub detach: bool,
     /// Don't start linked services
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub no_deps: bool,
     /// Don't start the services after creating them
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub no_start: bool,
     /// Wait for services to be running|healthy. Implies detached mode.
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub wait: bool,
     /// Maximum duration in seconds to wait for the project to be running|healthy
     #[arg(long, value_name = "SECONDS")]
@@ -165,10 +165,10 @@ pub struct UpArgs {
     #[arg(short, long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
     /// Stops all containers if any container was stopped. Incompatible with -d
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub abort_on_container_exit: bool,
     /// Stops all containers if any container exited with failure. Incompatible with -d
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub abort_on_container_failure: bool,
     /// Return the exit code of the selected service container. Implies --abort-on-container-exit
     #[arg(long, value_name = "SERVICE")]
@@ -180,29 +180,29 @@ pub struct UpArgs {
     #[arg(long, value_name = "SERVICE")]
     pub no_attach: Vec<String>,
     /// Automatically attach to log output of dependent services
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub attach_dependencies: bool,
     /// Produce monochrome output
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub no_color: bool,
     /// Don't print prefix in logs
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub no_log_prefix: bool,
     /// Show timestamps
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub timestamps: bool,
     /// Recreate anonymous volumes instead of retrieving data from the previous containers
-    #[arg(short = 'V', long)]
+    #[arg(short = 'V', long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub renew_anon_volumes: bool,
     /// Watch source code and rebuild/refresh containers when files are updated.
-    #[arg(short = 'w', long)]
+    #[arg(short = 'w', long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub watch: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct DownArgs {
     /// Remove containers for services not defined in the Compose file
-    #[arg(long, env = "COMPOSE_REMOVE_ORPHANS")]
+    #[arg(long, env = "COMPOSE_REMOVE_ORPHANS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub remove_orphans: bool,
     /// Remove images used by services. "local" remove only images that don't have a custom tag ("local"|"all")
     #[arg(long, value_name = "TYPE")]
@@ -211,7 +211,7 @@ pub struct DownArgs {
     #[arg(short, long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
     /// Remove named volumes declared in the "volumes" section of the Compose file and anonymous volumes attached to containers
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     pub volumes: bool,
     #[arg(long, hide = true)]
     pub dry_run: bool,
@@ -228,19 +228,45 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
             if crate::util::sys::parse_signal(&signal).is_none() {
                 bail!("invalid signal {signal:?}: use a name such as SIGTERM or a number from 1 to 64");
             }
-            simple(g, &services, dry_run || g.dry_run, "Killing", remove_orphans, |c| {
-                c.is_active().then(|| Op::Kill { service: c.service.clone(), name: c.name.clone(), signal: signal.clone() })
-            })
+            simple(
+                g,
+                &services,
+                dry_run || g.dry_run,
+                "Killing",
+                remove_orphans,
+                |_| None,
+                |c| c.is_active().then(|| Op::Kill { service: c.service.clone(), name: c.name.clone(), signal: signal.clone() }),
+            )
         }
-        Commands::Pause { dry_run, services } => simple(g, &services, dry_run || g.dry_run, "Pausing", false, |c| {
-            (c.status == crate::engine::runtime::Status::Running).then(|| Op::Pause { service: c.service.clone(), name: c.name.clone() })
-        }),
-        Commands::Unpause { dry_run, services } => simple(g, &services, dry_run || g.dry_run, "Unpausing", false, |c| {
-            (c.status == crate::engine::runtime::Status::Paused).then(|| Op::Unpause { service: c.service.clone(), name: c.name.clone() })
-        }),
+        // As compose (whose daemon refuses these): pausing a paused container or unpausing one
+        // that is not paused is an error, rc 1.
+        Commands::Pause { dry_run, services } => simple(
+            g,
+            &services,
+            dry_run || g.dry_run,
+            "Pausing",
+            false,
+            |c| (c.status == crate::engine::runtime::Status::Paused).then(|| format!("Container {} is already paused", c.id)),
+            |c| {
+                (c.status == crate::engine::runtime::Status::Running)
+                    .then(|| Op::Pause { service: c.service.clone(), name: c.name.clone() })
+            },
+        ),
+        Commands::Unpause { dry_run, services } => simple(
+            g,
+            &services,
+            dry_run || g.dry_run,
+            "Unpausing",
+            false,
+            |c| (c.status == crate::engine::runtime::Status::Running).then(|| format!("Container {} is not paused", c.id)),
+            |c| {
+                (c.status == crate::engine::runtime::Status::Paused)
+                    .then(|| Op::Unpause { service: c.service.clone(), name: c.name.clone() })
+            },
+        ),
         Commands::Rm { force, stop, volumes, dry_run, services } => rm(g, &services, force, stop, volumes, dry_run || g.dry_run),
         Commands::Down(a) => down(g, a),
-        Commands::Scale { no_deps, dry_run, services } => scale(g, &services, no_deps, dry_run),
+        Commands::Scale { no_deps, dry_run, services } => scale(g, &services, no_deps, dry_run || g.dry_run),
     }
 }
 
@@ -376,6 +402,10 @@ fn start(g: &GlobalOpts, services: &[String], wait: bool, wait_timeout: Option<u
     let _lock = if dry { None } else { Some(t.lock()?) };
     let o = t.observe()?;
     t.check_observed_services(&o, services)?;
+    if o.containers.is_empty() {
+        // compose's error and rc 1: nothing was ever created (`up` or `create` does that).
+        bail!("no container found for project {:?}: not found", t.name);
+    }
     let plan = plan::start(&o, &t.graph(&o), services, wait)?;
     execute_simple(g, &t, &plan, dry, "Running", wait_timeout)
 }
@@ -399,13 +429,15 @@ pub(crate) fn restart(g: &GlobalOpts, services: &[String], no_deps: bool, timeou
     execute_simple(g, &t, &plan, dry, "Restarting", None)
 }
 
-/// `kill`, `pause`, `unpause`: one operation per container, in parallel.
+/// `kill`, `pause`, `unpause`: one operation per container, in parallel. `refuse` names a
+/// container the command must fail on (checked for all before any is touched).
 fn simple(
     g: &GlobalOpts,
     services: &[String],
     dry: bool,
     title: &str,
     with_orphans: bool,
+    refuse: impl Fn(&crate::project::observe::Container) -> Option<String>,
     make: impl FnMut(&crate::project::observe::Container) -> Option<Op>,
 ) -> anyhow::Result<i32> {
     let t = Target::project_or_name(g)?;
@@ -414,6 +446,10 @@ fn simple(
     t.check_observed_services(&o, services)?;
     if let (Some(p), false) = (&t.project, with_orphans) {
         o.containers.retain(|c| p.services.contains_key(&c.service));
+    }
+    let selected = o.containers.iter().filter(|c| !c.oneoff && (services.is_empty() || services.contains(&c.service)));
+    if let Some(why) = selected.filter_map(refuse).next() {
+        bail!("{why}");
     }
     let plan = plan::each(&o, services, false, make);
     if plan.is_empty() && !dry {
@@ -449,10 +485,10 @@ fn rm(g: &GlobalOpts, services: &[String], force: bool, stop: bool, volumes: boo
     if !dry && !force {
         eprint!("Going to remove {}\n? Are you sure? [yN] ", names.join(", "));
         let _ = std::io::stderr().flush();
+        // The answer is read from stdin whatever it is, as compose reads it (`echo y | berth rm`);
+        // an empty or closed stdin is a no.
         let mut answer = String::new();
-        if std::io::stdin().is_terminal() {
-            std::io::stdin().lock().read_line(&mut answer)?;
-        }
+        std::io::stdin().lock().read_line(&mut answer)?;
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
             return Ok(0);
         }

@@ -15,13 +15,13 @@ use crate::engine::runtime::fsaccess::{self, ContainerFs, CopyDest, CopyOptions,
 #[derive(Args, Debug)]
 pub struct CpArgs {
     /// Include containers created by the run command
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     all: bool,
     /// Archive mode (copy all uid/gid information)
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     archive: bool,
     /// Always follow symbol link in SRC_PATH
-    #[arg(short = 'L', long)]
+    #[arg(short = 'L', long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     follow_link: bool,
     /// Index of the container if service has multiple replicas
     #[arg(long, default_value_t = 0)]
@@ -77,6 +77,12 @@ pub fn run(g: &GlobalOpts, a: CpArgs) -> anyhow::Result<i32> {
         } else {
             format!("{}:{src_path} to {dst_path}", c.cfg.name)
         };
+        if g.dry_run {
+            // Compose's dry-run progress; nothing is read or written.
+            eprintln!(" DRY-RUN MODE -  {} copy {what} Copying", c.cfg.name);
+            eprintln!(" DRY-RUN MODE -  {} copy {what} Copied", c.cfg.name);
+            continue;
+        }
         let fs =
             ContainerFs::open(&root, &c.cfg, &c.st).with_context(|| format!("cannot reach the filesystem of container {}", c.cfg.name))?;
         if to_container {

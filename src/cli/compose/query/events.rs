@@ -14,7 +14,7 @@ use crate::labels;
 #[derive(Args, Debug)]
 pub struct EventsArgs {
     /// Output events as a stream of json objects
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     json: bool,
     /// Show all events created since timestamp
     #[arg(long)]

@@ -29,7 +29,7 @@ use crate::state::StateRoot;
 #[derive(Args, Debug)]
 pub struct LogsArgs {
     /// Follow log output
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     follow: bool,
     /// index of the container if service has multiple replicas
     #[arg(long, default_value_t = 0)]
@@ -41,16 +41,16 @@ pub struct LogsArgs {
     #[arg(long)]
     until: Option<String>,
     /// Produce monochrome output
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     no_color: bool,
     /// Don't print prefix in logs
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     no_log_prefix: bool,
     /// Show timestamps
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     timestamps: bool,
     /// Number of lines to show from the end of the logs for each container
-    #[arg(short = 'n', long, default_value = "all")]
+    #[arg(short = 'n', long, default_value = "all", allow_negative_numbers = true)]
     tail: String,
     #[arg(value_name = "SERVICE")]
     service: Vec<String>,

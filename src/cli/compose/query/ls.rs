@@ -12,13 +12,13 @@ use crate::labels;
 #[derive(Args, Debug)]
 pub struct LsArgs {
     /// Show all stopped Compose projects
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     all: bool,
     /// Format the output. Values: [table | json]
     #[arg(long, default_value = "table")]
     format: String,
     /// Only display project names
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     quiet: bool,
     /// Filter output based on conditions provided
     #[arg(long, value_name = "FILTER")]

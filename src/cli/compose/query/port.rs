@@ -31,10 +31,45 @@ pub fn run(g: &GlobalOpts, a: PortArgs) -> anyhow::Result<i32> {
             println!("{}:{}", p.ip, p.public);
             Ok(0)
         }
+        // Exposed but not published: compose prints the empty binding, `:0`, rc 0.
+        None if exposed(g, &name, &a.service, &c).contains(&(port, proto.clone())) => {
+            println!(":0");
+            Ok(0)
+        }
         None => {
-            // As compose: every binding's published port.
             let known: Vec<String> = ports.iter().map(|p| format!("{}/{}", p.public, p.proto)).collect();
+            if known.is_empty() {
+                anyhow::bail!("no port {port}/{proto} for container {}: it publishes none", c.cfg.name)
+            }
+            // As compose: every binding's published port.
             anyhow::bail!("no port {port}/{proto} for container {}: {}", c.cfg.name, known.join(", "))
         }
     }
+}
+
+/// The ports a container exposes without publishing them: its image's `ExposedPorts` and the
+/// service's `expose:` (read from the compose file when it is at hand and names this project).
+fn exposed(g: &GlobalOpts, project: &str, service: &str, c: &super::Ctr) -> Vec<(u16, String)> {
+    let mut specs: Vec<String> = Vec::new();
+    if let Ok(Some(img)) = crate::engine::image::ImageStore::open(&g.state_root()).and_then(|s| s.resolve(&c.cfg.image)) {
+        if let Some(m) = img.raw_config["config"]["ExposedPorts"].as_object() {
+            specs.extend(m.keys().cloned());
+        }
+    }
+    if let Ok(p) = crate::project::load(&g.load_options()) {
+        if p.name == project {
+            if let Some(s) = p.services.get(service) {
+                specs.extend(s.expose.iter().cloned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for spec in specs {
+        let (range, proto) = spec.split_once('/').unwrap_or((spec.as_str(), "tcp"));
+        let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+        if let (Ok(lo), Ok(hi)) = (lo.parse::<u16>(), hi.parse::<u16>()) {
+            out.extend((lo..=hi).map(|p| (p, proto.to_lowercase())));
+        }
+    }
+    out
 }

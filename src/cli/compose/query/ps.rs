@@ -17,13 +17,13 @@ use crate::labels;
 #[derive(Args, Debug)]
 pub struct PsArgs {
     /// Show all stopped containers (including those created by the run command)
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     all: bool,
     /// Only display IDs
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     quiet: bool,
     /// Display services
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     services: bool,
     /// Filter services by status. Values: [paused | restarting | removing | running | dead | created | exited]
     #[arg(long, value_name = "STATUS")]
@@ -35,10 +35,10 @@ pub struct PsArgs {
     #[arg(long, default_value = "table")]
     format: String,
     /// Don't truncate output
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     no_trunc: bool,
     /// Include orphaned services (not declared by project)
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     orphans: bool,
     #[arg(value_name = "SERVICE")]
     service: Vec<String>,

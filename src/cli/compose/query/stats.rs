@@ -17,16 +17,16 @@ use crate::engine::runtime::Status;
 #[derive(Args, Debug)]
 pub struct StatsArgs {
     /// Show all containers (default shows just running)
-    #[arg(short, long)]
+    #[arg(short, long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     all: bool,
     /// Format output using a custom template: 'table', 'table TEMPLATE', 'json' or 'TEMPLATE'
     #[arg(long, default_value = "")]
     format: String,
     /// Disable streaming stats and only pull the first result
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     no_stream: bool,
     /// Do not truncate output
-    #[arg(long)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::cli::go_bool)]
     no_trunc: bool,
     #[arg(value_name = "SERVICE")]
     service: Option<String>,
