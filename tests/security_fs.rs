@@ -228,6 +228,8 @@ fn image_config_caps_hold_for_load_and_import() {
         let out = text(&o);
         assert!(!o.status.success(), "{name} was loaded: {out}");
         assert!(out.contains(what) && (out.contains("limit") || out.contains("larger than 16777216")), "{name}: {out}");
+        // The cap's own error, naming the image, for the size too (sec-finish).
+        assert!(out.contains(name) && out.contains("over berth's limit"), "{name}: {out}");
         assert!(!t.ok(["image", "ls"]).contains(name.split(':').next().unwrap()), "{name} is listed");
     }
     // A config within the caps loads.
@@ -375,6 +377,9 @@ fn pull_applies_the_config_caps_and_repairs_a_damaged_layer() {
     assert!(String::from_utf8_lossy(&t.run(["image", "ls"]).stderr).contains("damaged"));
     let o = pull(&r);
     assert!(o.status.success(), "{}", text(&o));
+    // What Docker prints when a layer is pulled, not "up to date" (sec-finish).
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("Pull complete") && out.contains("Status: Downloaded newer image for"), "{out}");
     assert_eq!(std::fs::read(chain.join("diff/file")).unwrap(), b"the content", "the pull unpacked the layer again");
     assert!(!String::from_utf8_lossy(&t.run(["image", "ls"]).stderr).contains("damaged"));
 

@@ -505,3 +505,38 @@ fn the_ipv6_relay_refuses_internal_networks() {
     let got = in_netns(&ns2, move || http_get(SocketAddr::new(gw6, 42937)));
     assert!(!got.as_ref().is_ok_and(|b| b.contains("web7")), "the relay served an internal network: {got:?}");
 }
+
+/// Item 3, the relay, for a network made later: the relay learned the internal subnets when its
+/// container started, so an internal network created afterwards was served. It now reads them
+/// as they are when a client comes. Checked failing before: with the start-time list only
+/// (`Proxy::new(l.forwards)` without `.watching`), the internal container got "web9".
+#[test]
+fn the_ipv6_relay_refuses_an_internal_network_created_after_the_start() {
+    common::require_root!();
+    let _serial = serial();
+    if std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6").map_or(true, |s| s.trim() == "1") {
+        common::skip!("the host has IPv6 disabled: ports are not relayed");
+    }
+    let rt = Rt::new();
+    rt.t.ok(["network", "create", "--subnet", "10.227.7.0/24", "secfin_pub"]);
+    let mut s = spec(&rt, "secfin-web-9", WEB, "secfin_pub");
+    s["Hostname"] = json!("web9");
+    s["Ports"] = json!([{"host_port": 42977, "container_port": 80, "protocol": "tcp"}]);
+    rt.run_d(&s);
+    let v6lo = SocketAddr::new("::1".parse().unwrap(), 42977);
+    rt.wait_for("the relay to serve the host on [::1]", Duration::from_secs(5), || http_get(v6lo).is_ok_and(|b| b.ends_with("web9\n")));
+    // Made after the web container started.
+    rt.t.ok(["network", "create", "--internal", "--ipv6", "--subnet", "10.227.8.0/24", "--subnet", "fd00:227:8::/64", "secfin_int6"]);
+    rt.run_d(&spec(&rt, "secfin-int-1", "exec sleep 3600", "secfin_int6"));
+    let ns = netns(&rt, "secfin-int-1");
+    let gw6: IpAddr = "fd00:227:8::1".parse().unwrap();
+    // Control: the internal container reaches the host on its gateway's IPv6 address.
+    let _probe = TcpProbe::start(None, SocketAddr::new(gw6, 42978), "gateway");
+    rt.wait_for("the internal container to reach its gateway over IPv6", Duration::from_secs(5), || {
+        tcp_fetch(Some(&ns), SocketAddr::new(gw6, 42978)).is_ok()
+    });
+    let got = in_netns(&ns, move || http_get(SocketAddr::new(gw6, 42977)));
+    assert!(!got.as_ref().is_ok_and(|b| b.contains("web9")), "the relay served an internal network made later: {got:?}");
+    // And the host is still served.
+    assert!(http_get(v6lo).unwrap().ends_with("web9\n"));
+}

@@ -236,7 +236,11 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
 }
 
 fn open(g: &GlobalOpts) -> anyhow::Result<ImageStore> {
-    Ok(ImageStore::open(&g.state_root())?)
+    let store = ImageStore::open(&g.state_root())?;
+    if let Some(w) = store.index_damage() {
+        eprintln!("WARNING: {w}");
+    }
+    Ok(store)
 }
 
 fn image(g: &GlobalOpts, cmd: ImageCmd) -> anyhow::Result<i32> {

@@ -442,6 +442,15 @@ fn ls(root: &crate::state::StateRoot, a: LsArgs) -> anyhow::Result<i32> {
             rows.push((ls_row(&info, a.no_trunc), info.network.labels));
         }
     }
+    // A damaged network.json costs that network its details, not the listing: it is shown by
+    // name (unfiltered) so that it can be removed.
+    for d in network::list_damaged(root)? {
+        eprintln!("WARNING: network {}: {}; remove it with `berth network rm {}` (or `down`)", d.name, d.error, d.name);
+        if a.filters.is_empty() && !a.quiet {
+            let row = serde_json::json!({"ID": "(damaged)", "Name": d.name, "Driver": "bridge", "Scope": "local"});
+            rows.push((row, Default::default()));
+        }
+    }
     if a.quiet {
         for r in &rows {
             println!("{}", r.0["ID"].as_str().unwrap_or_default());

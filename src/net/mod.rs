@@ -608,9 +608,13 @@ pub fn teardown(root: &StateRoot) -> Vec<NetError> {
             Vec::new()
         }
     };
+    // A network whose record is damaged still has its bridge, under the name berth gives it.
+    let damaged: Vec<(String, String)> =
+        network::list_damaged(root).unwrap_or_default().into_iter().map(|d| (network::bridge_name(root, &d.name), d.name)).collect();
+    let all = networks.iter().map(|n| (n.bridge.clone(), n.name.clone())).chain(damaged.iter().cloned());
     if let Ok(mut nl) = Netlink::open() {
-        for n in &networks {
-            let eps = network::read_endpoints(root, &n.name).unwrap_or_default();
+        for (bridge, name) in all {
+            let eps = network::read_endpoints(root, &name).unwrap_or_default();
             let links = eps.endpoints.values().chain(eps.held.values()).map(|e| &e.host_interface).chain(eps.released.values());
             for link in links {
                 if let Ok(Some(i)) = nl.link_index(link) {
@@ -619,9 +623,9 @@ pub fn teardown(root: &StateRoot) -> Vec<NetError> {
                     }
                 }
             }
-            match nl.link_index(&n.bridge) {
+            match nl.link_index(&bridge) {
                 Ok(Some(i)) => {
-                    if let Err(e) = nl.delete_link(i, &n.bridge) {
+                    if let Err(e) = nl.delete_link(i, &bridge) {
                         errors.push(e);
                     }
                 }
@@ -630,7 +634,7 @@ pub fn teardown(root: &StateRoot) -> Vec<NetError> {
             }
         }
     }
-    if !networks.is_empty() || root.networks_dir().join(".firewall.json").exists() {
+    if !networks.is_empty() || !damaged.is_empty() || root.networks_dir().join(".firewall.json").exists() {
         if let Err(e) = firewall::remove_all(root) {
             errors.push(e);
         }

@@ -644,27 +644,50 @@ pub(crate) fn write_volatile_json<T: Serialize>(path: &Path, value: &T) -> Resul
     Ok(result?)
 }
 
-/// Every network of the root, by name.
+/// A network whose `network.json` cannot be read (truncated, garbage): `network ls` shows it
+/// with its error, `network rm` and `down` remove it; it costs no other network anything.
+#[derive(Debug, Clone)]
+pub struct DamagedNetwork {
+    pub name: String,
+    /// Why it cannot be read (names the file).
+    pub error: String,
+}
+
+/// Every network of the root, by name. A damaged one is left out: see [`list_damaged`].
 pub fn list(root: &StateRoot) -> Result<Vec<Network>, NetError> {
+    Ok(scan(root)?.0)
+}
+
+/// The networks whose `network.json` cannot be read, by name.
+pub fn list_damaged(root: &StateRoot) -> Result<Vec<DamagedNetwork>, NetError> {
+    Ok(scan(root)?.1)
+}
+
+fn scan(root: &StateRoot) -> Result<(Vec<Network>, Vec<DamagedNetwork>), NetError> {
     let dir = root.networks_dir();
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
         Err(e) => return Err(FsError::io("read", &dir, e).into()),
     };
     let mut out = Vec::new();
+    let mut damaged = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| FsError::io("read", &dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') {
             continue;
         }
-        if let Some(n) = read_json::<Network>(&entry.path().join(NETWORK_FILE))? {
-            out.push(n);
+        match read_json::<Network>(&entry.path().join(NETWORK_FILE)) {
+            Ok(Some(n)) => out.push(n),
+            Ok(None) => {}
+            Err(e @ FsError::Json { .. }) => damaged.push(DamagedNetwork { name, error: e.to_string() }),
+            Err(e) => return Err(e.into()),
         }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
+    damaged.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok((out, damaged))
 }
 
 /// Finds a network by name, full id, or unique id prefix, as Docker does.
@@ -713,6 +736,9 @@ pub(crate) fn prune_stale(root: &StateRoot, nl: &mut Netlink, name: &str) -> Res
 /// Removes a network: refuses while containers use it; deletes its bridge, state and rules.
 pub fn remove(root: &StateRoot, name_or_id: &str) -> Result<Network, NetError> {
     let _root_lock = root.lock("networks")?;
+    if let Err(NetError::Fs(FsError::Json { .. })) = read_network(root, name_or_id) {
+        return remove_damaged(root, name_or_id);
+    }
     let network = find(root, name_or_id)?.ok_or_else(|| NetError::NetworkNotFound(name_or_id.to_string()))?;
     let _lock = lock_network(root, &network.name)?;
     let mut nl = Netlink::open()?;
@@ -745,6 +771,52 @@ pub fn remove(root: &StateRoot, name_or_id: &str) -> Result<Network, NetError> {
     remove_network_dir(root, &network.name)?;
     crate::timing!("network rm: state removed");
     Ok(network)
+}
+
+/// Removes a network whose `network.json` is damaged, from what does not need it: its
+/// endpoints (refused while a live container uses it), its bridge (by the name berth gives it),
+/// its state, and its firewall rules (the table is rewritten from the networks left). Returns
+/// what is known of it (its name). The caller holds the root's network lock.
+fn remove_damaged(root: &StateRoot, name: &str) -> Result<Network, NetError> {
+    let _lock = lock_network(root, name)?;
+    let mut nl = Netlink::open()?;
+    let endpoints_readable = read_endpoints_locked(root, name).is_ok();
+    if endpoints_readable {
+        for id in prune_stale(root, &mut nl, name)? {
+            super::ports::forget_if_unattached(root, &id, name)?;
+        }
+        let eps = read_endpoints_locked(root, name)?;
+        if !eps.endpoints.is_empty() {
+            let names: BTreeSet<&str> = eps.endpoints.values().map(|e| e.container_name.as_str()).collect();
+            return Err(NetError::NetworkInUse { name: name.to_string(), containers: names.into_iter().collect::<Vec<_>>().join(", ") });
+        }
+    }
+    let bridge = bridge_name(root, name);
+    if let Some(i) = nl.link_index(&bridge)? {
+        nl.delete_link(i, &bridge)?;
+    }
+    remove_network_dir(root, name)?;
+    super::firewall::rebuild(root)?;
+    Ok(Network {
+        name: name.to_string(),
+        id: String::new(),
+        created: String::new(),
+        driver: "bridge".into(),
+        bridge,
+        ipv4: None,
+        ipv6: None,
+        internal: false,
+        attachable: false,
+        enable_ipv6: false,
+        mtu: 0,
+        masquerade: false,
+        icc: false,
+        host_binding_ipv4: None,
+        iface_prefix: String::new(),
+        options: BTreeMap::new(),
+        labels: BTreeMap::new(),
+        ipam_options: BTreeMap::new(),
+    })
 }
 
 #[cfg(test)]

@@ -88,6 +88,34 @@ pub struct Proxy {
     conns: Vec<Conn>,
     flows: Vec<Flow>,
     buf: Vec<u8>,
+    internal: Option<InternalSubnets>,
+}
+
+/// The subnets of the root's internal networks as they are now, not as they were when the
+/// container started: a network created later must be refused too. Re-read from the networks'
+/// records when the `networks/` folder changed (one `stat` per client otherwise); a folder
+/// changed less than a second ago is re-read every time, since two changes within the
+/// filesystem's timestamp granularity leave one mtime.
+struct InternalSubnets {
+    root: crate::state::StateRoot,
+    stamp: Option<std::time::SystemTime>,
+    subnets: Vec<super::ipam::Subnet>,
+}
+
+impl InternalSubnets {
+    fn current(&mut self) -> &[super::ipam::Subnet] {
+        let mtime = std::fs::metadata(self.root.networks_dir()).and_then(|m| m.modified()).ok();
+        let recent = mtime.is_none_or(|t| t.elapsed().map(|e| e < Duration::from_secs(1)).unwrap_or(true));
+        if mtime != self.stamp || recent {
+            // An unreadable list keeps the last one known rather than refusing nobody.
+            if let Ok(networks) = super::network::list(&self.root) {
+                self.subnets =
+                    networks.iter().filter(|n| n.internal).flat_map(|n| n.pools().map(|p| p.subnet).collect::<Vec<_>>()).collect();
+                self.stamp = mtime;
+            }
+        }
+        &self.subnets
+    }
 }
 
 fn set_nonblock(fd: RawFd) {
@@ -263,6 +291,24 @@ impl Proxy {
         Proxy { listeners: forwards, ..Proxy::default() }
     }
 
+    /// Also refuses clients from the internal networks of `root` created after the start (each
+    /// forward's `refuse` holds those known then).
+    pub fn watching(mut self, root: &crate::state::StateRoot) -> Proxy {
+        if !self.listeners.is_empty() {
+            self.internal = Some(InternalSubnets { root: root.clone(), stamp: None, subnets: Vec::new() });
+        }
+        self
+    }
+
+    /// Whether a client of listener `i` from `peer` is refused.
+    fn refused(&mut self, i: usize, peer: &SocketAddr) -> bool {
+        if self.listeners[i].refuses(peer) {
+            return true;
+        }
+        let ip = peer.ip().to_canonical();
+        self.internal.as_mut().is_some_and(|n| n.current().iter().any(|s| s.contains(ip)))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.listeners.is_empty()
     }
@@ -341,7 +387,7 @@ impl Proxy {
             }
             // SAFETY: accept4 just made this socket, ours alone.
             let client = unsafe { OwnedFd::from_raw_fd(fd) };
-            if from_sockaddr(&ss, len).is_none_or(|peer| self.listeners[i].refuses(&peer)) {
+            if from_sockaddr(&ss, len).is_none_or(|peer| self.refused(i, &peer)) {
                 reset(&client);
                 continue;
             }
@@ -401,7 +447,9 @@ impl Proxy {
                 return;
             }
             let Some(peer) = from_sockaddr(&ss, len) else { continue };
-            if self.listeners[i].refuses(&peer) {
+            // Only a new flow is checked: one already relayed was checked when it began.
+            let known = self.flows.iter().any(|f| f.listener == i && f.peer == peer && !f.dead);
+            if !known && self.refused(i, &peer) {
                 continue;
             }
             let k = match self.flows.iter().position(|f| f.listener == i && f.peer == peer && !f.dead) {

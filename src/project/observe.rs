@@ -185,6 +185,18 @@ pub fn observe(root: &StateRoot, project: &str) -> Result<Observed, ObserveError
                 anonymous: false,
             });
         }
+        // A network whose record is damaged has lost its labels: it is the project's by the
+        // name compose gives it (`<project>_<key>`), so that `down` removes it.
+        for d in crate::net::network::list_damaged(root)? {
+            if let Some(key) = d.name.strip_prefix(&format!("{project}_")) {
+                o.networks.push(Resource {
+                    project: Some(project.to_string()),
+                    key: Some(key.to_string()),
+                    name: d.name,
+                    anonymous: false,
+                });
+            }
+        }
     }
     if root.volumes_dir().is_dir() {
         for v in volumes::list(root)? {

@@ -42,6 +42,19 @@ impl Extracted {
         }
         Err(bad(format!("the archive links {name:?} in a loop")))
     }
+    /// Reads an image config, refusing one over the cap with the cap's error naming `image`
+    /// (not the generic "larger than" of other archive members).
+    fn read_config(&self, name: &str, image: &str) -> Result<Vec<u8>> {
+        let max = super::store::MAX_CONFIG_BYTES;
+        let p = self.path(name)?;
+        let md = fs::metadata(&p).map_err(|_| bad(format!("the archive has no {name}")))?;
+        if md.len() > max {
+            return Err(ImageError::ConfigTooLarge { image: image.to_string(), what: "its size in bytes", actual: md.len(), limit: max });
+        }
+        let config = self.read(name, max)?;
+        super::store::check_config(&config, image)?;
+        Ok(config)
+    }
     fn read(&self, name: &str, max: u64) -> Result<Vec<u8>> {
         let p = self.path(name)?;
         let md = fs::metadata(&p).map_err(|_| bad(format!("the archive has no {name}")))?;
@@ -188,8 +201,15 @@ fn load_docker(store: &ImageStore, x: &Extracted) -> Result<Vec<Loaded>> {
     let mut out = Vec::new();
     for e in entries {
         let cfg_name = e.get("Config").and_then(|c| c.as_str()).ok_or_else(|| bad("a manifest.json entry has no Config".into()))?;
-        let config = x.read(cfg_name, super::store::MAX_CONFIG_BYTES)?;
-        super::store::check_config(&config, cfg_name)?;
+        // Named in errors by its first tag, as the user knows it.
+        let shown = e
+            .get("RepoTags")
+            .and_then(|t| t.as_array())
+            .and_then(|t| t.first())
+            .and_then(|t| t.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| cfg_name.to_string());
+        let config = x.read_config(cfg_name, &shown)?;
         let diff_ids = diff_ids_of(&config, cfg_name)?;
         let files: Vec<(String, Option<Digest>, Option<String>)> = e
             .get("Layers")
@@ -253,8 +273,16 @@ fn load_oci(store: &ImageStore, x: &Extracted) -> Result<Vec<Loaded>> {
         let manifest: ImageManifest =
             serde_json::from_slice(&body).map_err(|e| ImageError::BadManifest { what: format!("manifest {d}"), source: e })?;
         let cfg_digest = Digest::try_from(manifest.config().digest())?;
-        let config = blob(&cfg_digest, super::store::MAX_CONFIG_BYTES)?;
-        super::store::check_config(&config, &format!("config {cfg_digest}"))?;
+        let shown = name.as_ref().map(|n| n.familiar()).unwrap_or_else(|| format!("config {cfg_digest}"));
+        let config = x.read_config(&format!("blobs/sha256/{}", cfg_digest.hex()), &shown)?;
+        let got = Digest::of(&config);
+        if got != cfg_digest {
+            return Err(ImageError::DigestMismatch {
+                what: format!("blob {cfg_digest} of the archive"),
+                expected: cfg_digest.to_string(),
+                actual: got.to_string(),
+            });
+        }
         let diff_ids = diff_ids_of(&config, &format!("config {cfg_digest}"))?;
         let files: Vec<(String, Option<Digest>, Option<String>)> = manifest
             .layers()

@@ -22,6 +22,8 @@ pub enum ImageError {
 
     #[error("no such image: {0}")]
     NotFound(String),
+    #[error("refusing to prune images (a tagged image would look unused): {why}")]
+    DamagedIndex { why: String },
     #[error("image store is damaged: {what}; remove the image and pull or load it again")]
     Corrupt { what: String },
     #[error(

@@ -215,8 +215,9 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 /// Brings one layer into the store: nothing if present, an unpack if only the blob is here,
-/// else a streamed download (retried from the start on a network failure).
-async fn fetch_layer(client: Arc<Client>, store: ImageStore, r: Reference, job: LayerJob, progress: Progress) -> Result<Layer> {
+/// else a streamed download (retried from the start on a network failure). True with the layer
+/// when it was not already there whole (pulled, or a damaged one repaired).
+async fn fetch_layer(client: Arc<Client>, store: ImageStore, r: Reference, job: LayerJob, progress: Progress) -> Result<(Layer, bool)> {
     let lp = progress.layer(job.blob.short(), job.size);
     let layer = Layer {
         chain_id: job.chain_id.clone(),
@@ -232,14 +233,14 @@ async fn fetch_layer(client: Arc<Client>, store: ImageStore, r: Reference, job: 
     let has_blob = store.has_blob(&job.blob);
     if has_layer && has_blob {
         lp.finish("Already exists");
-        return Ok(layer);
+        return Ok((layer, false));
     }
     if has_blob {
         lp.status("Extracting");
         let (s, l, p) = (store.clone(), layer.clone(), job.parent.clone());
         blocking(move || s.unpack_stored_blob(&l, p.as_ref())).await?;
         lp.finish("Pull complete");
-        return Ok(layer);
+        return Ok((layer, true));
     }
     lp.status("Pulling fs layer");
     let mut attempt = 0;
@@ -284,7 +285,7 @@ async fn fetch_layer(client: Arc<Client>, store: ImageStore, r: Reference, job: 
             (Ok(l), _) => {
                 lp.status("Download complete");
                 lp.finish("Pull complete");
-                return Ok(Layer { size: l.size, ..layer });
+                return Ok((Layer { size: l.size, ..layer }, true));
             }
             (Err(_), Some(e)) if attempt < 3 => {
                 lp.status(&format!("Retrying ({e})"));
@@ -355,13 +356,17 @@ pub async fn pull(store: &ImageStore, r: &Reference, opts: &PullOptions, progres
         set.spawn(async move {
             let _permit = sem.acquire_owned().await.expect("the semaphore is never closed");
             let index = job.index;
-            fetch_layer(client, store, r, job, progress).await.map(|l| (index, l))
+            fetch_layer(client, store, r, job, progress).await.map(|(l, pulled)| (index, l, pulled))
         });
     }
     let mut layers: Vec<Option<Layer>> = vec![None; m.layers().len()];
+    let mut layers_pulled = false;
     while let Some(res) = set.join_next().await {
         match res {
-            Ok(Ok((i, l))) => layers[i] = Some(l),
+            Ok(Ok((i, l, pulled))) => {
+                layers[i] = Some(l);
+                layers_pulled |= pulled;
+            }
             Ok(Err(e)) => {
                 set.abort_all();
                 // Let the workers see the end of their streams and clean up.
@@ -384,7 +389,9 @@ pub async fn pull(store: &ImageStore, r: &Reference, opts: &PullOptions, progres
     let repo_digest = format!("{}@{}", r.name(), resolved.digest);
     let image = store.put_image(&config_bytes, layers, &resolved.body, Some(repo_digest), &names)?;
     progress.line(&format!("Digest: {}", resolved.digest));
-    if before.as_ref() == Some(&image.id) {
+    // As Docker's: "newer" when a layer had to be pulled (a damaged one repaired included) or
+    // the tag moved.
+    if before.as_ref() == Some(&image.id) && !layers_pulled {
         progress.line(&format!("Status: Image is up to date for {what}"));
     } else {
         progress.line(&format!("Status: Downloaded newer image for {what}"));

@@ -562,11 +562,79 @@ impl ImageStore {
         self.dir.join("records").join(format!("{}.json", id.hex()))
     }
 
-    fn repositories(&self) -> Result<BTreeMap<String, Digest>> {
-        Ok(read_json(&self.dir.join("repositories.json"))?.unwrap_or_default())
+    fn repositories_path(&self) -> PathBuf {
+        self.dir.join("repositories.json")
     }
+
+    /// The tags. A damaged index (truncated, garbage) does not block the store: what can be
+    /// salvaged from it is used, the other images show untagged, and
+    /// [`ImageStore::index_damage`] says so. The next write (pull, tag, load, rmi) rebuilds it.
+    fn repositories(&self) -> Result<BTreeMap<String, Digest>> {
+        match read_json(&self.repositories_path()) {
+            Ok(r) => Ok(r.unwrap_or_default()),
+            Err(FsError::Json { .. }) => Ok(self.salvage_repositories()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The complete `"name": "sha256:<hex>"` entries of a damaged index whose image exists.
+    fn salvage_repositories(&self) -> BTreeMap<String, Digest> {
+        let data = fs::read(self.repositories_path()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&data);
+        let mut out = BTreeMap::new();
+        let mut rest: &str = &text;
+        // Each entry is a quoted name, a colon and a quoted digest; anything else is skipped.
+        while let Some(start) = rest.find('"') {
+            rest = &rest[start + 1..];
+            let Some(end) = rest.find('"') else { break };
+            let name = &rest[..end];
+            let after = rest[end + 1..].trim_start();
+            let Some(after) = after.strip_prefix(':') else {
+                rest = &rest[end + 1..];
+                continue;
+            };
+            let after = after.trim_start();
+            if let Some(v) = after.strip_prefix("\"sha256:") {
+                if let Some(hex) = v.get(..64) {
+                    if v[64..].starts_with('"') {
+                        if let (Ok(id), Ok(r)) = (Digest::from_hex(hex), Reference::parse(name)) {
+                            if r.to_string() == name && self.record_path(&id).is_file() {
+                                out.insert(name.to_string(), id);
+                            }
+                        }
+                    }
+                }
+            }
+            rest = &rest[end + 1..];
+        }
+        out
+    }
+
+    /// Why the tag index cannot be read, with what to do, or `None` while it is sound. Image
+    /// commands print it as a warning; `prune` refuses to run while it is set.
+    pub fn index_damage(&self) -> Option<String> {
+        let path = self.repositories_path();
+        match read_json::<BTreeMap<String, Digest>>(&path) {
+            Ok(_) => None,
+            Err(FsError::Json { source, .. }) => Some(format!(
+                "the image tag index {} is damaged ({source}): {} tag(s) could be recovered, other images show as <none>; \
+                 `berth pull`, `berth tag` or `berth load` rebuilds it (the damaged file is kept as {}.damaged)",
+                path.display(),
+                self.salvage_repositories().len(),
+                path.display()
+            )),
+            Err(e) => Some(e.to_string()),
+        }
+    }
+
     fn write_repositories(&self, repos: &BTreeMap<String, Digest>) -> Result<()> {
-        Ok(write_json(&self.dir.join("repositories.json"), repos)?)
+        let path = self.repositories_path();
+        if let Err(FsError::Json { .. }) = read_json::<BTreeMap<String, Digest>>(&path) {
+            // Rebuilding a damaged index: keep the old file for whoever wants to look at it.
+            let kept = self.dir.join("repositories.json.damaged");
+            fs::rename(&path, &kept).map_err(|e| FsError::io("rename", &path, e))?;
+        }
+        Ok(write_json(&path, repos)?)
     }
 
     fn read_record(&self, id: &Digest) -> Result<Option<Record>> {
@@ -935,7 +1003,11 @@ impl ImageStore {
 
     /// Removes dangling images (all unused ones with `all`) that no container uses, then the
     /// layers and blobs nothing references. Returns the deleted ids and the bytes reclaimed.
+    /// Refused while the tag index is damaged: an image whose tag was lost would look dangling.
     pub fn prune(&self, all: bool) -> Result<(Vec<Digest>, u64)> {
+        if let Some(why) = self.index_damage() {
+            return Err(ImageError::DamagedIndex { why });
+        }
         let used = self.containers_by_image()?;
         let mut deleted = Vec::new();
         {

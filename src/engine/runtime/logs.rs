@@ -2,6 +2,11 @@
 //! `{"log":"text\n","stream":"stdout","time":"2026-01-02T03:04:05.123456789Z"}`, rotated by
 //! `max-size`/`max-file` (`<id>-json.log`, `.1`, `.2`, ... oldest last). The supervisor writes;
 //! `logs` reads, with `--tail`, `--since`, `--until` and `-f` (following rotation with notify).
+//!
+//! Each file made by a rotation starts with a marker line, `{"rotation":N}` (N counts the
+//! rotations of this log), which readers skip as they skip any line that is not a record. It lets
+//! a follower that fell more than `max-file` rotations behind know how many files were deleted
+//! before it could read them, and say so (Docker's json-file follower loses them silently).
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -30,13 +35,50 @@ pub struct LogWriter {
     size: u64,
     max_size: Option<u64>,
     max_file: u32,
+    /// The rotations of this log so far (the current file's marker).
+    rotation: u64,
+}
+
+/// The first line of a file made by a rotation.
+#[derive(Serialize, Deserialize)]
+struct Marker {
+    rotation: u64,
+}
+
+/// The rotation number of an open log file: its marker, or 0 (the first file has none). Reads
+/// at offset 0 without moving the file's position.
+pub fn rotation_of_file(f: &File) -> u64 {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; 64];
+    let n = f.read_at(&mut head, 0).unwrap_or(0);
+    let Some(end) = head[..n].iter().position(|b| *b == b'\n') else { return 0 };
+    serde_json::from_slice::<Marker>(&head[..end]).map(|m| m.rotation).unwrap_or(0)
+}
+
+/// The rotation number of the log file at `p`, if it can be opened.
+pub fn rotation_of_path(p: &Path) -> Option<u64> {
+    File::open(p).ok().map(|f| rotation_of_file(&f))
+}
+
+/// What a follower says when `lost` rotated files were deleted before it could read them.
+pub fn lost_message(lost: u64) -> String {
+    format!(
+        "the log rotated faster than it was read: {lost} rotated file(s) were deleted unread and their lines are lost \
+         (raise the logging option max-file or max-size)"
+    )
+}
+
+/// The notice [`read`] gives its sink in place of the lost lines, on stderr.
+fn lost_notice(lost: u64) -> Record {
+    Record { log: format!("berth: {}\n", lost_message(lost)), stream: "stderr".into(), time: now_rfc3339() }
 }
 
 impl LogWriter {
     pub fn open(path: &Path, max_size: Option<u64>, max_file: u32) -> io::Result<LogWriter> {
         let file = OpenOptions::new().create(true).append(true).mode_0640().open(path)?;
         let size = file.metadata()?.len();
-        Ok(LogWriter { path: path.to_path_buf(), file, size, max_size, max_file: max_file.max(1) })
+        let rotation = rotation_of_path(path).unwrap_or(0);
+        Ok(LogWriter { path: path.to_path_buf(), file, size, max_size, max_file: max_file.max(1), rotation })
     }
 
     /// Writes one record (`text` includes its newline when it had one).
@@ -67,6 +109,11 @@ impl LogWriter {
             self.file.set_len(0)?;
         }
         self.size = 0;
+        self.rotation += 1;
+        let mut marker = serde_json::to_vec(&Marker { rotation: self.rotation }).map_err(io::Error::other)?;
+        marker.push(b'\n');
+        self.file.write_all(&marker)?;
+        self.size = marker.len() as u64;
         Ok(())
     }
 }
@@ -193,6 +240,8 @@ pub fn read(
     }
     let mut tail: VecDeque<(Record, DateTime<Utc>)> = VecDeque::new();
     let mut current: Option<(BufReader<File>, u64)> = None;
+    // The rotation number of the file `current` reads.
+    let mut current_rotation = 0u64;
     let all = files(path);
     for (i, f) in all.iter().enumerate() {
         let Ok(file) = File::open(f) else { continue };
@@ -226,6 +275,7 @@ pub fn read(
             }
         }
         if i == all.len() - 1 {
+            current_rotation = rotation_of_file(r.get_ref());
             current = Some((r, ino));
         }
     }
@@ -274,6 +324,17 @@ pub fn read(
                 (None, Some(_)) => Some(0),
                 (None, None) => None,
             };
+            // Our file rotated out of existence: the files between it and the oldest one left
+            // were deleted unread. Say how many, where the lines are missing.
+            if pos.is_none() && old_ino.is_some() {
+                if let Some(oldest) = all.first().and_then(|f| rotation_of_path(f)) {
+                    let lost = oldest.saturating_sub(current_rotation + 1);
+                    if lost > 0 {
+                        let notice = lost_notice(lost);
+                        sink(&notice, &Utc::now())?;
+                    }
+                }
+            }
             if let Some(from) = from {
                 for f in &all[from.min(all.len().saturating_sub(1))..all.len().saturating_sub(1)] {
                     if let Ok(file) = File::open(f) {
@@ -289,6 +350,7 @@ pub fn read(
             }
             if let Ok(f) = File::open(path) {
                 buf.clear();
+                current_rotation = rotation_of_file(&f);
                 current = Some((BufReader::new(f), new_ino.unwrap_or(0)));
                 continue;
             }
@@ -554,6 +616,55 @@ mod tests {
         let got = h.join().unwrap();
         let want: Vec<String> = std::iter::once("first\n".to_string()).chain((0..12).map(|i| format!("n{i}\n"))).collect();
         assert_eq!(got, want);
+    }
+
+    /// A follower that falls more than `max-file` rotations behind cannot read the files deleted
+    /// meanwhile; it must say so rather than skip their lines silently (item 13 of the security
+    /// issue). Here the reader stalls on its first line while the writer rotates ~20 times
+    /// through `max-file: 2`.
+    #[test]
+    fn a_follower_left_behind_by_rotation_says_lines_were_lost() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("c-json.log");
+        let mut w = LogWriter::open(&p, Some(400), 2).unwrap();
+        w.write("stdout", b"first\n").unwrap();
+        let (stalled_tx, stalled_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s2 = stop.clone();
+        let p2 = p.clone();
+        let h = std::thread::spawn(move || {
+            let mut got: Vec<(String, String)> = Vec::new();
+            read(
+                &p2,
+                &ReadOptions { follow: true, ..Default::default() },
+                &|| !s2.load(std::sync::atomic::Ordering::SeqCst),
+                &mut |r, _| {
+                    if got.is_empty() {
+                        let _ = stalled_tx.send(());
+                        let _ = go_rx.recv();
+                    }
+                    got.push((r.stream.clone(), r.log.clone()));
+                    Ok(())
+                },
+            )
+            .unwrap();
+            got
+        });
+        stalled_rx.recv().unwrap();
+        for i in 0..200 {
+            w.write("stdout", format!("n{i}\n").as_bytes()).unwrap();
+        }
+        go_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(600));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let got = h.join().unwrap();
+        let notices: Vec<&(String, String)> = got.iter().filter(|(_, l)| l.contains("rotated faster than it was read")).collect();
+        assert_eq!(notices.len(), 1, "one notice of the lost lines: {got:?}");
+        assert_eq!(notices[0].0, "stderr");
+        let lines = got.iter().filter(|(_, l)| l.starts_with('n')).count();
+        assert!(lines < 200, "lines were indeed lost ({lines} of 200 read)");
+        assert_eq!(got.last().unwrap().1, "n199\n", "the follower goes on to the end");
     }
 
     #[test]

@@ -291,7 +291,7 @@ impl Supervisor {
             close_stdin: false,
             exited: None,
             _reservations: l.reservations,
-            proxy: Proxy::new(l.forwards),
+            proxy: Proxy::new(l.forwards).watching(&self.root),
             attached: l.attached,
         });
         self.killed = false;

@@ -241,9 +241,13 @@ fn settled_status(root: &StateRoot, id: &str) -> Status {
 /// Prints the records every followed log got since the last call, in time order.
 fn drain(followed: &mut [Followed], p: &mut Printer) -> io::Result<()> {
     let mut batch: Vec<(DateTime<Utc>, usize, Record)> = Vec::new();
+    let mut lost = Vec::new();
     for (i, f) in followed.iter_mut().enumerate() {
         for (rec, t) in f.source.poll() {
             batch.push((t, i, rec));
+        }
+        if f.source.lost > 0 {
+            lost.push((f.name.clone(), std::mem::take(&mut f.source.lost)));
         }
     }
     batch.sort_by_key(|b| b.0);
@@ -251,7 +255,12 @@ fn drain(followed: &mut [Followed], p: &mut Printer) -> io::Result<()> {
         let name = followed[i].name.clone();
         p.record(&name, &rec, &t)?;
     }
-    p.flush()
+    p.flush()?;
+    // Said rather than skipped silently (Docker's follower says nothing).
+    for (name, n) in lost {
+        eprintln!("WARNING: {name}: {}", logs::lost_message(n));
+    }
+    Ok(())
 }
 
 /// Reads lines from a file in chunks, keeping an unfinished last line for later.
@@ -306,13 +315,24 @@ struct Source {
     /// Read ahead: the `--tail` window, or the one record `peek` looked at.
     ahead: VecDeque<(Record, DateTime<Utc>)>,
     initial_done: bool,
+    /// Rotated files deleted before they could be read, not yet reported.
+    lost: u64,
 }
 
 impl Source {
     fn open(path: &Path, filter: Filter) -> Source {
         let current = File::open(path).ok().map(LineReader::new);
         let older: VecDeque<PathBuf> = logs::rotated(path).into_iter().map(|(_, p)| p).collect();
-        let mut s = Source { path: path.to_path_buf(), filter, older, reading: None, current, ahead: VecDeque::new(), initial_done: false };
+        let mut s = Source {
+            path: path.to_path_buf(),
+            filter,
+            older,
+            reading: None,
+            current,
+            ahead: VecDeque::new(),
+            initial_done: false,
+            lost: 0,
+        };
         if let Some(n) = s.filter.tail {
             // The last n records: read everything once, keeping a window.
             while let Some(r) = s.next_raw() {
@@ -401,13 +421,23 @@ impl Source {
             // new current file.
             if let Some(ours) = ours {
                 let rot = logs::rotated(&self.path);
-                if let Some(pos) = rot.iter().position(|(_, p)| std::fs::metadata(p).map(|m| m.ino()).ok() == Some(ours)) {
-                    for (_, p) in &rot[pos + 1..] {
-                        if let Ok(f) = File::open(p) {
-                            let mut r = LineReader::new(f);
-                            while let Some(line) = r.next_line() {
-                                push(&line, &mut out, &self.filter);
-                            }
+                let from = match rot.iter().position(|(_, p)| std::fs::metadata(p).map(|m| m.ino()).ok() == Some(ours)) {
+                    Some(pos) => pos + 1,
+                    None => {
+                        // Ours rotated out of existence: every rotated file left is newer, and
+                        // those between ours and the oldest left were deleted unread.
+                        let ours_rotation = self.current.as_ref().map(|r| logs::rotation_of_file(&r.file)).unwrap_or(0);
+                        if let Some(oldest) = rot.first().and_then(|(_, p)| logs::rotation_of_path(p)) {
+                            self.lost += oldest.saturating_sub(ours_rotation + 1);
+                        }
+                        0
+                    }
+                };
+                for (_, p) in &rot[from..] {
+                    if let Ok(f) = File::open(p) {
+                        let mut r = LineReader::new(f);
+                        while let Some(line) = r.next_line() {
+                            push(&line, &mut out, &self.filter);
                         }
                     }
                 }
@@ -523,6 +553,29 @@ mod tests {
             s.push('\n');
         }
         std::fs::write(path, s).unwrap();
+    }
+
+    /// A follower more than `max-file` rotations behind: the rotated file left is still read
+    /// (before, nothing older than the current file was), and the files deleted unread are
+    /// counted for the warning rather than skipped silently.
+    #[test]
+    fn a_source_left_behind_by_rotation_reads_what_is_left_and_counts_what_was_lost() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c-json.log");
+        let mut w = logs::LogWriter::open(&p, Some(400), 2).unwrap();
+        w.write("stdout", b"first\n").unwrap();
+        let mut s = Source::open(&p, Filter::default());
+        assert_eq!(s.next().map(|(r, _)| r.log).as_deref(), Some("first\n"));
+        assert!(s.next().is_none());
+        for i in 0..200 {
+            w.write("stdout", format!("n{i}\n").as_bytes()).unwrap();
+        }
+        let got: Vec<String> = s.poll().into_iter().map(|(r, _)| r.log).collect();
+        let in_rotated = logs::read_all(&d.path().join("c-json.log.1")).unwrap();
+        let first_left = &in_rotated.first().unwrap().log;
+        assert!(got.contains(first_left), "the rotated file left is read: {got:?}");
+        assert_eq!(got.last().map(String::as_str), Some("n199\n"));
+        assert!(s.lost > 0, "the files deleted unread are counted");
     }
 
     #[test]
