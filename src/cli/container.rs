@@ -24,7 +24,7 @@ use crate::state::StateRoot;
 pub enum Commands {
     /// Manage containers (without a compose file)
     #[command(subcommand)]
-    Container(ContainerCmd),
+    Container(Box<ContainerCmd>),
     /// Return low-level information on containers, images, networks or volumes
     Inspect(InspectArgs),
 }
@@ -286,7 +286,7 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
     let root = g.state_root();
     match c {
         Commands::Inspect(a) => inspect(g, &root, &a),
-        Commands::Container(c) => match c {
+        Commands::Container(c) => match *c {
             ContainerCmd::Run(a) => run_container(&root, a),
             ContainerCmd::Create(a) => create(&root, a),
             ContainerCmd::Start(a) => each(&a.containers, |c| Ok(objects::start(&root, c, None)?)),
