@@ -122,6 +122,12 @@ fn seed_workflow_run_ls_inspect_exec_logs_stop_rm_prune() {
     );
     assert_eq!(t.ok(["container", "inspect", "-f", "{{.State.Status}}", name]), "created\n");
 
+    // pause and unpause, as docker ps shows them.
+    assert_eq!(t.ok(["container", "pause", "objects-web"]), "objects-web\n");
+    assert!(t.ok(["container", "ls", "--format", "{{.Status}}"]).ends_with("(Paused)\n"));
+    assert_eq!(t.ok(["container", "unpause", "objects-web"]), "objects-web\n");
+    assert_eq!(t.ok(["container", "inspect", "-f", "{{.State.Status}}", "objects-web"]), "running\n");
+
     // stop, wait, restart, kill, rm, prune.
     assert_eq!(t.ok(["container", "stop", "-t", "1", "objects-web"]), "objects-web\n");
     assert_eq!(t.ok(["container", "inspect", "-f", "{{.State.Status}}", "objects-web"]), "exited\n");

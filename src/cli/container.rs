@@ -43,6 +43,10 @@ pub enum ContainerCmd {
     Restart(StopArgs),
     /// Kill one or more running containers
     Kill(KillArgs),
+    /// Pause all processes within one or more containers
+    Pause(NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(NamesArgs),
     /// Remove one or more containers
     Rm(RmArgs),
     /// List containers
@@ -303,6 +307,8 @@ pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
                     .ok_or_else(|| anyhow::anyhow!("invalid signal: {}: use a name (KILL, TERM, HUP...) or a number", a.signal))?;
                 each(&a.containers, |c| Ok(objects::kill(&root, c, sig)?))
             }
+            ContainerCmd::Pause(a) => each(&a.containers, |c| Ok(objects::pause(&root, c)?)),
+            ContainerCmd::Unpause(a) => each(&a.containers, |c| Ok(objects::unpause(&root, c)?)),
             ContainerCmd::Rm(a) => each(&a.containers, |c| Ok(objects::remove(&root, c, a.force, a.volumes)?)),
             ContainerCmd::Ls(a) => ls(&root, &a),
             ContainerCmd::Inspect(mut a) => {

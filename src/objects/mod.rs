@@ -492,4 +492,4 @@ pub fn ports(root: &StateRoot, key: &str) -> Result<Vec<(u16, String, String, u1
 }
 
 /// Re-exported so that front ends name one module for container operations.
-pub use runtime::ops::{ExecOptions, exec, init_pid, inspect, kill, logs, remove, start, stop, top, wait};
+pub use runtime::ops::{ExecOptions, exec, init_pid, inspect, kill, logs, pause, remove, start, stop, top, unpause, wait};
