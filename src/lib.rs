@@ -18,6 +18,7 @@ pub mod cli;
 pub mod engine;
 pub mod labels;
 pub mod net;
+pub mod objects;
 pub mod project;
 pub mod state;
 pub mod system;

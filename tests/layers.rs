@@ -1,7 +1,7 @@
 //! The crate's layering, checked on its source so that it stays one you could split into crates:
 //!
 //! ```text
-//!   util, labels  <-  state  <-  engine, net  <-  project, system  <-  bridge  <-  cli (and later api)
+//!   util, labels  <-  state  <-  engine, net  <-  project, objects, system  <-  bridge  <-  cli (and later api)
 //! ```
 //!
 //! with `net` <- `engine::runtime` (and the supervisor and the builder's RUN steps, which run
@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 /// The top-level modules, bottom first.
-const MODULES: &[&str] = &["util", "labels", "state", "engine", "net", "project", "system", "bridge", "cli"];
+const MODULES: &[&str] = &["util", "labels", "state", "engine", "net", "project", "objects", "system", "bridge", "cli"];
 
 /// Allowed imports between different top-level modules: (importer, imported, why). A rule
 /// covers every module below the paths it names (`engine::runtime` covers
@@ -35,6 +35,11 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ("project", "labels", ""),
     ("project", "engine", "the orchestration drives the engine"),
     ("project", "net", "the orchestration creates networks"),
+    ("objects", "util", ""),
+    ("objects", "state", ""),
+    ("objects", "labels", ""),
+    ("objects", "engine", "standalone containers are engine operations on a spec built from docker's flags"),
+    ("objects", "net", "a standalone container's network is made on first use (docker's default bridge)"),
     ("system", "util", ""),
     ("system", "state", ""),
     ("system", "engine", "teardown stops the root's containers"),
@@ -51,6 +56,7 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ("cli", "net", ""),
     ("cli", "project", ""),
     ("cli", "system", ""),
+    ("cli", "objects", ""),
 ];
 
 /// Imports refused inside one top-level module: (importer, imported, why).

@@ -10,6 +10,7 @@ pub mod bridge;
 pub mod build;
 pub mod compose;
 pub mod config;
+pub mod container;
 pub mod image;
 pub mod internal;
 pub mod network;
@@ -126,6 +127,8 @@ pub enum Command {
     #[command(flatten)]
     Compose(compose::Commands),
     #[command(flatten)]
+    Container(container::Commands),
+    #[command(flatten)]
     Volume(volume::Commands),
     #[command(flatten)]
     Network(network::Commands),
@@ -195,6 +198,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Image(c) => image::run(&g, c),
         Command::Build(c) => build::run(&g, c),
         Command::Compose(c) => compose::run(&g, c),
+        Command::Container(c) => container::run(&g, c),
         Command::Volume(c) => volume::run(&g, c),
         Command::Network(c) => network::run(&g, c),
         Command::Bridge(c) => bridge::run(&g, c),

@@ -1046,8 +1046,14 @@ pub fn run(root: &StateRoot, mut cfg: ContainerConfig, opts: RunOptions) -> Resu
     if opts.rm {
         cfg.auto_remove = true;
     }
-    let tty = cfg.tty;
     let cfg = create(root, cfg)?;
+    run_created(root, cfg, opts)
+}
+
+/// The second half of [`run`], for a container its caller created (with `open_stdin` and
+/// `auto_remove` already as `opts` asks): start it, attached unless `opts.detach`.
+pub fn run_created(root: &StateRoot, cfg: ContainerConfig, opts: RunOptions) -> Result<(String, Option<i32>)> {
+    let tty = cfg.tty;
     if opts.detach {
         if let Err(e) = start(root, &cfg.id, None) {
             if opts.rm {
