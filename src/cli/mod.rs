@@ -16,6 +16,7 @@ pub mod network;
 pub mod progress;
 pub mod render;
 pub mod report;
+pub mod system;
 pub mod volume;
 
 use crate::project::LoadOptions;
@@ -131,6 +132,8 @@ pub enum Command {
     #[command(flatten)]
     Bridge(bridge::Commands),
     #[command(flatten)]
+    System(system::Commands),
+    #[command(flatten)]
     Internal(internal::Commands),
     /// Show the berth version information
     Version {
@@ -179,6 +182,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Volume(c) => volume::run(&g, c),
         Command::Network(c) => network::run(&g, c),
         Command::Bridge(c) => bridge::run(&g, c),
+        Command::System(c) => system::run(&g, c),
         Command::Internal(c) => internal::run(&g, c),
         Command::Version { short, format } => {
             let v = env!("CARGO_PKG_VERSION");

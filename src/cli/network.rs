@@ -218,7 +218,7 @@ fn create(root: &crate::state::StateRoot, a: CreateArgs) -> anyhow::Result<i32> 
 /// `docker network inspect` output, field for field and in docker's order.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct InspectOut {
+pub(crate) struct InspectOut {
     name: String,
     id: String,
     created: String,
@@ -271,7 +271,7 @@ struct ContainerOut {
 }
 
 /// The JSON `docker network inspect` prints for one network.
-fn inspect_out(info: &NetworkInfo) -> InspectOut {
+pub(crate) fn inspect_out(info: &NetworkInfo) -> InspectOut {
     let n = &info.network;
     let prefix4 = n.ipv4.as_ref().map(|p| p.subnet.prefix()).unwrap_or(0);
     let prefix6 = n.ipv6.as_ref().map(|p| p.subnet.prefix()).unwrap_or(0);

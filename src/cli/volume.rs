@@ -112,7 +112,7 @@ pub(crate) fn render_list(format: &str, volumes: &[Volume]) -> anyhow::Result<St
     Ok(render::format::list(&format, LS_HEADERS, &rows)?)
 }
 
-fn inspect_json(v: &Volume) -> Value {
+pub(crate) fn inspect_json(v: &Volume) -> Value {
     json!({
         "CreatedAt": v.created_at,
         "Driver": v.driver,
