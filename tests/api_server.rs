@@ -89,7 +89,7 @@ fn docker_cli_lists_inspects_logs_stops_and_removes_through_the_socket() {
     }
     let s = Stack::in_root(TestRoot::with_prefix("berth-api-"), "apiweb", YAML);
     s.ok(["up", "-d"]);
-    let server = Server::start(&s.t);
+    let mut server = Server::start(&s.t);
     let cfg = s.t.scratch().join("docker-config");
     std::fs::create_dir_all(&cfg).unwrap();
     let d = |args: &[&str]| server.ok(&cfg, args);
@@ -140,6 +140,33 @@ fn docker_cli_lists_inspects_logs_stops_and_removes_through_the_socket() {
     assert!(!swarm.status.success());
     assert!(String::from_utf8_lossy(&swarm.stderr).contains("berth does not implement POST /swarm/init"), "{swarm:?}");
 
+    // Raw HTTP: HEAD /_ping, unknown paths, versions out of range.
+    let ping = http(&server.socket, "HEAD /_ping");
+    assert!(ping.starts_with("HTTP/1.1 200 OK\r\n") && ping.to_lowercase().contains("api-version: 1.47\r\n"), "{ping}");
+    let v41 = http(&server.socket, "GET /v1.41/containers/json?all=1");
+    assert!(v41.starts_with("HTTP/1.1 200 OK\r\n") && v41.contains(&id), "{v41}");
+    let nothing = http(&server.socket, "GET /v1.47/nothing");
+    assert!(nothing.starts_with("HTTP/1.1 404 ") && nothing.ends_with("{\"message\":\"page not found\"}\n"), "{nothing}");
+    let new = http(&server.socket, "GET /v1.99/version");
+    assert!(new.starts_with("HTTP/1.1 400 ") && new.contains("Maximum supported API version is 1.47"), "{new}");
+    let filt = http(&server.socket, "GET /containers/json?filters=%7Bbad");
+    assert!(filt.starts_with("HTTP/1.1 400 ") && filt.contains("invalid filters"), "{filt}");
+
+    // Actions: restart, kill (137 for `wait`), start.
+    assert_eq!(d(&["restart", "-t", "1", "apiweb-web-1"]).trim(), "apiweb-web-1");
+    assert_eq!(s.status("apiweb-web-1"), "running");
+    assert_eq!(d(&["kill", "apiweb-web-1"]).trim(), "apiweb-web-1");
+    assert_eq!(d(&["wait", "apiweb-web-1"]).trim(), "137");
+    assert_eq!(d(&["start", "apiweb-web-1"]).trim(), "apiweb-web-1");
+    assert_eq!(s.status("apiweb-web-1"), "running");
+
+    // Killing the server (-9) stops no container; the next one replaces the dead socket.
+    drop(server);
+    assert_eq!(s.status("apiweb-web-1"), "running");
+    server = Server::start(&s.t);
+    let d = |args: &[&str]| server.ok(&cfg, args);
+    assert_eq!(d(&["ps", "--format", "{{.Names}}"]).trim(), "apiweb-web-1");
+
     // Removing a running container is a conflict; stop, then rm.
     let rm = server.docker(&cfg, &["rm", "apiweb-web-1"]);
     assert!(!rm.status.success(), "rm of a running container succeeded");
@@ -150,6 +177,17 @@ fn docker_cli_lists_inspects_logs_stops_and_removes_through_the_socket() {
     assert_eq!(d(&["ps", "-aq"]).trim(), "");
     assert!(s.containers().is_empty());
     s.ok(["down", "-v"]);
+}
+
+/// One HTTP/1.1 request on the socket ("METHOD PATH"), the whole response as text.
+fn http(socket: &Path, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::os::unix::net::UnixStream::connect(socket).expect("connect to the API socket");
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(c, "{request} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    out
 }
 
 #[test]
