@@ -211,3 +211,35 @@ fn idle_server_exits_and_removes_its_socket() {
     assert!(status.success(), "{status}");
     assert!(!socket.exists(), "the socket was left behind");
 }
+
+/// Socket activation: `systemd-socket-activate` binds the socket and passes it as fd 3 with
+/// `LISTEN_PID`/`LISTEN_FDS`, as `contrib/systemd/berth.socket` does; berth serves on it.
+#[test]
+fn serves_a_socket_passed_by_systemd() {
+    common::require_root!();
+    let Ok(activate) = which("systemd-socket-activate") else {
+        common::skip!("no systemd-socket-activate (package systemd)");
+    };
+    let t = TestRoot::with_prefix("berth-api-");
+    let socket = t.scratch().join("activated.sock");
+    let mut c = t.cmd(["system", "service", "--socket", socket.to_str().unwrap(), "--timeout", "0"]);
+    // The same command, run by systemd-socket-activate (which execs it with the socket as fd 3).
+    let argv: Vec<std::ffi::OsString> =
+        std::iter::once(c.get_program().to_os_string()).chain(c.get_args().map(|a| a.to_os_string())).collect();
+    c = Command::new(activate);
+    c.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).arg("-l").arg(&socket).args(&argv).stderr(Stdio::null());
+    let server = Server { child: c.spawn().unwrap(), socket: socket.clone() };
+    let t0 = Instant::now();
+    while !socket.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "systemd-socket-activate never made {}", socket.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let cfg = t.scratch().join("docker-config");
+    std::fs::create_dir_all(&cfg).unwrap();
+    assert_eq!(server.ok(&cfg, &["version", "--format", "{{.Server.APIVersion}}"]).trim(), "1.47");
+    assert_eq!(server.ok(&cfg, &["ps", "-aq"]).trim(), "");
+}
+
+fn which(name: &str) -> Result<PathBuf, ()> {
+    std::env::var_os("PATH").iter().flat_map(std::env::split_paths).map(|d| d.join(name)).find(|p| p.is_file()).ok_or(())
+}

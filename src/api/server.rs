@@ -45,12 +45,22 @@ pub enum ServeError {
 
 /// Serves the Engine API on `opts.socket` until the idle timeout passes with no connection open.
 /// The socket file is removed on the way out.
+///
+/// Under systemd socket activation (`LISTEN_PID`/`LISTEN_FDS`, see contrib/systemd/) it serves the
+/// socket it was given instead, and leaves that socket's file, mode and owner to systemd.
 pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
+    // Before any thread starts: taking the socket clears the activation variables.
+    let activated = crate::util::sys::take_listen_socket();
     let path = opts.socket.clone();
-    prepare_path(&path)?;
+    if activated.is_none() {
+        prepare_path(&path)?;
+    }
+    let own_file = activated.is_none();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(ServeError::Runtime)?;
-    let result = rt.block_on(run(opts));
-    let _ = std::fs::remove_file(&path);
+    let result = rt.block_on(run(opts, activated));
+    if own_file {
+        let _ = std::fs::remove_file(&path);
+    }
     result
 }
 
@@ -85,14 +95,24 @@ fn docker_gid() -> Option<u32> {
     })
 }
 
-async fn run(opts: ServeOptions) -> Result<(), ServeError> {
+async fn run(opts: ServeOptions, activated: Option<std::os::unix::net::UnixListener>) -> Result<(), ServeError> {
     let path = opts.socket.clone();
-    let listener = UnixListener::bind(&path).map_err(|source| ServeError::Listen { path: path.clone(), source })?;
-    let perm = |source| ServeError::Permissions { path: path.clone(), source };
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660)).map_err(perm)?;
-    if let Some(gid) = docker_gid() {
-        std::os::unix::fs::chown(&path, Some(0), Some(gid)).map_err(perm)?;
-    }
+    let listen = |source| ServeError::Listen { path: path.clone(), source };
+    let listener = match activated {
+        Some(l) => {
+            l.set_nonblocking(true).map_err(listen)?;
+            UnixListener::from_std(l).map_err(listen)?
+        }
+        None => {
+            let l = UnixListener::bind(&path).map_err(listen)?;
+            let perm = |source| ServeError::Permissions { path: path.clone(), source };
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660)).map_err(perm)?;
+            if let Some(gid) = docker_gid() {
+                std::os::unix::fs::chown(&path, Some(0), Some(gid)).map_err(perm)?;
+            }
+            l
+        }
+    };
     let root = Arc::new(opts.root);
     // The number of open connections; the idle clock runs only while it is zero.
     let (open, _) = tokio::sync::watch::channel(0usize);
