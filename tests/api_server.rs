@@ -167,10 +167,26 @@ fn docker_cli_lists_inspects_logs_stops_and_removes_through_the_socket() {
     let d = |args: &[&str]| server.ok(&cfg, args);
     assert_eq!(d(&["ps", "--format", "{{.Names}}"]).trim(), "apiweb-web-1");
 
+    // `logs -f` streams until the container stops.
+    let follow = Command::new("docker")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DOCKER_HOST", format!("unix://{}", server.socket.display()))
+        .env("DOCKER_CONFIG", &cfg)
+        .args(["logs", "-f", "--tail", "2", "apiweb-web-1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
     // Removing a running container is a conflict; stop, then rm.
     let rm = server.docker(&cfg, &["rm", "apiweb-web-1"]);
     assert!(!rm.status.success(), "rm of a running container succeeded");
     assert_eq!(d(&["stop", "-t", "1", "apiweb-web-1"]).trim(), "apiweb-web-1");
+    let followed = follow.wait_with_output().unwrap();
+    assert!(followed.status.success(), "{followed:?}");
+    assert!(String::from_utf8_lossy(&followed.stdout).ends_with("hello-api\n"), "{followed:?}");
     assert_eq!(d(&["ps", "-a", "--format", "{{.Names}} {{.State}}"]).trim(), "apiweb-web-1 exited");
     assert_eq!(s.status("apiweb-web-1"), "exited");
     assert_eq!(d(&["rm", "apiweb-web-1"]).trim(), "apiweb-web-1");

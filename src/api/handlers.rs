@@ -73,7 +73,12 @@ fn no_content() -> Response<Body> {
 
 /// Serves one request; never fails (errors are responses).
 pub(crate) async fn handle(root: Arc<StateRoot>, req: Request<Incoming>) -> Response<Body> {
-    let mut resp = match route(root, req).await {
+    let (parts, body) = req.into_parts();
+    // No endpoint of this slice reads a body, but one is read to its end before answering (up to
+    // a limit): a client still writing it when the answer comes and the connection closes gets
+    // EPIPE instead of the answer (`docker swarm init`'s 501).
+    let _ = http_body_util::Limited::new(body, 16 << 20).collect().await;
+    let mut resp = match route(root, parts).await {
         Ok(r) => r,
         Err(e) => error_response(e),
     };
@@ -85,10 +90,10 @@ pub(crate) async fn handle(root: Arc<StateRoot>, req: Request<Incoming>) -> Resp
     resp
 }
 
-async fn route(root: Arc<StateRoot>, req: Request<Incoming>) -> Result<Response<Body>> {
-    let method = req.method().as_str().to_string();
-    let uri_path = req.uri().path().to_string();
-    let query = Query::parse(req.uri().query().unwrap_or(""));
+async fn route(root: Arc<StateRoot>, req: hyper::http::request::Parts) -> Result<Response<Body>> {
+    let method = req.method.as_str().to_string();
+    let uri_path = req.uri.path().to_string();
+    let query = Query::parse(req.uri.query().unwrap_or(""));
     let v = routes::split_version(&uri_path);
     if let Some(ver) = v.version {
         routes::check_version(ver).map_err(ApiError::bad)?;
@@ -108,8 +113,6 @@ async fn route(root: Arc<StateRoot>, req: Request<Incoming>) -> Result<Response<
     if handler == Handler::ContainerLogs {
         return logs(root, p, query).await;
     }
-    // The request body is not read by any endpoint of this slice; drop it.
-    drop(req);
     let resp = tokio::task::spawn_blocking(move || blocking(&root, handler, &p, &query)).await.map_err(ApiError::internal)??;
     Ok(if head { resp.map(|_| full(Bytes::new())) } else { resp })
 }
