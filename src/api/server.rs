@@ -1,6 +1,7 @@
 //! The listener: hyper 1 over HTTP/1.1 on a Unix socket, no TCP. The socket is mode 0660, owned by
 //! root and the `docker` group when that group exists, as dockerd's is: a request on it is as
-//! privileged as the user running berth. Each connection is served on the tokio runtime; each
+//! privileged as the user running berth. Connections are served on one thread (a current-thread
+//! tokio runtime: the server is small and mostly idle); each
 //! request's library call runs on a blocking thread (the engine's calls are synchronous).
 
 use std::os::unix::fs::PermissionsExt;
@@ -56,7 +57,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         prepare_path(&path)?;
     }
     let own_file = activated.is_none();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(ServeError::Runtime)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(ServeError::Runtime)?;
     let result = rt.block_on(run(opts, activated));
     if own_file {
         let _ = std::fs::remove_file(&path);
