@@ -20,6 +20,7 @@ use crate::state::StateRoot;
 pub(crate) type Body = BoxBody<Bytes, Infallible>;
 
 /// An error as Docker words it.
+#[derive(Debug)]
 struct ApiError {
     code: StatusCode,
     message: String,
@@ -604,4 +605,57 @@ async fn logs(root: Arc<StateRoot>, key: String, q: Query) -> Result<Response<Bo
     let ct = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
     r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(ct));
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn web() -> (ContainerConfig, ContainerState) {
+        let c = ContainerConfig {
+            id: "abc123".into(),
+            name: "apiweb-web-1".into(),
+            labels: [("com.docker.compose.project".to_string(), "apiweb".to_string())].into(),
+            ..Default::default()
+        };
+        let st = ContainerState { status: runtime::Status::Running, ..Default::default() };
+        (c, st)
+    }
+
+    fn matches(filters: &str) -> Result<bool> {
+        let (c, st) = web();
+        let q = Query::parse(&format!("filters={}", url::form_urlencoded::byte_serialize(filters.as_bytes()).collect::<String>()));
+        container_matches(&c, &st, &parse_filters(&q)?)
+    }
+
+    #[test]
+    fn container_filters_as_docker_sends_them() {
+        assert!(matches(r#"{"label":{"com.docker.compose.project=apiweb":true}}"#).unwrap());
+        assert!(matches(r#"{"label":["com.docker.compose.project"]}"#).unwrap());
+        assert!(!matches(r#"{"label":{"com.docker.compose.project=other":true}}"#).unwrap());
+        assert!(matches(r#"{"name":{"^/apiweb-web":true}}"#).unwrap());
+        assert!(matches(r#"{"status":{"exited":true,"running":true}}"#).unwrap());
+        assert!(!matches(r#"{"status":{"exited":true}}"#).unwrap());
+        assert!(matches(r#"{"id":{"abc":true}}"#).unwrap());
+        assert_eq!(matches(r#"{"status":{"sleeping":true}}"#).err().unwrap().code, StatusCode::BAD_REQUEST);
+        assert_eq!(matches(r#"{"ancestor":{"busybox":true}}"#).err().unwrap().code, StatusCode::BAD_REQUEST);
+        assert_eq!(matches("{bad").err().unwrap().code, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn boolean_and_timeout_parameters() {
+        let q = Query::parse("all=1&force=true&v=0&link=False&x=maybe&t=-1");
+        assert!(q.flag("all").unwrap() && q.flag("force").unwrap());
+        assert!(!q.flag("v").unwrap() && !q.flag("link").unwrap() && !q.flag("absent").unwrap());
+        assert!(q.flag("x").is_err());
+        assert!(q.timeout().unwrap().unwrap() > std::time::Duration::from_secs(1 << 40));
+        assert_eq!(Query::parse("t=3").timeout().unwrap(), Some(std::time::Duration::from_secs(3)));
+        assert!(Query::parse("t=soon").timeout().is_err());
+    }
+
+    #[test]
+    fn runtime_errors_get_dockers_codes() {
+        assert_eq!(ApiError::from(RuntimeError::NoSuchContainer("x".into())).code, StatusCode::NOT_FOUND);
+        assert_eq!(ApiError::from(RuntimeError::RemoveRunning("x".into())).code, StatusCode::CONFLICT);
+    }
 }
