@@ -27,7 +27,7 @@ BUILD_PKGS=(gcc pkg-config libseccomp-dev)
 RUN_PKGS=(nftables busybox-static ca-certificates)
 # What the tests add: a real registry on loopback, htpasswd for its basic auth, openssl for the
 # test token server's signing key, Python for the Kubernetes schema check of `bridge convert`.
-TEST_PKGS=(docker-registry apache2-utils openssl iproute2 python3 python3-venv)
+TEST_PKGS=(docker-registry docker.io apache2-utils openssl iproute2 python3 python3-venv)
 
 # The Python tools tests/bridge_convert.rs uses, from PyPI, in a venv under the target folder:
 # kubernetes-validate (the Kubernetes OpenAPI schemas, offline) and helm-python-sdk (Helm's own

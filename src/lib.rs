@@ -6,6 +6,8 @@
 //! - [`net`]: bridges, veths, IPAM, firewall, published ports, DNS;
 //! - [`bridge`]: `bridge convert`, the project as Kubernetes manifests or a Helm chart;
 //! - [`cli`]: thin clap commands; errors become a readable report only there;
+//! - [`api`]: the Docker Engine API on a Unix socket (`berth system service`), a front end beside
+//!   `cli`;
 //! - [`util`]: below everything: atomic files, locks, and [`util::sys`], the one module of raw
 //!   system calls.
 //!
@@ -13,6 +15,7 @@
 
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod api;
 pub mod bridge;
 pub mod cli;
 pub mod engine;

@@ -2,7 +2,9 @@
 //! containers, unused networks, dangling images (all unused ones with `-a`) and with
 //! `--volumes` unused anonymous volumes; damaged records (a container or network whose file
 //! cannot be read) are found and removed too. The work is [`crate::system::prune`].
-use clap::Subcommand;
+//! `system service` serves the Docker Engine API (see `src/api` and docs/api.md).
+
+use clap::{Args, Subcommand};
 
 use super::GlobalOpts;
 
@@ -27,11 +29,32 @@ pub enum SystemCmd {
         #[arg(long)]
         volumes: bool,
     },
+    /// Serve the Docker Engine API on a Unix socket (export DOCKER_HOST=unix://PATH)
+    Service(ServiceArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServiceArgs {
+    /// The Unix socket to listen on (made mode 0660, group docker if it exists)
+    #[arg(long, value_name = "PATH", default_value = crate::api::DEFAULT_SOCKET)]
+    pub socket: std::path::PathBuf,
+    /// Seconds without a connection after which the server exits (0: never), as podman's
+    #[arg(short = 't', long, visible_alias = "time", value_name = "SECONDS", default_value_t = 5)]
+    pub timeout: u64,
 }
 
 pub fn run(g: &GlobalOpts, c: Commands) -> anyhow::Result<i32> {
     match c {
         Commands::System(SystemCmd::Prune { all, force, volumes }) => prune(g, all, force, volumes),
+        Commands::System(SystemCmd::Service(a)) => {
+            let opts = crate::api::ServeOptions {
+                root: g.state_root(),
+                socket: a.socket,
+                idle_timeout: (a.timeout > 0).then(|| std::time::Duration::from_secs(a.timeout)),
+            };
+            crate::api::serve(opts)?;
+            Ok(0)
+        }
     }
 }
 

@@ -243,6 +243,49 @@ pub fn memfd(name: &std::ffi::CStr) -> io::Result<OwnedFd> {
     owned(fd as libc::c_long)
 }
 
+/// The listening Unix socket systemd passed (socket activation: `LISTEN_PID` is this process and
+/// `LISTEN_FDS` at least 1; the first socket is fd 3), taken once: the variables are removed so
+/// that no child inherits the claim. `None` when not activated or fd 3 is no Unix stream socket.
+pub fn take_listen_socket() -> Option<std::os::unix::net::UnixListener> {
+    use std::os::fd::FromRawFd;
+    const SD_LISTEN_FDS_START: i32 = 3;
+    let pid_ok = std::env::var("LISTEN_PID").ok()?.parse::<u32>().ok()? == std::process::id();
+    let n: i32 = std::env::var("LISTEN_FDS").ok()?.parse().ok()?;
+    // SAFETY: called before the API server starts any thread (it runs on the main thread before
+    // the tokio runtime is built), so no other thread reads the environment concurrently.
+    unsafe {
+        std::env::remove_var("LISTEN_PID");
+        std::env::remove_var("LISTEN_FDS");
+        std::env::remove_var("LISTEN_FDNAMES");
+    }
+    if !pid_ok || n < 1 {
+        return None;
+    }
+    // Check what fd 3 is before owning it: a Unix stream socket that listens.
+    let fd3 = borrow_open_fd(SD_LISTEN_FDS_START)?;
+    let is_unix = nix::sys::socket::getsockname::<nix::sys::socket::UnixAddr>(SD_LISTEN_FDS_START).is_ok();
+    let listening = matches!(nix::sys::socket::getsockopt(&fd3, nix::sys::socket::sockopt::AcceptConn), Ok(true));
+    if !is_unix || !listening {
+        return None;
+    }
+    // SAFETY: fd 3 is open (checked above), systemd handed it to this process, and nothing else in
+    // berth claims it: the environment that named it is gone, so this runs at most once.
+    Some(unsafe { std::os::unix::net::UnixListener::from_raw_fd(SD_LISTEN_FDS_START) })
+}
+
+/// `fd` borrowed, if it is open.
+fn borrow_open_fd(fd: i32) -> Option<std::os::fd::BorrowedFd<'static>> {
+    nix::fcntl::fcntl(
+        // SAFETY: a borrow used only for this fcntl; F_GETFD on a closed fd fails with EBADF.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+        nix::fcntl::FcntlArg::F_GETFD,
+    )
+    .ok()?;
+    // SAFETY: fd is open (F_GETFD succeeded) and stays open for the process's life: it is
+    // systemd's listening socket, which berth never closes before taking ownership of it.
+    Some(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
