@@ -31,6 +31,20 @@ pub fn free_port(ip: &str) -> u16 {
     TcpListener::bind((ip, 0)).expect("bind a free port").local_addr().unwrap().port()
 }
 
+/// Whether an HTTP server answers `GET /v2/` on 127.0.0.1:`port` (any status).
+fn answers_http(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    if s.local_addr().ok() == s.peer_addr().ok() {
+        return false;
+    }
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut first = String::new();
+    BufReader::new(s).read_line(&mut first).is_ok() && first.starts_with("HTTP/")
+}
+
 pub enum Auth {
     None,
     Htpasswd { user: String, password: String },
@@ -82,9 +96,14 @@ impl Registry {
             .stderr(log)
             .spawn()
             .expect("start docker-registry (apt-get install docker-registry)");
-        let reg = Registry { port, child, dir, token };
+        let mut reg = Registry { port, child, dir, token };
+        // Ready when it answers HTTP: a bare connect can succeed before it listens (a TCP
+        // self-connect when the probe's ephemeral port is this one) or reach another listener.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !answers_http(port) {
+            if let Ok(Some(st)) = reg.child.try_wait() {
+                panic!("docker-registry exited ({st}): {}", reg.log());
+            }
             assert!(Instant::now() < deadline, "docker-registry did not start: {}", reg.log());
             std::thread::sleep(Duration::from_millis(50));
         }
