@@ -545,9 +545,17 @@ pub fn detach(root: &StateRoot, container_id: &str) -> Result<(), NetError> {
 /// Gives back everything [`attach`] took for a container being removed: what [`detach`] undoes,
 /// and its held addresses, which become free for others. Idempotent.
 pub fn release(root: &StateRoot, container_id: &str) -> Result<(), NetError> {
-    for n in network::list(root)? {
-        let _lock = network::lock_network(root, &n.name)?;
-        let mut eps = network::read_endpoints_locked(root, &n.name)?;
+    // A network whose record is damaged still has its endpoints file: the container leaves it
+    // too, so that removing that network (`down`, `network rm`) does not find it in use.
+    let damaged: Vec<String> = network::list_damaged(root)?.into_iter().map(|d| d.name).collect();
+    let names = network::list(root)?.into_iter().map(|n| (n.name, false)).chain(damaged.into_iter().map(|n| (n, true)));
+    for (name, damaged) in names {
+        let _lock = network::lock_network(root, &name)?;
+        let mut eps = match network::read_endpoints_locked(root, &name) {
+            Ok(eps) => eps,
+            Err(_) if damaged => continue,
+            Err(e) => return Err(e),
+        };
         let live = eps.endpoints.remove(container_id);
         let held = eps.held.remove(container_id);
         if live.is_none() && held.is_none() {
@@ -556,7 +564,7 @@ pub fn release(root: &StateRoot, container_id: &str) -> Result<(), NetError> {
         for ep in live.into_iter().chain(held) {
             released(&mut eps, &ep);
         }
-        network::write_endpoints(root, &n.name, &eps)?;
+        network::write_endpoints(root, &name, &eps)?;
     }
     ports::unpublish(root, container_id)
 }
