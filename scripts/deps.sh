@@ -14,10 +14,16 @@ berth_deps() {
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
+  if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+    . "$HOME/.cargo/env"
+  fi
   if ! command -v cargo >/dev/null 2>&1; then
-    echo "berth needs Rust 1.85 or newer, and cargo is not on PATH." >&2
-    echo "Install it with rustup (see README.md, step 1), then run this script again." >&2
-    exit 1
+    # Debian's own rustc is older than the 1.85 berth needs: rustup's minimal profile instead.
+    echo "==> rustup (a Rust toolchain: cargo is not on PATH)"
+    dpkg-query -W -f='${Status}' curl 2>/dev/null | grep -q 'install ok installed' ||
+      { apt-get update -qq && apt-get install -y -qq --no-install-recommends curl >/dev/null; }
+    curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >/dev/null
+    . "$HOME/.cargo/env"
   fi
 }
 
