@@ -621,11 +621,7 @@ fn inspect(g: &GlobalOpts, images: &[String], format: Option<&str>) -> anyhow::R
             }
         }
         None => {
-            let mut buf = Vec::new();
-            let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-            let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-            serde::Serialize::serialize(&docs, &mut ser)?;
-            println!("{}", String::from_utf8_lossy(&buf));
+            println!("{}", super::render::pretty4(&docs));
         }
     }
     Ok(code)

@@ -333,7 +333,7 @@ fn inspect(root: &crate::state::StateRoot, a: InspectArgs) -> anyhow::Result<i32
         }
     }
     match a.format.as_deref() {
-        None | Some("") => println!("{}", pretty4(&found)),
+        None | Some("") => println!("{}", super::render::pretty4(&found)),
         Some(f) => {
             // (Unlike docker's inspect, berth's has always read `\t` and `\n` as a listing does.)
             let t = Template::parse(&render::format::unescape(f))?;
@@ -346,15 +346,6 @@ fn inspect(root: &crate::state::StateRoot, a: InspectArgs) -> anyhow::Result<i32
         eprintln!("Error: No such network: {m}");
     }
     Ok(if missing.is_empty() { 0 } else { 1 })
-}
-
-/// JSON indented by four spaces, as docker prints inspect output.
-fn pretty4<T: serde::Serialize>(v: &T) -> String {
-    let mut buf = Vec::new();
-    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-    serde::Serialize::serialize(v, &mut ser).expect("JSON values serialize");
-    String::from_utf8(buf).expect("JSON is UTF-8")
 }
 
 /// The row `docker network ls --format` sees.

@@ -23,3 +23,12 @@ pub mod units;
 pub use format::Format;
 pub use tabwriter::Style;
 pub use template::{Row, Template, TemplateError};
+
+/// JSON indented by four spaces, as docker prints `inspect` output.
+pub fn pretty4<T: serde::Serialize>(v: &T) -> String {
+    let mut buf = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+    serde::Serialize::serialize(v, &mut ser).expect("JSON values serialize");
+    String::from_utf8(buf).expect("JSON is UTF-8")
+}

@@ -535,18 +535,11 @@ mod tests {
         assert!(parse_time("2026-01-02", now).is_some());
     }
 
-    /// A follower must not lose the lines the writer appends to a file between the follower's
-    /// last read of it and the rotation (item 13 of the security issue): a writer that never
-    /// pauses, rotating every ~25 lines, and every line must arrive once, in order.
-    #[test]
-    fn follow_loses_no_line_across_rotations_at_full_speed() {
-        let tmp = tempfile::tempdir().unwrap();
-        let p = tmp.path().join("c-json.log");
-        let mut w = LogWriter::open(&p, Some(2000), 200).unwrap();
-        w.write("stdout", b"first\n").unwrap();
+    /// `logs -f` of `p` on a thread, until `stop` is set; the thread returns the lines read.
+    fn follow_in_background(p: &Path) -> (std::sync::Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<Vec<String>>) {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let s2 = stop.clone();
-        let p2 = p.clone();
+        let p2 = p.to_path_buf();
         let h = std::thread::spawn(move || {
             let mut got = Vec::new();
             read(
@@ -561,6 +554,19 @@ mod tests {
             .unwrap();
             got
         });
+        (stop, h)
+    }
+
+    /// A follower must not lose the lines the writer appends to a file between the follower's
+    /// last read of it and the rotation (item 13 of the security issue): a writer that never
+    /// pauses, rotating every ~25 lines, and every line must arrive once, in order.
+    #[test]
+    fn follow_loses_no_line_across_rotations_at_full_speed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("c-json.log");
+        let mut w = LogWriter::open(&p, Some(2000), 200).unwrap();
+        w.write("stdout", b"first\n").unwrap();
+        let (stop, h) = follow_in_background(&p);
         std::thread::sleep(Duration::from_millis(100));
         let n = 3000;
         for i in 0..n {
@@ -589,23 +595,7 @@ mod tests {
         let p = tmp.path().join("c-json.log");
         let mut w = LogWriter::open(&p, Some(300), 1).unwrap();
         w.write("stdout", b"first\n").unwrap();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let s2 = stop.clone();
-        let p2 = p.clone();
-        let h = std::thread::spawn(move || {
-            let mut got = Vec::new();
-            read(
-                &p2,
-                &ReadOptions { follow: true, ..Default::default() },
-                &|| !s2.load(std::sync::atomic::Ordering::SeqCst),
-                &mut |r, _| {
-                    got.push(r.log.clone());
-                    Ok(())
-                },
-            )
-            .unwrap();
-            got
-        });
+        let (stop, h) = follow_in_background(&p);
         std::thread::sleep(Duration::from_millis(100));
         for i in 0..12 {
             w.write("stdout", format!("n{i}\n").as_bytes()).unwrap();
@@ -673,23 +663,7 @@ mod tests {
         let p = tmp.path().join("c-json.log");
         let mut w = LogWriter::open(&p, Some(200), 2).unwrap();
         w.write("stdout", b"first\n").unwrap();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let s2 = stop.clone();
-        let p2 = p.clone();
-        let h = std::thread::spawn(move || {
-            let mut got = Vec::new();
-            read(
-                &p2,
-                &ReadOptions { follow: true, ..Default::default() },
-                &|| !s2.load(std::sync::atomic::Ordering::SeqCst),
-                &mut |r, _| {
-                    got.push(r.log.clone());
-                    Ok(())
-                },
-            )
-            .unwrap();
-            got
-        });
+        let (stop, h) = follow_in_background(&p);
         std::thread::sleep(Duration::from_millis(100));
         for i in 0..20 {
             w.write("stdout", format!("n{i}\n").as_bytes()).unwrap();

@@ -98,7 +98,9 @@ pub fn state_of(root: &StateRoot, id: &str) -> Result<ContainerState> {
     match read_json::<ContainerState>(&Paths::new(root, id).state()) {
         Ok(st) => {
             let st = st.unwrap_or_else(ContainerState::new).observed();
-            if dead_and_gone(&st) {
+            // Only while the record still names an attachment: once released (or reaped, which
+            // clears it), reading a dead container's state costs nothing more.
+            if st.network.is_some() && dead_and_gone(&st) {
                 release_dead_network(root, id);
             }
             Ok(st)
