@@ -157,12 +157,24 @@ impl V1Cgroup {
                     _ => continue,
                 }
             };
+            // Another container's removal deletes the `berth` parent when it empties, which can
+            // happen between our making it and making our cgroup in it: then make both again.
+            // Once our cgroup exists the parent is not empty, so it stays.
             let parent = mount.join(PARENT);
-            mkdir(&parent)?;
-            if *c == "cpuset" {
-                inherit_cpuset(mount, &parent)?;
+            let mut tries = 0;
+            loop {
+                let made = mkdir(&parent)
+                    .and_then(|()| if *c == "cpuset" { inherit_cpuset(mount, &parent) } else { Ok(()) })
+                    .and_then(|()| mkdir(&parent.join(&self.id)));
+                match made {
+                    Err(CgroupError::Fs(crate::util::fs::FsError::Io { source, .. }))
+                        if source.kind() == std::io::ErrorKind::NotFound && tries < 5 =>
+                    {
+                        tries += 1;
+                    }
+                    r => break r?,
+                }
             }
-            mkdir(&parent.join(&self.id))?;
         }
         let dir = |c: &str| self.dir_of(c).filter(|d| d.is_dir());
         if let Some(d) = dir("cpuset") {
